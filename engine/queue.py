@@ -1,0 +1,166 @@
+"""The seam around arq: job ids, enqueueing, removal and queue inspection.
+
+The rest of the code speaks of ticks; only this module knows arq's Redis keys.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
+from arq.jobs import serialize_job
+
+from storage.settings import Settings
+
+TICKS = "ticks"
+TICK_FUNCTION = "tick"
+# A job not started within a day of its time is dropped; the scheduler re-creates what is owed.
+EXPIRES_EXTRA_MS = 86_400_000
+
+# Same rule as arq's enqueue_job (no job, no result under that id), but one round trip per batch.
+_ENQUEUE_IF_ABSENT = """
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
+  return 0
+end
+redis.call('PSETEX', KEYS[1], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[4])
+return 1
+"""
+
+
+def queue_name(settings: Settings, queue: str = TICKS) -> str:
+    return f"{settings.redis_prefix}:queue:{queue}"
+
+
+def health_check_key(settings: Settings, queue: str = TICKS) -> str:
+    return f"{queue_name(settings, queue)}:health-check"
+
+
+@dataclass(frozen=True, slots=True)
+class TickRef:
+    """A tick as it sits in the queue."""
+
+    job_id: str
+    region_code: str
+    fire: datetime
+    manual: bool
+
+
+def tick_job_id(settings: Settings, region_code: str, fire: datetime, manual: bool = False) -> str:
+    stamp = int(fire.timestamp())
+    suffix = ":manual" if manual else ""
+    return f"{settings.redis_prefix}:tick:{region_code}:{stamp}{suffix}"
+
+
+def parse_tick_job_id(settings: Settings, job_id: str) -> TickRef | None:
+    head = f"{settings.redis_prefix}:tick:"
+    if not job_id.startswith(head):
+        return None
+    rest = job_id[len(head) :]
+    manual = rest.endswith(":manual")
+    if manual:
+        rest = rest[: -len(":manual")]
+    code, _, stamp = rest.rpartition(":")
+    if not code or not stamp.isdigit():
+        return None
+    return TickRef(job_id, code, datetime.fromtimestamp(int(stamp), UTC), manual)
+
+
+async def connect(settings: Settings, retries: int = 5) -> ArqRedis:
+    if settings.redis_url is None:
+        raise RuntimeError("REDIS_URL is not set and no embedded server was started")
+    redis_settings = RedisSettings.from_dsn(settings.redis_url)
+    redis_settings.conn_retries = retries
+    pool: ArqRedis = await create_pool(
+        redis_settings,
+        default_queue_name=queue_name(settings),
+        expires_extra_ms=EXPIRES_EXTRA_MS,
+    )
+    return pool
+
+
+@dataclass(frozen=True, slots=True)
+class TickRequest:
+    region_code: str
+    fire: datetime
+    manual: bool = False
+
+
+async def enqueue_ticks(redis: ArqRedis, settings: Settings, ticks: list[TickRequest]) -> int:
+    """Enqueue deferred tick jobs; an id that exists (queued, running or done) is left alone."""
+    if not ticks:
+        return 0
+    queue = queue_name(settings)
+    now_ms = int(time.time() * 1000)
+    script = redis.register_script(_ENQUEUE_IF_ABSENT)
+    added = 0
+    chunk = 2000
+    for start in range(0, len(ticks), chunk):
+        async with redis.pipeline(transaction=False) as pipe:
+            for tick in ticks[start : start + chunk]:
+                job_id = tick_job_id(settings, tick.region_code, tick.fire, tick.manual)
+                score = now_ms if tick.manual else int(tick.fire.timestamp() * 1000)
+                payload = serialize_job(
+                    TICK_FUNCTION,
+                    (tick.region_code, int(tick.fire.timestamp()), tick.manual),
+                    {},
+                    None,
+                    now_ms,
+                )
+                expires = max(score - now_ms, 0) + EXPIRES_EXTRA_MS
+                await script(
+                    keys=[job_key_prefix + job_id, result_key_prefix + job_id, queue],
+                    args=[payload, score, expires, job_id],
+                    client=pipe,
+                )
+            results = await pipe.execute()
+        added += sum(int(r) for r in results)
+    return added
+
+
+async def pending_ticks(redis: ArqRedis, settings: Settings) -> list[TickRef]:
+    """Every tick in the queue: deferred, ready, or running (arq removes a job when it ends)."""
+    ids = await redis.zrange(queue_name(settings), 0, -1)
+    refs = (parse_tick_job_id(settings, raw.decode()) for raw in ids)
+    return [ref for ref in refs if ref is not None]
+
+
+async def remove_jobs(redis: ArqRedis, settings: Settings, job_ids: list[str]) -> int:
+    """Take jobs out of the queue. A job a worker already runs finishes; the tick checks itself."""
+    if not job_ids:
+        return 0
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.zrem(queue_name(settings), *job_ids)
+        pipe.delete(*(job_key_prefix + job_id for job_id in job_ids))
+        removed, _ = await pipe.execute()
+    return int(removed)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    ready: int
+    deferred: int
+    running: int
+
+
+async def queue_depth(redis: ArqRedis, settings: Settings, queue: str = TICKS) -> QueueDepth:
+    name = queue_name(settings, queue)
+    now_ms = int(time.time() * 1000)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.zcount(name, "-inf", now_ms)
+        pipe.zcount(name, f"({now_ms}", "+inf")
+        due, deferred = await pipe.execute()
+    running = 0
+    pattern = f"{in_progress_key_prefix}{settings.redis_prefix}:*"
+    async for _ in redis.scan_iter(match=pattern, count=1000):
+        running += 1
+    return QueueDepth(ready=max(int(due) - running, 0), deferred=int(deferred), running=running)
+
+
+async def engine_health(redis: ArqRedis, settings: Settings) -> str | None:
+    """arq's health-check line of the tick workers, or None when no engine reported lately."""
+    raw = await redis.get(health_check_key(settings))
+    return raw.decode() if raw else None

@@ -1,0 +1,146 @@
+"""The engine process: worker + scheduler, SIGTERM-clean, and patient with dead dependencies."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from enum import StrEnum
+
+from arq.worker import Worker
+
+from engine import logs, queue
+from engine.runtime import Runtime
+from engine.scheduler import Scheduler
+from engine.worker import build_worker
+from storage.database import Database
+from storage.settings import Settings
+
+log = logs.get("engine")
+
+
+class Role(StrEnum):
+    ALL = "all"
+    WORKER = "worker"
+    SCHEDULER = "scheduler"
+
+
+async def connect(settings: Settings, stop: asyncio.Event) -> Runtime | None:
+    """Connect to Redis and Postgres, backing off while either is down."""
+    backoff = 0.5
+    while not stop.is_set():
+        rt: Runtime | None = None
+        try:
+            rt = await Runtime.connect(settings)
+            await rt.redis.ping()
+            await rt.db.ping()
+            return rt
+        except Exception as exc:
+            log.warning("engine.dependency_down", error=repr(exc), retry_in_s=backoff)
+            if rt is not None:
+                await rt.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=backoff)
+            backoff = min(backoff * 2, 30.0)
+    return None
+
+
+async def supervise_worker(rt: Runtime, stop: asyncio.Event) -> None:
+    """Run the arq worker; if Redis drops it, log, back off and start a fresh one."""
+    backoff = 0.5
+    while not stop.is_set():
+        worker = build_worker(rt)
+        main = asyncio.create_task(worker.main())
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait([main, stopper], return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            await _drain(worker, main, rt.settings.shutdown_grace_s)
+            with contextlib.suppress(Exception):
+                await rt.redis.delete(queue.health_check_key(rt.settings))
+            return
+        stopper.cancel()
+        error = main.exception() if not main.cancelled() else None
+        log.warning("engine.worker_stopped", error=repr(error), retry_in_s=backoff)
+        await _cancel_jobs(worker)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=backoff)
+        backoff = min(backoff * 2, 30.0)
+
+
+async def _drain(worker: Worker, main: asyncio.Task[None], grace_s: float) -> None:
+    """Stop taking work; let running jobs finish up to the grace period; cancel the rest."""
+    worker.allow_pick_jobs = False
+    running = [task for task in worker.tasks.values() if not task.done()]
+    log.info("engine.draining", running=len(running), grace_s=grace_s)
+    if running:
+        _, late = await asyncio.wait(running, timeout=grace_s)
+        if late:
+            # arq puts a cancelled job back in the queue; the ledger keeps its effect single.
+            log.warning("engine.grace_expired", cancelled=len(late))
+            await _cancel_jobs(worker)
+    main.cancel()
+    await asyncio.gather(main, return_exceptions=True)
+
+
+async def _cancel_jobs(worker: Worker) -> None:
+    tasks = [task for task in worker.tasks.values() if not task.done()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def run_engine(
+    settings: Settings, role: Role = Role.ALL, stop: asyncio.Event | None = None
+) -> int:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, _on_signal, stop, sig)
+    log.info(
+        "engine.start",
+        role=role.value,
+        concurrency=settings.concurrency,
+        prefix=settings.redis_prefix,
+    )
+    rt = await connect(settings, stop)
+    if rt is None:
+        return 0
+    tasks = []
+    if role in (Role.ALL, Role.SCHEDULER):
+        tasks.append(asyncio.create_task(Scheduler(rt).run(stop)))
+    if role in (Role.ALL, Role.WORKER):
+        tasks.append(asyncio.create_task(supervise_worker(rt, stop)))
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        await rt.close()
+        log.info("engine.stopped")
+    return 0
+
+
+def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
+    log.info("engine.signal", signal=sig.name)
+    stop.set()
+
+
+async def check(settings: Settings) -> tuple[bool, str]:
+    """For container health checks: an engine reported lately, and Postgres answers."""
+    try:
+        redis = await queue.connect(settings, retries=0)
+    except Exception as exc:
+        return False, f"redis unreachable: {exc!r}"
+    try:
+        health = await queue.engine_health(redis, settings)
+    finally:
+        await redis.aclose()
+    db = Database(settings)
+    try:
+        await db.ping()
+    except Exception as exc:
+        return False, f"postgres unreachable: {exc!r}"
+    finally:
+        await db.dispose()
+    if health is None:
+        return False, "no engine health report in the last few seconds"
+    return True, health

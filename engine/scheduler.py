@@ -1,0 +1,252 @@
+"""The region scheduler: reconciles the `region` table into deferred tick jobs.
+
+It runs on start, every REGION_REFRESH_INTERVAL_MS, and within a second of a region change
+(Postgres NOTIFY). Any number of replicas may run it: job ids are deterministic per fire time and
+the ledger's unique key settles the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from engine import logs, queue
+from engine.runtime import Runtime
+from storage.database import REGIONS_CHANNEL, listen
+from storage.models import CatchupPolicy, Region, RunStatus
+from storage.queries import regions, runs
+from storage.schedule import Schedule, ScheduleError, parse_schedule
+
+log = logs.get("engine.scheduler")
+MAX_CATCHUP_FIRES = 1000
+NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+@dataclass
+class Plan:
+    """What one reconcile does for one region."""
+
+    enqueue: list[datetime] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)
+    missed: list[datetime] = field(default_factory=list)
+
+
+def plan_region(
+    region: Region,
+    schedule: Schedule | None,
+    pending: list[queue.TickRef],
+    latest_run: datetime | None,
+    now: datetime,
+) -> Plan:
+    plan = Plan()
+    scheduled = [ref for ref in pending if not ref.manual]
+    if schedule is None or not region.active:
+        plan.remove = [ref.job_id for ref in scheduled]
+        return plan
+    valid: dict[datetime, str] = {}
+    for ref in scheduled:
+        if ref.fire < region.schedule_since or not schedule.is_fire_time(ref.fire):
+            plan.remove.append(ref.job_id)
+        else:
+            valid[ref.fire] = ref.job_id
+
+    next_fire = schedule.next_fire(now)
+    if next_fire not in valid:
+        plan.enqueue.append(next_fire)
+
+    window_start = now - timedelta(seconds=region.catchup_window_s)
+    anchor = max(region.schedule_since, latest_run or NEVER, window_start)
+    due = schedule.fires_between(anchor, now, limit=MAX_CATCHUP_FIRES)
+    if not due:
+        return plan
+    if region.catchup_policy == CatchupPolicy.RUN_ONCE:
+        # Every owed fire time coalesces into one run: the latest.
+        keep = due[-1]
+        owed_late = [fire for fire in due if fire != keep]
+        to_run = [keep]
+    else:
+        cutoff = now - timedelta(seconds=region.misfire_grace_s)
+        owed_late = [fire for fire in due if fire <= cutoff]
+        to_run = [fire for fire in due if fire > cutoff]
+    for fire in owed_late:
+        plan.missed.append(fire)
+        if fire in valid:
+            plan.remove.append(valid[fire])
+    plan.enqueue.extend(fire for fire in to_run if fire not in valid)
+    return plan
+
+
+@dataclass
+class ReconcileReport:
+    regions: int = 0
+    enqueued: int = 0
+    removed: int = 0
+    missed: int = 0
+    invalid: dict[str, str] = field(default_factory=dict)
+
+
+async def reconcile(
+    rt: Runtime, only: set[str] | None = None, now: datetime | None = None
+) -> ReconcileReport:
+    """Make the queue match the region table (all regions, or the codes in `only`)."""
+    now = now or datetime.now(UTC)
+    # Read the queue before the ledger: a tick that ends in between is then seen in the ledger.
+    pending: dict[str, list[queue.TickRef]] = defaultdict(list)
+    for ref in await queue.pending_ticks(rt.redis, rt.settings):
+        if only is None or ref.region_code in only:
+            pending[ref.region_code].append(ref)
+    async with rt.db.session() as session:
+        if only is None:
+            table = await regions.list_regions(session)
+        else:
+            found = [await regions.get_region(session, code) for code in sorted(only)]
+            table = [region for region in found if region is not None]
+        latest = await runs.latest_fire_per_region(session)
+
+    report = ReconcileReport(regions=len(table))
+    to_enqueue: list[queue.TickRequest] = []
+    to_remove: list[str] = []
+    missed: dict[str, list[datetime]] = {}
+    known = set()
+    for region in table:
+        known.add(region.code)
+        schedule: Schedule | None
+        try:
+            schedule = parse_schedule(region.cron, region.timezone)
+        except ScheduleError as exc:
+            schedule = None
+            report.invalid[region.code] = str(exc)
+            log.warning("region.invalid_cron", region=region.code, cron=region.cron, error=str(exc))
+        plan = plan_region(
+            region, schedule, pending.get(region.code, []), latest.get(region.code), now
+        )
+        to_enqueue.extend(queue.TickRequest(region.code, fire) for fire in plan.enqueue)
+        to_remove.extend(plan.remove)
+        if plan.missed:
+            missed[region.code] = plan.missed
+    # Ticks of regions that no longer exist.
+    for code, refs in pending.items():
+        if code not in known:
+            to_remove.extend(ref.job_id for ref in refs if not ref.manual)
+
+    report.removed = await queue.remove_jobs(rt.redis, rt.settings, to_remove)
+    async with rt.db.session() as session:
+        for code, fires in missed.items():
+            report.missed += await runs.record_final(
+                session,
+                kind=runs.TICK,
+                region_code=code,
+                fire_times=fires,
+                status=RunStatus.MISSED,
+                error="no engine ran at this fire time",
+            )
+    report.enqueued = await queue.enqueue_ticks(rt.redis, rt.settings, to_enqueue)
+    return report
+
+
+class Scheduler:
+    """The loop: full reconcile on start and on the interval; one region at a time on NOTIFY."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.interval_s = rt.settings.region_refresh_interval_ms / 1000
+        self.dirty: set[str] = set()
+        self.full = True
+        self.wake = asyncio.Event()
+        self.reconciled = asyncio.Event()  # set after each successful pass (tests and --check)
+
+    def notify(self, code: str) -> None:
+        self.dirty.add(code)
+        self.wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        listener = asyncio.create_task(self._listen(stop))
+        backoff = 0.5
+        try:
+            while not stop.is_set():
+                try:
+                    await self._pass()
+                    backoff = 0.5
+                except Exception as exc:
+                    log.warning("scheduler.reconcile_failed", error=repr(exc), retry_in_s=backoff)
+                    self.full = True
+                    await _sleep_unless(stop, backoff)
+                    backoff = min(backoff * 2, 30.0)
+                    continue
+                await self._wait(stop)
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+
+    async def _pass(self) -> None:
+        started = asyncio.get_running_loop().time()
+        if self.full:
+            self.full = False
+            self.dirty.clear()
+            report = await reconcile(self.rt)
+        elif self.dirty:
+            codes, self.dirty = self.dirty, set()
+            report = await reconcile(self.rt, only=codes)
+        else:
+            return
+        elapsed_ms = round((asyncio.get_running_loop().time() - started) * 1000)
+        log.info(
+            "scheduler.reconciled",
+            regions=report.regions,
+            enqueued=report.enqueued,
+            removed=report.removed,
+            missed=report.missed,
+            invalid=len(report.invalid),
+            duration_ms=elapsed_ms,
+        )
+        self.reconciled.set()
+
+    async def _wait(self, stop: asyncio.Event) -> None:
+        self.wake.clear()
+        if self.dirty:
+            return
+        waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
+        done, rest = await asyncio.wait(
+            waiters, timeout=self.interval_s, return_when=asyncio.FIRST_COMPLETED
+        )
+        for waiter in rest:
+            waiter.cancel()
+        if not done:
+            self.full = True
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                async with listen(self.rt.db.url, REGIONS_CHANNEL, self.notify) as lost:
+                    log.info("scheduler.listening", channel=REGIONS_CHANNEL)
+                    backoff = 0.5
+                    # Notifications may have been lost while we were not listening.
+                    self.full = True
+                    self.wake.set()
+                    await _first(stop.wait(), lost.wait())
+                    if lost.is_set():
+                        raise ConnectionError("LISTEN connection lost")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("scheduler.listen_failed", error=repr(exc), retry_in_s=backoff)
+                await _sleep_unless(stop, backoff)
+                backoff = min(backoff * 2, 30.0)
+
+
+async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    _, rest = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in rest:
+        task.cancel()
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)

@@ -1,0 +1,1 @@
+"""Postgres is the source of truth: settings, sessions, models, queries, embedded servers."""

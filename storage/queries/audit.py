@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import getpass
+import os
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import AuditEntry
+
+
+def current_actor() -> str:
+    """The OS user at the keyboard (over SSH too), as the audit log's `who`."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid:{os.getuid()}"
+
+
+def record(
+    session: AsyncSession,
+    *,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_id: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    session.add(
+        AuditEntry(
+            actor=actor,
+            action=action,
+            entity=entity,
+            entity_id=entity_id,
+            before=before,
+            after=after,
+        )
+    )
+
+
+async def recent(session: AsyncSession, limit: int = 200) -> list[AuditEntry]:
+    rows = await session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit))
+    return list(rows)

@@ -1,0 +1,157 @@
+"""Regions: reads for the scheduler and console, and audited edits."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import CatchupPolicy, OverlapPolicy, Region
+from storage.queries import audit
+from storage.schedule import parse_schedule
+
+SCHEDULE_FIELDS = ("cron", "timezone", "active")
+
+
+class RegionError(ValueError):
+    """An edit that cannot be made, with the reason."""
+
+
+class RegionInput(BaseModel):
+    """A region as typed by a person: validated before anything is written."""
+
+    code: str = Field(pattern=r"^[A-Z][A-Z0-9_]{1,63}$")
+    name: str = Field(min_length=1, max_length=200)
+    cron: str
+    timezone: str = "UTC"
+    active: bool = True
+    bbox: list[float] | None = None
+    overlap_policy: OverlapPolicy = OverlapPolicy.SKIP
+    catchup_policy: CatchupPolicy = CatchupPolicy.RUN_ONCE
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return parse_schedule(value).cron
+
+    @field_validator("bbox")
+    @classmethod
+    def _bbox(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and len(value) != 4:
+            raise ValueError("bbox is [min_lon, min_lat, max_lon, max_lat]")
+        return value
+
+
+def snapshot(region: Region) -> dict[str, Any]:
+    return {
+        "code": region.code,
+        "name": region.name,
+        "cron": region.cron,
+        "timezone": region.timezone,
+        "active": region.active,
+        "bbox": region.bbox,
+        "overlap_policy": region.overlap_policy,
+        "catchup_policy": region.catchup_policy,
+    }
+
+
+async def list_regions(session: AsyncSession, active_only: bool = False) -> list[Region]:
+    query = select(Region).order_by(Region.code)
+    if active_only:
+        query = query.where(Region.active.is_(True))
+    return list(await session.scalars(query))
+
+
+async def get_region(session: AsyncSession, code: str) -> Region | None:
+    return await session.get(Region, code)
+
+
+async def count_regions(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Region)) or 0)
+
+
+async def create_region(session: AsyncSession, data: RegionInput, *, actor: str) -> Region:
+    if await session.get(Region, data.code) is not None:
+        raise RegionError(f"region {data.code} already exists")
+    parse_schedule(data.cron, data.timezone)
+    region = Region(**data.model_dump(), schedule_since=datetime.now(UTC))
+    session.add(region)
+    await session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="create",
+        entity="region",
+        entity_id=region.code,
+        before=None,
+        after=snapshot(region),
+    )
+    await session.commit()
+    return region
+
+
+async def update_region(
+    session: AsyncSession, code: str, *, actor: str, action: str = "update", **changes: Any
+) -> Region:
+    """Change fields of a region; a schedule change or a resume starts the schedule anew."""
+    region = await session.get(Region, code, with_for_update=True)
+    if region is None:
+        raise RegionError(f"region {code} does not exist")
+    before = snapshot(region)
+    cron = changes.get("cron", region.cron)
+    timezone = changes.get("timezone", region.timezone)
+    changes["cron"] = parse_schedule(cron, timezone).cron
+    for key, value in changes.items():
+        if not hasattr(Region, key) or key in ("code", "created_at", "updated_at"):
+            raise RegionError(f"cannot change {key!r} of a region")
+        setattr(region, key, value)
+    after = snapshot(region)
+    if before == after:
+        await session.rollback()
+        return region
+    restarted = any(before[f] != after[f] for f in SCHEDULE_FIELDS) and region.active
+    if restarted:
+        region.schedule_since = datetime.now(UTC)
+    audit.record(
+        session,
+        actor=actor,
+        action=action,
+        entity="region",
+        entity_id=code,
+        before=before,
+        after=after,
+    )
+    await session.commit()
+    return region
+
+
+async def delete_region(session: AsyncSession, code: str, *, actor: str) -> None:
+    region = await session.get(Region, code)
+    if region is None:
+        raise RegionError(f"region {code} does not exist")
+    audit.record(
+        session,
+        actor=actor,
+        action="delete",
+        entity="region",
+        entity_id=code,
+        before=snapshot(region),
+        after=None,
+    )
+    await session.execute(delete(Region).where(Region.code == code))
+    await session.commit()
+
+
+async def upsert_seed_regions(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
+    """Insert regions that do not exist yet; leave existing ones as people edited them."""
+    if not rows:
+        return 0
+    stmt = insert(Region).values(rows).on_conflict_do_nothing(index_elements=[Region.code])
+    result = await session.execute(stmt.returning(Region.code))
+    inserted = len(result.all())
+    await session.commit()
+    return inserted
