@@ -1,0 +1,101 @@
+"""`creatordeck demo`: the whole product on one machine, in one command.
+
+Embedded Postgres and Redis (when no URLs are set), migrations, demo data, the background
+processes below, then the console in the foreground. Quitting the console stops everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+import migrations
+from console.environment import resolve
+from console.seeding import run_seed
+from storage.embedded import data_dir
+from storage.settings import Settings
+
+STOP_TIMEOUT_S = 30
+
+
+@dataclass(frozen=True)
+class Background:
+    name: str
+    args: tuple[str, ...]  # after `creatordeck`
+
+
+# The processes the demo runs behind the console (each logs to DATA_DIR/logs/NAME.log).
+BACKGROUND: list[Background] = [
+    Background("engine", ("engine",)),
+]
+
+
+def _step(message: str) -> None:
+    click.echo(f"• {message}", err=True)
+
+
+def _child_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env["DATABASE_URL"] = settings.database_url or ""
+    env["REDIS_URL"] = settings.redis_url or ""
+    env["REDIS_PREFIX"] = settings.redis_prefix
+    return env
+
+
+def start_background(settings: Settings, logs_dir: Path) -> list[subprocess.Popen[bytes]]:
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    children = []
+    for proc in BACKGROUND:
+        _step(f"starting {proc.name} (log: {logs_dir / (proc.name + '.log')})")
+        log_file = (logs_dir / f"{proc.name}.log").open("ab")
+        children.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "console.cli", *proc.args],
+                env=_child_env(settings),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
+    return children
+
+
+def stop_background(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    for child in children:
+        try:
+            child.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def run_demo() -> int:
+    _step("starting Postgres and Redis (embedded when DATABASE_URL / REDIS_URL are unset)")
+    settings = resolve()
+    folder = data_dir(settings.data_dir)
+    _step("migrating the database")
+    migrations.upgrade(settings.database_url or "")
+    _step("seeding demo data")
+    asyncio.run(run_seed(settings, demo=True))
+    children = start_background(settings, folder / "logs")
+    try:
+        from console.app import CreatordeckApp
+
+        CreatordeckApp(settings).run()
+    finally:
+        _step("stopping background processes")
+        stop_background(children)
+    _step("stopped")
+    return 0
