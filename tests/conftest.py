@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -58,13 +59,30 @@ async def _admin(url: str, sql: str) -> None:
         await conn.close()
 
 
+def _outside_loop(fn: Callable[[], object]) -> None:
+    """Run blocking setup (asyncio.run inside) in a thread: pytest's event loop may be running."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            fn()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
 @pytest.fixture(scope="session")
 def test_settings(server_urls: tuple[str, str]) -> Iterator[Settings]:
     admin_url, redis_url = server_urls
     name = f"creatordeck_test_{RUN_ID}"
-    asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
+    _outside_loop(lambda: asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"')))
     url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    migrations.upgrade(url)
+    _outside_loop(lambda: migrations.upgrade(url))
     settings = Settings(
         database_url=url,
         redis_url=redis_url,
@@ -77,7 +95,9 @@ def test_settings(server_urls: tuple[str, str]) -> Iterator[Settings]:
     try:
         yield settings
     finally:
-        asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _outside_loop(
+            lambda: asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        )
 
 
 @pytest.fixture(scope="session")
@@ -108,19 +128,12 @@ async def _delete_prefix(client: Redis, prefix: str) -> None:
 
 
 @pytest.fixture(autouse=True)
-async def clean_state(
-    request: pytest.FixtureRequest, test_settings: Settings
-) -> AsyncIterator[None]:
+async def clean_state(test_settings: Settings, db: Database, redis: Redis) -> AsyncIterator[None]:
     """Every test starts with empty tables and no keys under the run's prefix."""
-    if "no_clean" in request.keywords:
-        yield
-        return
-    database = request.getfixturevalue("db")
-    client = request.getfixturevalue("redis")
     tables = ", ".join(f'"{t.name}"' for t in reversed(Base.metadata.sorted_tables))
-    async with database.engine.begin() as conn:
+    async with db.engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    await _delete_prefix(client, test_settings.redis_prefix)
+    await _delete_prefix(redis, test_settings.redis_prefix)
     yield
 
 

@@ -1,0 +1,49 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from storage.schedule import ScheduleError, parse_schedule
+
+
+@pytest.mark.parametrize(
+    ("cron", "message"),
+    [
+        ("* * *", "cron needs 5 fields"),
+        ("* * * * * *", "got 6"),
+        ("61 * * * *", "invalid minute field '61'"),
+        ("0 25 * * *", "invalid hour field '25'"),
+        ("0 0 32 * *", "invalid day of month field '32'"),
+        ("0 0 * 13 *", "invalid month field '13'"),
+        ("0 0 * * 8", "invalid day of week field '8'"),
+        ("0 0 31 2 *", "never fires"),
+        ("", "got 0"),
+    ],
+)
+def test_invalid_cron_says_what_is_wrong(cron: str, message: str) -> None:
+    with pytest.raises(ScheduleError, match=message):
+        parse_schedule(cron)
+
+
+def test_unknown_timezone_is_refused() -> None:
+    with pytest.raises(ScheduleError, match="unknown timezone 'Mars/Olympus'"):
+        parse_schedule("0 3 * * *", "Mars/Olympus")
+
+
+def test_whitespace_is_normalised() -> None:
+    assert parse_schedule("  0   3 * *  * ").cron == "0 3 * * *"
+
+
+def test_fire_times_follow_the_region_timezone_across_dst() -> None:
+    schedule = parse_schedule("0 3 * * *", "America/Detroit")
+    # 2026-11-01 is the end of daylight saving time in the US: 03:00 local moves from 07:00Z to 08:00Z.
+    fires = schedule.next_fires(datetime(2026, 10, 31, 12, tzinfo=UTC), 2)
+    assert fires == [datetime(2026, 11, 1, 8, tzinfo=UTC), datetime(2026, 11, 2, 8, tzinfo=UTC)]
+    assert all(schedule.is_fire_time(fire) for fire in fires)
+    assert not schedule.is_fire_time(datetime(2026, 11, 1, 7, tzinfo=UTC))
+
+
+def test_fires_between_keeps_the_latest_when_capped() -> None:
+    schedule = parse_schedule("0 * * * *")
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    fires = schedule.fires_between(start, datetime(2026, 1, 1, 10, tzinfo=UTC), limit=3)
+    assert [f.hour for f in fires] == [8, 9, 10]
