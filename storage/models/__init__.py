@@ -2,15 +2,35 @@
 
 from storage.models.audit import AuditEntry
 from storage.models.base import Base
+from storage.models.publishing import (
+    AttemptOutcome,
+    Connection,
+    ConnectionStatus,
+    Platform,
+    Post,
+    PostStatus,
+    Publication,
+    PublicationAttempt,
+    PublicationStatus,
+)
 from storage.models.regions import CatchupPolicy, OverlapPolicy, Region
 from storage.models.runs import JobRun, RunStatus
 
 __all__ = [
+    "AttemptOutcome",
     "AuditEntry",
     "Base",
     "CatchupPolicy",
+    "Connection",
+    "ConnectionStatus",
     "JobRun",
     "OverlapPolicy",
+    "Platform",
+    "Post",
+    "PostStatus",
+    "Publication",
+    "PublicationAttempt",
+    "PublicationStatus",
     "Region",
     "RunStatus",
 ]
