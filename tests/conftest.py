@@ -130,9 +130,16 @@ async def _delete_prefix(client: Redis, prefix: str) -> None:
 @pytest.fixture(autouse=True)
 async def clean_state(test_settings: Settings, db: Database, redis: Redis) -> AsyncIterator[None]:
     """Every test starts with empty tables and no keys under the run's prefix."""
-    tables = ", ".join(f'"{t.name}"' for t in reversed(Base.metadata.sorted_tables))
     async with db.engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        existing = set(
+            (await conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")))
+            .scalars()
+            .all()
+        )
+        names = [t.name for t in Base.metadata.sorted_tables if t.name in existing]
+        if names:
+            tables = ", ".join(f'"{name}"' for name in names)
+            await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     await _delete_prefix(redis, test_settings.redis_prefix)
     yield
 

@@ -130,7 +130,7 @@ async def latest_fire_per_region(session: AsyncSession, kind: str = TICK) -> dic
         .where(JobRun.kind == kind, JobRun.manual.is_(False))
         .group_by(JobRun.region_code)
     )
-    return {code: when for code, when in rows.tuples() if code is not None}
+    return {code: when for code, when in rows if code is not None}
 
 
 async def last_run_per_region(session: AsyncSession, kind: str = TICK) -> dict[str, JobRun]:
