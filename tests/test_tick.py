@@ -1,0 +1,131 @@
+"""The region tick: ledger rows, overlap policies, stale jobs and takeovers after a dead worker."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from arq.worker import Retry
+
+from engine import queue
+from engine.jobs import tick as tick_module
+from engine.jobs.tick import run_tick
+from engine.locks import OwnedLock
+from storage.database import Database
+from storage.models import Region
+from storage.queries import regions, runs
+from storage.redis import key
+from storage.settings import Settings
+from tests.engine_support import add_region, eventually, ledger, running_worker, runtime
+
+MINUTE = datetime.now(UTC).replace(second=0, microsecond=0)
+
+
+async def minutely(db: Database, code: str = "TICKER", **fields: object) -> Region:
+    return await add_region(
+        db, code, "* * * * *", schedule_since=MINUTE - timedelta(minutes=10), **fields
+    )
+
+
+async def test_a_tick_writes_its_ledger_row_and_enqueues_its_successor(
+    test_settings: Settings, db: Database
+) -> None:
+    await minutely(db)
+    async with runtime(test_settings, "worker-1") as rt:
+        outcome = await run_tick(rt, "TICKER", MINUTE, "job-1", manual=False)
+        successors = [r.fire for r in await queue.pending_ticks(rt.redis, test_settings)]
+    [row] = await ledger(db, "TICKER")
+    assert outcome == "ok"
+    assert (row["status"], row["attempt"], row["worker"], row["job_id"]) == ("ok", 1, "worker-1", "job-1")
+    assert row["started_at"] >= MINUTE and row["finished_at"] >= row["started_at"]
+    assert row["lag_ms"] >= 0 and row["duration_ms"] >= 0
+    assert successors == [MINUTE + timedelta(minutes=1)]
+
+
+async def test_overlap_skip_records_a_skipped_run(test_settings: Settings, db: Database) -> None:
+    await minutely(db)
+    async with runtime(test_settings) as rt:
+        held = OwnedLock(rt.redis, key(test_settings, "tick-running", "TICKER"), "earlier-job", 60_000)
+        assert await held.acquire()
+        outcome = await run_tick(rt, "TICKER", MINUTE, "job-2", manual=False)
+    [row] = await ledger(db, "TICKER")
+    assert outcome == "skipped"
+    assert row["status"] == "skipped"
+    assert row["error"] == "previous tick still running (earlier-job)"
+
+
+async def test_overlap_buffer_keeps_one_waiting_and_skips_the_rest(
+    test_settings: Settings, db: Database
+) -> None:
+    await minutely(db, overlap_policy="buffer")
+    previous = MINUTE - timedelta(minutes=1)
+    async with runtime(test_settings) as rt:
+        held = OwnedLock(rt.redis, key(test_settings, "tick-running", "TICKER"), "earlier-job", 60_000)
+        assert await held.acquire()
+        with pytest.raises(Retry):
+            await run_tick(rt, "TICKER", previous, "job-buffered", manual=False)
+        assert await run_tick(rt, "TICKER", MINUTE, "job-extra", manual=False) == "skipped"
+        await held.release()
+        assert await run_tick(rt, "TICKER", previous, "job-buffered", manual=False) == "ok"
+    rows = await ledger(db, "TICKER")
+    assert [(r["scheduled_for"], r["status"]) for r in rows] == [(previous, "ok"), (MINUTE, "skipped")]
+
+
+async def test_a_job_for_an_old_schedule_does_nothing(test_settings: Settings, db: Database) -> None:
+    await minutely(db)
+    async with db.session() as session:
+        await regions.update_region(session, "TICKER", actor="test", cron="0 0 1 1 *")
+    async with runtime(test_settings) as rt:
+        assert await run_tick(rt, "TICKER", MINUTE, "job-old", manual=False) == "stale"
+        async with db.session() as session:
+            await regions.update_region(session, "TICKER", actor="test", active=False)
+        assert await run_tick(rt, "TICKER", MINUTE, "job-old", manual=False) == "paused"
+        assert await run_tick(rt, "NOWHERE", MINUTE, "job-gone", manual=False) == "gone"
+    assert await ledger(db) == []
+
+
+async def test_a_run_left_running_by_a_dead_worker_is_taken_over_once(
+    test_settings: Settings, db: Database
+) -> None:
+    await minutely(db)
+    async with db.session() as session:
+        claim = await runs.claim(session, kind="tick", region_code="TICKER", scheduled_for=MINUTE,
+                                 job_id="job-3", worker="dead-worker")
+    assert claim is not None and claim.attempt == 1
+    async with runtime(test_settings, "live-worker") as rt:
+        assert await run_tick(rt, "TICKER", MINUTE, "job-3", manual=False) == "ok"
+        # arq may deliver the same job once more: the ledger answers that it is done.
+        assert await run_tick(rt, "TICKER", MINUTE, "job-3", manual=False) == "already-done"
+    [row] = await ledger(db, "TICKER")
+    assert (row["status"], row["attempt"], row["worker"]) == ("ok", 2, "live-worker")
+
+
+async def test_a_failing_tick_is_recorded_with_its_error(
+    test_settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await minutely(db)
+
+    async def broken(*_args: object) -> dict[str, object]:
+        raise ValueError("platform returned nonsense")
+
+    monkeypatch.setattr(tick_module, "refresh_region", broken)  # fault injection
+    async with runtime(test_settings) as rt:
+        assert await run_tick(rt, "TICKER", MINUTE, "job-4", manual=False) == "failed"
+    [row] = await ledger(db, "TICKER")
+    assert row["status"] == "failed"
+    assert row["error"] == "ValueError('platform returned nonsense')"
+
+
+async def test_run_now_goes_through_the_queue_even_when_paused(
+    test_settings: Settings, db: Database
+) -> None:
+    await minutely(db, active=False)
+    now = datetime.now(UTC).replace(microsecond=0)
+    async with runtime(test_settings) as rt:
+        await queue.enqueue_ticks(rt.redis, test_settings, [queue.TickRequest("TICKER", now, True)])
+        async with running_worker(rt):
+            async def done() -> bool:
+                return any(r["status"] == "ok" for r in await ledger(db, "TICKER"))
+            await eventually(done)
+    [row] = await ledger(db, "TICKER")
+    assert row["manual"] is True and row["scheduled_for"] == now
