@@ -87,5 +87,38 @@ def demo() -> None:
     sys.exit(run_demo())
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="loopback by default")
+@click.option("--port", default=8765, show_default=True, type=int)
+@click.option("--error-rate", default=0.0, show_default=True, help="share of requests → 503")
+@click.option("--latency-ms", default=0.0, show_default=True, help="added to every request")
+@click.option("--timeout-rate", default=0.0, show_default=True, help="share of requests that hang")
+@click.option("--hang-s", default=30.0, show_default=True, help="how long a hanging request hangs")
+@click.option("--gone-rate", default=0.0, show_default=True, help="share of accounts → 404")
+@click.option("--gone-id", multiple=True, help="an account id answered 404 (repeatable)")
+@click.option("--revoked-token", multiple=True, help="a token answered 401 (repeatable)")
+@click.option("--rate-limit", default=0, show_default=True, help="requests per window per token")
+@click.option("--rate-window-s", default=1.0, show_default=True)
+@click.option("--max-batch", default=100, show_default=True, help="ids per batch call")
+@click.option("--slot-s", default=60, show_default=True, help="stats change once per slot")
+@click.option("--seed", default=0, show_default=True)
+def mockstagram(host: str, port: int, **faults: object) -> None:
+    """Serve the mock platform API (deterministic growth, ETag, rate limits, fault injection)."""
+    from pydantic import ValidationError
+
+    from engine.platforms.mockstagram.config import MockConfig
+    from engine.platforms.mockstagram.server import serve
+
+    values = dict(faults)
+    values["gone_ids"] = list(values.pop("gone_id"))  # type: ignore[call-overload]
+    values["revoked_tokens"] = list(values.pop("revoked_token"))  # type: ignore[call-overload]
+    try:
+        config = MockConfig.model_validate(values)
+    except ValidationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"mockstagram on http://{host}:{port}", err=True)
+    serve(config, host, port)
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,13 @@
+"""Mockstagram: a loopback platform API for the demo, the tests and the benchmarks.
+
+`app.create_app(MockConfig(...))` builds the ASGI app; `creatordeck mockstagram` serves it.
+API (all JSON; `Authorization: Bearer <token>` names the token for rate limits and 401s):
+
+- `GET  /v1/users/{id}`: one account's public stats; `ETag`, `If-None-Match` → 304.
+- `POST /v1/users/batch` `{"ids": [...], "etags": {id: etag}}` (at most `max_batch` ids):
+  `{"data": [changed accounts], "not_modified": [ids], "errors": [{"id", "status", "message"}]}`.
+- `GET  /health`; `GET /admin/stats` (request counters); `GET|PUT /admin/faults` (read or
+  change fault injection while running); `POST /admin/accounts/{id}/gone|restore`.
+
+Stats grow deterministically per account (`growth.stats_at`), changing once per `slot_s`.
+"""
