@@ -2,6 +2,14 @@
 
 from storage.models.audit import AuditEntry
 from storage.models.base import Base
+from storage.models.creators import (
+    Creator,
+    CreatorStatus,
+    FetchBatch,
+    FollowerSample,
+    TrackedPlatform,
+)
+from storage.models.dead_letters import DeadLetter, DeadLetterStatus
 from storage.models.publishing import (
     AttemptOutcome,
     Connection,
@@ -23,6 +31,12 @@ __all__ = [
     "CatchupPolicy",
     "Connection",
     "ConnectionStatus",
+    "Creator",
+    "CreatorStatus",
+    "DeadLetter",
+    "DeadLetterStatus",
+    "FetchBatch",
+    "FollowerSample",
     "JobRun",
     "OverlapPolicy",
     "Platform",
@@ -33,4 +47,5 @@ __all__ = [
     "PublicationStatus",
     "Region",
     "RunStatus",
+    "TrackedPlatform",
 ]

@@ -1,0 +1,511 @@
+"""Creators: import, the fetch pipeline's batched reads and writes, and the console's reads.
+
+The fetch path (`load_for_fetch`, `write_fetch_results`) speaks to asyncpg directly with one
+array-parameter statement per step, so a batch of any size costs the same few round trips.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+from pydantic import BaseModel, Field, field_validator
+from sqlalchemy import func, literal, select, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import (
+    Creator,
+    CreatorStatus,
+    FetchBatch,
+    FollowerSample,
+    JobRun,
+    Region,
+    TrackedPlatform,
+)
+from storage.queries import audit
+
+_PHONE = re.compile(r"^\+?[\d\s().-]{7,}$")
+_EMAIL = re.compile(r"[^@\s/]+@[^@\s/]+\.[^@\s/]+")
+
+
+class CreatorInput(BaseModel):
+    """A creator as given in an import file or typed in the console."""
+
+    platform: TrackedPlatform
+    external_id: str = Field(min_length=1, max_length=200, pattern=r"^\S+$")
+    handle: str = Field(min_length=1, max_length=200)
+    display_name: str | None = Field(default=None, max_length=300)
+    region_code: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9_]{1,63}$")
+    contact_url: str | None = Field(default=None, max_length=500)
+    status: CreatorStatus = CreatorStatus.ACTIVE
+
+    @field_validator("handle")
+    @classmethod
+    def _handle(cls, value: str) -> str:
+        return value.strip().lstrip("@")
+
+    @field_validator("display_name", "region_code", "contact_url", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("contact_url")
+    @classmethod
+    def _link_only(cls, value: str | None) -> str | None:
+        """A link to a page, never an email address or a phone number (we store no PII)."""
+        if value is None:
+            return None
+        text = value.strip()
+        if _PHONE.match(text):
+            raise ValueError("contact_url must be a link (http/https), not a phone number")
+        parts = urlsplit(text)
+        if parts.scheme.lower() in ("mailto", "tel", "sms") or (
+            not parts.scheme and _EMAIL.fullmatch(text)
+        ):
+            raise ValueError("contact_url must be a link (http/https), not an email or phone")
+        if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+            raise ValueError("contact_url must be an http(s) link, e.g. https://linktr.ee/name")
+        if "@" in parts.netloc:
+            raise ValueError("contact_url must not carry credentials or an email address")
+        return text
+
+
+async def upsert_creators(session: AsyncSession, rows: Sequence[CreatorInput]) -> int:
+    """Insert new creators, update known ones (same platform + external id). Commits."""
+    if not rows:
+        return 0
+    values = [row.model_dump(mode="json") for row in rows]
+    stmt = insert(Creator).values(values)
+    stmt = stmt.on_conflict_do_update(
+        constraint="uq_creator_platform_external",
+        set_={
+            "handle": stmt.excluded.handle,
+            "display_name": stmt.excluded.display_name,
+            "region_code": stmt.excluded.region_code,
+            "contact_url": stmt.excluded.contact_url,
+            "updated_at": func.now(),
+        },
+    )
+    result = await session.execute(stmt.returning(Creator.id))
+    written = len(result.all())
+    await session.commit()
+    return written
+
+
+# --- the fetch pipeline -----------------------------------------------------------------------
+
+
+async def _driver(session: AsyncSession) -> asyncpg.Connection:
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+    return driver
+
+
+async def due_creators(
+    session: AsyncSession, region_code: str, slot: datetime
+) -> list[tuple[int, str]]:
+    """(id, platform) of the region's active creators not yet checked in this slot."""
+    driver = await _driver(session)
+    rows = await driver.fetch(
+        "SELECT id, platform FROM creator WHERE region_code = $1 AND status = 'active' "
+        "AND (last_slot_at IS NULL OR last_slot_at < $2) ORDER BY platform, id",
+        region_code,
+        slot,
+    )
+    return [(int(r[0]), str(r[1])) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchTarget:
+    creator_id: int
+    platform: str
+    external_id: str
+    etag: str | None
+    last_modified: str | None
+
+
+async def load_for_fetch(
+    session: AsyncSession, ids: Sequence[int], slot: datetime
+) -> list[FetchTarget]:
+    """The creators of a fetch job still owed in this slot (a re-run skips what was written)."""
+    driver = await _driver(session)
+    rows = await driver.fetch(
+        "SELECT id, platform, external_id, etag, last_modified FROM creator "
+        "WHERE id = ANY($1::bigint[]) AND status = 'active' "
+        "AND (last_slot_at IS NULL OR last_slot_at < $2) ORDER BY id",
+        list(ids),
+        slot,
+    )
+    return [FetchTarget(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class SampleRow:
+    creator_id: int
+    followers: int | None
+    following: int | None
+    posts: int | None
+    views: int | None
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    creator_id: int
+    status: CreatorStatus
+    error: str
+
+
+@dataclass
+class WriteReport:
+    samples_written: int = 0
+    creators_updated: int = 0
+    not_modified: int = 0
+    status_changed: int = 0
+
+
+_INSERT_SAMPLES = """
+INSERT INTO follower_sample (creator_id, observed_at, followers, following, posts, views)
+SELECT u.id, $2, u.followers, u.following, u.posts, u.views
+FROM unnest($1::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
+     AS u(id, followers, following, posts, views)
+ON CONFLICT DO NOTHING
+"""
+
+_UPDATE_FETCHED = """
+UPDATE creator AS c
+SET followers = u.followers, following = u.following, posts = u.posts, views = u.views,
+    etag = u.etag, last_modified = u.last_modified, last_fetched_at = $2, last_slot_at = $3,
+    last_error = NULL
+FROM unnest($1::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
+            $8::text[], $9::text[]) AS u(id, followers, following, posts, views, etag,
+                                         last_modified)
+WHERE c.id = u.id
+"""
+
+_UPDATE_NOT_MODIFIED = """
+UPDATE creator SET last_fetched_at = $2, last_slot_at = $3, last_error = NULL
+WHERE id = ANY($1::bigint[])
+"""
+
+_UPDATE_STATUS = """
+UPDATE creator AS c SET status = u.status, last_error = u.error, updated_at = $2
+FROM unnest($1::bigint[], $3::text[], $4::text[]) AS u(id, status, error)
+WHERE c.id = u.id
+"""
+
+
+async def write_fetch_results(
+    session: AsyncSession,
+    *,
+    slot: datetime,
+    fetched_at: datetime,
+    samples: Sequence[SampleRow],
+    not_modified: Sequence[int],
+    status_changes: Sequence[StatusChange] = (),
+) -> WriteReport:
+    """One transaction for a batch: samples (idempotent per slot), latest stats, statuses.
+
+    A 304 writes no sample: only the creator's check time moves (in the same statement kind
+    for the whole batch). Commits.
+    """
+    driver = await _driver(session)
+    report = WriteReport(not_modified=len(not_modified), status_changed=len(status_changes))
+    if samples:
+        ids = [s.creator_id for s in samples]
+        status = await driver.execute(
+            _INSERT_SAMPLES,
+            ids,
+            slot,
+            [s.followers for s in samples],
+            [s.following for s in samples],
+            [s.posts for s in samples],
+            [s.views for s in samples],
+        )
+        report.samples_written = int(status.rsplit(" ", 1)[-1])
+        status = await driver.execute(
+            _UPDATE_FETCHED,
+            ids,
+            fetched_at,
+            slot,
+            [s.followers for s in samples],
+            [s.following for s in samples],
+            [s.posts for s in samples],
+            [s.views for s in samples],
+            [s.etag for s in samples],
+            [s.last_modified for s in samples],
+        )
+        report.creators_updated = int(status.rsplit(" ", 1)[-1])
+    if not_modified:
+        await driver.execute(_UPDATE_NOT_MODIFIED, list(not_modified), fetched_at, slot)
+    if status_changes:
+        await driver.execute(
+            _UPDATE_STATUS,
+            [c.creator_id for c in status_changes],
+            fetched_at,
+            [c.status.value for c in status_changes],
+            [c.error[:2000] for c in status_changes],
+        )
+    await session.commit()
+    return report
+
+
+async def record_fetch_errors(session: AsyncSession, errors: dict[int, str]) -> None:
+    """Note a transient error on creators (status unchanged). Commits."""
+    if not errors:
+        return
+    driver = await _driver(session)
+    await driver.execute(
+        "UPDATE creator AS c SET last_error = u.error FROM unnest($1::bigint[], $2::text[]) "
+        "AS u(id, error) WHERE c.id = u.id",
+        list(errors),
+        [e[:2000] for e in errors.values()],
+    )
+    await session.commit()
+
+
+# --- fetch batches and the tick's ledger counts -----------------------------------------------
+
+
+async def record_batch(
+    session: AsyncSession,
+    *,
+    run_id: int,
+    batch_no: int,
+    platform: str,
+    size: int,
+    status: str,
+    counts: dict[str, int],
+    error: str | None = None,
+) -> None:
+    """Upsert one fetch job's outcome; a re-run replaces its row (so counts never double)."""
+    stmt = insert(FetchBatch).values(
+        run_id=run_id,
+        batch_no=batch_no,
+        platform=platform,
+        size=size,
+        status=status,
+        counts=counts,
+        error=error,
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[FetchBatch.run_id, FetchBatch.batch_no],
+        set_={
+            "status": stmt.excluded.status,
+            "counts": stmt.excluded.counts,
+            "error": stmt.excluded.error,
+            "attempts": FetchBatch.attempts + 1,
+            "finished_at": func.now(),
+        },
+    )
+    await session.execute(stmt)
+    await session.commit()
+
+
+@dataclass
+class BatchTotals:
+    batches: int = 0
+    done: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+async def batch_totals(session: AsyncSession, run_id: int) -> BatchTotals:
+    rows = await session.execute(
+        select(FetchBatch.status, FetchBatch.counts, FetchBatch.error).where(
+            FetchBatch.run_id == run_id
+        )
+    )
+    totals = BatchTotals()
+    for status, counts, error in rows.tuples():
+        totals.batches += 1
+        if status == "done":
+            totals.done += 1
+        for name, value in (counts or {}).items():
+            if isinstance(value, int):
+                totals.counts[name] = totals.counts.get(name, 0) + value
+        if error and len(totals.errors) < 5 and error not in totals.errors:
+            totals.errors.append(error)
+    return totals
+
+
+async def merge_run_counts(session: AsyncSession, run_id: int, counts: dict[str, Any]) -> None:
+    """Merge `counts` into a ledger row's counts (keys given replace those present). Commits."""
+    await session.execute(
+        update(JobRun)
+        .where(JobRun.id == run_id)
+        .values(counts=JobRun.counts.op("||")(literal(counts, type_=JSONB)))
+    )
+    await session.commit()
+
+
+# --- the console's reads and edits ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CreatorRow:
+    id: int
+    platform: str
+    handle: str
+    display_name: str | None
+    region_code: str | None
+    status: str
+    followers: int | None
+    change_24h: int | None
+    change_7d: int | None
+    growth_7d_pct: float | None
+    last_fetched_at: datetime | None
+    last_error: str | None
+    spark: list[int]
+
+
+_LIST = """
+SELECT c.id, c.platform, c.handle, c.display_name, c.region_code, c.status, c.followers,
+       c.last_fetched_at, c.last_error,
+       (SELECT s.followers FROM follower_sample s WHERE s.creator_id = c.id
+          AND s.observed_at <= $1 - interval '24 hours' ORDER BY s.observed_at DESC LIMIT 1),
+       (SELECT s.followers FROM follower_sample s WHERE s.creator_id = c.id
+          AND s.observed_at <= $1 - interval '7 days' ORDER BY s.observed_at DESC LIMIT 1),
+       (SELECT s.followers FROM follower_sample s WHERE s.creator_id = c.id
+          ORDER BY s.observed_at ASC LIMIT 1),
+       ARRAY(SELECT t.followers FROM (SELECT s.followers, s.observed_at FROM follower_sample s
+              WHERE s.creator_id = c.id AND s.observed_at > $1 - interval '7 days'
+              ORDER BY s.observed_at DESC LIMIT 30) t ORDER BY t.observed_at)
+FROM creator c
+WHERE ($2::text IS NULL OR c.region_code = $2)
+  AND ($3::text IS NULL OR c.platform = $3)
+  AND ($4::text IS NULL OR c.status = $4)
+  AND ($5::text IS NULL OR c.handle ILIKE '%' || $5 || '%'
+       OR c.display_name ILIKE '%' || $5 || '%')
+ORDER BY c.followers DESC NULLS LAST, c.id
+LIMIT $6
+"""
+
+
+def _change(now: int | None, then: int | None) -> int | None:
+    return None if now is None or then is None else now - then
+
+
+async def list_creators(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    region_code: str | None = None,
+    platform: str | None = None,
+    status: str | None = None,
+    search: str | None = None,
+    limit: int = 500,
+) -> list[CreatorRow]:
+    """Creators with their latest followers, 24 h / 7 d change, growth and a sparkline."""
+    driver = await _driver(session)
+    rows = await driver.fetch(_LIST, now, region_code, platform, status, search or None, limit)
+    result = []
+    for r in rows:
+        followers, day_ago, week_ago, first = r[6], r[9], r[10], r[11]
+        base = week_ago if week_ago is not None else first
+        growth = (
+            round((followers - base) / base * 100, 2)
+            if followers is not None and base not in (None, 0)
+            else None
+        )
+        result.append(
+            CreatorRow(
+                id=r[0],
+                platform=r[1],
+                handle=r[2],
+                display_name=r[3],
+                region_code=r[4],
+                status=r[5],
+                followers=followers,
+                change_24h=_change(followers, day_ago),
+                change_7d=_change(followers, week_ago),
+                growth_7d_pct=growth,
+                last_fetched_at=r[7],
+                last_error=r[8],
+                spark=[int(v) for v in r[12] if v is not None],
+            )
+        )
+    return result
+
+
+async def get_creator(session: AsyncSession, creator_id: int) -> Creator | None:
+    return await session.get(Creator, creator_id)
+
+
+async def samples(
+    session: AsyncSession, creator_id: int, since: datetime | None = None, limit: int = 2000
+) -> list[FollowerSample]:
+    """A creator's samples, oldest first (the most recent `limit` of them)."""
+    query = (
+        select(FollowerSample)
+        .where(FollowerSample.creator_id == creator_id)
+        .order_by(FollowerSample.observed_at.desc())
+        .limit(limit)
+    )
+    if since is not None:
+        query = query.where(FollowerSample.observed_at >= since)
+    rows = list(await session.scalars(query))
+    rows.reverse()
+    return rows
+
+
+async def count_samples(session: AsyncSession, creator_id: int | None = None) -> int:
+    query = select(func.count()).select_from(FollowerSample)
+    if creator_id is not None:
+        query = query.where(FollowerSample.creator_id == creator_id)
+    return int(await session.scalar(query) or 0)
+
+
+async def status_counts(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(select(Creator.status, func.count()).group_by(Creator.status))
+    return {status: int(n) for status, n in rows.tuples()}
+
+
+async def set_status(
+    session: AsyncSession, creator_ids: Sequence[int], status: CreatorStatus, *, actor: str
+) -> int:
+    """Pause, resume, or reactivate creators (audited). Commits."""
+    ids = list(creator_ids)
+    if not ids:
+        return 0
+    result = await session.execute(
+        update(Creator)
+        .where(Creator.id.in_(ids), Creator.status != status.value)
+        .values(status=status.value, updated_at=func.now())
+        .returning(Creator.id)
+    )
+    changed = [row[0] for row in result.all()]
+    for creator_id in changed:
+        audit.record(
+            session,
+            actor=actor,
+            action=f"status:{status.value}",
+            entity="creator",
+            entity_id=str(creator_id),
+            before=None,
+            after={"status": status.value},
+        )
+    await session.commit()
+    return len(changed)
+
+
+async def region_codes(session: AsyncSession) -> set[str]:
+    return set(await session.scalars(select(Region.code)))
+
+
+def slot_start(when: datetime, slot_s: int) -> datetime:
+    """The sampling slot `when` falls in (slots are aligned to the Unix epoch)."""
+    stamp = int(when.timestamp())
+    return datetime.fromtimestamp(stamp - stamp % slot_s, when.tzinfo) if slot_s > 1 else when
+
+
+def since(now: datetime, days: float) -> datetime:
+    return now - timedelta(days=days)
