@@ -43,3 +43,25 @@ def record(
 async def recent(session: AsyncSession, limit: int = 200) -> list[AuditEntry]:
     rows = await session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit))
     return list(rows)
+
+
+async def record_action(
+    session: AsyncSession,
+    *,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_id: str,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Audit an operator action that changes no row (e.g. a console run-now), and commit."""
+    record(
+        session,
+        actor=actor,
+        action=action,
+        entity=entity,
+        entity_id=entity_id,
+        before=None,
+        after=details,
+    )
+    await session.commit()

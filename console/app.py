@@ -1,0 +1,197 @@
+"""The creatordeck console: a keyboard-only Textual app that works at 80x24 over SSH.
+
+Layout (as in posting and harlequin): `console/app.py` (this file: the app, global keys and the
+screen registry), `console/screens/` (one module per screen, plus the modals they open),
+`console/widgets/` (pieces shared by screens), `console/creatordeck.tcss` (the look), and
+`console/data.py` (the read model: what screens show, loaded through `storage.queries` and
+`engine.queue`; the console runs no SQL and no Redis command of its own).
+
+Adding a screen (the extension point)
+-------------------------------------
+1. Write `console/screens/<name>.py` with a subclass of `console.screens.live.LiveScreen`:
+   set `TITLE`, `BINDINGS` (each `Binding` with a description: `?` help lists them), yield the
+   body in `compose_body()`, load in `async fetch()` (it runs in a worker, only while the
+   screen is on top, never twice at once, backing off on errors) and draw in `show(data)`.
+   Put the loading functions in `console/data.py` (or `console/data_<name>.py`); they call
+   `storage.queries.*` / `engine.*`, never SQL or Redis directly. Edits check
+   `self.deck.refuse_read_only("verb")` first and write through an audited storage.queries
+   function from a `@work` method.
+2. Register it with ONE line in `CONSOLE_SCREENS` below:
+
+       ConsoleScreen("creators", "creators and their follower stats", CreatorsScreen),
+
+   The name is what `:` command mode completes and jumps to (`:creators`), and what the
+   ctrl+p palette offers as "Go to creators". Every registered screen is a Textual mode with
+   its own screen stack, so jumping back and forth keeps each screen's cursor and filters.
+   `open_screen(name, argument)` jumps from code; a screen with a `set_argument(arg)` method
+   receives what follows the name (`:runs DETROIT_METRO`).
+
+Global keys: `:` command mode, `?` help, `ctrl+p` palette, `esc` back, `q` quit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from arq.connections import ArqRedis
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from console.screens.command import CommandBar
+from console.screens.help import HelpModal, describe
+from console.screens.regions import RegionsScreen
+from console.screens.runs import RunsScreen
+from engine import queue
+from storage.database import Database
+from storage.settings import Settings
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleScreen:
+    name: str  # the command-mode name: `:name`
+    description: str
+    screen: Callable[[], Screen[Any]]
+
+
+# The screens of the console, in the order `:` and ctrl+p list them. One line per screen.
+CONSOLE_SCREENS: list[ConsoleScreen] = [
+    ConsoleScreen("regions", "schedules, next runs, last run; edit, pause, run now", RegionsScreen),
+    ConsoleScreen("runs", "the tick ledger: status, lag, duration, error", RunsScreen),
+]
+LANDING_SCREEN = "regions"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class CreatordeckApp(App[None]):
+    CSS_PATH = "creatordeck.tcss"
+    TITLE = "creatordeck"
+    ENABLE_COMMAND_PALETTE = True
+    MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {
+        entry.name: entry.screen for entry in CONSOLE_SCREENS
+    }
+    DEFAULT_MODE: ClassVar[str] = LANDING_SCREEN
+
+    BINDINGS: ClassVar = [
+        Binding("colon", "command", "command", key_display=":"),
+        Binding("question_mark", "help", "help", key_display="?"),
+        Binding("ctrl+p", "command_palette", "palette", show=False),
+        Binding("escape", "back", "back", show=False),
+        Binding("q", "quit", "quit"),
+    ]
+
+    def __init__(
+        self, settings: Settings, read_only: bool = False, clock: Clock | None = None
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.read_only = read_only
+        self.now: Clock = clock or utc_now
+        self.db = Database(settings, pool_size=2, max_overflow=2)
+        self._redis: ArqRedis | None = None
+        self._redis_lock = asyncio.Lock()
+        self._mode_history: list[str] = []
+
+    @property
+    def screen_names(self) -> dict[str, str]:
+        return {entry.name: entry.description for entry in CONSOLE_SCREENS}
+
+    # Services: one Database (created above; connects lazily) and one arq pool (on first use).
+
+    async def queue_pool(self) -> ArqRedis:
+        """The arq Redis pool, connected on first use; a failure is raised to the caller's
+        refresh loop, which shows it and retries with backoff."""
+        async with self._redis_lock:
+            if self._redis is None:
+                self._redis = await queue.connect(self.settings, retries=0)
+            return self._redis
+
+    def on_mount(self) -> None:
+        self.theme = "textual-dark"
+        self.sub_title = self.settings.redis_prefix
+
+    async def on_unmount(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+        await self.db.dispose()
+
+    # Read-only mode.
+
+    def refuse_read_only(self, verb: str) -> bool:
+        """True (after saying so) when this console may not `verb`."""
+        if self.read_only:
+            self.notify(
+                f"read-only console: cannot {verb} (started with --read-only)",
+                title="refused",
+                severity="warning",
+            )
+        return self.read_only
+
+    # Navigation.
+
+    async def open_screen(self, name: str, argument: str | None = None) -> None:
+        if name not in self.screen_names:
+            self.notify(f"no screen {name!r}: try {', '.join(self.screen_names)}", severity="error")
+            return
+        if name != self.current_mode:
+            self._mode_history.append(self.current_mode)
+            await self.switch_mode(name)
+        setter = getattr(self.screen, "set_argument", None)
+        if callable(setter):
+            setter(argument)
+
+    def action_command(self) -> None:
+        commands = dict(self.screen_names)
+        commands["quit"] = "leave the console"
+
+        async def run(command: str | None) -> None:
+            if not command:
+                return
+            name, _, argument = command.partition(" ")
+            name = name.lower()
+            if name in ("q", "quit"):
+                self.exit()
+                return
+            matches = [n for n in self.screen_names if n.startswith(name)]
+            target = (
+                name if name in self.screen_names else (matches[0] if len(matches) == 1 else name)
+            )
+            await self.open_screen(target, argument.strip() or None)
+
+        self.push_screen(CommandBar(commands), run)
+
+    def action_help(self) -> None:
+        screen = self.screen
+        if isinstance(screen, HelpModal):
+            return
+        title = getattr(screen, "TITLE", "") or type(screen).__name__
+        screen_keys = describe(type(screen).BINDINGS)
+        global_keys = describe(self.BINDINGS)
+        global_keys.insert(-1, ("ctrl+p", "command palette"))
+        global_keys.insert(-1, ("esc", "back / close / clear filter"))
+        self.push_screen(HelpModal(title, screen_keys, global_keys))
+
+    async def action_back(self) -> None:
+        if len(self.screen_stack) > 1:
+            self.pop_screen()
+        elif self._mode_history:
+            await self.switch_mode(self._mode_history.pop())
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for name, description in self.screen_names.items():
+
+            async def go(target: str = name) -> None:
+                await self.open_screen(target)
+
+            yield SystemCommand(f"Go to {name}", description, go)

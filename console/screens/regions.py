@@ -1,0 +1,316 @@
+"""Regions: schedules, their next runs, the last run; edit, pause, run now, add, delete."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.markup import escape
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Static
+
+from console.data import NextRunCache, RegionRow, filtered, load_regions
+from console.screens.dialogs import ConfirmModal, CronEditModal, RegionFormModal, ScheduleChange
+from console.screens.live import LiveScreen
+from console.widgets.filter_bar import FilterBar
+from console.widgets.formatting import millis, status, when
+from engine.queue import TickRequest, enqueue_ticks
+from storage.queries import audit
+from storage.queries.regions import (
+    RegionError,
+    RegionInput,
+    create_region,
+    delete_region,
+    update_region,
+)
+from storage.schedule import ScheduleError
+
+# Most telling first: at 80 columns code, state, last run, cron and the next runs show; the
+# detail line under the table repeats the selected region in full.
+COLUMNS = (
+    ("Code", "code", 17),
+    ("On", "on", 3),
+    ("Last", "last", 7),
+    ("Lag", "lag", 6),
+    ("Cron", "cron", 12),
+    ("Next 3 runs (UTC)", "next", 37),
+    ("TZ", "tz", 16),
+    ("Name", "name", 24),
+)
+
+
+def region_cells(row: RegionRow) -> tuple[Text | str, ...]:
+    if row.invalid is not None:
+        next_runs = Text(f"invalid: {row.invalid}", style="bold red")
+    elif not row.active:
+        next_runs = Text("paused", style="dim")
+    else:
+        next_runs = Text(", ".join(when(fire) for fire in row.next_runs))
+    return (
+        Text(row.code, style="bold" if row.active else "dim"),
+        Text("on", style="green") if row.active else Text("off", style="yellow"),
+        status(row.last_status),
+        millis(row.last_lag_ms),
+        row.cron,
+        next_runs,
+        row.timezone,
+        row.name,
+    )
+
+
+class RegionsScreen(LiveScreen):
+    TITLE = "Regions"
+
+    BINDINGS: ClassVar = [
+        Binding("e", "edit", "edit cron"),
+        Binding("space", "toggle_active", "pause/resume", key_display="space"),
+        Binding("n", "new", "new"),
+        Binding("d", "delete", "delete"),
+        Binding("r", "run_now", "run now"),
+        Binding("slash", "filter", "filter", key_display="/"),
+        Binding("enter", "show_runs", "runs of region", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[RegionRow] = []
+        self.shown: list[RegionRow] = []
+        self._next_runs = NextRunCache()
+
+    def compose_body(self) -> ComposeResult:
+        table: DataTable[Text | str] = DataTable(
+            id="regions", cursor_type="row", zebra_stripes=True
+        )
+        for label, key, width in COLUMNS:
+            table.add_column(label, key=key, width=width)
+        yield table
+        yield Static(" ", id="detail")
+        yield FilterBar("filter regions by code, name, cron or timezone…")
+
+    async def fetch(self) -> list[RegionRow]:
+        return await load_regions(self.deck.db, self.deck.now(), self._next_runs)
+
+    def show(self, data: list[RegionRow]) -> None:
+        self.rows = data
+        self._render_table()
+        active = sum(1 for row in data if row.active)
+        invalid = sum(1 for row in data if row.invalid)
+        text = f"{len(data)} regions, {active} active"
+        if invalid:
+            text += f", [b red]{invalid} invalid[/]"
+        if self.filter_text:
+            text += f" · filter [b]{escape(self.filter_text)}[/]: {len(self.shown)} shown"
+        self.set_status(f"{text} · updated {self.deck.now():%H:%M:%S}")
+
+    @property
+    def filter_text(self) -> str:
+        return self.query_one(FilterBar).value.strip()
+
+    @property
+    def table(self) -> DataTable[Text | str]:
+        return self.query_one("#regions", DataTable)
+
+    def _render_table(self) -> None:
+        shown = filtered(self.rows, self.filter_text)
+        table = self.table
+        previous = self.shown
+        if shown == previous and table.row_count == len(shown):
+            return
+        selected = self.selected()
+        self.shown = shown
+        if [r.code for r in shown] != [r.code for r in previous] or table.row_count != len(shown):
+            table.clear()
+            for row in shown:
+                table.add_row(*region_cells(row), key=row.code)
+            if selected is not None and selected.code in table.rows:
+                table.move_cursor(row=table.get_row_index(selected.code), animate=False)
+        else:
+            # Same regions, new values: rewrite only the rows that changed (cursor stays put).
+            for old, row in zip(previous, shown, strict=True):
+                if old != row:
+                    for (_, key, _), cell in zip(COLUMNS, region_cells(row), strict=True):
+                        table.update_cell(row.code, key, cell)
+        self._show_detail()
+
+    def selected(self) -> RegionRow | None:
+        table = self.table
+        if not self.shown or table.cursor_row < 0 or table.cursor_row >= len(self.shown):
+            return None
+        return self.shown[table.cursor_row]
+
+    @on(DataTable.RowHighlighted)
+    def _show_detail(self) -> None:
+        row = self.selected()
+        detail = self.query_one("#detail", Static)
+        if row is None:
+            detail.update("no region selected · [b]n[/] new region" if not self.rows else " ")
+            return
+        if row.invalid:
+            schedule = f"[b red]invalid schedule:[/] {escape(row.invalid)}"
+        elif not row.active:
+            schedule = "[yellow]paused[/] (space resumes)"
+        else:
+            schedule = "next " + ", ".join(when(fire) for fire in row.next_runs)
+        last = "never run"
+        if row.last_status:
+            last = (
+                f"last {when(row.last_scheduled)} {row.last_status} lag {millis(row.last_lag_ms)}"
+            )
+        detail.update(
+            f"[b]{escape(row.code)}[/] {escape(row.name)} · {escape(row.cron)} "
+            f"{escape(row.timezone)} · {schedule} · {last}"
+        )
+
+    @on(FilterBar.Changed)
+    def _filter_changed(self) -> None:
+        self._render_table()
+        if self.rows:
+            self.show(self.rows)
+
+    def action_filter(self) -> None:
+        self.query_one(FilterBar).open()
+
+    @on(DataTable.RowSelected)
+    async def _row_selected(self) -> None:
+        await self.action_show_runs()
+
+    async def action_show_runs(self) -> None:
+        row = self.selected()
+        await self.deck.open_screen("runs", row.code if row else None)
+
+    # Edits: refuse in read-only mode, ask in a modal, write in a worker, then reload.
+
+    def _target(self, verb: str) -> RegionRow | None:
+        if self.deck.refuse_read_only(verb):
+            return None
+        row = self.selected()
+        if row is None:
+            self.notify(f"no region to {verb}", severity="warning")
+        return row
+
+    def action_edit(self) -> None:
+        row = self._target("edit")
+        if row is None:
+            return
+
+        def save(change: ScheduleChange | None) -> None:
+            if change is not None:
+                self._write_schedule(row.code, change)
+
+        self.app.push_screen(CronEditModal(row.code, row.cron, row.timezone, self.deck.now()), save)
+
+    @work(group="edit", exit_on_error=False)
+    async def _write_schedule(self, code: str, change: ScheduleChange) -> None:
+        try:
+            async with self.deck.db.session() as session:
+                await update_region(
+                    session,
+                    code,
+                    actor=audit.current_actor(),
+                    action="edit_schedule",
+                    cron=change.cron,
+                    timezone=change.timezone,
+                )
+        except (RegionError, ScheduleError) as exc:
+            self.notify(f"not saved: {exc}", severity="error")
+        except Exception as exc:
+            self.notify(f"not saved: {type(exc).__name__}: {exc}", severity="error")
+        else:
+            self.notify(f"{code}: schedule is now {change.cron} ({change.timezone})")
+        self.request_reload()
+
+    def action_toggle_active(self) -> None:
+        row = self._target("pause or resume")
+        if row is not None:
+            self._write_active(row.code, not row.active)
+
+    @work(group="edit", exit_on_error=False)
+    async def _write_active(self, code: str, active: bool) -> None:
+        verb = "resume" if active else "pause"
+        try:
+            async with self.deck.db.session() as session:
+                await update_region(
+                    session, code, actor=audit.current_actor(), action=verb, active=active
+                )
+        except Exception as exc:
+            self.notify(f"could not {verb} {code}: {exc}", severity="error")
+        else:
+            self.notify(f"{code} {'resumed' if active else 'paused'}")
+        self.request_reload()
+
+    def action_new(self) -> None:
+        if self.deck.refuse_read_only("add regions"):
+            return
+
+        def save(region: RegionInput | None) -> None:
+            if region is not None:
+                self._write_new(region)
+
+        self.app.push_screen(RegionFormModal(), save)
+
+    @work(group="edit", exit_on_error=False)
+    async def _write_new(self, region: RegionInput) -> None:
+        try:
+            async with self.deck.db.session() as session:
+                await create_region(session, region, actor=audit.current_actor())
+        except Exception as exc:
+            self.notify(f"not created: {exc}", severity="error")
+        else:
+            self.notify(f"{region.code} created")
+        self.request_reload()
+
+    def action_delete(self) -> None:
+        row = self._target("delete")
+        if row is None:
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self._write_delete(row.code)
+
+        self.app.push_screen(
+            ConfirmModal(f"Delete region [b]{escape(row.code)}[/] ({escape(row.name)})?"), answer
+        )
+
+    @work(group="edit", exit_on_error=False)
+    async def _write_delete(self, code: str) -> None:
+        try:
+            async with self.deck.db.session() as session:
+                await delete_region(session, code, actor=audit.current_actor())
+        except Exception as exc:
+            self.notify(f"not deleted: {exc}", severity="error")
+        else:
+            self.notify(f"{code} deleted")
+        self.request_reload()
+
+    def action_run_now(self) -> None:
+        row = self._target("run")
+        if row is not None:
+            self._enqueue_now(row.code)
+
+    @work(group="edit", exit_on_error=False)
+    async def _enqueue_now(self, code: str) -> None:
+        fire = self.deck.now().replace(microsecond=0)
+        try:
+            redis = await self.deck.queue_pool()
+            added = await enqueue_ticks(
+                redis, self.deck.settings, [TickRequest(code, fire, manual=True)]
+            )
+            async with self.deck.db.session() as session:
+                await audit.record_action(
+                    session,
+                    actor=audit.current_actor(),
+                    action="run_now",
+                    entity="region",
+                    entity_id=code,
+                    details={"fire": fire.isoformat(), "enqueued": bool(added)},
+                )
+        except Exception as exc:
+            self.notify(f"could not run {code}: {type(exc).__name__}: {exc}", severity="error")
+            return
+        if added:
+            self.notify(f"{code}: tick queued for {fire:%H:%M:%S} (manual)")
+        else:
+            self.notify(f"{code}: a manual tick for this second is already queued")

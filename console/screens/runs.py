@@ -1,0 +1,147 @@
+"""Runs: the tick ledger, newest first; filter by region (`f`), status (`s`) or text (`/`)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.markup import escape
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable
+
+from console.data import RunRow, filtered, load_runs
+from console.screens.live import LiveScreen
+from console.widgets.filter_bar import FilterBar
+from console.widgets.formatting import millis, status, when_seconds
+from storage.models import RunStatus
+
+STATUS_CYCLE: tuple[str | None, ...] = (None, *(s.value for s in RunStatus))
+
+COLUMNS = (
+    ("Region", "region", 18),
+    ("Scheduled", "scheduled", 14),
+    ("Lag", "lag", 7),
+    ("Took", "took", 7),
+    ("Status", "status", 8),
+    ("#", "attempt", 2),
+    ("Error", "error", 40),
+)
+
+
+def run_cells(row: RunRow) -> tuple[Text | str, ...]:
+    code = row.region_code + (" (manual)" if row.manual else "")
+    lag = (
+        "-"
+        if row.started_at is None and row.status in ("skipped", "missed")
+        else millis(row.lag_ms)
+    )
+    return (
+        code,
+        when_seconds(row.scheduled_for),
+        lag,
+        millis(row.duration_ms),
+        status(row.status),
+        str(row.attempt),
+        Text((row.error or "").replace("\n", " "), style="red" if row.error else ""),
+    )
+
+
+class RunsScreen(LiveScreen):
+    TITLE = "Runs"
+
+    BINDINGS: ClassVar = [
+        Binding("s", "cycle_status", "status filter"),
+        Binding("f", "region_filter", "region filter"),
+        Binding("c", "clear_filters", "clear filters"),
+        Binding("slash", "filter", "filter", key_display="/"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.region_code: str | None = None
+        self.status_filter: str | None = None
+        self.rows: list[RunRow] = []
+        self.shown: list[RunRow] = []
+
+    def compose_body(self) -> ComposeResult:
+        table: DataTable[Text | str] = DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        for label, key, width in COLUMNS:
+            table.add_column(label, key=key, width=width)
+        yield table
+        yield FilterBar("filter runs by region, status or error…")
+
+    @property
+    def table(self) -> DataTable[Text | str]:
+        return self.query_one("#runs", DataTable)
+
+    @property
+    def filter_text(self) -> str:
+        return self.query_one(FilterBar).value.strip()
+
+    async def fetch(self) -> list[RunRow]:
+        return await load_runs(
+            self.deck.db, region_code=self.region_code, status=self.status_filter
+        )
+
+    def show(self, data: list[RunRow]) -> None:
+        self.rows = data
+        self._render_table()
+
+    def _render_table(self) -> None:
+        shown = filtered(self.rows, self.filter_text)
+        if shown != self.shown or self.table.row_count != len(shown):
+            table = self.table
+            keep = (
+                self.shown[table.cursor_row].id if 0 <= table.cursor_row < len(self.shown) else None
+            )
+            self.shown = shown
+            table.clear()
+            for row in shown:
+                table.add_row(*run_cells(row), key=str(row.id))
+            if keep is not None and str(keep) in table.rows:
+                table.move_cursor(row=table.get_row_index(str(keep)), animate=False)
+        parts = [f"{len(self.shown)} runs"]
+        if self.region_code:
+            parts.append(f"region [b]{escape(self.region_code)}[/]")
+        if self.status_filter:
+            parts.append(f"status [b]{self.status_filter}[/]")
+        if self.filter_text:
+            parts.append(f"filter [b]{escape(self.filter_text)}[/]")
+        self.set_status(" · ".join(parts) + f" · updated {self.deck.now():%H:%M:%S}")
+
+    def set_argument(self, code: str | None) -> None:
+        """Show one region's runs (from the Regions screen's enter, or `:runs CODE`)."""
+        self.region_code = code
+        self.request_reload()
+
+    @on(FilterBar.Changed)
+    def _filter_changed(self) -> None:
+        self._render_table()
+
+    def action_filter(self) -> None:
+        self.query_one(FilterBar).open()
+
+    def action_cycle_status(self) -> None:
+        index = STATUS_CYCLE.index(self.status_filter)
+        self.status_filter = STATUS_CYCLE[(index + 1) % len(STATUS_CYCLE)]
+        self.notify(f"status: {self.status_filter or 'all'}", timeout=1.5)
+        self.request_reload()
+
+    def action_region_filter(self) -> None:
+        if self.region_code is not None:
+            self.region_code = None
+        elif 0 <= self.table.cursor_row < len(self.shown):
+            self.region_code = self.shown[self.table.cursor_row].region_code
+        else:
+            self.notify("no run selected to take the region from", severity="warning")
+            return
+        self.notify(f"region: {self.region_code or 'all'}", timeout=1.5)
+        self.request_reload()
+
+    def action_clear_filters(self) -> None:
+        self.region_code = None
+        self.status_filter = None
+        self.query_one(FilterBar).action_clear()
+        self.request_reload()
