@@ -15,15 +15,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from engine import logs, queue
+from engine import logs, publish_queue, queue
 from engine.runtime import Runtime
 from storage.database import REGIONS_CHANNEL, listen
 from storage.models import CatchupPolicy, Region, RunStatus
 from storage.queries import regions, runs
-from storage.schedule import Schedule, ScheduleError, parse_schedule
+from storage.schedule import Calendar, Schedule, ScheduleError, parse_schedule
 
 log = logs.get("engine.scheduler")
 MAX_CATCHUP_FIRES = 1000
+MAX_CALENDAR_FIRES = 100_000
 NEVER = datetime.min.replace(tzinfo=UTC)
 
 
@@ -36,39 +37,41 @@ class Plan:
     missed: list[datetime] = field(default_factory=list)
 
 
+def anchor(region: Region, latest_run: datetime | None, now: datetime) -> datetime:
+    """Fire times after this are owed: since the schedule began, the last run, the window."""
+    window_start = now - timedelta(seconds=region.catchup_window_s)
+    return max(region.schedule_since, latest_run or NEVER, window_start)
+
+
 def plan_region(
     region: Region,
-    schedule: Schedule | None,
+    calendar: Calendar | None,
     pending: list[queue.TickRef],
     latest_run: datetime | None,
     now: datetime,
 ) -> Plan:
+    """What to enqueue, remove and record as missed for one region (pure: no I/O)."""
     plan = Plan()
     scheduled = [ref for ref in pending if not ref.manual]
-    if schedule is None or not region.active:
+    if calendar is None or not region.active:
         plan.remove = [ref.job_id for ref in scheduled]
         return plan
     valid: dict[datetime, str] = {}
     for ref in scheduled:
-        if ref.fire < region.schedule_since or not schedule.is_fire_time(ref.fire):
+        if ref.fire < region.schedule_since or not calendar.is_fire_time(ref.fire):
             plan.remove.append(ref.job_id)
         else:
             valid[ref.fire] = ref.job_id
 
-    next_fire = schedule.next_fire(now)
-    if next_fire not in valid:
-        plan.enqueue.append(next_fire)
+    if calendar.next_fire not in valid:
+        plan.enqueue.append(calendar.next_fire)
 
-    window_start = now - timedelta(seconds=region.catchup_window_s)
-    anchor = max(region.schedule_since, latest_run or NEVER, window_start)
-    due = schedule.fires_between(anchor, now, limit=MAX_CATCHUP_FIRES)
+    due = calendar.due(anchor(region, latest_run, now))[-MAX_CATCHUP_FIRES:]
     if not due:
         return plan
     if region.catchup_policy == CatchupPolicy.RUN_ONCE:
         # Every owed fire time coalesces into one run: the latest.
-        keep = due[-1]
-        owed_late = [fire for fire in due if fire != keep]
-        to_run = [keep]
+        owed_late, to_run = due[:-1], due[-1:]
     else:
         cutoff = now - timedelta(seconds=region.misfire_grace_s)
         owed_late = [fire for fire in due if fire <= cutoff]
@@ -79,6 +82,29 @@ def plan_region(
             plan.remove.append(valid[fire])
     plan.enqueue.extend(fire for fire in to_run if fire not in valid)
     return plan
+
+
+def calendars(
+    table: list[Region], latest: dict[str, datetime], now: datetime
+) -> tuple[dict[str, Calendar], dict[str, str]]:
+    """One calendar per distinct (cron, timezone), spanning what its regions need; and errors."""
+    schedules: dict[str, Schedule] = {}
+    invalid: dict[str, str] = {}
+    earliest: dict[Schedule, datetime] = {}
+    for region in table:
+        try:
+            schedule = parse_schedule(region.cron, region.timezone)
+        except ScheduleError as exc:
+            invalid[region.code] = str(exc)
+            continue
+        schedules[region.code] = schedule
+        start = anchor(region, latest.get(region.code), now)
+        earliest[schedule] = min(start, earliest.get(schedule, start))
+    built = {
+        schedule: schedule.calendar(start, now, MAX_CALENDAR_FIRES)
+        for schedule, start in earliest.items()
+    }
+    return {code: built[schedule] for code, schedule in schedules.items()}, invalid
 
 
 @dataclass
@@ -109,21 +135,21 @@ async def reconcile(
         latest = await runs.latest_fire_per_region(session)
 
     report = ReconcileReport(regions=len(table))
+    by_code, report.invalid = calendars(table, latest, now)
+    for code, error in report.invalid.items():
+        log.warning("region.invalid_cron", region=code, error=error)
     to_enqueue: list[queue.TickRequest] = []
     to_remove: list[str] = []
     missed: dict[str, list[datetime]] = {}
     known = set()
     for region in table:
         known.add(region.code)
-        schedule: Schedule | None
-        try:
-            schedule = parse_schedule(region.cron, region.timezone)
-        except ScheduleError as exc:
-            schedule = None
-            report.invalid[region.code] = str(exc)
-            log.warning("region.invalid_cron", region=region.code, cron=region.cron, error=str(exc))
         plan = plan_region(
-            region, schedule, pending.get(region.code, []), latest.get(region.code), now
+            region,
+            by_code.get(region.code),
+            pending.get(region.code, []),
+            latest.get(region.code),
+            now,
         )
         to_enqueue.extend(queue.TickRequest(region.code, fire) for fire in plan.enqueue)
         to_remove.extend(plan.remove)
@@ -189,6 +215,7 @@ class Scheduler:
             self.full = False
             self.dirty.clear()
             report = await reconcile(self.rt)
+            await self._reconcile_publications()
         elif self.dirty:
             codes, self.dirty = self.dirty, set()
             report = await reconcile(self.rt, only=codes)
@@ -205,6 +232,13 @@ class Scheduler:
             duration_ms=elapsed_ms,
         )
         self.reconciled.set()
+
+    async def _reconcile_publications(self) -> None:
+        """Rebuild publish jobs from Postgres; its failure must not hold back the ticks."""
+        try:
+            await publish_queue.reconcile(self.rt)
+        except Exception as exc:
+            log.warning("scheduler.publish_reconcile_failed", error=repr(exc))
 
     async def _wait(self, stop: asyncio.Event) -> None:
         self.wake.clear()

@@ -42,8 +42,14 @@ def test_fire_times_follow_the_region_timezone_across_dst() -> None:
     assert not schedule.is_fire_time(datetime(2026, 11, 1, 7, tzinfo=UTC))
 
 
-def test_fires_between_keeps_the_latest_when_capped() -> None:
+def test_calendar_answers_like_croniter_and_keeps_the_latest_when_capped() -> None:
     schedule = parse_schedule("0 * * * *")
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    fires = schedule.fires_between(start, datetime(2026, 1, 1, 10, tzinfo=UTC), limit=3)
-    assert [f.hour for f in fires] == [8, 9, 10]
+    calendar = schedule.calendar(start, datetime(2026, 1, 1, 10, 30, tzinfo=UTC), limit=3)
+    assert [f.hour for f in calendar.fires] == [8, 9, 10]
+    assert calendar.next_fire == datetime(2026, 1, 1, 11, tzinfo=UTC)
+    assert [f.hour for f in calendar.due(datetime(2026, 1, 1, 9, tzinfo=UTC))] == [10]
+    for minute in (0, 15):
+        for hour in (2, 9, 11, 12):
+            when = datetime(2026, 1, 1, hour, minute, tzinfo=UTC)
+            assert calendar.is_fire_time(when) == schedule.is_fire_time(when)
