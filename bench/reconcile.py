@@ -1,4 +1,4 @@
-"""Reconcile time for 10,000 regions: cold (everything to enqueue), warm (nothing to do), one region.
+"""Reconcile time for 10,000 regions: cold (all to enqueue), warm (nothing to do), one region.
 
 python -m bench.reconcile [--regions 10000]
 """

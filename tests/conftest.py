@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 import shutil
 import tempfile
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -132,7 +132,11 @@ async def clean_state(test_settings: Settings, db: Database, redis: Redis) -> As
     """Every test starts with empty tables and no keys under the run's prefix."""
     async with db.engine.begin() as conn:
         existing = set(
-            (await conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")))
+            (
+                await conn.execute(
+                    text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+                )
+            )
             .scalars()
             .all()
         )

@@ -41,8 +41,9 @@ async def set_region(db: Database, code: str, **fields: Any) -> None:
     """Write a region row directly (as psql would), bypassing validation."""
     assignments = ", ".join(f"{name} = :{name}" for name in fields)
     async with db.engine.begin() as conn:
-        await conn.execute(text(f"UPDATE region SET {assignments} WHERE code = :code"),
-                           {"code": code, **fields})
+        await conn.execute(
+            text(f"UPDATE region SET {assignments} WHERE code = :code"), {"code": code, **fields}
+        )
 
 
 async def eventually(

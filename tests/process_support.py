@@ -41,11 +41,14 @@ class EngineProcess:
         deadline = asyncio.get_running_loop().time() + timeout
         while not self.saw(event):
             if self.proc.poll() is not None:
-                raise AssertionError(f"engine exited ({self.proc.returncode}) before {event}:\n"
-                                     + self.log_path.read_text()[-3000:])
+                raise AssertionError(
+                    f"engine exited ({self.proc.returncode}) before {event}:\n"
+                    + self.log_path.read_text()[-3000:]
+                )
             if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"no {event} within {timeout}s:\n"
-                                     + self.log_path.read_text()[-3000:])
+                raise AssertionError(
+                    f"no {event} within {timeout}s:\n" + self.log_path.read_text()[-3000:]
+                )
             await asyncio.sleep(0.05)
 
     async def exit_code(self, timeout: float) -> int:

@@ -75,8 +75,10 @@ async def test_a_worker_killed_mid_tick_leaves_the_tick_to_complete_exactly_once
     # arq hands the job out again once the dead worker's in-progress mark expires.
     second = EngineProcess(test_settings, tmp_path / "second.log")
     try:
+
         async def completed() -> bool:
             return [r["status"] for r in await ledger(db, "KILLME")] == ["ok"]
+
         await eventually(completed, timeout=test_settings.tick_timeout_s + 25)
         second.signal(signal.SIGTERM)
         assert await second.exit_code(15) == 0
@@ -137,15 +139,25 @@ async def test_engine_waits_for_redis_and_resumes_when_it_returns(
 ) -> None:
     await add_region(db, "PATIENT", "0 3 * * *")
     port = _free_port()
-    engine = EngineProcess(test_settings, tmp_path / "engine.log",
-                           REDIS_URL=f"redis://127.0.0.1:{port}/0")
+    engine = EngineProcess(
+        test_settings, tmp_path / "engine.log", REDIS_URL=f"redis://127.0.0.1:{port}/0"
+    )
     redis_server: subprocess.Popen[bytes] | None = None
     try:
         await engine.wait_for("engine.dependency_down", 20)
         assert engine.proc.poll() is None
         redis_server = subprocess.Popen(
-            [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"],
+            [
+                redis_server_binary(),
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
             stdout=subprocess.DEVNULL,
         )
         await engine.wait_for("scheduler.reconciled", 60)
@@ -180,7 +192,9 @@ async def test_engine_survives_postgres_dropping_its_connections(
 
         async def rescheduled() -> bool:
             refs = await queue.pending_ticks(redis, test_settings)  # type: ignore[arg-type]
-            return [(r.fire.hour, r.fire.minute) for r in refs if r.region_code == "STEADY"] == [(5, 15)]
+            return [(r.fire.hour, r.fire.minute) for r in refs if r.region_code == "STEADY"] == [
+                (5, 15)
+            ]
 
         await eventually(rescheduled, timeout=30)
         assert engine.proc.poll() is None
@@ -196,7 +210,9 @@ async def test_check_reports_engine_health_by_exit_code(
     def check() -> int:
         return subprocess.run(
             [sys.executable, "-m", "console.cli", "engine", "--check"],
-            env=engine_env(test_settings), capture_output=True, timeout=30,
+            env=engine_env(test_settings),
+            capture_output=True,
+            timeout=30,
         ).returncode
 
     assert await asyncio.to_thread(check) == 1

@@ -35,7 +35,7 @@ def test_whitespace_is_normalised() -> None:
 
 def test_fire_times_follow_the_region_timezone_across_dst() -> None:
     schedule = parse_schedule("0 3 * * *", "America/Detroit")
-    # 2026-11-01 is the end of daylight saving time in the US: 03:00 local moves from 07:00Z to 08:00Z.
+    # 2026-11-01 ends US daylight saving time: 03:00 local moves from 07:00Z to 08:00Z.
     fires = schedule.next_fires(datetime(2026, 10, 31, 12, tzinfo=UTC), 2)
     assert fires == [datetime(2026, 11, 1, 8, tzinfo=UTC), datetime(2026, 11, 2, 8, tzinfo=UTC)]
     assert all(schedule.is_fire_time(fire) for fire in fires)

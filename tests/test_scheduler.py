@@ -28,7 +28,9 @@ async def pending(settings: Settings, code: str | None = None) -> list[datetime]
     return sorted(ref.fire for ref in refs if code is None or ref.region_code == code)
 
 
-async def test_new_region_gets_its_next_fire_time_enqueued(test_settings: Settings, db: Database) -> None:
+async def test_new_region_gets_its_next_fire_time_enqueued(
+    test_settings: Settings, db: Database
+) -> None:
     await add_region(db, "DETROIT_METRO", "0 3 * * *")
     async with runtime(test_settings) as rt:
         now = datetime.now(UTC)
@@ -72,7 +74,9 @@ async def test_pause_resume_and_delete(test_settings: Settings, db: Database) ->
     assert await pending(test_settings, "CHI") == []
 
 
-async def test_invalid_cron_row_is_skipped_and_reported(test_settings: Settings, db: Database) -> None:
+async def test_invalid_cron_row_is_skipped_and_reported(
+    test_settings: Settings, db: Database
+) -> None:
     await add_region(db, "GOOD", "0 * * * *")
     await add_region(db, "BAD", "0 * * * *")
     async with runtime(test_settings) as rt:
@@ -89,13 +93,17 @@ async def test_catch_up_run_once_coalesces_missed_fire_times(
 ) -> None:
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     # Fire times owed: hour-4h … hour, five of them.
-    await add_region(db, "HOURLY", "0 * * * *", schedule_since=hour - timedelta(hours=4, minutes=30))
+    await add_region(
+        db, "HOURLY", "0 * * * *", schedule_since=hour - timedelta(hours=4, minutes=30)
+    )
     async with runtime(test_settings) as rt:
         report = await reconcile(rt)
         assert report.missed == 4
         async with running_worker(rt):
+
             async def ran() -> bool:
                 return any(r["status"] == "ok" for r in await ledger(db, "HOURLY"))
+
             await eventually(ran)
     rows = await ledger(db, "HOURLY")
     assert [r["status"] for r in rows] == ["missed"] * 4 + ["ok"]
@@ -108,8 +116,11 @@ async def test_catch_up_missed_policy_records_every_missed_fire_time(
 ) -> None:
     now = datetime.now(UTC)
     await add_region(
-        db, "STRICT", "0 * * * *",
-        schedule_since=now - timedelta(hours=3, minutes=1), catchup_policy="missed",
+        db,
+        "STRICT",
+        "0 * * * *",
+        schedule_since=now - timedelta(hours=3, minutes=1),
+        catchup_policy="missed",
         misfire_grace_s=0,
     )
     async with runtime(test_settings) as rt:
@@ -125,8 +136,9 @@ async def test_catch_up_looks_back_no_further_than_its_window(
     test_settings: Settings, db: Database
 ) -> None:
     now = datetime.now(UTC)
-    await add_region(db, "OLD", "0 * * * *", schedule_since=now - timedelta(days=3),
-                     catchup_window_s=6 * 3600)
+    await add_region(
+        db, "OLD", "0 * * * *", schedule_since=now - timedelta(days=3), catchup_window_s=6 * 3600
+    )
     async with runtime(test_settings) as rt:
         report = await reconcile(rt, now=now)
     assert report.missed == 5  # six fire times in the window, the latest one runs
@@ -148,7 +160,9 @@ async def test_an_edit_reaches_the_scheduler_within_a_second(
             edited = asyncio.get_running_loop().time()
 
             async def moved() -> bool:
-                return [(f.hour, f.minute) for f in await pending(test_settings, "LIVE")] == [(4, 45)]
+                return [(f.hour, f.minute) for f in await pending(test_settings, "LIVE")] == [
+                    (4, 45)
+                ]
 
             await eventually(moved, timeout=1.0, every=0.02)
             assert asyncio.get_running_loop().time() - edited < 1.0
@@ -170,13 +184,18 @@ async def test_three_schedulers_and_workers_racing_make_one_tick_per_fire_time(
     for code in codes:
         # Due fire times in the recent past make every replica want to run them right now.
         await add_region(db, code, "* * * * *", schedule_since=now - timedelta(minutes=3))
-    async with runtime(test_settings, "a") as a, runtime(test_settings, "b") as b, \
-            runtime(test_settings, "c") as c:
+    async with (
+        runtime(test_settings, "a") as a,
+        runtime(test_settings, "b") as b,
+        runtime(test_settings, "c") as c,
+    ):
         await asyncio.gather(reconcile(a), reconcile(b), reconcile(c))
         async with running_worker(a), running_worker(b), running_worker(c):
+
             async def all_ran() -> bool:
                 rows = await ledger(db)
                 return sum(r["status"] == "ok" for r in rows) >= len(codes)
+
             await eventually(all_ran, timeout=30)
             await asyncio.gather(reconcile(a), reconcile(b), reconcile(c))
         rows = await ledger(db)
@@ -186,9 +205,7 @@ async def test_three_schedulers_and_workers_racing_make_one_tick_per_fire_time(
         assert all(r["attempt"] == 1 for r in ok)
         assert {r["worker"] for r in ok} <= {"a", "b", "c"}
         # Each executed job returned "ok" once; none ran a second time as "already-done".
-        results = [
-            await Job(r["job_id"], a.redis).result(timeout=1) for r in ok
-        ]
+        results = [await Job(r["job_id"], a.redis).result(timeout=1) for r in ok]
         assert results == ["ok"] * len(codes)
         missed = [r for r in rows if r["status"] == "missed"]
         assert len(missed) == len({(r["region_code"], r["scheduled_for"]) for r in missed})

@@ -36,7 +36,12 @@ async def test_a_tick_writes_its_ledger_row_and_enqueues_its_successor(
         successors = [r.fire for r in await queue.pending_ticks(rt.redis, test_settings)]
     [row] = await ledger(db, "TICKER")
     assert outcome == "ok"
-    assert (row["status"], row["attempt"], row["worker"], row["job_id"]) == ("ok", 1, "worker-1", "job-1")
+    assert (row["status"], row["attempt"], row["worker"], row["job_id"]) == (
+        "ok",
+        1,
+        "worker-1",
+        "job-1",
+    )
     assert row["started_at"] >= MINUTE and row["finished_at"] >= row["started_at"]
     assert row["lag_ms"] >= 0 and row["duration_ms"] >= 0
     assert successors == [MINUTE + timedelta(minutes=1)]
@@ -45,7 +50,9 @@ async def test_a_tick_writes_its_ledger_row_and_enqueues_its_successor(
 async def test_overlap_skip_records_a_skipped_run(test_settings: Settings, db: Database) -> None:
     await minutely(db)
     async with runtime(test_settings) as rt:
-        held = OwnedLock(rt.redis, key(test_settings, "tick-running", "TICKER"), "earlier-job", 60_000)
+        held = OwnedLock(
+            rt.redis, key(test_settings, "tick-running", "TICKER"), "earlier-job", 60_000
+        )
         assert await held.acquire()
         outcome = await run_tick(rt, "TICKER", MINUTE, "job-2", manual=False)
     [row] = await ledger(db, "TICKER")
@@ -60,7 +67,9 @@ async def test_overlap_buffer_keeps_one_waiting_and_skips_the_rest(
     await minutely(db, overlap_policy="buffer")
     previous = MINUTE - timedelta(minutes=1)
     async with runtime(test_settings) as rt:
-        held = OwnedLock(rt.redis, key(test_settings, "tick-running", "TICKER"), "earlier-job", 60_000)
+        held = OwnedLock(
+            rt.redis, key(test_settings, "tick-running", "TICKER"), "earlier-job", 60_000
+        )
         assert await held.acquire()
         with pytest.raises(Retry):
             await run_tick(rt, "TICKER", previous, "job-buffered", manual=False)
@@ -68,10 +77,15 @@ async def test_overlap_buffer_keeps_one_waiting_and_skips_the_rest(
         await held.release()
         assert await run_tick(rt, "TICKER", previous, "job-buffered", manual=False) == "ok"
     rows = await ledger(db, "TICKER")
-    assert [(r["scheduled_for"], r["status"]) for r in rows] == [(previous, "ok"), (MINUTE, "skipped")]
+    assert [(r["scheduled_for"], r["status"]) for r in rows] == [
+        (previous, "ok"),
+        (MINUTE, "skipped"),
+    ]
 
 
-async def test_a_job_for_an_old_schedule_does_nothing(test_settings: Settings, db: Database) -> None:
+async def test_a_job_for_an_old_schedule_does_nothing(
+    test_settings: Settings, db: Database
+) -> None:
     await minutely(db)
     async with db.session() as session:
         await regions.update_region(session, "TICKER", actor="test", cron="0 0 1 1 *")
@@ -89,8 +103,14 @@ async def test_a_run_left_running_by_a_dead_worker_is_taken_over_once(
 ) -> None:
     await minutely(db)
     async with db.session() as session:
-        claim = await runs.claim(session, kind="tick", region_code="TICKER", scheduled_for=MINUTE,
-                                 job_id="job-3", worker="dead-worker")
+        claim = await runs.claim(
+            session,
+            kind="tick",
+            region_code="TICKER",
+            scheduled_for=MINUTE,
+            job_id="job-3",
+            worker="dead-worker",
+        )
     assert claim is not None and claim.attempt == 1
     async with runtime(test_settings, "live-worker") as rt:
         assert await run_tick(rt, "TICKER", MINUTE, "job-3", manual=False) == "ok"
@@ -124,8 +144,10 @@ async def test_run_now_goes_through_the_queue_even_when_paused(
     async with runtime(test_settings) as rt:
         await queue.enqueue_ticks(rt.redis, test_settings, [queue.TickRequest("TICKER", now, True)])
         async with running_worker(rt):
+
             async def done() -> bool:
                 return any(r["status"] == "ok" for r in await ledger(db, "TICKER"))
+
             await eventually(done)
     [row] = await ledger(db, "TICKER")
     assert row["manual"] is True and row["scheduled_for"] == now
