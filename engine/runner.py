@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Callable
 from enum import StrEnum
 
 from arq.worker import Worker
@@ -12,7 +13,7 @@ from arq.worker import Worker
 from engine import logs, queue
 from engine.runtime import Runtime
 from engine.scheduler import Scheduler
-from engine.worker import build_worker
+from engine.worker import build_publish_worker, build_worker
 from storage.database import Database
 from storage.settings import Settings
 
@@ -45,18 +46,20 @@ async def connect(settings: Settings, stop: asyncio.Event) -> Runtime | None:
     return None
 
 
-async def supervise_worker(rt: Runtime, stop: asyncio.Event) -> None:
-    """Run the arq worker; if Redis drops it, log, back off and start a fresh one."""
+async def supervise_worker(
+    rt: Runtime, stop: asyncio.Event, build: Callable[[Runtime], Worker] = build_worker
+) -> None:
+    """Run an arq worker; if Redis drops it, log, back off and start a fresh one."""
     backoff = 0.5
     while not stop.is_set():
-        worker = build_worker(rt)
+        worker = build(rt)
         main = asyncio.create_task(worker.main())
         stopper = asyncio.create_task(stop.wait())
         await asyncio.wait([main, stopper], return_when=asyncio.FIRST_COMPLETED)
         if stop.is_set():
             await _drain(worker, main, rt.settings.shutdown_grace_s)
             with contextlib.suppress(Exception):
-                await rt.redis.delete(queue.health_check_key(rt.settings))
+                await rt.redis.delete(worker.health_check_key)
             return
         stopper.cancel()
         error = main.exception() if not main.cancelled() else None
@@ -111,6 +114,7 @@ async def run_engine(
         tasks.append(asyncio.create_task(Scheduler(rt).run(stop)))
     if role in (Role.ALL, Role.WORKER):
         tasks.append(asyncio.create_task(supervise_worker(rt, stop)))
+        tasks.append(asyncio.create_task(supervise_worker(rt, stop, build_publish_worker)))
     try:
         await asyncio.gather(*tasks)
     finally:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from arq.worker import Function, Worker, func
 
-from engine import queue
+from engine import publish_queue, queue
+from engine.jobs import publish as publish_job
 from engine.jobs.tick import tick
 from engine.runtime import Runtime
 
@@ -13,6 +14,11 @@ KEEP_RESULT_S = 3600
 # Retries come from Retry (buffered ticks, database down) and from killed workers; the ledger
 # keeps the effect single, so the number only bounds a job that never succeeds.
 TICK_MAX_TRIES = 1000
+# Publish retries are planned in Postgres (new generation, new job); arq retries only cover a
+# database outage and a killed worker, and the claim keeps those single.
+PUBLISH_MAX_TRIES = 1000
+# Publish jobs mostly wait on the platform's answer: many fit in one concurrency slot.
+PUBLISH_JOBS_PER_SLOT = 10
 
 
 def functions(rt: Runtime) -> list[Function]:
@@ -39,6 +45,34 @@ def build_worker(rt: Runtime) -> Worker:
         poll_delay=0.1,
         health_check_interval=HEALTH_CHECK_INTERVAL_S,
         health_check_key=queue.health_check_key(rt.settings),
+        retry_jobs=True,
+        expires_extra_ms=queue.EXPIRES_EXTRA_MS,
+    )
+
+
+def build_publish_worker(rt: Runtime) -> Worker:
+    """The worker of the publish queue (engine.publish_queue)."""
+    timeout = publish_queue.publish_timeout_s(rt.settings)
+    return Worker(
+        functions=[
+            func(
+                publish_job.publish,
+                name=publish_queue.PUBLISH_FUNCTION,
+                max_tries=PUBLISH_MAX_TRIES,
+                timeout=timeout,
+            )
+        ],
+        queue_name=publish_queue.queue_name(rt.settings),
+        redis_pool=rt.redis,
+        ctx={"runtime": rt},
+        on_startup=publish_job.on_startup,
+        handle_signals=False,
+        max_jobs=rt.settings.concurrency * PUBLISH_JOBS_PER_SLOT,
+        job_timeout=timeout,
+        keep_result=KEEP_RESULT_S,
+        poll_delay=0.1,
+        health_check_interval=HEALTH_CHECK_INTERVAL_S,
+        health_check_key=publish_queue.health_check_key(rt.settings),
         retry_jobs=True,
         expires_extra_ms=queue.EXPIRES_EXTRA_MS,
     )

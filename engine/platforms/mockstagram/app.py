@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from engine.platforms.mockstagram import growth
+from engine.platforms.mockstagram import growth, publish
 from engine.platforms.mockstagram.config import MockConfig
 from engine.platforms.mockstagram.faults import MockState, inject, state_of
 
@@ -140,4 +140,5 @@ def create_app(config: MockConfig | None = None, clock: Callable[[], float] = ti
     app.add_api_route("/admin/accounts/{user_id}/gone", mark_gone, methods=["POST"])
     app.add_api_route("/admin/accounts/{user_id}/restore", restore, methods=["POST"])
     # Routers of other mock features are included below, one line each.
+    app.include_router(publish.build_router())
     return app

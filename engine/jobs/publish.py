@@ -1,0 +1,410 @@
+"""The publish job: one publication, one attempt, never a duplicate.
+
+How "never twice" holds with an at-least-once queue:
+
+1. The job carries (publication, generation). A reschedule, cancel or retry bumps the
+   generation in Postgres first, so an old job finds a different number and drops itself.
+2. `claim` moves SCHEDULED -> PUBLISHING in one conditional UPDATE: of two runs of the same job
+   (a redelivery, a replica after Redis was rebuilt) exactly one gets the row.
+3. A run that finds its publication still PUBLISHING is a re-run after a worker died mid-attempt.
+   It takes over only once the old attempt is older than the job time limit (arq re-delivers no
+   sooner either) and then verifies first: it looks the post up by its idempotency key, or, on a
+   platform without a lookup, stops at "outcome unknown" for a person to decide.
+4. An error after the request may have left (timeout, dropped connection, 500) is never retried
+   blindly: same verify-first rule.
+
+Breaker open, publishing limit reached, or no encryption key: the publication is deferred (new
+generation, later due time), not failed.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from arq.worker import Retry
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from engine import logs, publish_queue
+from engine.publishers import build_publishers
+from engine.publishers.base import Published, Publisher, PublishRequest
+from engine.resilience import (
+    BreakerOpen,
+    CircuitBreaker,
+    Failure,
+    FailureKind,
+    OutcomeUnknown,
+    RateLimiter,
+)
+from engine.resilience.breaker import Permit
+from engine.runtime import Runtime
+from storage.crypto import EncryptionKeyError, TokenCipher, TokenUnreadable, cipher
+from storage.models import AttemptOutcome, ConnectionStatus, Platform, PublicationStatus
+from storage.queries import publishing
+from storage.queries.publishing import AttemptResult, JobRef, Work
+
+log = logs.get("engine.publish")
+DB_DOWN_ERRORS = (OSError, OperationalError, InterfaceError, DBAPIError)
+
+
+@dataclass(frozen=True, slots=True)
+class PublishPolicy:
+    max_attempts: int = 5
+    backoff_base_s: float = 5.0
+    backoff_max_s: float = 900.0
+    timeout_s: float = publish_queue.MAX_PUBLISH_TIMEOUT_S  # the job's time limit
+    request_timeout_s: float = 30.0
+    config_retry_s: float = 60.0  # retry delay while ENCRYPTION_KEY is missing
+
+    @classmethod
+    def for_settings(cls, settings: Any) -> PublishPolicy:
+        timeout = publish_queue.publish_timeout_s(settings)  # requests get half of it
+        return cls(timeout_s=timeout, request_timeout_s=timeout / 2)
+
+    def backoff(self, attempts: int) -> float:
+        """Exponential backoff with full jitter."""
+        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2 ** max(attempts - 1, 0))
+        return random.uniform(ceiling / 2, ceiling)
+
+
+class PublishContext:
+    """What publish jobs of one worker share: HTTP client, publishers, breakers, limiter."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        policy: PublishPolicy | None = None,
+        base_urls: dict[Platform, str] | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.rt = rt
+        self.policy = policy or PublishPolicy.for_settings(rt.settings)
+        self.client = client or httpx.AsyncClient(
+            timeout=httpx.Timeout(self.policy.request_timeout_s, connect=5.0),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+        )
+        self.publishers = build_publishers(self.client, base_urls)
+        self.limiter = RateLimiter(rt.redis, rt.settings)
+        self._breakers: dict[str, CircuitBreaker] = {}
+        self._cipher: TokenCipher | None = None
+
+    def breaker(self, platform: str) -> CircuitBreaker:
+        if platform not in self._breakers:
+            self._breakers[platform] = CircuitBreaker(self.rt.redis, self.rt.settings, platform)
+        return self._breakers[platform]
+
+    def cipher(self) -> TokenCipher:
+        if self._cipher is None:
+            self._cipher = cipher(self.rt.settings)
+        return self._cipher
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        await self.limiter.close()
+
+
+async def on_startup(ctx: dict[str, Any]) -> None:
+    old = ctx.get("publishing")
+    if isinstance(old, PublishContext):
+        await old.close()
+    ctx["publishing"] = PublishContext(ctx["runtime"])
+
+
+async def publish(ctx: dict[str, Any], publication_id: int, generation: int) -> str:
+    """arq entry point; the result word says what became of this publication."""
+    pc: PublishContext = ctx["publishing"]
+    try:
+        return await run_publication(pc, publication_id, generation)
+    except DB_DOWN_ERRORS as exc:
+        log.warning("publish.db_unavailable", publication=publication_id, error=str(exc))
+        raise Retry(defer=min(5 * ctx.get("job_try", 1), 60)) from exc
+
+
+async def run_publication(pc: PublishContext, publication_id: int, generation: int) -> str:
+    rt = pc.rt
+    async with rt.db.session() as session:
+        work = await publishing.load_work(session, publication_id)
+    if work is None:
+        return "gone"
+    pub = work.publication
+    if pub.generation != generation:
+        return "stale"
+    if pub.status == PublicationStatus.PUBLISHING.value:
+        return await _take_over(pc, work, generation)
+    if pub.status != PublicationStatus.SCHEDULED.value:
+        return "stale"
+    publisher = pc.publishers.get(Platform(work.connection.platform))
+    permit: Permit | None = None
+    if publisher is not None:
+        gate = await _gate(pc, work, publisher)
+        if isinstance(gate, tuple):
+            return await _defer(pc, work, generation, *gate)
+        permit = gate
+    async with rt.db.session() as session:
+        attempt_id = await publishing.claim(session, publication_id, generation, rt.name)
+    if attempt_id is None:
+        return "raced"
+    if publisher is None:
+        result = AttemptResult(
+            AttemptOutcome.PERMANENT, f"no publisher for platform {work.connection.platform!r}"
+        )
+        async with rt.db.session() as session:
+            await publishing.mark_failed(session, publication_id, generation, attempt_id, result)
+        return "failed"
+    return await _attempt(pc, work, publisher, generation, attempt_id, pub.verify_first, permit)
+
+
+async def _gate(
+    pc: PublishContext, work: Work, publisher: Publisher
+) -> tuple[float, str] | Permit | None:
+    """A reason to wait (seconds, why), or the breaker's permit to go ahead."""
+    try:
+        pc.cipher()
+    except EncryptionKeyError as exc:
+        log.error("publish.no_encryption_key", error=str(exc))
+        return pc.policy.config_retry_s, str(exc)
+    try:
+        permit = await pc.breaker(publisher.platform.value).allow()
+    except BreakerOpen as exc:
+        return max(exc.retry_in_s, 0.5), f"{publisher.platform} circuit breaker open"
+    wait = await pc.limiter.try_acquire(publisher.publish_limit, str(work.connection.id))
+    if wait > 0:
+        return wait, f"{publisher.platform} publishing limit reached for this account"
+    return permit
+
+
+async def _defer(pc: PublishContext, work: Work, generation: int, wait_s: float, why: str) -> str:
+    # Jitter spreads a herd of deferred publications over the reopening.
+    due = datetime.now(UTC) + timedelta(seconds=wait_s * (1 + random.random() * 0.2))
+    async with pc.rt.db.session() as session:
+        new_gen = await publishing.defer(session, work.publication.id, generation, due, why)
+    if new_gen is None:
+        return "raced"
+    await _enqueue(pc, work.publication.id, new_gen, due)
+    log.info("publish.deferred", publication=work.publication.id, reason=why, wait_s=wait_s)
+    return "deferred"
+
+
+async def _enqueue(pc: PublishContext, publication_id: int, generation: int, due: datetime) -> None:
+    try:
+        await publish_queue.enqueue_publications(
+            pc.rt.redis, pc.rt.settings, [JobRef(publication_id, generation, due)]
+        )
+    except Exception as exc:  # Postgres has it; the scheduler's reconcile enqueues it later.
+        log.warning("publish.enqueue_failed", publication=publication_id, error=repr(exc))
+
+
+async def _take_over(pc: PublishContext, work: Work, generation: int) -> str:
+    pub = work.publication
+    stale_before = datetime.now(UTC) - timedelta(seconds=pc.policy.timeout_s)
+    started = pub.started_at or datetime.min.replace(tzinfo=UTC)
+    if started >= stale_before:
+        # Another run may still be talking to the platform: come back when it cannot be.
+        wait = (started - stale_before).total_seconds() + 1
+        log.info("publish.busy_elsewhere", publication=pub.id, worker=pub.worker, wait_s=wait)
+        raise Retry(defer=wait)
+    async with pc.rt.db.session() as session:
+        attempt_id = await publishing.take_over(
+            session, pub.id, generation, pc.rt.name, stale_before
+        )
+    if attempt_id is None:
+        return "raced"
+    log.warning("publish.taken_over", publication=pub.id, previous_worker=pub.worker)
+    publisher = pc.publishers.get(Platform(work.connection.platform))
+    if publisher is None:
+        return "failed"
+    return await _attempt(pc, work, publisher, generation, attempt_id, True, None)
+
+
+async def _attempt(
+    pc: PublishContext,
+    work: Work,
+    publisher: Publisher,
+    generation: int,
+    attempt_id: int,
+    verify_first: bool,
+    permit: Permit | None,
+) -> str:
+    pub, conn = work.publication, work.connection
+    rt = pc.rt
+    bound = log.bind(publication=pub.id, post=work.post.id, platform=conn.platform)
+    expired = conn.expires_at is not None and conn.expires_at <= datetime.now(UTC)
+    if conn.status == ConnectionStatus.NEEDS_REAUTH.value or expired:
+        reason = conn.status_reason or "the token expired"
+        if expired:
+            async with rt.db.session() as session:
+                await publishing.mark_needs_reauth(session, conn.id, "the token expired")
+        return await _fail(pc, work, generation, attempt_id, _reauth_result(work, reason), bound)
+    try:
+        token = pc.cipher().decrypt(conn.token_encrypted)
+    except (TokenUnreadable, EncryptionKeyError) as exc:
+        async with rt.db.session() as session:
+            await publishing.mark_needs_reauth(session, conn.id, str(exc))
+        return await _fail(pc, work, generation, attempt_id, _reauth_result(work, str(exc)), bound)
+    request = PublishRequest(
+        publication_id=pub.id,
+        idempotency_key=pub.idempotency_key,
+        account_id=conn.account_id,
+        access_token=token,
+        body=work.post.body,
+        media=list(work.post.media),
+        checkpoint=dict(pub.checkpoint),
+    )
+
+    if verify_first:
+        if not publisher.can_lookup:
+            return await _unknown(
+                pc,
+                work,
+                generation,
+                attempt_id,
+                f"an earlier attempt may have reached {conn.platform}, which offers no lookup: "
+                f"check {conn.display_name} and resolve",
+                bound,
+            )
+        try:
+            found = await publisher.lookup(request)
+        except Failure as failure:
+            return await _after_failure(
+                pc, work, publisher, generation, attempt_id, failure, bound, lookup=True
+            )
+        if found is not None:
+            return await _published(pc, work, generation, attempt_id, found, bound, found=True)
+
+    async def checkpoint(data: dict[str, Any]) -> None:
+        async with rt.db.session() as session:
+            await publishing.save_checkpoint(session, pub.id, generation, data)
+
+    breaker = pc.breaker(publisher.platform.value)
+    try:
+        published = await publisher.publish(request, checkpoint)
+    except Failure as failure:
+        if failure.counts_against_platform:
+            await breaker.record_failure(permit, reason=failure.message)
+        else:
+            await breaker.record_success(permit)
+        return await _after_failure(pc, work, publisher, generation, attempt_id, failure, bound)
+    except Exception as exc:  # a publisher bug after the request may have left: treat as unknown
+        bound.exception("publish.publisher_error")
+        unknown = OutcomeUnknown(f"{type(exc).__name__}: {exc}")
+        return await _after_failure(pc, work, publisher, generation, attempt_id, unknown, bound)
+    await breaker.record_success(permit)
+    return await _published(pc, work, generation, attempt_id, published, bound)
+
+
+def _reauth_result(work: Work, reason: str) -> AttemptResult:
+    return AttemptResult(
+        AttemptOutcome.AUTH,
+        f"{work.connection.platform} account {work.connection.display_name} needs "
+        f"re-authorisation ({reason}); reconnect it, then retry",
+    )
+
+
+async def _published(
+    pc: PublishContext,
+    work: Work,
+    generation: int,
+    attempt_id: int,
+    published: Published,
+    bound: Any,
+    found: bool = False,
+) -> str:
+    async with pc.rt.db.session() as session:
+        ok = await publishing.mark_published(
+            session,
+            work.publication.id,
+            generation,
+            attempt_id,
+            external_id=published.external_id,
+            external_url=published.url,
+            found=found,
+        )
+    bound.info("publish.published", external_id=published.external_id, found=found, current=ok)
+    return "found" if found else "published"
+
+
+async def _fail(
+    pc: PublishContext,
+    work: Work,
+    generation: int,
+    attempt_id: int,
+    result: AttemptResult,
+    bound: Any,
+) -> str:
+    async with pc.rt.db.session() as session:
+        await publishing.mark_failed(session, work.publication.id, generation, attempt_id, result)
+    bound.warning("publish.failed", outcome=result.outcome.value, error=result.error)
+    return "failed"
+
+
+async def _unknown(
+    pc: PublishContext, work: Work, generation: int, attempt_id: int, message: str, bound: Any
+) -> str:
+    result = AttemptResult(AttemptOutcome.UNKNOWN, message)
+    async with pc.rt.db.session() as session:
+        await publishing.mark_unknown(session, work.publication.id, generation, attempt_id, result)
+    bound.warning("publish.outcome_unknown", error=message)
+    return "unknown"
+
+
+async def _after_failure(
+    pc: PublishContext,
+    work: Work,
+    publisher: Publisher,
+    generation: int,
+    attempt_id: int,
+    failure: Failure,
+    bound: Any,
+    lookup: bool = False,
+) -> str:
+    conn = work.connection
+    attempts = work.publication.attempts + 1  # the claim counted this one
+    message = failure.message
+    if failure.kind == FailureKind.UNAUTHORIZED:
+        async with pc.rt.db.session() as session:
+            await publishing.mark_needs_reauth(session, conn.id, message)
+        return await _fail(pc, work, generation, attempt_id, _reauth_result(work, message), bound)
+    if failure.kind in (FailureKind.PERMANENT, FailureKind.NOT_FOUND):
+        if lookup:
+            return await _unknown(
+                pc, work, generation, attempt_id, f"lookup failed: {message}", bound
+            )
+        result = AttemptResult(AttemptOutcome.PERMANENT, message, failure.status)
+        return await _fail(pc, work, generation, attempt_id, result, bound)
+    # Transient, rate limited, or outcome unknown.
+    maybe_sent = lookup or failure.kind == FailureKind.OUTCOME_UNKNOWN
+    if maybe_sent and not publisher.can_lookup:
+        return await _unknown(pc, work, generation, attempt_id, message, bound)
+    if attempts >= pc.policy.max_attempts:
+        final = f"gave up after {attempts} attempts: {message}"
+        if maybe_sent:
+            return await _unknown(pc, work, generation, attempt_id, final, bound)
+        result = AttemptResult(AttemptOutcome.TRANSIENT, final, failure.status)
+        return await _fail(pc, work, generation, attempt_id, result, bound)
+    delay = pc.policy.backoff(attempts)
+    if failure.retry_after_s is not None:
+        delay = max(delay, failure.retry_after_s)
+        if failure.kind == FailureKind.RATE_LIMITED:
+            await pc.limiter.pause(publisher.publish_limit, str(conn.id), failure.retry_after_s)
+    due = datetime.now(UTC) + timedelta(seconds=delay)
+    outcome = AttemptOutcome.UNKNOWN if maybe_sent else AttemptOutcome.TRANSIENT
+    async with pc.rt.db.session() as session:
+        new_gen = await publishing.retry_later(
+            session,
+            work.publication.id,
+            generation,
+            attempt_id,
+            AttemptResult(outcome, message, failure.status),
+            due,
+            verify_first=maybe_sent,
+        )
+    if new_gen is None:
+        return "raced"
+    await _enqueue(pc, work.publication.id, new_gen, due)
+    bound.info(
+        "publish.retry", attempt=attempts, in_s=round(delay, 2), verify=maybe_sent, error=message
+    )
+    return "retry"

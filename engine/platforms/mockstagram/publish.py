@@ -1,0 +1,219 @@
+"""The mock platform's publishing API: posts with idempotency keys, lookup, and injected faults.
+
+    POST /publishing/v1/{account}/posts          Idempotency-Key header; 201 new, 200 replay
+    GET  /publishing/v1/{account}/posts          ?idempotency_key=K finds the post made with K
+    POST /publishing/_control/faults             {"rate": 0.1, "kinds": [...], "script": [...]}
+    GET  /publishing/_control/stats              requests, posts created, replays, duplicates
+    POST /publishing/_control/reset
+
+Fault kinds: `unavailable` (503, nothing stored), `rate_limited` (429 + Retry-After, nothing
+stored), `server_error` (500 after storing: the post exists), `unauthorized` (401), `rejected`
+(400 with a reason, nothing stored), `lost` (the
+post is stored, then the answer is held back `lost_delay_s`: the client times out — "accepted
+but the response is lost"). `script` faults are served first, in order ("ok" for none); then
+each request draws a fault with probability `rate`. Tokens in `revoked` get 401.
+`honour_idempotency: false` makes the mock behave like a platform without keys (a repeated
+request makes a second post), so callers' own duplicate guards can be tested.
+
+State is in memory: one mock process is one platform.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import random
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+FAULT_KINDS = ("unavailable", "rate_limited", "server_error", "unauthorized", "rejected", "lost")
+
+
+class FaultConfig(BaseModel):
+    rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    kinds: list[str] = Field(default_factory=lambda: ["unavailable", "server_error", "lost"])
+    script: list[str] = Field(default_factory=list)
+    lost_delay_s: float = Field(default=2.0, ge=0.0, le=120.0)
+    retry_after_s: int = Field(default=1, ge=0)
+    honour_idempotency: bool = True
+    revoked: list[str] = Field(default_factory=list)
+    seed: int | None = None
+    latency_s: float = Field(default=0.0, ge=0.0, le=10.0)
+
+
+class PostIn(BaseModel):
+    text: str = Field(min_length=1, max_length=5000)
+    media: list[str] = Field(default_factory=list)
+
+
+@dataclass
+class MockPost:
+    id: str
+    account: str
+    text: str
+    media: list[str]
+    idempotency_key: str | None
+    created_at: str
+
+    def public(self, base_url: str) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "account": self.account,
+            "text": self.text,
+            "media": self.media,
+            "idempotency_key": self.idempotency_key,
+            "created_at": self.created_at,
+            "url": f"{base_url}publishing/p/{self.id}",
+        }
+
+
+@dataclass
+class PublishState:
+    config: FaultConfig = field(default_factory=FaultConfig)
+    posts: list[MockPost] = field(default_factory=list)
+    by_key: dict[tuple[str, str], MockPost] = field(default_factory=dict)
+    requests: int = 0
+    replayed: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    rng: random.Random = field(default_factory=random.Random)
+
+    def draw_fault(self) -> str | None:
+        if self.config.script:
+            kind = self.config.script.pop(0)
+            return None if kind == "ok" else kind
+        if self.config.rate and self.rng.random() < self.config.rate and self.config.kinds:
+            return self.rng.choice(self.config.kinds)
+        return None
+
+    def stats(self) -> dict[str, Any]:
+        texts = Counter((p.account, p.text) for p in self.posts)
+        keys = Counter((p.account, p.idempotency_key) for p in self.posts if p.idempotency_key)
+        return {
+            "requests": self.requests,
+            "created": len(self.posts),
+            "replayed": self.replayed,
+            # The same text posted twice to one account, or one key that made two posts.
+            "duplicate_texts": sum(n - 1 for n in texts.values() if n > 1),
+            "duplicate_keys": sum(n - 1 for n in keys.values() if n > 1),
+            "faults": dict(self.faults),
+        }
+
+
+def _token(authorization: str | None) -> str:
+    if not authorization or not authorization.startswith("Bearer ") or len(authorization) < 8:
+        raise HTTPException(401, detail="missing bearer token")
+    return authorization[len("Bearer ") :]
+
+
+def _check_token(state: PublishState, authorization: str | None) -> None:
+    token = _token(authorization)
+    for revoked in state.config.revoked:
+        if hmac.compare_digest(token.encode(), revoked.encode()):
+            raise HTTPException(401, detail="token revoked or expired")
+
+
+def build_router(state: PublishState | None = None) -> APIRouter:
+    """The publishing routes; one `PublishState` per mock platform (tests pass their own)."""
+    st = state or PublishState()
+    router = APIRouter(prefix="/publishing", tags=["publishing"])
+
+    @router.post("/v1/{account}/posts")
+    async def create_post(
+        account: str,
+        body: PostIn,
+        request: Request,
+        authorization: str | None = Header(default=None),
+        idempotency_key: str | None = Header(default=None),
+    ) -> JSONResponse:
+        st.requests += 1
+        if st.config.latency_s:
+            await asyncio.sleep(st.config.latency_s)
+        _check_token(st, authorization)
+        base = str(request.base_url)
+        if idempotency_key and st.config.honour_idempotency:
+            seen = st.by_key.get((account, idempotency_key))
+            if seen is not None:
+                st.replayed += 1
+                return JSONResponse(
+                    seen.public(base), status_code=200, headers={"Idempotent-Replayed": "true"}
+                )
+        fault = st.draw_fault()
+        if fault:
+            st.faults[fault] += 1
+        if fault == "unavailable":
+            return JSONResponse({"error": "service unavailable"}, status_code=503)
+        if fault == "rate_limited":
+            return JSONResponse(
+                {"error": "too many requests"},
+                status_code=429,
+                headers={"Retry-After": str(st.config.retry_after_s)},
+            )
+        if fault == "unauthorized":
+            return JSONResponse({"error": "token expired"}, status_code=401)
+        if fault == "rejected":
+            message = "media type not supported: use JPEG, PNG or MP4"
+            return JSONResponse({"error": message}, status_code=400)
+        post = MockPost(
+            id=uuid.uuid4().hex[:16],
+            account=account,
+            text=body.text,
+            media=body.media,
+            idempotency_key=idempotency_key,
+            created_at=datetime.now(UTC).isoformat(),
+        )
+        st.posts.append(post)
+        if idempotency_key:
+            st.by_key.setdefault((account, idempotency_key), post)
+        if fault == "server_error":
+            return JSONResponse({"error": "internal error"}, status_code=500)
+        if fault == "lost":
+            await asyncio.sleep(st.config.lost_delay_s)
+        return JSONResponse(post.public(base), status_code=201)
+
+    @router.get("/v1/{account}/posts")
+    async def list_posts(
+        account: str,
+        request: Request,
+        idempotency_key: str | None = None,
+        authorization: str | None = Header(default=None),
+    ) -> dict[str, Any]:
+        _check_token(st, authorization)
+        base = str(request.base_url)
+        found = [
+            p.public(base)
+            for p in st.posts
+            if p.account == account
+            and (idempotency_key is None or p.idempotency_key == idempotency_key)
+        ]
+        return {"data": found[:1] if idempotency_key else found[-100:]}
+
+    @router.post("/_control/faults")
+    async def set_faults(config: FaultConfig) -> dict[str, Any]:
+        unknown = [k for k in (*config.kinds, *config.script) if k not in (*FAULT_KINDS, "ok")]
+        if unknown:
+            raise HTTPException(422, detail=f"unknown fault kinds {unknown}; use {FAULT_KINDS}")
+        st.config = config
+        st.rng = random.Random(config.seed)
+        return {"ok": True}
+
+    @router.get("/_control/stats")
+    async def stats() -> dict[str, Any]:
+        return st.stats()
+
+    @router.post("/_control/reset")
+    async def reset() -> dict[str, Any]:
+        st.config = FaultConfig()
+        st.posts.clear()
+        st.by_key.clear()
+        st.requests = st.replayed = 0
+        st.faults.clear()
+        return {"ok": True}
+
+    return router
