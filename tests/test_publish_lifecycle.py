@@ -15,19 +15,15 @@ from engine.runtime import Runtime
 from storage.database import Database
 from storage.models import Connection, Platform
 from storage.queries import publishing
-from tests.test_publish_support import (  # noqa: F401  (fixtures)
+from tests.test_publish_support import *  # noqa: F403  (fixtures)
+from tests.test_publish_support import (
     FAST,
     MockPlatform,
     add_connection,
     add_post,
     drain,
-    mock_platform,
-    pc,
-    platform,
     post_status,
-    pub_settings,
     publications,
-    rt,
     run_queued,
     soon,
 )
@@ -197,7 +193,7 @@ async def test_expired_token_fails_without_calling_the_platform(
     pc: PublishContext, db: Database, platform: MockPlatform
 ) -> None:
     conn = await add_connection(db, expires_at=datetime.now(UTC) - timedelta(minutes=1))
-    post, _ = await add_post(pc.rt, [conn.id])
+    await add_post(pc.rt, [conn.id])
     assert await drain(pc) == ["failed"]
     assert platform.state.requests == 0
     async with db.session() as session:
