@@ -82,10 +82,12 @@ class CreatordeckApp(App[None]):
     DEFAULT_MODE: ClassVar[str] = LANDING_SCREEN
 
     BINDINGS: ClassVar = [
-        Binding("colon", "command", "command", key_display=":"),
-        Binding("question_mark", "help", "help", key_display="?"),
-        Binding("ctrl+p", "command_palette", "palette", show=False),
-        Binding("escape", "back", "back", show=False),
+        Binding(
+            "colon", "command", "go", key_display=":", tooltip="command mode: jump to a screen"
+        ),
+        Binding("question_mark", "help", "help", key_display="?", tooltip="this help"),
+        Binding("ctrl+p", "command_palette", "palette", show=False, tooltip="command palette"),
+        Binding("escape", "back", "back / close / clear filter", show=False, key_display="esc"),
         Binding("q", "quit", "quit"),
     ]
 
@@ -177,8 +179,6 @@ class CreatordeckApp(App[None]):
         title = getattr(screen, "TITLE", "") or type(screen).__name__
         screen_keys = describe(type(screen).BINDINGS)
         global_keys = describe(self.BINDINGS)
-        global_keys.insert(-1, ("ctrl+p", "command palette"))
-        global_keys.insert(-1, ("esc", "back / close / clear filter"))
         self.push_screen(HelpModal(title, screen_keys, global_keys))
 
     async def action_back(self) -> None:

@@ -120,5 +120,40 @@ def mockstagram(host: str, port: int, **faults: object) -> None:
     serve(config, host, port)
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to bind")
+@click.option("--port", default=8000, show_default=True, type=int, envvar="PORT")
+@click.option("--workers", default=1, show_default=True, type=int, help="uvicorn processes")
+def api(host: str, port: int, workers: int) -> None:
+    """Serve the HTTP API (assignment, events, metrics, /health); JSON logs on stdout."""
+    from engine.api.serve import serve
+
+    serve(_settings(), host, port, workers)
+
+
+@main.command()
+@click.option("--window-days", default=14, show_default=True, type=click.IntRange(1, 366))
+@click.option(
+    "--job",
+    "jobs",
+    multiple=True,
+    type=click.Choice(["daily", "experiments", "funnels"]),
+    help="one job (repeatable); default: all three",
+)
+@click.option("--incremental", is_flag=True, help="recompute only what changed since last run")
+@click.option(
+    "--check-idempotency",
+    is_flag=True,
+    help="run the window twice; exit 1 if the second run changes any rollup table",
+)
+def rollup(
+    window_days: int, jobs: tuple[str, ...], incremental: bool, check_idempotency: bool
+) -> None:
+    """Compute the daily, experiment and funnel rollups of the last N days (see rollup_runs)."""
+    from engine.experiments.rollup_command import run_rollup_command
+
+    sys.exit(run_rollup_command(_settings(), window_days, jobs, incremental, check_idempotency))
+
+
 if __name__ == "__main__":
     main()

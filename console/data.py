@@ -59,6 +59,7 @@ class RunRow:
     attempt: int
     error: str | None
     manual: bool
+    worker: str | None = None
 
     def matches(self, needle: str) -> bool:
         text = needle.lower()
@@ -157,6 +158,7 @@ def run_row(run: JobRun) -> RunRow:
         attempt=run.attempt,
         error=run.error,
         manual=run.manual,
+        worker=run.worker,
     )
 
 

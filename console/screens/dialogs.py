@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
@@ -70,11 +70,15 @@ class CronEditModal(ModalScreen[ScheduleChange | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="cron-dialog"):
-            yield Label(f"[b]Schedule of {escape(self.code)}[/]  (times in UTC)")
-            yield Input(self.start_cron, placeholder="m h dom mon dow", id="cron", compact=True)
-            yield Input(
-                self.start_timezone, placeholder="timezone, e.g. UTC", id="timezone", compact=True
-            )
+            yield Label(f"[b]Schedule of {escape(self.code)}[/]")
+            with Horizontal(classes="field"):
+                yield Label("cron", classes="field-label")
+                yield Input(self.start_cron, placeholder="m h dom mon dow", id="cron", compact=True)
+            with Horizontal(classes="field"):
+                yield Label("timezone", classes="field-label")
+                yield Input(
+                    self.start_timezone, placeholder="e.g. UTC", id="timezone", compact=True
+                )
             yield Static(id="preview")
             yield Label(
                 "[b]enter[/]/[b]ctrl+s[/] save   [b]tab[/] next field   [b]esc[/] cancel",
@@ -108,7 +112,7 @@ class CronEditModal(ModalScreen[ScheduleChange | None]):
         self.error = None
         fires = schedule.next_fires(self.now, PREVIEW_RUNS)
         preview.set_class(False, "-invalid")
-        lines = [f"next {PREVIEW_RUNS} runs:"]
+        lines = [f"next {PREVIEW_RUNS} runs (UTC):"]
         lines += [f"  {when(fire)}" for fire in fires]
         preview.update("\n".join(lines))
 
@@ -160,7 +164,9 @@ class RegionFormModal(ModalScreen[RegionInput | None]):
             yield Label("[b]New region[/]")
             for field, placeholder in self.FIELDS:
                 value = "UTC" if field == "timezone" else ""
-                yield Input(value, placeholder=placeholder, id=field, compact=True)
+                with Horizontal(classes="field"):
+                    yield Label(field, classes="field-label")
+                    yield Input(value, placeholder=placeholder, id=field, compact=True)
             yield Static(id="form-error")
             yield Label(
                 "[b]enter[/] next/save  [b]ctrl+s[/] save  [b]tab[/] next  [b]esc[/] cancel",

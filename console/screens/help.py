@@ -22,7 +22,7 @@ def describe(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
         keys = binding.key_display or ", ".join(
             "space" if key == "space" else key for key in binding.key.split(",")
         )
-        rows.append((keys, binding.description))
+        rows.append((keys, binding.tooltip or binding.description))
     return rows
 
 

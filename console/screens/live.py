@@ -47,7 +47,7 @@ class LiveScreen(Screen[None]):
         yield StatusHeader(self.TITLE)
         yield from self.compose_body()
         yield Static("loading…", id="status-line")
-        yield Footer()
+        yield Footer(compact=True)
 
     def compose_body(self) -> ComposeResult:
         raise NotImplementedError

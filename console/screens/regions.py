@@ -64,13 +64,14 @@ class RegionsScreen(LiveScreen):
     TITLE = "Regions"
 
     BINDINGS: ClassVar = [
-        Binding("e", "edit", "edit cron"),
-        Binding("space", "toggle_active", "pause/resume", key_display="space"),
-        Binding("n", "new", "new"),
-        Binding("d", "delete", "delete"),
-        Binding("r", "run_now", "run now"),
-        Binding("slash", "filter", "filter", key_display="/"),
-        Binding("enter", "show_runs", "runs of region", show=False),
+        # Short descriptions fit the footer at 80 columns; `?` help shows the tooltips.
+        Binding("e", "edit", "edit", tooltip="edit cron and timezone (previews 10 runs)"),
+        Binding("space", "toggle_active", "pause", key_display="space", tooltip="pause/resume"),
+        Binding("n", "new", "new", tooltip="new region"),
+        Binding("d", "delete", "delete", tooltip="delete region (asks first)"),
+        Binding("r", "run_now", "run", tooltip="run now (a manual tick)"),
+        Binding("slash", "filter", "filter", key_display="/", tooltip="filter by text"),
+        Binding("enter", "show_runs", "runs", show=False, tooltip="runs of the region"),
     ]
 
     def __init__(self) -> None:

@@ -9,7 +9,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 
 from console.data import RunRow, filtered, load_runs
 from console.screens.live import LiveScreen
@@ -52,10 +52,10 @@ class RunsScreen(LiveScreen):
     TITLE = "Runs"
 
     BINDINGS: ClassVar = [
-        Binding("s", "cycle_status", "status filter"),
-        Binding("f", "region_filter", "region filter"),
-        Binding("c", "clear_filters", "clear filters"),
-        Binding("slash", "filter", "filter", key_display="/"),
+        Binding("s", "cycle_status", "status", tooltip="status filter: all, running, ok, …"),
+        Binding("f", "region_filter", "region", tooltip="only this region's runs / all"),
+        Binding("c", "clear_filters", "clear", tooltip="clear every filter"),
+        Binding("slash", "filter", "filter", key_display="/", tooltip="filter by text"),
     ]
 
     def __init__(self) -> None:
@@ -70,6 +70,7 @@ class RunsScreen(LiveScreen):
         for label, key, width in COLUMNS:
             table.add_column(label, key=key, width=width)
         yield table
+        yield Static(" ", id="detail")
         yield FilterBar("filter runs by region, status or error…")
 
     @property
@@ -102,6 +103,7 @@ class RunsScreen(LiveScreen):
                 table.add_row(*run_cells(row), key=str(row.id))
             if keep is not None and str(keep) in table.rows:
                 table.move_cursor(row=table.get_row_index(str(keep)), animate=False)
+        self._show_detail()
         parts = [f"{len(self.shown)} runs"]
         if self.region_code:
             parts.append(f"region [b]{escape(self.region_code)}[/]")
@@ -110,6 +112,36 @@ class RunsScreen(LiveScreen):
         if self.filter_text:
             parts.append(f"filter [b]{escape(self.filter_text)}[/]")
         self.set_status(" · ".join(parts) + f" · updated {self.deck.now():%H:%M:%S}")
+
+    def selected(self) -> RunRow | None:
+        cursor = self.table.cursor_row
+        return self.shown[cursor] if 0 <= cursor < len(self.shown) else None
+
+    @on(DataTable.RowHighlighted)
+    def _show_detail(self) -> None:
+        row = self.selected()
+        detail = self.query_one("#detail", Static)
+        if row is None:
+            detail.update(
+                "no runs" + (" match the filters" if self.rows or self.region_code else "")
+            )
+            return
+        started = "not started"
+        if row.started_at is not None:
+            started = f"started {row.started_at:%H:%M:%S.%f}"[:-3] + f" (lag {millis(row.lag_ms)})"
+        parts = [
+            f"[b]{escape(row.region_code)}[/]" + (" manual" if row.manual else ""),
+            f"scheduled {when_seconds(row.scheduled_for)}",
+            started,
+            f"took {millis(row.duration_ms)}",
+            f"attempt {row.attempt}",
+        ]
+        if row.worker:
+            parts.append(f"worker {escape(row.worker)}")
+        text = " · ".join(parts)
+        if row.error:
+            text += f" · [red]{escape(row.error)}[/]"
+        detail.update(text)
 
     def set_argument(self, code: str | None) -> None:
         """Show one region's runs (from the Regions screen's enter, or `:runs CODE`)."""
