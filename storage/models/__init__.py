@@ -10,6 +10,18 @@ from storage.models.creators import (
     TrackedPlatform,
 )
 from storage.models.dead_letters import DeadLetter, DeadLetterStatus
+from storage.models.experiments import (
+    Assignment,
+    DailyRollup,
+    Event,
+    Experiment,
+    ExperimentFunnel,
+    ExperimentRollup,
+    ExperimentStatus,
+    ExperimentVariant,
+    FunnelRollup,
+    RollupRun,
+)
 from storage.models.publishing import (
     AttemptOutcome,
     Connection,
@@ -25,6 +37,7 @@ from storage.models.regions import CatchupPolicy, OverlapPolicy, Region
 from storage.models.runs import JobRun, RunStatus
 
 __all__ = [
+    "Assignment",
     "AttemptOutcome",
     "AuditEntry",
     "Base",
@@ -33,10 +46,18 @@ __all__ = [
     "ConnectionStatus",
     "Creator",
     "CreatorStatus",
+    "DailyRollup",
     "DeadLetter",
     "DeadLetterStatus",
+    "Event",
+    "Experiment",
+    "ExperimentFunnel",
+    "ExperimentRollup",
+    "ExperimentStatus",
+    "ExperimentVariant",
     "FetchBatch",
     "FollowerSample",
+    "FunnelRollup",
     "JobRun",
     "OverlapPolicy",
     "Platform",
@@ -46,6 +67,7 @@ __all__ = [
     "PublicationAttempt",
     "PublicationStatus",
     "Region",
+    "RollupRun",
     "RunStatus",
     "TrackedPlatform",
 ]

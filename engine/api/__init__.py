@@ -1,0 +1,1 @@
+"""The HTTP API for the mobile app (assignment, events), metrics reads and health."""

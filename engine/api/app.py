@@ -1,0 +1,88 @@
+"""The ASGI app: `create_app(settings)`; uvicorn runs it (see `engine.api.serve`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+
+from engine import logs
+from engine.api import routes_assignment, routes_events, routes_health, routes_metrics
+from engine.api.context import ApiContext
+from engine.api.schemas import (
+    MAX_BATCH_EVENTS,
+    MAX_BODY_BYTES,
+    MAX_EVENT_BYTES,
+    EventBatch,
+    EventIn,
+)
+from storage.settings import Settings
+
+log = logs.get("engine.api")
+
+DESCRIPTION = f"""
+The creatordeck API for the mobile app and the dashboard.
+
+- `POST /v1/assignment`: sticky A/B variants (GrowthBook hashing, FNV-1a 32-bit, v2).
+- `POST /v1/events`: batches of 1 to {MAX_BATCH_EVENTS} events, each event's properties at most
+  {MAX_EVENT_BYTES} bytes as JSON, a body at most {MAX_BODY_BYTES} bytes. Deduplicated by
+  event id; clock skew corrected from `sent_at`; invalid events refused one by one.
+- `GET /v1/metrics/*`: reads from the rollup tables; all but `summary` need the
+  `x-dashboard-token` header (the DASHBOARD_TOKEN of the api's environment).
+"""
+
+
+def create_app(settings: Settings, ctx: ApiContext | None = None) -> FastAPI:
+    """The app; `ctx` given (tests), it is used as is and left open at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = ctx is None
+        app.state.ctx = ctx if ctx is not None else await ApiContext.open(settings)
+        log.info("api.start", prefix=settings.redis_prefix)
+        try:
+            yield
+        finally:
+            if own:
+                await app.state.ctx.close()
+            log.info("api.stopped")
+
+    app = FastAPI(
+        title="creatordeck",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    if ctx is not None:
+        app.state.ctx = ctx
+    for module in (routes_health, routes_assignment, routes_events, routes_metrics):
+        app.include_router(module.router)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # Log the failure with its path; the client learns nothing of our internals.
+        log.error("api.unexpected", path=request.url.path, error=repr(exc), exc_info=exc)
+        return JSONResponse({"detail": "internal error; see the api's log"}, status_code=500)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            # /v1/events reads its body by hand (per-event refusals); document it here.
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            ref = "#/components/schemas/{model}"
+            components["EventIn"] = EventIn.model_json_schema(ref_template=ref)
+            components["EventBatch"] = EventBatch.model_json_schema(ref_template=ref)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,170 @@
+"""`POST /v1/events`: a batch of app events, stored once each, enriched with assignments.
+
+The hot path of the API: the body is parsed with orjson and events are validated one by one
+(so one bad event never sinks its batch); the valid ones go to Postgres as one JSON array in
+one statement (dedupe, skew correction and enrichment happen there).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import AwareDatetime, TypeAdapter, ValidationError
+
+from engine import logs
+from engine.api.context import ApiContext
+from engine.api.schemas import (
+    MAX_AGE_DAYS,
+    MAX_BATCH_EVENTS,
+    MAX_BODY_BYTES,
+    MAX_EVENT_BYTES,
+    MAX_FUTURE_S,
+    ErrorBody,
+    EventIn,
+    EventsResponse,
+)
+from storage.queries.experiments import insert_events
+
+router = APIRouter(tags=["app"])
+log = logs.get("engine.api.events")
+
+_SENT_AT = TypeAdapter(AwareDatetime)
+_BATCH_FIELDS = frozenset({"sent_at", "events"})
+
+
+def _json_response(body: dict[str, Any], status_code: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
+
+
+def _error(status_code: int, detail: str) -> Response:
+    return _json_response({"detail": detail}, status_code)
+
+
+def _reason(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in error["loc"]) or "event"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+@router.post(
+    "/v1/events",
+    response_model=EventsResponse,
+    responses={
+        400: {"model": ErrorBody, "description": "the body is not a batch"},
+        413: {"model": ErrorBody, "description": f"body larger than {MAX_BODY_BYTES} bytes"},
+        422: {"model": EventsResponse, "description": "every event was refused"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/EventBatch"}}
+            },
+            "description": (
+                f"1 to {MAX_BATCH_EVENTS} events, each with properties of at most "
+                f"{MAX_EVENT_BYTES} bytes as JSON; the body is at most {MAX_BODY_BYTES} bytes."
+            ),
+        }
+    },
+)
+async def events(request: Request) -> Response:
+    """Store a batch. Repeated event ids are ignored; each event's time is shifted by the
+    batch's clock skew (server receive time - `sent_at`); each event carries the unit's
+    assignments at receipt. Invalid events are refused individually, with the reason."""
+    received_at = datetime.now(UTC)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return _error(413, f"body is larger than {MAX_BODY_BYTES} bytes; send smaller batches")
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        return _error(413, f"body is larger than {MAX_BODY_BYTES} bytes; send smaller batches")
+    try:
+        batch = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return _error(400, f"body is not valid JSON: {exc}")
+    if not isinstance(batch, dict):
+        return _error(400, 'body must be an object: {"sent_at": …, "events": […]}')
+    extra = set(batch) - _BATCH_FIELDS
+    if extra:
+        return _error(400, f"unknown batch fields: {', '.join(sorted(map(str, extra)))}")
+    items = batch.get("events")
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH_EVENTS:
+        return _error(400, f"events must be a list of 1 to {MAX_BATCH_EVENTS} events")
+    skew = timedelta(0)
+    if batch.get("sent_at") is not None:
+        try:
+            sent_at = _SENT_AT.validate_python(batch["sent_at"])
+            skew = received_at - sent_at
+        except (ValidationError, OverflowError) as exc:
+            reason = _reason(exc) if isinstance(exc, ValidationError) else str(exc)
+            return _error(400, f"sent_at: {reason}")
+    earliest = received_at - timedelta(days=MAX_AGE_DAYS)
+    latest = received_at + timedelta(seconds=MAX_FUTURE_S)
+
+    valid: list[dict[str, Any]] = []
+    refused: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        event_id = item.get("event_id") if isinstance(item, dict) else None
+        shown_id = event_id if isinstance(event_id, str) else None
+        try:
+            event = EventIn.model_validate(item)
+        except ValidationError as exc:
+            refused.append({"index": index, "event_id": shown_id, "reason": _reason(exc)})
+            continue
+        problem = _check(event, skew, earliest, latest)
+        if problem is not None:
+            refused.append({"index": index, "event_id": shown_id, "reason": problem})
+            continue
+        valid.append(
+            {
+                "event_id": event.event_id,
+                "unit_id": event.unit_id,
+                "name": event.name,
+                "ts": event.timestamp,
+                "properties": event.properties,
+            }
+        )
+
+    stored = 0
+    if valid:
+        ctx: ApiContext = request.app.state.ctx
+        async with ctx.pool.acquire() as conn:
+            stored = await insert_events(
+                conn, orjson.dumps(valid), skew.total_seconds(), received_at
+            )
+    body = {
+        "received": len(items),
+        "stored": stored,
+        "duplicates": len(valid) - stored,
+        "refused": refused,
+        "skew_seconds": skew.total_seconds(),
+    }
+    if refused:
+        log.info("events.refused", received=len(items), refused=len(refused))
+    return _json_response(body, 200 if valid else 422)
+
+
+def _check(event: EventIn, skew: timedelta, earliest: datetime, latest: datetime) -> str | None:
+    try:
+        corrected = event.timestamp + skew
+    except OverflowError:
+        return "timestamp: out of range after skew correction"
+    if corrected > latest:
+        return f"timestamp: more than {MAX_FUTURE_S} s in the future after skew correction"
+    if corrected < earliest:
+        return f"timestamp: older than {MAX_AGE_DAYS} days after skew correction"
+    try:
+        props = orjson.dumps(event.properties)
+    except (orjson.JSONEncodeError, TypeError) as exc:
+        return f"properties: not storable as JSON ({exc})"
+    if len(props) > MAX_EVENT_BYTES:
+        return f"properties: {len(props)} bytes as JSON, at most {MAX_EVENT_BYTES}"
+    if b"\\u0000" in props:
+        return "properties: must not contain NUL characters"
+    return None

@@ -1,0 +1,1 @@
+"""Experiments: GrowthBook-compatible assignment hashing, statistics, and rollups."""

@@ -1,0 +1,225 @@
+"""Rollup jobs: daily metrics, per-experiment metrics and funnels over a window of days.
+
+Each job runs in one transaction under an advisory lock (CLI and engine never interleave),
+recomputes its window from the event log and writes only rows that changed; each run is
+recorded in rollup_runs with the tables' checksum. An incremental run (same window as the last
+successful run) recomputes only the days and experiments that received events since that run's
+watermark; late events inside the window are therefore picked up by the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from engine import logs
+from storage.database import Database
+from storage.models import RollupRun
+from storage.queries import experiments as q
+
+log = logs.get("engine.rollups")
+
+# Events are stamped received_at before their batch commits; look back this far past the last
+# watermark so a batch in flight during the previous run is not missed.
+WATERMARK_GRACE = timedelta(minutes=2)
+MAX_WINDOW_DAYS = 366
+
+
+class Job(StrEnum):
+    DAILY = "daily"
+    EXPERIMENTS = "experiments"
+    FUNNELS = "funnels"
+
+
+ALL_JOBS: tuple[Job, ...] = (Job.DAILY, Job.EXPERIMENTS, Job.FUNNELS)
+
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(_label: str, _done: int, _total: int) -> None:
+    return None
+
+
+@dataclass(slots=True)
+class JobResult:
+    job: Job
+    run_id: int
+    incremental: bool
+    rows_written: int
+    duration_ms: int
+    checksum: str
+    units_of_work: int  # days, experiments or funnels recomputed
+
+
+@dataclass(slots=True)
+class RollupReport:
+    window: q.Window
+    results: list[JobResult] = field(default_factory=list)
+    checksums: dict[str, str] = field(default_factory=dict)
+
+
+def window_for(window_days: int, end: date | None = None) -> q.Window:
+    if not 1 <= window_days <= MAX_WINDOW_DAYS:
+        raise ValueError(f"window_days is between 1 and {MAX_WINDOW_DAYS}, not {window_days}")
+    return q.Window(window_days, end or datetime.now(UTC).date())
+
+
+async def run_job(
+    db: Database,
+    job: Job,
+    window: q.Window,
+    *,
+    incremental: bool = False,
+    trigger: str = "cli",
+    progress: Progress = _no_progress,
+) -> JobResult:
+    started = time.perf_counter()
+    async with db.session() as session, session.begin():
+        run = await q.start_run(
+            session, job.value, window, incremental=incremental, trigger=trigger
+        )
+        run_id = run.id
+    try:
+        async with db.session() as session, session.begin():
+            await q.lock_rollups(session)
+            watermark = await q.db_now(session)
+            since: datetime | None = None
+            if incremental:
+                previous = await q.previous_run(session, job.value, window)
+                if previous is not None and previous.watermark is not None:
+                    since = previous.watermark - WATERMARK_GRACE
+            rows, units = await _compute(session, job, window, since, progress)
+            sums = await q.checksums(session)
+        duration_ms = round((time.perf_counter() - started) * 1000)
+        checksum = _digest(sums)
+        async with db.session() as session, session.begin():
+            run = await session.get_one(RollupRun, run_id)
+            run.status = "ok"
+            run.finished_at = await q.db_now(session)
+            run.watermark = watermark
+            run.rows_written = rows
+            run.duration_ms = duration_ms
+            run.checksum = checksum
+            run.incremental = since is not None
+        log.info(
+            "rollup.done",
+            job=job.value,
+            window_days=window.days,
+            window_end=window.end.isoformat(),
+            incremental=since is not None,
+            rows_written=rows,
+            recomputed=units,
+            duration_ms=duration_ms,
+        )
+        return JobResult(job, run_id, since is not None, rows, duration_ms, checksum, units)
+    except Exception as exc:
+        async with db.session() as session, session.begin():
+            run = await session.get_one(RollupRun, run_id)
+            run.status = "failed"
+            run.finished_at = await q.db_now(session)
+            run.error = repr(exc)[:2000]
+            run.duration_ms = round((time.perf_counter() - started) * 1000)
+        log.error("rollup.failed", job=job.value, window_days=window.days, error=repr(exc))
+        raise
+
+
+def _digest(sums: dict[str, str]) -> str:
+    joined = "|".join(f"{k}:{v}" for k, v in sorted(sums.items()))
+    return hashlib.md5(joined.encode(), usedforsecurity=False).hexdigest()
+
+
+async def _compute(
+    session: AsyncSession,
+    job: Job,
+    window: q.Window,
+    since: datetime | None,
+    progress: Progress,
+) -> tuple[int, int]:
+    if job == Job.DAILY:
+        if since is None:
+            days = [window.start + timedelta(days=i) for i in range(window.days)]
+        else:
+            days = await q.touched_days(session, window, since)
+        rows = 0
+        for index, day in enumerate(days):
+            rows += await q.rollup_daily_days(session, [day])
+            progress(f"daily {day.isoformat()}", index + 1, len(days))
+        if not days:
+            progress("daily: nothing new", 1, 1)
+        return rows, len(days)
+    experiments = await q.rollup_experiments_list(session)
+    if since is not None:
+        touched = await q.touched_experiments(session, since)
+        experiments = [e for e in experiments if e.key in touched]
+    if job == Job.EXPERIMENTS:
+        rows = 0
+        for index, exp in enumerate(experiments):
+            rows += await q.rollup_experiment(session, exp, window)
+            progress(f"experiment {exp.key}", index + 1, len(experiments))
+        if not experiments:
+            progress("experiments: nothing new", 1, 1)
+        return rows, len(experiments)
+    work = [(exp, name, steps) for exp in experiments for name, steps in exp.funnels]
+    rows = await q.prune_funnels(session, window.days)
+    for index, (exp, name, steps) in enumerate(work):
+        rows += await q.rollup_funnel(session, exp, name, steps, window)
+        progress(f"funnel {exp.key}/{name}", index + 1, len(work))
+    if not work:
+        progress("funnels: nothing new", 1, 1)
+    return rows, len(work)
+
+
+async def run_rollups(
+    db: Database,
+    window: q.Window,
+    jobs: Sequence[Job] = ALL_JOBS,
+    *,
+    incremental: bool = False,
+    trigger: str = "cli",
+    progress: Progress = _no_progress,
+) -> RollupReport:
+    report = RollupReport(window)
+    for job in jobs:
+        report.results.append(
+            await run_job(
+                db, job, window, incremental=incremental, trigger=trigger, progress=progress
+            )
+        )
+    async with db.session() as session:
+        report.checksums = await q.checksums(session)
+    return report
+
+
+@dataclass(slots=True)
+class IdempotencyCheck:
+    first: RollupReport
+    second: RollupReport
+
+    @property
+    def identical(self) -> bool:
+        return self.first.checksums == self.second.checksums
+
+    @property
+    def changed_tables(self) -> list[str]:
+        return sorted(
+            t for t in self.first.checksums if self.first.checksums[t] != self.second.checksums[t]
+        )
+
+
+async def check_idempotency(
+    db: Database,
+    window: q.Window,
+    jobs: Sequence[Job] = ALL_JOBS,
+    *,
+    progress: Progress = _no_progress,
+) -> IdempotencyCheck:
+    """Run the window twice in full; the second run must leave every rollup byte identical."""
+    first = await run_rollups(db, window, jobs, progress=progress, trigger="check")
+    second = await run_rollups(db, window, jobs, progress=progress, trigger="check")
+    return IdempotencyCheck(first, second)
