@@ -785,7 +785,7 @@ async def pending_publications(session: AsyncSession) -> list[Pending]:
             )
         )
     )
-    return [Pending(*row) for row in rows.tuples()]
+    return [Pending(*row) for row in rows.all()]
 
 
 async def current_generations(session: AsyncSession, ids: Iterable[int]) -> dict[int, int]:
@@ -801,7 +801,7 @@ async def current_generations(session: AsyncSession, ids: Iterable[int]) -> dict
             ),
         )
     )
-    return dict(rows.tuples().all())
+    return {int(pub): int(gen) for pub, gen in rows.all()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -843,7 +843,7 @@ async def list_posts(
         .order_by(Publication.id)
     )
     by_post: dict[int, list[tuple[Publication, Connection]]] = {}
-    for pub, conn in rows.tuples():
+    for pub, conn in rows.all():
         by_post.setdefault(pub.post_id, []).append((pub, conn))
     return [PostRow(post, by_post.get(post.id, [])) for post in posts]
 
@@ -879,4 +879,4 @@ async def status_counts(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(
         select(Publication.status, func.count()).group_by(Publication.status)
     )
-    return {status: int(count) for status, count in rows.tuples()}
+    return {status: int(count) for status, count in rows.all()}
