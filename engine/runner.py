@@ -13,7 +13,7 @@ from arq.worker import Worker
 from engine import logs, queue
 from engine.runtime import Runtime
 from engine.scheduler import Scheduler
-from engine.worker import build_publish_worker, build_worker
+from engine.worker import build_fetch_worker, build_publish_worker, build_worker
 from storage.database import Database
 from storage.settings import Settings
 
@@ -115,6 +115,7 @@ async def run_engine(
     if role in (Role.ALL, Role.WORKER):
         tasks.append(asyncio.create_task(supervise_worker(rt, stop)))
         tasks.append(asyncio.create_task(supervise_worker(rt, stop, build_publish_worker)))
+        tasks.append(asyncio.create_task(supervise_worker(rt, stop, build_fetch_worker)))
     try:
         await asyncio.gather(*tasks)
     finally:

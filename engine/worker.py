@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from arq.worker import Function, Worker, func
 
-from engine import publish_queue, queue
+from engine import fetch_queue, publish_queue, queue
+from engine.jobs import fetch as fetch_job
 from engine.jobs import publish as publish_job
 from engine.jobs.tick import tick
+from engine.platforms.config import get_tracking_settings
 from engine.runtime import Runtime
 
 HEALTH_CHECK_INTERVAL_S = 5
@@ -73,6 +75,36 @@ def build_publish_worker(rt: Runtime) -> Worker:
         poll_delay=0.1,
         health_check_interval=HEALTH_CHECK_INTERVAL_S,
         health_check_key=publish_queue.health_check_key(rt.settings),
+        retry_jobs=True,
+        expires_extra_ms=queue.EXPIRES_EXTRA_MS,
+    )
+
+
+def build_fetch_worker(rt: Runtime) -> Worker:
+    """The worker of the creator fetch queue (engine.fetch_queue); jobs defer, not fail."""
+    tracking = get_tracking_settings()
+    timeout = rt.settings.tick_timeout_s
+    return Worker(
+        functions=[
+            func(
+                fetch_job.fetch_batch,
+                name=fetch_queue.FETCH_FUNCTION,
+                max_tries=tracking.fetch_max_tries,
+                timeout=timeout,
+            )
+        ],
+        queue_name=fetch_queue.queue_name(rt.settings),
+        redis_pool=rt.redis,
+        ctx={"runtime": rt},
+        on_startup=fetch_job.on_startup,
+        on_shutdown=fetch_job.on_shutdown,
+        handle_signals=False,
+        max_jobs=tracking.fetch_jobs,
+        job_timeout=timeout,
+        keep_result=KEEP_RESULT_S,
+        poll_delay=0.05,
+        health_check_interval=HEALTH_CHECK_INTERVAL_S,
+        health_check_key=fetch_queue.health_check_key(rt.settings),
         retry_jobs=True,
         expires_extra_ms=queue.EXPIRES_EXTRA_MS,
     )
