@@ -105,7 +105,12 @@ async def test_asked_keys_unknown_draft_and_coverage(
 
 
 async def test_bad_requests_are_refused_with_422(client: httpx.AsyncClient) -> None:
-    for payload in ({}, {"unit_id": ""}, {"unit_id": "x" * 201}, {"unit_id": "a\u0000b"},
-                    {"unit_id": "a", "extra": 1}):  # fmt: skip
+    for payload in (
+        {},
+        {"unit_id": ""},
+        {"unit_id": "x" * 201},
+        {"unit_id": "a\u0000b"},
+        {"unit_id": "a", "extra": 1},
+    ):
         response = await client.post("/v1/assignment", json=payload)
         assert response.status_code == 422, payload

@@ -60,9 +60,7 @@ async def test_no_sent_at_means_no_correction(client: httpx.AsyncClient, db: Dat
     assert stored.occurred_at == stored.client_ts == at
 
 
-async def test_events_carry_the_units_assignments(
-    client: httpx.AsyncClient, db: Database
-) -> None:
+async def test_events_carry_the_units_assignments(client: httpx.AsyncClient, db: Database) -> None:
     await make_experiment(db, "paywall")
     served = (await client.post("/v1/assignment", json={"unit_id": "enriched"})).json()
     variant = served["assignments"][0]["variant"]

@@ -67,9 +67,7 @@ async def make_experiment(
                 await q.set_status(session, key, status, actor="test")
 
 
-def event(
-    unit: str, name: str, at: datetime | None = None, **props: Any
-) -> dict[str, Any]:
+def event(unit: str, name: str, at: datetime | None = None, **props: Any) -> dict[str, Any]:
     return {
         "event_id": str(uuid.uuid4()),
         "unit_id": unit,

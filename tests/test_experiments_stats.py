@@ -56,8 +56,13 @@ def _beta_reference(xa: int, na: int, xb: int, nb: int) -> float:
 
 @pytest.mark.parametrize(
     "counts",
-    [(10, 100, 15, 100), (120, 1000, 150, 1000), (50, 1000, 45, 1000), (0, 50, 3, 50),
-     (6000, 60000, 6200, 60000)],  # fmt: skip
+    [
+        (10, 100, 15, 100),
+        (120, 1000, 150, 1000),
+        (50, 1000, 45, 1000),
+        (0, 50, 3, 50),
+        (6000, 60000, 6200, 60000),
+    ],
 )
 def test_chance_to_beat_matches_scipy_integration(counts: tuple[int, int, int, int]) -> None:
     tolerance = 1e-6 if counts[2] < stats.EXACT_BAYES_LIMIT else 1e-4

@@ -80,7 +80,9 @@ def create_app(settings: Settings, ctx: ApiContext | None = None) -> FastAPI:
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             ref = "#/components/schemas/{model}"
             components["EventIn"] = EventIn.model_json_schema(ref_template=ref)
-            components["EventBatch"] = EventBatch.model_json_schema(ref_template=ref)
+            batch = EventBatch.model_json_schema(ref_template=ref)
+            batch["properties"]["events"]["items"] = {"$ref": "#/components/schemas/EventIn"}
+            components["EventBatch"] = batch
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncpg
 from fastapi import APIRouter, Depends
 
 from engine.api.context import ApiContext, context
@@ -28,7 +29,13 @@ async def assignment(
     """
     definitions = await ctx.definitions.get()
     async with ctx.pool.acquire() as conn:
-        served, skipped = await assign(conn, definitions, body.unit_id, body.experiments)
+        try:
+            served, skipped = await assign(conn, definitions, body.unit_id, body.experiments)
+        except asyncpg.ForeignKeyViolationError:
+            # An experiment in the cached definitions was deleted: reload them and retry once.
+            ctx.definitions.invalidate()
+            definitions = await ctx.definitions.get()
+            served, skipped = await assign(conn, definitions, body.unit_id, body.experiments)
     return AssignmentResponse(
         unit_id=body.unit_id,
         assignments=[

@@ -96,7 +96,6 @@ class EventBatch(BaseModel):
         max_length=MAX_BATCH_EVENTS,
         description=f"1 to {MAX_BATCH_EVENTS} events (see EventIn); the body is at most "
         f"{MAX_BODY_BYTES} bytes",
-        json_schema_extra={"items": {"$ref": "#/components/schemas/EventIn"}},
     )
 
 
