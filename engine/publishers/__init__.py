@@ -7,13 +7,21 @@ import os
 import httpx
 
 from engine.publishers.base import Publisher
+from engine.publishers.facebook import FacebookPublisher
+from engine.publishers.instagram import InstagramPublisher
 from engine.publishers.mock import MockPublisher
+from engine.publishers.x import XPublisher
+from engine.publishers.youtube import YouTubePublisher
 from storage.models import Platform
 
 DEFAULT_MOCK_URL = "http://127.0.0.1:8765"  # engine.platforms.mockstagram.server
 
 PUBLISHERS: dict[Platform, type[Publisher]] = {
     Platform.MOCK: MockPublisher,
+    Platform.X: XPublisher,
+    Platform.FACEBOOK: FacebookPublisher,
+    Platform.INSTAGRAM: InstagramPublisher,
+    Platform.YOUTUBE: YouTubePublisher,
 }
 
 
