@@ -7,6 +7,7 @@ skip redrawing when nothing changed.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,9 +18,10 @@ from arq.connections import ArqRedis
 
 from engine import queue
 from storage.database import Database
-from storage.models import JobRun, Region
+from storage.models import JobRun
 from storage.queries import runs as run_queries
-from storage.queries.regions import list_regions
+from storage.queries.regions import list_region_summaries
+from storage.queries.runs import LastRun
 from storage.schedule import Schedule, ScheduleError, parse_schedule
 from storage.settings import Settings
 
@@ -113,22 +115,22 @@ class NextRunCache:
 
 
 def region_rows(
-    regions: Iterable[Region],
-    last_runs: dict[str, JobRun],
+    regions: Iterable[tuple[str, str, str, str, bool]],
+    last_runs: dict[str, LastRun],
     now: datetime,
     cache: NextRunCache,
 ) -> list[RegionRow]:
     rows = []
-    for region in regions:
-        checked = checked_schedule(region.cron, region.timezone)
-        last = last_runs.get(region.code)
+    for code, name, cron, timezone, active in regions:
+        checked = checked_schedule(cron, timezone)
+        last = last_runs.get(code)
         rows.append(
             RegionRow(
-                code=region.code,
-                name=region.name,
-                cron=region.cron,
-                timezone=region.timezone,
-                active=region.active,
+                code=code,
+                name=name,
+                cron=cron,
+                timezone=timezone,
+                active=active,
                 next_runs=cache.next_runs(checked, now) if isinstance(checked, Schedule) else (),
                 invalid=checked if isinstance(checked, str) else None,
                 last_status=last.status if last else None,
@@ -140,10 +142,12 @@ def region_rows(
 
 
 async def load_regions(db: Database, now: datetime, cache: NextRunCache) -> list[RegionRow]:
+    # Plain column rows, not ORM objects: 10,000 regions load in a fraction of the time.
     async with db.session() as session:
-        regions = await list_regions(session)
-        last_runs = await run_queries.last_run_per_region(session)
-    return region_rows(regions, last_runs, now, cache)
+        regions = await list_region_summaries(session)
+        last_runs = await run_queries.last_run_summary_per_region(session)
+    # The per-row work runs in a thread so the UI loop keeps answering keys meanwhile.
+    return await asyncio.to_thread(region_rows, regions, last_runs, now, cache)
 
 
 def run_row(run: JobRun) -> RunRow:

@@ -9,6 +9,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.timer import Timer
 from textual.widgets import DataTable, Static
 
 from console.data import NextRunCache, RegionRow, filtered, load_regions
@@ -26,6 +27,9 @@ from storage.queries.regions import (
     update_region,
 )
 from storage.schedule import ScheduleError
+
+FILTER_DEBOUNCE_ROWS = 1000
+FILTER_DEBOUNCE_S = 0.3
 
 # Most telling first: at 80 columns code, state, last run, cron and the next runs show; the
 # detail line under the table repeats the selected region in full.
@@ -79,6 +83,7 @@ class RegionsScreen(LiveScreen):
         self.rows: list[RegionRow] = []
         self.shown: list[RegionRow] = []
         self._next_runs = NextRunCache()
+        self._filter_timer: Timer | None = None
 
     def compose_body(self) -> ComposeResult:
         table: DataTable[Text | str] = DataTable(
@@ -166,9 +171,17 @@ class RegionsScreen(LiveScreen):
 
     @on(FilterBar.Changed)
     def _filter_changed(self) -> None:
-        self._render_table()
-        if self.rows:
-            self.show(self.rows)
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        if len(self.rows) > FILTER_DEBOUNCE_ROWS:
+            # Thousands of rows: rebuild once typing pauses, not on every keystroke.
+            self._filter_timer = self.set_timer(FILTER_DEBOUNCE_S, self._apply_filter)
+        else:
+            self._apply_filter()
+
+    def _apply_filter(self) -> None:
+        self._filter_timer = None
+        self.show(self.rows)
 
     def action_filter(self) -> None:
         self.query_one(FilterBar).open()

@@ -155,3 +155,14 @@ async def upsert_seed_regions(session: AsyncSession, rows: list[dict[str, Any]])
     inserted = len(result.all())
     await session.commit()
     return inserted
+
+
+async def list_region_summaries(session: AsyncSession) -> list[tuple[str, str, str, str, bool]]:
+    """(code, name, cron, timezone, active) of every region by code: plain rows, no ORM objects,
+    so a console refresh of 10,000 regions stays cheap."""
+    rows = await session.execute(
+        select(Region.code, Region.name, Region.cron, Region.timezone, Region.active).order_by(
+            Region.code
+        )
+    )
+    return [(code, name, cron, tz, active) for code, name, cron, tz, active in rows.tuples()]

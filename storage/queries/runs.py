@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import JobRun, RunStatus
@@ -174,3 +174,27 @@ async def failures_since(session: AsyncSession, since: datetime) -> int:
         .where(JobRun.status == RunStatus.FAILED.value, JobRun.finished_at >= since)
     )
     return int(count or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class LastRun:
+    status: str
+    lag_ms: int | None
+    scheduled_for: datetime
+
+
+async def last_run_summary_per_region(
+    session: AsyncSession, kind: str = TICK
+) -> dict[str, LastRun]:
+    """The latest run of each region as plain values (a cheap read for the console's refresh)."""
+    rows = await session.execute(
+        select(JobRun.region_code, JobRun.status, JobRun.lag_ms, JobRun.scheduled_for)
+        .where(JobRun.kind == kind, JobRun.region_code.is_not(None))
+        .ext(distinct_on(JobRun.region_code))
+        .order_by(JobRun.region_code, JobRun.scheduled_for.desc())
+    )
+    return {
+        code: LastRun(status, lag_ms, scheduled_for)
+        for code, status, lag_ms, scheduled_for in rows.tuples()
+        if code is not None
+    }
