@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 
 import click
 
@@ -120,6 +121,50 @@ def mockstagram(host: str, port: int, **faults: object) -> None:
     serve(config, host, port)
 
 
+@main.group()
+def creators() -> None:
+    """Tracked creators: import them from CSV."""
+
+
+@creators.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--errors",
+    "errors_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="also write the per-row error report to this CSV file",
+)
+def creators_import(file: Path, errors_file: Path | None) -> None:
+    """Import creators from FILE.csv; bad rows are reported (exit 1), good rows are kept.
+
+    Columns: platform, external_id, handle [, display_name, region, contact_url, status].
+    """
+    from console.import_creators import ImportFileError, import_file, write_errors
+
+    settings = _settings()
+    with click.progressbar(length=1, label="importing", file=sys.stderr) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        try:
+            report = asyncio.run(import_file(settings, file, progress))
+        except ImportFileError as exc:
+            raise click.ClickException(str(exc)) from exc
+    for error in report.errors[:200]:
+        click.echo(f"line {error.row}: {error.column}: {error.message}", err=True)
+    if len(report.errors) > 200:
+        click.echo(f"… and {len(report.errors) - 200} more errors", err=True)
+    if errors_file is not None and report.errors:
+        write_errors(errors_file, report.errors)
+        click.echo(f"error report written to {errors_file}", err=True)
+    click.echo(
+        f"{report.rows} row(s): {report.imported} imported, {report.bad_rows} refused", err=True
+    )
+    sys.exit(1 if report.errors else 0)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to bind")
 @click.option("--port", default=8000, show_default=True, type=int, envvar="PORT")
@@ -153,6 +198,95 @@ def rollup(
     from engine.experiments.rollup_command import run_rollup_command
 
     sys.exit(run_rollup_command(_settings(), window_days, jobs, incremental, check_idempotency))
+
+
+@main.group()
+def connections() -> None:
+    """Platform accounts posts are published to (tokens encrypted with ENCRYPTION_KEY)."""
+
+
+@connections.command("add")
+@click.option(
+    "--platform",
+    type=click.Choice(["mock", "x", "facebook", "instagram", "youtube"]),
+    required=True,
+)
+@click.option("--account-id", required=True, help="the platform's id of the account or page")
+@click.option("--name", "display_name", required=True, help="how the console shows it")
+@click.option("--expires", default=None, help="token expiry, ISO 8601 with offset")
+@click.option(
+    "--token-env",
+    default="CREATORDECK_TOKEN",
+    show_default=True,
+    help="environment variable holding the token; unset: read it from stdin",
+)
+def connections_add(
+    platform: str, account_id: str, display_name: str, expires: str | None, token_env: str
+) -> None:
+    """Add an account, or re-authorise it with a new token (never pass tokens as arguments)."""
+    import os
+    from datetime import datetime
+
+    from pydantic import ValidationError
+
+    from storage.crypto import EncryptionKeyError, cipher
+    from storage.database import Database
+    from storage.queries.audit import current_actor
+    from storage.queries.publishing import ConnectionInput, save_connection
+
+    token = os.environ.get(token_env) or sys.stdin.readline().strip()
+    try:
+        data = ConnectionInput(
+            platform=platform,
+            account_id=account_id,
+            display_name=display_name,
+            token=token,
+            refresh_token=os.environ.get("CREATORDECK_REFRESH_TOKEN") or None,
+            expires_at=datetime.fromisoformat(expires) if expires else None,
+        )
+    except (ValidationError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    settings = _settings()
+    try:
+        box = cipher(settings)
+    except EncryptionKeyError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+    async def save() -> int:
+        db = Database(settings)
+        try:
+            async with db.session() as session:
+                conn = await save_connection(session, box, data, current_actor())
+                return conn.id
+        finally:
+            await db.dispose()
+
+    click.echo(f"connection {asyncio.run(save())} saved ({platform} {display_name})", err=True)
+
+
+@connections.command("list")
+def connections_list() -> None:
+    """Connected accounts: id, platform, name, status, expiry (never the tokens)."""
+    from storage.database import Database
+    from storage.queries.publishing import list_connections
+
+    settings = _settings()
+
+    async def load() -> list[str]:
+        db = Database(settings)
+        try:
+            async with db.session() as session:
+                rows = await list_connections(session)
+        finally:
+            await db.dispose()
+        return [
+            f"{c.id}\t{c.platform}\t{c.display_name}\t{c.status}\t"
+            f"{c.expires_at.isoformat() if c.expires_at else '-'}"
+            for c in rows
+        ]
+
+    for line in asyncio.run(load()):
+        click.echo(line)
 
 
 if __name__ == "__main__":
