@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -211,11 +211,12 @@ async def write_fetch_results(
     samples: Sequence[SampleRow],
     not_modified: Sequence[int],
     status_changes: Sequence[StatusChange] = (),
+    commit: bool = True,
 ) -> WriteReport:
     """One transaction for a batch: samples (idempotent per slot), latest stats, statuses.
 
-    A 304 writes no sample: only the creator's check time moves (in the same statement kind
-    for the whole batch). Commits.
+    A 304 writes no sample: only the creator's check time moves (one statement for all of
+    the batch's 304s). Commits unless `commit=False` (to join the caller's transaction).
     """
     driver = await _driver(session)
     report = WriteReport(not_modified=len(not_modified), status_changed=len(status_changes))
@@ -254,7 +255,8 @@ async def write_fetch_results(
             [c.status.value for c in status_changes],
             [c.error[:2000] for c in status_changes],
         )
-    await session.commit()
+    if commit:
+        await session.commit()
     return report
 
 
@@ -310,6 +312,46 @@ async def record_batch(
     await session.commit()
 
 
+async def add_batch_counts(
+    session: AsyncSession,
+    *,
+    run_id: int,
+    batch_no: int,
+    platform: str,
+    size: int,
+    status: str,
+    counts: dict[str, int],
+    error: str | None = None,
+) -> None:
+    """Add one attempt's counts to its batch row, in the caller's transaction (no commit).
+
+    Written in the same transaction as the attempt's results, so a killed attempt adds
+    nothing and a re-run (which skips creators already written) never counts twice.
+    """
+    existing = await session.get(FetchBatch, (run_id, batch_no), with_for_update=True)
+    if existing is None:
+        session.add(
+            FetchBatch(
+                run_id=run_id,
+                batch_no=batch_no,
+                platform=platform,
+                size=size,
+                status=status,
+                counts=dict(counts),
+                error=error,
+            )
+        )
+        return
+    merged = dict(existing.counts or {})
+    for name, value in counts.items():
+        merged[name] = int(merged.get(name, 0)) + value
+    existing.counts = merged
+    existing.status = status
+    existing.error = error
+    existing.attempts = existing.attempts + 1
+    existing.finished_at = datetime.now(UTC)
+
+
 @dataclass
 class BatchTotals:
     batches: int = 0
@@ -325,7 +367,7 @@ async def batch_totals(session: AsyncSession, run_id: int) -> BatchTotals:
         )
     )
     totals = BatchTotals()
-    for status, counts, error in rows.tuples():
+    for status, counts, error in rows:
         totals.batches += 1
         if status == "done":
             totals.done += 1
@@ -335,6 +377,20 @@ async def batch_totals(session: AsyncSession, run_id: int) -> BatchTotals:
         if error and len(totals.errors) < 5 and error not in totals.errors:
             totals.errors.append(error)
     return totals
+
+
+async def finished_batches(session: AsyncSession, run_id: int, batch_nos: set[int]) -> int:
+    """How many of these batches of a run are done (not waiting to try again)."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(FetchBatch)
+        .where(
+            FetchBatch.run_id == run_id,
+            FetchBatch.batch_no.in_(sorted(batch_nos)),
+            FetchBatch.status == "done",
+        )
+    )
+    return int(count or 0)
 
 
 async def merge_run_counts(session: AsyncSession, run_id: int, counts: dict[str, Any]) -> None:
@@ -466,7 +522,7 @@ async def count_samples(session: AsyncSession, creator_id: int | None = None) ->
 
 async def status_counts(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(select(Creator.status, func.count()).group_by(Creator.status))
-    return {status: int(n) for status, n in rows.tuples()}
+    return {status: int(n) for status, n in rows}
 
 
 async def set_status(
