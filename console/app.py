@@ -43,7 +43,9 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from console.screens.command import CommandBar
+from console.screens.connections import ConnectionsScreen
 from console.screens.help import HelpModal, describe
+from console.screens.posts import PostsScreen
 from console.screens.regions import RegionsScreen
 from console.screens.runs import RunsScreen
 from engine import queue
@@ -64,6 +66,12 @@ class ConsoleScreen:
 CONSOLE_SCREENS: list[ConsoleScreen] = [
     ConsoleScreen("regions", "schedules, next runs, last run; edit, pause, run now", RegionsScreen),
     ConsoleScreen("runs", "the tick ledger: status, lag, duration, error", RunsScreen),
+    ConsoleScreen(
+        "posts", "posts: list/week, compose, schedule, cancel, retry, resolve", PostsScreen
+    ),
+    ConsoleScreen(
+        "connections", "platform accounts: status, token expiry, breaker", ConnectionsScreen
+    ),
 ]
 LANDING_SCREEN = "regions"
 
@@ -177,6 +185,8 @@ class CreatordeckApp(App[None]):
         if isinstance(screen, HelpModal):
             return
         title = getattr(screen, "TITLE", "") or type(screen).__name__
+        if self.read_only:
+            title += " (read-only: edit keys refuse)"
         screen_keys = describe(type(screen).BINDINGS)
         global_keys = describe(self.BINDINGS)
         self.push_screen(HelpModal(title, screen_keys, global_keys))

@@ -31,7 +31,7 @@ COLUMNS = (
 
 
 def run_cells(row: RunRow) -> tuple[Text | str, ...]:
-    code = row.region_code + (" (manual)" if row.manual else "")
+    code = row.region_code + (" (m)" if row.manual else "")  # m: manual (run now)
     lag = (
         "-"
         if row.started_at is None and row.status in ("skipped", "missed")
@@ -122,15 +122,19 @@ class RunsScreen(LiveScreen):
         row = self.selected()
         detail = self.query_one("#detail", Static)
         if row is None:
-            detail.update(
-                "no runs" + (" match the filters" if self.rows or self.region_code else "")
-            )
+            filters = self.region_code or self.status_filter or self.filter_text
+            detail.update("no runs match the filters" if filters else "no runs yet")
             return
         started = "not started"
         if row.started_at is not None:
             started = f"started {row.started_at:%H:%M:%S.%f}"[:-3] + f" (lag {millis(row.lag_ms)})"
+        # The error first: it is what a person looks for, and the line may be cut at 80 columns.
+        head = f"[b]{escape(row.region_code)}[/]" + (" manual" if row.manual else "")
+        head += f" {row.status}"
+        if row.error:
+            head += f": [red]{escape(row.error)}[/]"
         parts = [
-            f"[b]{escape(row.region_code)}[/]" + (" manual" if row.manual else ""),
+            head,
             f"scheduled {when_seconds(row.scheduled_for)}",
             started,
             f"took {millis(row.duration_ms)}",
@@ -139,8 +143,6 @@ class RunsScreen(LiveScreen):
         if row.worker:
             parts.append(f"worker {escape(row.worker)}")
         text = " · ".join(parts)
-        if row.error:
-            text += f" · [red]{escape(row.error)}[/]"
         detail.update(text)
 
     def set_argument(self, code: str | None) -> None:
