@@ -36,7 +36,25 @@ The creatordeck API for the mobile app and the dashboard.
 """
 
 
-def create_app(settings: Settings, ctx: ApiContext | None = None) -> FastAPI:
+class FastPath:
+    """`POST /v1/events` straight to its ASGI handler; everything else to FastAPI."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/v1/events" and scope["method"] == "POST":
+            await routes_events.asgi_events(self.app.state.ctx, scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings, ctx: ApiContext | None = None) -> FastPath:
+    """The ASGI app (FastAPI behind the events fast path) as `fastapi_app` builds it."""
+    return FastPath(fastapi_app(settings, ctx))
+
+
+def fastapi_app(settings: Settings, ctx: ApiContext | None = None) -> FastAPI:
     """The app; `ctx` given (tests), it is used as is and left open at shutdown."""
 
     @asynccontextmanager

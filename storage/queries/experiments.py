@@ -386,20 +386,19 @@ WITH batch AS (
     SELECT e.event_id, e.unit_id, e.name, e.ts, e.properties
     FROM jsonb_to_recordset($1::jsonb)
         AS e(event_id uuid, unit_id text, name text, ts timestamptz, properties jsonb)
-), enriched AS (
-    SELECT b.*, COALESCE(a.assignments, '{}'::jsonb) AS assignments
-    FROM batch b
-    LEFT JOIN LATERAL (
-        SELECT jsonb_object_agg(x.key, s.variant_key) AS assignments
-        FROM assignment s JOIN experiment x ON x.id = s.experiment_id
-        WHERE s.unit_id = b.unit_id
-    ) a ON true
+), enrichment AS (
+    -- once per unit of the batch (an app's batch usually holds one device's events)
+    SELECT s.unit_id, jsonb_object_agg(x.key, s.variant_key) AS assignments
+    FROM (SELECT DISTINCT unit_id FROM batch) u
+    JOIN assignment s ON s.unit_id = u.unit_id
+    JOIN experiment x ON x.id = s.experiment_id
+    GROUP BY s.unit_id
 ), ins AS (
     INSERT INTO event_log
         (event_id, unit_id, name, occurred_at, client_ts, received_at, properties, assignments)
-    SELECT event_id, unit_id, name, ts + make_interval(secs => $2), ts, $3, properties,
-           assignments
-    FROM enriched
+    SELECT b.event_id, b.unit_id, b.name, b.ts + make_interval(secs => $2), b.ts, $3,
+           b.properties, COALESCE(n.assignments, '{}'::jsonb)
+    FROM batch b LEFT JOIN enrichment n ON n.unit_id = b.unit_id
     ON CONFLICT (event_id) DO NOTHING
     RETURNING 1
 )
