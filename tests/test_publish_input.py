@@ -32,6 +32,8 @@ def test_local_time_in_a_timezone_becomes_utc() -> None:
     [
         ("tomorrow", "UTC", "write YYYY-MM-DD HH:MM"),
         ("2026-07-01 09:30", "Mars/Olympus", "unknown timezone"),
+        ("2026-07-01 09:30", "Europe", "unknown timezone"),  # a folder of the tz database
+        ("2026-07-01 09:30", "", "unknown timezone"),
         ("2026-03-08 02:30", "America/Detroit", "does not exist"),  # spring-forward gap
     ],
 )

@@ -54,7 +54,7 @@ class PublishingError(ValueError):
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # "Europe" is a directory
         raise ValueError(f"unknown timezone {name!r}: use an IANA name like Europe/Paris") from exc
 
 

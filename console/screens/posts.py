@@ -1,0 +1,717 @@
+"""Posts: list and week-calendar views per account; compose, schedule, reschedule, cancel,
+retry failed, resolve outcome-unknown, and a publication detail with every attempt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import ClassVar
+from zoneinfo import ZoneInfo
+
+from arq.connections import ArqRedis
+from pydantic import ValidationError
+from rich.markup import escape
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Input, Label, SelectionList, Static, TextArea
+
+from console import data_publishing as data
+from console.screens.dialogs import ConfirmModal
+from console.screens.live import LiveScreen
+from console.widgets.filter_bar import FilterBar
+from console.widgets.formatting import millis, when
+from storage.queries.publishing import PostInput, PublishingError, parse_local_time, zone
+
+POST_STYLES = {
+    "published": "green",
+    "partial": "yellow",
+    "failed": "bold red",
+    "publishing": "bold yellow",
+    "scheduled": "cyan",
+    "cancelled": "dim",
+    "draft": "dim",
+}
+LIST_COLUMNS = (
+    ("#", "id", 5),
+    ("Status", "status", 10),
+    ("When (post's tz)", "when", 16),
+    ("Accounts", "targets", 24),
+    ("Post", "body", 40),
+)
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def styled(status: str) -> Text:
+    return Text(status, style=POST_STYLES.get(status, ""))
+
+
+def _pydantic_reason(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+# --- modals --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WhenChoice:
+    at: datetime
+    timezone: str
+
+
+def check_when(text: str, timezone: str, now: datetime) -> WhenChoice | str:
+    """A future, existing wall time in a known timezone, or why not."""
+    try:
+        zone(timezone)
+        at = parse_local_time(text, timezone)
+    except ValueError as exc:
+        return str(exc)
+    if at < now - timedelta(minutes=1):
+        return f"{at:%Y-%m-%d %H:%M} UTC is in the past"
+    return WhenChoice(at, timezone)
+
+
+def describe_when(choice: WhenChoice, now: datetime) -> str:
+    ahead = millis(int((choice.at - now).total_seconds() * 1000))
+    local = choice.at.astimezone(ZoneInfo(choice.timezone))
+    return f"= {local:%a %Y-%m-%d %H:%M %Z} = {choice.at:%Y-%m-%d %H:%M} UTC (in {ahead})"
+
+
+class ScheduleModal(ModalScreen[WhenChoice | None]):
+    """Schedule or reschedule: a wall time in a timezone, checked as you type."""
+
+    BINDINGS: ClassVar = [
+        Binding("escape", "cancel", "cancel"),
+        Binding("ctrl+s", "save", "save"),
+    ]
+
+    def __init__(self, title: str, start: str, timezone: str, now: datetime) -> None:
+        super().__init__()
+        self.title_text = title
+        self.start = start
+        self.timezone = timezone
+        self.now = now
+        self.choice: WhenChoice | str = ""
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(f"[b]{escape(self.title_text)}[/]")
+            with Horizontal(classes="field"):
+                yield Label("when", classes="field-label")
+                yield Input(self.start, placeholder="YYYY-MM-DD HH:MM", id="when", compact=True)
+            with Horizontal(classes="field"):
+                yield Label("timezone", classes="field-label")
+                yield Input(self.timezone, placeholder="e.g. Europe/Paris", id="tz", compact=True)
+            yield Static(id="preview")
+            yield Label("[b]enter[/]/[b]ctrl+s[/] save   [b]esc[/] cancel", classes="hint")
+
+    def on_mount(self) -> None:
+        self.validate_input()
+        self.query_one("#when", Input).focus()
+
+    def on_input_changed(self, _event: Input.Changed) -> None:
+        self.validate_input()
+
+    def on_input_submitted(self, _event: Input.Submitted) -> None:
+        self.action_save()
+
+    def validate_input(self) -> None:
+        text = self.query_one("#when", Input).value
+        tz = self.query_one("#tz", Input).value.strip()
+        self.choice = check_when(text, tz, self.now)
+        preview = self.query_one("#preview", Static)
+        if isinstance(self.choice, str):
+            preview.update(f"[b red]cannot save:[/] {escape(self.choice)}")
+            preview.set_class(True, "-invalid")
+        else:
+            preview.update(describe_when(self.choice, self.now))
+            preview.set_class(False, "-invalid")
+
+    def action_save(self) -> None:
+        self.validate_input()
+        if isinstance(self.choice, str):
+            self.notify(f"not saved: {self.choice}", severity="error")
+            return
+        self.dismiss(self.choice)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ComposeModal(ModalScreen[PostInput | None]):
+    """Write a post (multi-line), pick accounts (space), optionally schedule it."""
+
+    BINDINGS: ClassVar = [
+        Binding("escape", "cancel", "cancel"),
+        Binding("ctrl+s", "save", "save"),
+    ]
+
+    def __init__(
+        self, connections: tuple[data.ConnectionRow, ...], timezone: str, now: datetime
+    ) -> None:
+        super().__init__()
+        self.connections = connections
+        self.timezone = timezone
+        self.now = now
+        self.result: PostInput | str = ""
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="compose-dialog"):
+            yield Label("[b]New post[/]  (body: multi-line; [b]tab[/] moves on)")
+            yield TextArea(id="body", soft_wrap=True, show_line_numbers=False)
+            yield SelectionList[int](
+                *((f"{c.platform}: {c.display_name} ({c.status})", c.id) for c in self.connections),
+                id="accounts",
+            )
+            with Horizontal(classes="field"):
+                yield Label("media", classes="field-label")
+                yield Input(placeholder="URLs, comma separated", id="media", compact=True)
+            with Horizontal(classes="field"):
+                yield Label("when", classes="field-label")
+                yield Input(placeholder="YYYY-MM-DD HH:MM (empty: draft)", id="when", compact=True)
+            with Horizontal(classes="field"):
+                yield Label("timezone", classes="field-label")
+                yield Input(self.timezone, id="tz", compact=True)
+            yield Static(id="preview")
+            yield Label(
+                "[b]ctrl+s[/] save   [b]space[/] pick account   [b]esc[/] cancel", classes="hint"
+            )
+
+    def on_mount(self) -> None:
+        self.validate_input()
+        self.query_one("#body", TextArea).focus()
+
+    def on_input_changed(self, _event: Input.Changed) -> None:
+        self.validate_input()
+
+    def on_text_area_changed(self, _event: TextArea.Changed) -> None:
+        self.validate_input()
+
+    def on_selection_list_selected_changed(
+        self, _event: SelectionList.SelectedChanged[int]
+    ) -> None:
+        self.validate_input()
+
+    def validate_input(self) -> None:
+        preview = self.query_one("#preview", Static)
+        self.result = self._build()
+        if isinstance(self.result, str):
+            preview.update(f"[b red]cannot save:[/] {escape(self.result)}")
+            preview.set_class(True, "-invalid")
+            return
+        preview.set_class(False, "-invalid")
+        post = self.result
+        text = f"{len(post.body)} characters to {len(post.connection_ids)} account(s)"
+        if post.scheduled_at is None:
+            text += " · saved as a draft"
+        else:
+            text += " · " + describe_when(WhenChoice(post.scheduled_at, post.timezone), self.now)
+        preview.update(text)
+
+    def _build(self) -> PostInput | str:
+        body = self.query_one("#body", TextArea).text
+        chosen = list(self.query_one("#accounts", SelectionList).selected)
+        media = [m.strip() for m in self.query_one("#media", Input).value.split(",") if m.strip()]
+        when_text = self.query_one("#when", Input).value.strip()
+        tz = self.query_one("#tz", Input).value.strip()
+        if not body.strip():
+            return "the post is empty"
+        if not chosen:
+            return "pick at least one account (space)"
+        platforms = [c.platform for c in self.connections if c.id in chosen]
+        limit = data.body_limit(platforms)
+        if limit is not None and len(body) > limit:
+            return f"{len(body)} characters; the strictest account takes {limit}"
+        scheduled: datetime | None = None
+        if when_text:
+            choice = check_when(when_text, tz, self.now)
+            if isinstance(choice, str):
+                return choice
+            scheduled = choice.at
+        try:
+            return PostInput(
+                body=body, media=media, connection_ids=chosen, timezone=tz, scheduled_at=scheduled
+            )
+        except ValidationError as exc:
+            return _pydantic_reason(exc)
+
+    def action_save(self) -> None:
+        self.validate_input()
+        if isinstance(self.result, str):
+            self.notify(f"not saved: {self.result}", severity="error")
+            return
+        self.dismiss(self.result)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ResolveModal(ModalScreen[bool | None]):
+    """Outcome unknown: a person checked the platform. `p` it is there, `n` it is not."""
+
+    BINDINGS: ClassVar = [
+        Binding("p", "answer(True)", "it is published"),
+        Binding("n", "answer(False)", "not there: send again"),
+        Binding("escape", "cancel", "cancel"),
+    ]
+
+    def __init__(self, pub: data.PublicationRow) -> None:
+        super().__init__()
+        self.pub = pub
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(
+                f"[b]Outcome unknown[/] on {escape(self.pub.platform)} "
+                f"{escape(self.pub.connection)}: the request may have reached the platform."
+            )
+            yield Label(escape(self.pub.last_error or ""), classes="hint")
+            yield Label(
+                "Check the account, then: [b]p[/] it is there (published)   "
+                "[b]n[/] it is not (send again)   [b]esc[/] later",
+                classes="hint",
+            )
+
+    def action_answer(self, published: bool) -> None:
+        self.dismiss(published)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class DetailModal(ModalScreen[None]):
+    """A post's publications with every attempt and error."""
+
+    BINDINGS: ClassVar = [Binding("escape", "close", "close"), Binding("q", "close", "close")]
+
+    def __init__(
+        self, post: data.PostRow, attempts: dict[int, tuple[data.AttemptLine, ...]]
+    ) -> None:
+        super().__init__()
+        self.post = post
+        self.attempts = attempts
+
+    def compose(self) -> ComposeResult:
+        lines = [
+            f"[b]Post #{self.post.id}[/] {styled(self.post.status).markup} · "
+            f"{escape(self.post.local_time())} {escape(self.post.timezone)}",
+            escape(self.post.body),
+        ]
+        if self.post.media:
+            lines.append("media: " + escape(", ".join(self.post.media)))
+        for pub in self.post.publications:
+            lines.append("")
+            lines.append(
+                f"[b]{escape(pub.platform)} {escape(pub.connection)}[/] — {escape(pub.status)}, "
+                f"{pub.attempts} attempt(s)"
+                + (f", due {when(pub.due_at)}" if pub.status == "scheduled" else "")
+            )
+            if pub.external_url:
+                lines.append(f"  {escape(pub.external_url)}")
+            if pub.last_error:
+                lines.append(f"  [red]{escape(pub.last_error)}[/]")
+            for n, attempt in enumerate(self.attempts.get(pub.id, ()), start=1):
+                late = f" late {millis(attempt.lateness_ms)}" if attempt.lateness_ms else ""
+                http = f" HTTP {attempt.http_status}" if attempt.http_status else ""
+                lines.append(
+                    f"  {n}. {attempt.started_at.astimezone(UTC):%m-%d %H:%M:%S} "
+                    f"{escape(attempt.outcome)}{http}{late}"
+                    + (f" — {escape(attempt.error)}" if attempt.error else "")
+                )
+        with Vertical(classes="dialog", id="post-detail"):
+            with VerticalScroll():
+                yield Static("\n".join(lines), id="detail-text")
+            yield Label("[b]esc[/] close", classes="hint")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+# --- the screen ----------------------------------------------------------------------------------
+
+
+class PostsScreen(LiveScreen):
+    TITLE = "Posts"
+
+    BINDINGS: ClassVar = [
+        Binding("n", "compose", "new", tooltip="compose a post (multi-line), schedule it"),
+        Binding("s", "schedule", "schedule", tooltip="schedule or reschedule (timezone-aware)"),
+        Binding("c", "cancel_post", "cancel", tooltip="cancel what has not gone out (asks)"),
+        Binding("r", "retry", "retry", tooltip="retry the post's failed publications"),
+        Binding("u", "resolve", "resolve", tooltip="resolve an outcome-unknown publication"),
+        Binding("enter", "detail", "detail", tooltip="publications and every attempt"),
+        Binding("w", "toggle_view", "week", tooltip="list / week calendar"),
+        Binding("a", "next_account", "account", tooltip="cycle the account filter"),
+        Binding("left_square_bracket", "week(-1)", "prev wk", key_display="[", show=False),
+        Binding("right_square_bracket", "week(1)", "next wk", key_display="]", show=False),
+        Binding("slash", "filter", "filter", key_display="/", tooltip="filter by text"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.view = data.PostsView((), (), ())
+        self.shown: list[data.PostRow] = []
+        self.calendar = False
+        self.week_of: datetime | None = None
+        self.account: int | None = None
+        self.timezone = "UTC"
+
+    def compose_body(self) -> ComposeResult:
+        table: DataTable[Text | str] = DataTable(id="posts", cursor_type="row", zebra_stripes=True)
+        yield table
+        yield Static(" ", id="detail")
+        yield FilterBar("filter posts by text, status or account…")
+
+    def on_mount(self) -> None:
+        self._columns()
+        super().on_mount()
+
+    def set_argument(self, argument: str | None) -> None:
+        """`:posts 3` shows the posts of connection 3 (`:posts` alone: every account)."""
+        self.account = int(argument) if argument and argument.isdigit() else None
+        self.request_reload()
+
+    @property
+    def table(self) -> DataTable[Text | str]:
+        return self.query_one("#posts", DataTable)
+
+    def _columns(self) -> None:
+        table = self.table
+        table.clear(columns=True)
+        if self.calendar:
+            table.cursor_type = "cell"
+            start = data.week_start(self.week_of or self.deck.now(), self.timezone)
+            for n, day in enumerate(DAYS):
+                date = (start + timedelta(days=n)).astimezone(ZoneInfo(self.timezone))
+                table.add_column(f"{day} {date:%m-%d}", key=day, width=10)
+        else:
+            table.cursor_type = "row"
+            for label, key, width in LIST_COLUMNS:
+                table.add_column(label, key=key, width=width)
+
+    async def fetch(self) -> data.PostsView:
+        return await data.load_posts(
+            self.deck.db,
+            connection_id=self.account,
+            week_of=(self.week_of or self.deck.now()) if self.calendar else None,
+            timezone=self.timezone,
+        )
+
+    def show(self, view: data.PostsView) -> None:
+        changed = view != self.view
+        self.view = view
+        if changed or self.table.row_count == 0:
+            self._redraw()
+        counts = ", ".join(f"{n} {status}" for status, n in view.counts) or "no publications"
+        account = self._account_name()
+        mode = "week of " + self._week_label() if self.calendar else "list"
+        self.set_status(
+            f"{len(view.posts)} posts · {mode} · account: {escape(account)} · {counts} · "
+            f"updated {self.deck.now():%H:%M:%S}"
+        )
+
+    def _account_name(self) -> str:
+        for conn in self.view.connections:
+            if conn.id == self.account:
+                return f"{conn.platform} {conn.display_name}"
+        return "all"
+
+    def _week_label(self) -> str:
+        start = data.week_start(self.week_of or self.deck.now(), self.timezone)
+        return f"{start.astimezone(ZoneInfo(self.timezone)):%Y-%m-%d} ({self.timezone})"
+
+    def _redraw(self) -> None:
+        filter_text = self.query_one(FilterBar).value.strip()
+        self.shown = [p for p in self.view.posts if not filter_text or p.matches(filter_text)]
+        table = self.table
+        table.clear()
+        if self.calendar:
+            self._render_week()
+        else:
+            for post in self.shown:
+                table.add_row(
+                    str(post.id),
+                    styled(post.status),
+                    post.local_time(),
+                    post.targets(),
+                    post.first_line,
+                    key=str(post.id),
+                )
+        self._show_detail()
+
+    def _render_week(self) -> None:
+        start = data.week_start(self.week_of or self.deck.now(), self.timezone)
+        days: list[list[data.PostRow]] = [[] for _ in DAYS]
+        for post in sorted(self.shown, key=lambda p: p.scheduled_at or start):
+            if post.scheduled_at is None:
+                continue
+            index = (post.scheduled_at - start).days
+            if 0 <= index < 7:
+                days[index].append(post)
+        self.grid = days
+        for row in range(max((len(d) for d in days), default=0)):
+            cells: list[Text | str] = []
+            for day in days:
+                if row < len(day):
+                    post = day[row]
+                    local = post.scheduled_at.astimezone(ZoneInfo(self.timezone))  # type: ignore[union-attr]
+                    cells.append(
+                        Text(
+                            f"{local:%H:%M} {post.first_line[:4]}",
+                            style=POST_STYLES.get(post.status, ""),
+                        )
+                    )
+                else:
+                    cells.append("")
+            self.table.add_row(*cells)
+
+    def selected(self) -> data.PostRow | None:
+        table = self.table
+        if self.calendar:
+            coordinate = table.cursor_coordinate
+            days = getattr(self, "grid", [])
+            if coordinate.column < len(days) and coordinate.row < len(days[coordinate.column]):
+                post: data.PostRow = days[coordinate.column][coordinate.row]
+                return post
+            return None
+        if not self.shown or table.cursor_row < 0 or table.cursor_row >= len(self.shown):
+            return None
+        return self.shown[table.cursor_row]
+
+    @on(DataTable.RowHighlighted)
+    @on(DataTable.CellHighlighted)
+    def _show_detail(self) -> None:
+        post = self.selected()
+        detail = self.query_one("#detail", Static)
+        if post is None:
+            detail.update("no post selected · [b]n[/] new post" if not self.view.posts else " ")
+            return
+        problems = [p for p in post.publications if p.status in ("failed", "unknown")]
+        extra = ""
+        if problems:
+            first = problems[0]
+            extra = f" · [red]{escape(first.connection)}: {escape(first.last_error or '')}[/]"
+        detail.update(
+            f"[b]#{post.id}[/] {styled(post.status).markup} {escape(post.local_time())} "
+            f"{escape(post.timezone)} · {escape(post.targets())}{extra}"
+        )
+
+    @on(FilterBar.Changed)
+    def _filter_changed(self) -> None:
+        self._redraw()
+
+    def action_filter(self) -> None:
+        self.query_one(FilterBar).open()
+
+    def action_toggle_view(self) -> None:
+        self.calendar = not self.calendar
+        self._columns()
+        self.request_reload()
+
+    def action_week(self, step: int) -> None:
+        if not self.calendar:
+            return
+        self.week_of = (self.week_of or self.deck.now()) + timedelta(days=7 * step)
+        self._columns()
+        self.request_reload()
+
+    def action_next_account(self) -> None:
+        ids = [None, *(c.id for c in self.view.connections)]
+        position = ids.index(self.account) if self.account in ids else 0
+        self.account = ids[(position + 1) % len(ids)]
+        self.request_reload()
+
+    # --- edits ----------------------------------------------------------------------------------
+
+    def _target(self, verb: str) -> data.PostRow | None:
+        if self.deck.refuse_read_only(verb):
+            return None
+        post = self.selected()
+        if post is None:
+            self.notify(f"no post to {verb}", severity="warning")
+        return post
+
+    async def _pool(self) -> ArqRedis | None:
+        try:
+            return await self.deck.queue_pool()
+        except Exception:
+            return None  # Postgres still takes the edit; the engine's reconcile enqueues it
+
+    def action_compose(self) -> None:
+        if self.deck.refuse_read_only("compose"):
+            return
+        if not self.view.connections:
+            self.notify(
+                "no connected account: add one with `creatordeck connections add`",
+                severity="warning",
+            )
+            return
+
+        def save(post: PostInput | None) -> None:
+            if post is not None:
+                self.timezone = post.timezone
+                self._write_compose(post)
+
+        self.app.push_screen(
+            ComposeModal(self.view.connections, self.timezone, self.deck.now()), save
+        )
+
+    @work(group="edit", exit_on_error=False)
+    async def _write_compose(self, post: PostInput) -> None:
+        try:
+            post_id, note = await data.compose_post(
+                self.deck.db, await self._pool(), self.deck.settings, post
+            )
+        except PublishingError as exc:
+            self.notify(f"not saved: {exc}", severity="error")
+        except Exception as exc:
+            self.notify(f"not saved: {type(exc).__name__}: {exc}", severity="error")
+        else:
+            what = "scheduled" if post.scheduled_at else "saved as a draft"
+            self.notify(f"post #{post_id} {what}{note}")
+        self.request_reload()
+
+    def action_schedule(self) -> None:
+        post = self._target("schedule")
+        if post is None:
+            return
+        tz = post.timezone
+        start = ""
+        if post.scheduled_at is not None:
+            start = f"{post.scheduled_at.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M}"
+        verb = "Reschedule" if post.scheduled_at else "Schedule"
+
+        def save(choice: WhenChoice | None) -> None:
+            if choice is not None:
+                self._write_schedule(post.id, choice)
+
+        self.app.push_screen(
+            ScheduleModal(f"{verb} post #{post.id}", start, tz, self.deck.now()), save
+        )
+
+    @work(group="edit", exit_on_error=False)
+    async def _write_schedule(self, post_id: int, choice: WhenChoice) -> None:
+        try:
+            note = await data.reschedule_post(
+                self.deck.db,
+                await self._pool(),
+                self.deck.settings,
+                post_id,
+                choice.at,
+                choice.timezone,
+            )
+        except PublishingError as exc:
+            self.notify(f"not scheduled: {exc}", severity="error")
+        except Exception as exc:
+            self.notify(f"not scheduled: {type(exc).__name__}: {exc}", severity="error")
+        else:
+            self.notify(f"post #{post_id} scheduled for {choice.at:%Y-%m-%d %H:%M} UTC{note}")
+        self.request_reload()
+
+    def action_cancel_post(self) -> None:
+        post = self._target("cancel")
+        if post is None:
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self._write_cancel(post.id)
+
+        self.app.push_screen(
+            ConfirmModal(f"Cancel post #{post.id}? Publications already out stay out."), answer
+        )
+
+    @work(group="edit", exit_on_error=False)
+    async def _write_cancel(self, post_id: int) -> None:
+        try:
+            note = await data.cancel_post(
+                self.deck.db, await self._pool(), self.deck.settings, post_id
+            )
+        except PublishingError as exc:
+            self.notify(f"not cancelled: {exc}", severity="error")
+        except Exception as exc:
+            self.notify(f"not cancelled: {type(exc).__name__}: {exc}", severity="error")
+        else:
+            self.notify(f"post #{post_id} cancelled{note}")
+        self.request_reload()
+
+    def action_retry(self) -> None:
+        post = self._target("retry")
+        if post is None:
+            return
+        failed = [p.id for p in post.publications if p.status == "failed"]
+        if not failed:
+            self.notify("nothing failed in this post", severity="warning")
+            return
+        self._write_retry(post.id, failed)
+
+    @work(group="edit", exit_on_error=False)
+    async def _write_retry(self, post_id: int, publication_ids: list[int]) -> None:
+        try:
+            note = await data.retry_failed(
+                self.deck.db, await self._pool(), self.deck.settings, publication_ids
+            )
+        except PublishingError as exc:
+            self.notify(f"not retried: {exc}", severity="error")
+        except Exception as exc:
+            self.notify(f"not retried: {type(exc).__name__}: {exc}", severity="error")
+        else:
+            self.notify(f"post #{post_id}: {len(publication_ids)} publication(s) retried{note}")
+        self.request_reload()
+
+    def action_resolve(self) -> None:
+        post = self._target("resolve")
+        if post is None:
+            return
+        unknown = [p for p in post.publications if p.status == "unknown"]
+        if not unknown:
+            self.notify("no publication of this post has an unknown outcome", severity="warning")
+            return
+        pub = unknown[0]
+
+        def answer(published: bool | None) -> None:
+            if published is not None:
+                self._write_resolve(pub.id, published)
+
+        self.app.push_screen(ResolveModal(pub), answer)
+
+    @work(group="edit", exit_on_error=False)
+    async def _write_resolve(self, publication_id: int, published: bool) -> None:
+        try:
+            note = await data.resolve_unknown(
+                self.deck.db, await self._pool(), self.deck.settings, publication_id, published
+            )
+        except PublishingError as exc:
+            self.notify(f"not resolved: {exc}", severity="error")
+        except Exception as exc:
+            self.notify(f"not resolved: {type(exc).__name__}: {exc}", severity="error")
+        else:
+            verdict = "marked published" if published else "sent again"
+            self.notify(f"publication {publication_id} {verdict}{note}")
+        self.request_reload()
+
+    def action_detail(self) -> None:
+        post = self.selected()
+        if post is not None:
+            self._open_detail(post)
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self) -> None:
+        self.action_detail()
+
+    @work(group="detail", exclusive=True, exit_on_error=False)
+    async def _open_detail(self, post: data.PostRow) -> None:
+        try:
+            attempts = {
+                pub.id: await data.load_attempts(self.deck.db, pub.id) for pub in post.publications
+            }
+        except Exception as exc:
+            self.notify(f"cannot load attempts: {type(exc).__name__}: {exc}", severity="error")
+            return
+        self.app.push_screen(DetailModal(post, attempts))
