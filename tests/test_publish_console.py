@@ -1,4 +1,4 @@
-"""The Posts and Connections screens, driven by keyboard with Textual's Pilot (real Postgres+Redis)."""
+"""The Posts and Connections screens, driven by keyboard with Pilot (real Postgres and Redis)."""
 
 from __future__ import annotations
 
