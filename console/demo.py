@@ -35,6 +35,7 @@ class Background:
 # The processes the demo runs behind the console (each logs to DATA_DIR/logs/NAME.log).
 BACKGROUND: list[Background] = [
     Background("engine", ("engine",)),
+    Background("api", ("api", "--host", "127.0.0.1", "--port", "8000")),
 ]
 
 

@@ -13,7 +13,12 @@ from arq.worker import Worker
 from engine import logs, queue
 from engine.runtime import Runtime
 from engine.scheduler import Scheduler
-from engine.worker import build_fetch_worker, build_publish_worker, build_worker
+from engine.worker import (
+    build_fetch_worker,
+    build_publish_worker,
+    build_rollup_worker,
+    build_worker,
+)
 from storage.database import Database
 from storage.settings import Settings
 
@@ -116,6 +121,7 @@ async def run_engine(
         tasks.append(asyncio.create_task(supervise_worker(rt, stop)))
         tasks.append(asyncio.create_task(supervise_worker(rt, stop, build_publish_worker)))
         tasks.append(asyncio.create_task(supervise_worker(rt, stop, build_fetch_worker)))
+        tasks.append(asyncio.create_task(supervise_worker(rt, stop, build_rollup_worker)))
     try:
         await asyncio.gather(*tasks)
     finally:

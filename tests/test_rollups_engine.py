@@ -1,0 +1,42 @@
+"""The rollup job on the engine's rollups queue: enqueued, run by its worker, recorded."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from engine.jobs.rollups import build_rollup_worker, cron_jobs, enqueue_rollup, queue_name
+from engine.runtime import Runtime
+from storage.database import Database
+from storage.models import RollupRun
+from storage.settings import Settings
+from tests.test_experiments_helpers import make_experiment
+
+
+async def test_enqueued_rollup_runs_on_the_rollups_queue(
+    test_settings: Settings, db: Database
+) -> None:
+    await make_experiment(db, "engine-rollup")
+    rt = await Runtime.connect(test_settings)
+    try:
+        job_id = await enqueue_rollup(rt, window_days=3)
+        assert job_id is not None and job_id.startswith(test_settings.redis_prefix)
+        assert await rt.redis.zcard(queue_name(test_settings)) == 1
+        worker = build_rollup_worker(rt)
+        worker.burst = True
+        await worker.main()
+        assert worker.jobs_complete == 1 and worker.jobs_failed == 0
+    finally:
+        await rt.close()
+    async with db.session() as session:
+        runs = list(await session.scalars(select(RollupRun).order_by(RollupRun.id)))
+    assert [(r.job, r.trigger, r.status, r.window_days) for r in runs] == [
+        ("daily", "engine", "ok", 3),
+        ("experiments", "engine", "ok", 3),
+        ("funnels", "engine", "ok", 3),
+    ]
+
+
+def test_cron_job_ids_live_under_the_prefix(test_settings: Settings) -> None:
+    [job] = cron_jobs(test_settings)
+    assert job.name.startswith(f"{test_settings.redis_prefix}:")
+    assert job.unique
