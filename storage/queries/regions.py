@@ -165,4 +165,4 @@ async def list_region_summaries(session: AsyncSession) -> list[tuple[str, str, s
             Region.code
         )
     )
-    return [(code, name, cron, tz, active) for code, name, cron, tz, active in rows.tuples()]
+    return [(code, name, cron, tz, active) for code, name, cron, tz, active in rows]

@@ -195,6 +195,6 @@ async def last_run_summary_per_region(
     )
     return {
         code: LastRun(status, lag_ms, scheduled_for)
-        for code, status, lag_ms, scheduled_for in rows.tuples()
+        for code, status, lag_ms, scheduled_for in rows
         if code is not None
     }
