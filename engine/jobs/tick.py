@@ -53,7 +53,8 @@ async def run_tick(rt: Runtime, region_code: str, fire: datetime, job_id: str, m
     if not await running.acquire():
         return await _overlap(rt, region, fire, job_id, running, manual)
     try:
-        await _release_buffer_slot(rt, region_code, job_id)
+        if region.overlap_policy == OverlapPolicy.BUFFER:
+            await _release_buffer_slot(rt, region_code, job_id)
         return await _run_owned(rt, region, fire, job_id, manual)
     finally:
         await running.release()
