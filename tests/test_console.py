@@ -442,3 +442,44 @@ async def test_palette_offers_every_screen(test_settings: Settings, screen_name:
         await loaded(pilot)
         titles = [command.title for command in app.get_system_commands(app.screen)]
         assert f"Go to {screen_name}" in titles
+
+
+async def test_nothing_refreshes_behind_a_modal(test_settings: Settings, db: Database) -> None:
+    await add_region(db, "DETROIT_METRO")
+    app = make_app(test_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await loaded(pilot)
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpModal), "help")
+        # A load started just before the modal opened may still finish; none starts after.
+        await wait_until(pilot, lambda: not screen._loading, "any load in flight")
+        await add_region(db, "CHICAGO_METRO")
+        loads = screen.loads
+        for _ in range(100):  # far past any refresh interval, as the timer would tick
+            screen._tick()
+            assert not screen._loading
+        assert screen.loads == loads and screen.table.row_count == 1
+        await pilot.press("escape")  # back on top: it loads at once
+        await wait_until(pilot, lambda: screen.table.row_count == 2, "the fresh rows")
+
+
+async def test_command_mode_passes_a_region_to_the_runs_screen(
+    test_settings: Settings, db: Database
+) -> None:
+    await add_region(db, "DETROIT_METRO")
+    await add_region(db, "CHICAGO_METRO")
+    await add_run(db, "DETROIT_METRO", 1, "ok")
+    await add_run(db, "CHICAGO_METRO", 2, "ok")
+    app = make_app(test_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("colon")
+        await wait_until(pilot, lambda: isinstance(app.screen, CommandBar), "the command bar")
+        await type_text(pilot, "runs DETROIT_METRO")
+        await pilot.press("enter")
+        screen = await loaded(pilot, RunsScreen)
+        await wait_until(
+            pilot,
+            lambda: [r.region_code for r in screen.shown] == ["DETROIT_METRO"],
+            "DETROIT_METRO's runs only",
+        )
