@@ -44,6 +44,7 @@ from textual.screen import Screen
 
 from console.screens.command import CommandBar
 from console.screens.connections import ConnectionsScreen
+from console.screens.experiments import ExperimentsScreen
 from console.screens.help import HelpModal, describe
 from console.screens.posts import PostsScreen
 from console.screens.regions import RegionsScreen
@@ -71,6 +72,9 @@ CONSOLE_SCREENS: list[ConsoleScreen] = [
     ),
     ConsoleScreen(
         "connections", "platform accounts: status, token expiry, breaker", ConnectionsScreen
+    ),
+    ConsoleScreen(
+        "experiments", "A/B tests: traffic, SRM, leader; start, pause, weights", ExperimentsScreen
     ),
 ]
 LANDING_SCREEN = "regions"
