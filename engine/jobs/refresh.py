@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine import fetch_queue, logs
-from engine.platforms.config import TrackingSettings, get_tracking_settings
+from engine.platforms.config import get_tracking_settings
 from engine.platforms.registry import build_adapters
 from engine.resilience import BreakerState, CircuitBreaker
 from engine.runtime import Runtime
@@ -96,7 +96,9 @@ async def refresh_region(rt: Runtime, region: Region, run_id: int) -> dict[str, 
         batches=len(requests),
         slot=slot.isoformat(),
     )
-    totals = await _wait_for_batches(rt, run_id, {r.batch_no for r in requests}, tracking)
+    await _wait_for_batches(rt, run_id, first, len(requests))
+    async with rt.db.session() as session:
+        totals = await creators.batch_totals(session, run_id)
     counts.update(totals.counts)
     counts["batches_done"] = totals.done
     if totals.errors:
@@ -117,15 +119,13 @@ async def _open_breakers(rt: Runtime, platforms: set[str]) -> dict[str, tuple[st
     return found
 
 
-async def _wait_for_batches(
-    rt: Runtime, run_id: int, batch_nos: set[int], tracking: TrackingSettings
-) -> creators.BatchTotals:
+async def _wait_for_batches(rt: Runtime, run_id: int, first: int, count: int) -> None:
+    """Until the batches first..first+count-1 are done, or 80% of the tick's time is spent."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + rt.settings.tick_timeout_s * WAIT_SHARE
-    while True:
+    while loop.time() < deadline:
         async with rt.db.session() as session:
-            totals = await creators.batch_totals(session, run_id)
-            finished = await creators.finished_batches(session, run_id, batch_nos)
-        if finished >= len(batch_nos) or loop.time() >= deadline:
-            return totals
+            finished = await creators.finished_batches(session, run_id, first, first + count - 1)
+        if finished >= count:
+            return
         await asyncio.sleep(POLL_S)

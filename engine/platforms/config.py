@@ -27,6 +27,7 @@ class TrackingSettings(BaseSettings):
         default=60, ge=1, description="one follower sample per creator per slot"
     )
     mockstagram_url: str = Field(default="http://127.0.0.1:8765")
+    mockstagram_max_batch: int = Field(default=500, ge=1, le=1000, description="ids per call")
     mockstagram_token: SecretStr = Field(default=SecretStr("mock-token"))
     mockstagram_quota: str = Field(default="20000/1", description="calls/seconds per token")
     youtube_api_key: SecretStr | None = None

@@ -13,10 +13,11 @@ from storage.queries.creators import FetchTarget
 
 class MockAdapter(Adapter):
     platform = "mock"
-    max_batch = 100
+    max_batch = 500
 
-    def __init__(self, quota: Quota, base_url: str, token: str) -> None:
+    def __init__(self, quota: Quota, base_url: str, token: str, max_batch: int = 500) -> None:
         super().__init__(quota)
+        self.max_batch = max_batch
         self.base_url = base_url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {token}"}
 

@@ -27,6 +27,7 @@ def build_adapters(ts: TrackingSettings) -> dict[str, Adapter]:
             _quota("mock", ts.mockstagram_quota),
             ts.mockstagram_url,
             ts.mockstagram_token.get_secret_value(),
+            ts.mockstagram_max_batch,
         )
     }
     if ts.youtube_api_key is not None:

@@ -361,36 +361,41 @@ class BatchTotals:
 
 
 async def batch_totals(session: AsyncSession, run_id: int) -> BatchTotals:
-    rows = await session.execute(
-        select(FetchBatch.status, FetchBatch.counts, FetchBatch.error).where(
-            FetchBatch.run_id == run_id
-        )
+    """The run's batches summed in SQL (cheap however many batches there are)."""
+    driver = await _driver(session)
+    head = await driver.fetchrow(
+        "SELECT count(*), count(*) FILTER (WHERE status = 'done') FROM fetch_batch "
+        "WHERE run_id = $1",
+        run_id,
     )
-    totals = BatchTotals()
-    for status, counts, error in rows:
-        totals.batches += 1
-        if status == "done":
-            totals.done += 1
-        for name, value in (counts or {}).items():
-            if isinstance(value, int):
-                totals.counts[name] = totals.counts.get(name, 0) + value
-        if error and len(totals.errors) < 5 and error not in totals.errors:
-            totals.errors.append(error)
-    return totals
+    sums = await driver.fetch(
+        "SELECT e.key, sum(e.value::bigint) FROM fetch_batch b, jsonb_each_text(b.counts) e "
+        "WHERE b.run_id = $1 AND e.value ~ '^-?[0-9]+$' GROUP BY e.key",
+        run_id,
+    )
+    errors = await driver.fetch(
+        "SELECT DISTINCT error FROM fetch_batch WHERE run_id = $1 AND error IS NOT NULL LIMIT 5",
+        run_id,
+    )
+    return BatchTotals(
+        batches=int(head[0]) if head else 0,
+        done=int(head[1]) if head else 0,
+        counts={str(r[0]): int(r[1]) for r in sums},
+        errors=[str(r[0]) for r in errors],
+    )
 
 
-async def finished_batches(session: AsyncSession, run_id: int, batch_nos: set[int]) -> int:
-    """How many of these batches of a run are done (not waiting to try again)."""
-    count = await session.scalar(
-        select(func.count())
-        .select_from(FetchBatch)
-        .where(
-            FetchBatch.run_id == run_id,
-            FetchBatch.batch_no.in_(sorted(batch_nos)),
-            FetchBatch.status == "done",
-        )
+async def finished_batches(session: AsyncSession, run_id: int, first: int, last: int) -> int:
+    """How many of the run's batches numbered first..last are done (not waiting to retry)."""
+    driver = await _driver(session)
+    value = await driver.fetchval(
+        "SELECT count(*) FROM fetch_batch WHERE run_id = $1 AND batch_no BETWEEN $2 AND $3 "
+        "AND status = 'done'",
+        run_id,
+        first,
+        last,
     )
-    return int(count or 0)
+    return int(value or 0)
 
 
 async def merge_run_counts(session: AsyncSession, run_id: int, counts: dict[str, Any]) -> None:

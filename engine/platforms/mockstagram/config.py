@@ -19,6 +19,6 @@ class MockConfig(BaseModel):
     revoked_tokens: set[str] = Field(default_factory=set, description="tokens answered 401")
     rate_limit: int = Field(default=0, ge=0, description="requests per window per token; 0 off")
     rate_window_s: float = Field(default=1.0, gt=0)
-    max_batch: int = Field(default=100, ge=1, le=1000)
+    max_batch: int = Field(default=500, ge=1, le=1000)
     slot_s: int = Field(default=60, ge=1, description="stats change once per slot")
     seed: int = 0
