@@ -100,7 +100,7 @@ def demo() -> None:
 @click.option("--revoked-token", multiple=True, help="a token answered 401 (repeatable)")
 @click.option("--rate-limit", default=0, show_default=True, help="requests per window per token")
 @click.option("--rate-window-s", default=1.0, show_default=True)
-@click.option("--max-batch", default=100, show_default=True, help="ids per batch call")
+@click.option("--max-batch", default=500, show_default=True, help="ids per batch call")
 @click.option("--slot-s", default=60, show_default=True, help="stats change once per slot")
 @click.option("--seed", default=0, show_default=True)
 def mockstagram(host: str, port: int, **faults: object) -> None:
