@@ -483,3 +483,21 @@ async def test_command_mode_passes_a_region_to_the_runs_screen(
             lambda: [r.region_code for r in screen.shown] == ["DETROIT_METRO"],
             "DETROIT_METRO's runs only",
         )
+
+
+async def test_the_table_holds_a_bounded_number_of_rows_and_the_filter_finds_the_rest(
+    test_settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("console.screens.regions.MAX_TABLE_ROWS", 2)
+    for code in ("AUSTIN_METRO", "BOSTON_METRO", "CHICAGO_METRO"):
+        await add_region(db, code)
+    app = make_app(test_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await loaded(pilot)
+        assert screen.table.row_count == 2 and len(screen.rows) == 3
+        status = screen.query_one("#status-line", Static)
+        assert "first 2 shown" in str(status.render())
+        await pilot.press("slash")
+        await type_text(pilot, "CHICAGO")
+        await wait_until(pilot, lambda: screen.table.row_count == 1, "the filter")
+        assert cell_text(screen.table, 0, 0) == "CHICAGO_METRO"
