@@ -72,13 +72,40 @@ class RegionsScreen(LiveScreen):
 
     BINDINGS: ClassVar = [
         # Short descriptions fit the footer at 80 columns; `?` help shows the tooltips.
-        Binding("e", "edit", "edit", tooltip="edit cron and timezone (previews 10 runs)"),
-        Binding("space", "toggle_active", "pause", key_display="space", tooltip="pause/resume"),
-        Binding("n", "new", "new", tooltip="new region"),
-        Binding("d", "delete", "delete", tooltip="delete region (asks first)"),
-        Binding("r", "run_now", "run", tooltip="run now (a manual tick)"),
-        Binding("slash", "filter", "filter", key_display="/", tooltip="filter by text"),
-        Binding("enter", "show_runs", "runs", show=False, tooltip="runs of the region"),
+        Binding(
+            "e",
+            "edit",
+            "edit",
+            tooltip="edit cron and timezone (previews 10 runs)",
+            id="regions.edit",
+        ),
+        Binding(
+            "space",
+            "toggle_active",
+            "pause",
+            key_display="space",
+            tooltip="pause/resume",
+            id="regions.toggle_active",
+        ),
+        Binding("n", "new", "new", tooltip="new region", id="regions.new"),
+        Binding("d", "delete", "delete", tooltip="delete region (asks first)", id="regions.delete"),
+        Binding("r", "run_now", "run", tooltip="run now (a manual tick)", id="regions.run_now"),
+        Binding(
+            "slash",
+            "filter",
+            "filter",
+            key_display="/",
+            tooltip="filter by text",
+            id="regions.filter",
+        ),
+        Binding(
+            "enter",
+            "show_runs",
+            "runs",
+            show=False,
+            tooltip="runs of the region",
+            id="regions.show_runs",
+        ),
     ]
 
     def __init__(self) -> None:

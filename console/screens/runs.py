@@ -52,10 +52,26 @@ class RunsScreen(LiveScreen):
     TITLE = "Runs"
 
     BINDINGS: ClassVar = [
-        Binding("s", "cycle_status", "status", tooltip="status filter: all, running, ok, …"),
-        Binding("f", "region_filter", "region", tooltip="only this region's runs / all"),
-        Binding("c", "clear_filters", "clear", tooltip="clear every filter"),
-        Binding("slash", "filter", "filter", key_display="/", tooltip="filter by text"),
+        Binding(
+            "s",
+            "cycle_status",
+            "status",
+            tooltip="status filter: all, running, ok, …",
+            id="runs.cycle_status",
+        ),
+        Binding(
+            "f",
+            "region_filter",
+            "region",
+            tooltip="only this region's runs / all",
+            id="runs.region_filter",
+        ),
+        Binding(
+            "c", "clear_filters", "clear", tooltip="clear every filter", id="runs.clear_filters"
+        ),
+        Binding(
+            "slash", "filter", "filter", key_display="/", tooltip="filter by text", id="runs.filter"
+        ),
     ]
 
     def __init__(self) -> None:
