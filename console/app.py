@@ -44,6 +44,8 @@ from textual.screen import Screen
 
 from console.screens.command import CommandBar
 from console.screens.connections import ConnectionsScreen
+from console.screens.creators import CreatorsScreen
+from console.screens.dead_letters import DeadLettersScreen
 from console.screens.experiments import ExperimentsScreen
 from console.screens.help import HelpModal, describe
 from console.screens.posts import PostsScreen
@@ -67,6 +69,8 @@ class ConsoleScreen:
 CONSOLE_SCREENS: list[ConsoleScreen] = [
     ConsoleScreen("regions", "schedules, next runs, last run; edit, pause, run now", RegionsScreen),
     ConsoleScreen("runs", "the tick ledger: status, lag, duration, error", RunsScreen),
+    ConsoleScreen("creators", "creators: followers, change, growth, chart", CreatorsScreen),
+    ConsoleScreen("deadletters", "dead letters: requeue or drop", DeadLettersScreen),
     ConsoleScreen(
         "posts", "posts: list/week, compose, schedule, cancel, retry, resolve", PostsScreen
     ),

@@ -432,13 +432,13 @@ _LIST = """
 SELECT c.id, c.platform, c.handle, c.display_name, c.region_code, c.status, c.followers,
        c.last_fetched_at, c.last_error,
        (SELECT s.followers FROM follower_sample s WHERE s.creator_id = c.id
-          AND s.observed_at <= $1 - interval '24 hours' ORDER BY s.observed_at DESC LIMIT 1),
+          AND s.observed_at <= $1::timestamptz - interval '24 hours' ORDER BY s.observed_at DESC LIMIT 1),
        (SELECT s.followers FROM follower_sample s WHERE s.creator_id = c.id
-          AND s.observed_at <= $1 - interval '7 days' ORDER BY s.observed_at DESC LIMIT 1),
+          AND s.observed_at <= $1::timestamptz - interval '7 days' ORDER BY s.observed_at DESC LIMIT 1),
        (SELECT s.followers FROM follower_sample s WHERE s.creator_id = c.id
           ORDER BY s.observed_at ASC LIMIT 1),
        ARRAY(SELECT t.followers FROM (SELECT s.followers, s.observed_at FROM follower_sample s
-              WHERE s.creator_id = c.id AND s.observed_at > $1 - interval '7 days'
+              WHERE s.creator_id = c.id AND s.observed_at > $1::timestamptz - interval '7 days'
               ORDER BY s.observed_at DESC LIMIT 30) t ORDER BY t.observed_at)
 FROM creator c
 WHERE ($2::text IS NULL OR c.region_code = $2)

@@ -1,0 +1,156 @@
+"""The console's read model for creator tracking: creators, samples, dead letters, and the
+health of each platform (breaker state, quota use). Loaded through storage.queries and
+engine.resilience; the screens call these from Textual workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from arq.connections import ArqRedis
+
+from engine.platforms.config import get_tracking_settings
+from engine.platforms.registry import build_adapters
+from engine.resilience import CircuitBreaker, RateLimiter
+from storage.database import Database
+from storage.models import Creator, DeadLetter, FollowerSample
+from storage.queries import creators, dead_letters
+from storage.queries.creators import CreatorRow
+from storage.settings import Settings
+
+LIST_LIMIT = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class CreatorFilters:
+    region: str | None = None
+    platform: str | None = None
+    status: str | None = None
+    search: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CreatorsView:
+    rows: tuple[CreatorRow, ...]
+    by_status: tuple[tuple[str, int], ...]
+    regions: tuple[str, ...]
+
+
+async def load_creators(db: Database, now: datetime, filters: CreatorFilters) -> CreatorsView:
+    async with db.session() as session:
+        rows = await creators.list_creators(
+            session,
+            now=now,
+            region_code=filters.region,
+            platform=filters.platform,
+            status=filters.status,
+            search=filters.search,
+            limit=LIST_LIMIT,
+        )
+        by_status = await creators.status_counts(session)
+        regions = await creators.region_codes(session)
+    return CreatorsView(tuple(rows), tuple(sorted(by_status.items())), tuple(sorted(regions)))
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformHealth:
+    platform: str
+    breaker: str
+    reason: str | None
+    open_until: datetime | None
+    used: int
+    limit: int
+    per_s: int
+    paused_for_s: float
+
+
+_limiters: dict[str, RateLimiter] = {}
+
+
+async def load_platform_health(redis: ArqRedis, settings: Settings) -> tuple[PlatformHealth, ...]:
+    """Breaker state and quota use of every configured platform."""
+    limiter = _limiters.get(settings.redis_prefix)
+    if limiter is None:
+        limiter = _limiters[settings.redis_prefix] = RateLimiter(redis, settings)
+    found = []
+    for name, adapter in sorted(build_adapters(get_tracking_settings()).items()):
+        status = await CircuitBreaker(redis, settings, name).status()
+        usage = await limiter.usage(adapter.quota, adapter.token_id)
+        found.append(
+            PlatformHealth(
+                platform=name,
+                breaker=status.state.value,
+                reason=status.reason,
+                open_until=status.open_until,
+                used=usage.used,
+                limit=usage.limit,
+                per_s=usage.per_s,
+                paused_for_s=usage.paused_for_s,
+            )
+        )
+    return tuple(found)
+
+
+@dataclass(frozen=True, slots=True)
+class CreatorDetail:
+    creator: Creator
+    samples: tuple[FollowerSample, ...]
+    letters: tuple[DeadLetter, ...]
+
+
+async def load_creator_detail(
+    db: Database, creator_id: int, now: datetime, days: int = 30
+) -> CreatorDetail | None:
+    async with db.session() as session:
+        creator = await creators.get_creator(session, creator_id)
+        if creator is None:
+            return None
+        series = await creators.samples(session, creator_id, since=now - timedelta(days=days))
+        letters = [
+            letter
+            for letter in await dead_letters.list_letters(session, kind=dead_letters.FETCH)
+            if letter.creator_id == creator_id
+        ]
+    return CreatorDetail(creator, tuple(series), tuple(letters))
+
+
+async def load_dead_letters(db: Database) -> tuple[DeadLetter, ...]:
+    async with db.session() as session:
+        return tuple(await dead_letters.list_letters(session))
+
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[int], width: int = 12) -> str:
+    """The last `width` values as block characters, scaled between their min and max."""
+    tail = values[-width:]
+    if not tail:
+        return ""
+    low, high = min(tail), max(tail)
+    if high == low:
+        return SPARK[3] * len(tail)
+    span = high - low
+    return "".join(SPARK[min(7, (v - low) * 8 // span)] for v in tail)
+
+
+def chart(values: list[int], width: int, height: int) -> list[str]:
+    """A bar chart of `values` (resampled to `width` columns), `height` rows, top row first."""
+    if not values or width < 1 or height < 1:
+        return []
+    if len(values) > width:
+        step = len(values) / width
+        values = [values[min(len(values) - 1, int(i * step))] for i in range(width)]
+    low, high = min(values), max(values)
+    span = max(high - low, 1)
+    levels = [(v - low) * (height * 8 - 1) // span + 1 for v in values]  # eighths of a row
+    lines = []
+    for row in range(height, 0, -1):
+        base = (row - 1) * 8
+        line = []
+        for level in levels:
+            fill = level - base
+            line.append("█" if fill >= 8 else (SPARK[fill - 1] if fill > 0 else " "))
+        lines.append("".join(line))
+    return lines

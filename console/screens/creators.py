@@ -1,0 +1,369 @@
+"""Creators: latest followers, 24 h / 7 d change, growth, a sparkline; platform health; detail.
+
+Filters: `/` text (handle or name), `g` region, `p` platform, `s` status (each cycles through
+the values, "all" first). `enter` opens the creator with a follower chart; `space` pauses or
+resumes tracking. The line above the table shows each platform's breaker and quota use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from rich.markup import escape
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Static
+
+from console import data_creators as data
+from console.screens.live import LiveScreen
+from console.widgets.filter_bar import FilterBar
+from console.widgets.formatting import when
+from console.widgets.status_header import StatusHeader
+from storage.models import CreatorStatus, TrackedPlatform
+from storage.queries import audit
+from storage.queries import creators as creator_queries
+from storage.queries.creators import CreatorRow
+
+if TYPE_CHECKING:
+    from console.app import CreatordeckApp
+
+FILTER_DEBOUNCE_S = 0.3
+COLUMNS = (
+    ("Handle", "handle", 16),
+    ("Plat", "platform", 5),
+    ("Region", "region", 12),
+    ("Status", "status", 7),
+    ("Followers", "followers", 10),
+    ("24h", "d1", 7),
+    ("7d", "d7", 7),
+    ("Grw%", "growth", 6),
+    ("Trend", "spark", 12),
+    ("Fetched", "fetched", 11),
+)
+STATUS_STYLES = {"active": "green", "paused": "yellow", "gone": "dim", "needs_auth": "bold red"}
+BREAKER_STYLES = {"closed": "green", "open": "bold red", "half_open": "yellow"}
+PLATFORMS = (None, *(p.value for p in TrackedPlatform))
+STATUSES = (None, *(s.value for s in CreatorStatus))
+
+
+def compact(value: int | None) -> str:
+    if value is None:
+        return "-"
+    size = abs(value)
+    if size >= 10_000_000:
+        return f"{value / 1_000_000:.1f}M"
+    if size >= 100_000:
+        return f"{value / 1000:.0f}k"
+    return f"{value:,}"
+
+
+def signed(value: int | None) -> Text:
+    if value is None:
+        return Text("-", style="dim")
+    style = "green" if value > 0 else "red" if value < 0 else "dim"
+    return Text(("+" if value > 0 else "") + compact(value), style=style)
+
+
+def creator_cells(row: CreatorRow) -> tuple[Text | str, ...]:
+    growth = (
+        Text(f"{row.growth_7d_pct:+.1f}", style="green" if row.growth_7d_pct >= 0 else "red")
+        if row.growth_7d_pct is not None
+        else Text("-", style="dim")
+    )
+    return (
+        Text(row.handle, style="bold" if row.status == "active" else "dim"),
+        row.platform,
+        row.region_code or "-",
+        Text(row.status.replace("needs_auth", "auth!"), style=STATUS_STYLES.get(row.status, "")),
+        compact(row.followers),
+        signed(row.change_24h),
+        signed(row.change_7d),
+        growth,
+        Text(data.sparkline(row.spark), style="cyan"),
+        when(row.last_fetched_at),
+    )
+
+
+def health_line(health: tuple[data.PlatformHealth, ...]) -> Text:
+    line = Text("platforms: ")
+    for item in health:
+        line.append(f"{item.platform} ", style="bold")
+        line.append(item.breaker.replace("_", "-"), style=BREAKER_STYLES.get(item.breaker, ""))
+        line.append(f" {item.used}/{item.limit} per {item.per_s}s")
+        if item.paused_for_s > 0:
+            line.append(f" paused {item.paused_for_s:.0f}s", style="yellow")
+        line.append("  ")
+    return line
+
+
+def _next(values: tuple[str | None, ...], current: str | None) -> str | None:
+    index = values.index(current) if current in values else 0
+    return values[(index + 1) % len(values)]
+
+
+class CreatorsScreen(LiveScreen):
+    TITLE = "Creators"
+    refresh_s = 5.0
+
+    BINDINGS: ClassVar = [
+        Binding("enter", "open", "open", tooltip="the creator's follower chart"),
+        Binding("g", "cycle_region", "region", tooltip="filter: next region"),
+        Binding("p", "cycle_platform", "platform", tooltip="filter: next platform"),
+        Binding("s", "cycle_status", "status", tooltip="filter: next status"),
+        Binding("slash", "filter", "filter", key_display="/", tooltip="filter by handle/name"),
+        Binding(
+            "space", "toggle_status", "pause", key_display="space", tooltip="pause/resume tracking"
+        ),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filters = data.CreatorFilters()
+        self.view: data.CreatorsView | None = None
+        self.health: tuple[data.PlatformHealth, ...] = ()
+        self._filter_timer: Timer | None = None
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(" ", id="health")
+        table: DataTable[Text | str] = DataTable(
+            id="creators", cursor_type="row", zebra_stripes=True
+        )
+        for label, key, width in COLUMNS:
+            table.add_column(label, key=key, width=width)
+        yield table
+        yield Static(" ", id="detail")
+        yield FilterBar("filter creators by handle or name…")
+
+    async def fetch(self) -> tuple[data.CreatorsView, tuple[data.PlatformHealth, ...] | None]:
+        view = await data.load_creators(self.deck.db, self.deck.now(), self.filters)
+        try:
+            redis = await self.deck.queue_pool()
+            health: tuple[data.PlatformHealth, ...] | None = await data.load_platform_health(
+                redis, self.deck.settings
+            )
+        except Exception:
+            health = None  # Redis away: the table still shows
+        return view, health
+
+    def show(
+        self, loaded: tuple[data.CreatorsView, tuple[data.PlatformHealth, ...] | None]
+    ) -> None:
+        view, health = loaded
+        if health is not None:
+            self.health = health
+            self.query_one("#health", Static).update(health_line(health))
+        else:
+            self.query_one("#health", Static).update(Text("platforms: redis unreachable", "red"))
+        if self.view is None or view.rows != self.view.rows:
+            table = self.table
+            key = self._cursor_key()
+            table.clear()
+            for row in view.rows:
+                table.add_row(*creator_cells(row), key=str(row.id))
+            if key is not None and view.rows:
+                ids = [str(r.id) for r in view.rows]
+                if key in ids:
+                    table.move_cursor(row=ids.index(key))
+        self.view = view
+        counts = ", ".join(f"{n} {s}" for s, n in view.by_status) or "no creators yet"
+        f = self.filters
+        shown = " ".join(
+            f"{label}=[b]{escape(value)}[/]"
+            for label, value in (
+                ("region", f.region),
+                ("platform", f.platform),
+                ("status", f.status),
+                ("text", f.search),
+            )
+            if value
+        )
+        limit = " (first 1000)" if len(view.rows) >= data.LIST_LIMIT else ""
+        self.set_status(
+            f"{len(view.rows)} shown{limit} · {counts}"
+            + (f" · filter {shown}" if shown else "")
+            + f" · updated {self.deck.now():%H:%M:%S}"
+        )
+        self._show_detail()
+
+    @property
+    def table(self) -> DataTable[Text | str]:
+        return self.query_one("#creators", DataTable)
+
+    def _cursor_key(self) -> str | None:
+        row = self.selected()
+        return str(row.id) if row else None
+
+    def selected(self) -> CreatorRow | None:
+        if self.view is None:
+            return None
+        table = self.table
+        if not self.view.rows or not 0 <= table.cursor_row < len(self.view.rows):
+            return None
+        return self.view.rows[table.cursor_row]
+
+    @on(DataTable.RowHighlighted)
+    def _show_detail(self) -> None:
+        row = self.selected()
+        detail = self.query_one("#detail", Static)
+        if row is None:
+            detail.update("no creators · import some: `creatordeck creators import FILE.csv`")
+            return
+        error = f" · [red]{escape(row.last_error[:80])}[/]" if row.last_error else ""
+        detail.update(
+            f"[b]{escape(row.display_name or row.handle)}[/] @{escape(row.handle)} "
+            f"({row.platform}) · {row.followers or 0:,} followers{error}"
+        )
+
+    def _refilter(self, **changes: str | None) -> None:
+        values = {
+            "region": self.filters.region,
+            "platform": self.filters.platform,
+            "status": self.filters.status,
+            "search": self.filters.search,
+        }
+        values.update(changes)
+        self.filters = data.CreatorFilters(**values)
+        self.request_reload()
+
+    def action_cycle_region(self) -> None:
+        regions = (None, *(self.view.regions if self.view else ()))
+        self._refilter(region=_next(regions, self.filters.region))
+
+    def action_cycle_platform(self) -> None:
+        self._refilter(platform=_next(PLATFORMS, self.filters.platform))
+
+    def action_cycle_status(self) -> None:
+        self._refilter(status=_next(STATUSES, self.filters.status))
+
+    def action_filter(self) -> None:
+        self.query_one(FilterBar).open()
+
+    @on(FilterBar.Changed)
+    def _filter_changed(self) -> None:
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self._filter_timer = self.set_timer(FILTER_DEBOUNCE_S, self._apply_filter)
+
+    def _apply_filter(self) -> None:
+        self._filter_timer = None
+        text = self.query_one(FilterBar).value.strip()
+        self._refilter(search=text or None)
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        row = self.selected()
+        if row is not None:
+            self.app.push_screen(CreatorDetailScreen(row.id, row.handle))
+
+    def action_toggle_status(self) -> None:
+        if self.deck.refuse_read_only("pause or resume creators"):
+            return
+        row = self.selected()
+        if row is None:
+            return
+        if row.status not in ("active", "paused"):
+            self.notify(
+                f"@{row.handle} is {row.status}: requeue it from :deadletters", severity="warning"
+            )
+            return
+        target = CreatorStatus.PAUSED if row.status == "active" else CreatorStatus.ACTIVE
+        self._write_status(row.id, row.handle, target)
+
+    @work(group="edit", exit_on_error=False)
+    async def _write_status(self, creator_id: int, handle: str, target: CreatorStatus) -> None:
+        try:
+            async with self.deck.db.session() as session:
+                await creator_queries.set_status(
+                    session, [creator_id], target, actor=audit.current_actor()
+                )
+        except Exception as exc:
+            self.notify(f"not changed: {exc}", severity="error")
+        else:
+            self.notify(f"@{handle} is now {target.value}")
+        self.request_reload()
+
+
+class CreatorDetailScreen(Screen[None]):
+    """One creator: its numbers, a follower chart over the last 30 days, its dead letters."""
+
+    BINDINGS: ClassVar = [
+        Binding("escape", "app.pop_screen", "back", key_display="esc"),
+        Binding("r", "reload", "reload"),
+    ]
+    CHART_HEIGHT = 10
+
+    def __init__(self, creator_id: int, handle: str) -> None:
+        super().__init__()
+        self.creator_id = creator_id
+        self.handle = handle
+        self.loads = 0
+
+    def compose(self) -> ComposeResult:
+        yield StatusHeader(f"Creator @{self.handle}")
+        yield Static("loading…", id="creator-facts")
+        yield Static(" ", id="creator-chart")
+        yield Static(" ", id="status-line")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.action_reload()
+
+    @work(group="creator-detail", exclusive=True, exit_on_error=False)
+    async def action_reload(self) -> None:
+        deck = cast("CreatordeckApp", self.app)
+        try:
+            detail = await data.load_creator_detail(deck.db, self.creator_id, deck.now())
+        except Exception as exc:
+            self.query_one("#status-line", Static).update(
+                f"[b red]load failed[/] ({type(exc).__name__}: {escape(str(exc))[:200]})"
+            )
+            return
+        self.draw(detail)
+        self.loads += 1
+
+    def draw(self, detail: data.CreatorDetail | None) -> None:
+        facts = self.query_one("#creator-facts", Static)
+        if detail is None:
+            facts.update("this creator no longer exists")
+            return
+        c = detail.creator
+        contact = f" · {escape(c.contact_url)}" if c.contact_url else ""
+        error = f"\n[red]last error: {escape(c.last_error[:200])}[/]" if c.last_error else ""
+        letters = (
+            f"\n[yellow]{len(detail.letters)} dead letter(s): see :deadletters[/]"
+            if detail.letters
+            else ""
+        )
+        facts.update(
+            f"[b]{escape(c.display_name or c.handle)}[/] @{escape(c.handle)} · {c.platform} "
+            f"{escape(c.external_id)} · region {c.region_code or '-'} · {c.status}{contact}\n"
+            f"followers {c.followers or 0:,} · following {c.following or 0:,} · "
+            f"posts {c.posts or 0:,} · views {c.views or 0:,} · "
+            f"fetched {when(c.last_fetched_at)} · etag {escape(c.etag or '-')}{error}{letters}"
+        )
+        values = [s.followers for s in detail.samples if s.followers is not None]
+        chart = self.query_one("#creator-chart", Static)
+        if len(values) < 2:
+            chart.update(f"{len(values)} sample(s) so far: the chart needs two")
+        else:
+            width = max(self.size.width - 14, 10)
+            lines = data.chart(values, width, self.CHART_HEIGHT)
+            high, low = compact(max(values)), compact(min(values))
+            body = Text()
+            for index, line in enumerate(lines):
+                label = high if index == 0 else low if index == len(lines) - 1 else ""
+                body.append(f"{label:>10} ", style="dim")
+                body.append(line + "\n", style="cyan")
+            first, last = detail.samples[0].observed_at, detail.samples[-1].observed_at
+            body.append(f"{'':>11}{when(first)} … {when(last)} UTC", style="dim")
+            chart.update(body)
+        self.query_one("#status-line", Static).update(
+            f"{len(detail.samples)} samples (last 30 days) · esc back · r reload"
+        )

@@ -1,0 +1,196 @@
+"""Dead letters: work that failed for good. Requeue or drop one, or all, after a confirm.
+
+Requeue sends a fetch back to the queue (the creator becomes active again); success removes
+the letter, a new failure makes it pending again with one more attempt. Drop deletes it (the
+audit log keeps a copy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
+
+from rich.markup import escape
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Static
+
+from console import data_creators as data
+from console.screens.dialogs import ConfirmModal
+from console.screens.live import LiveScreen
+from console.widgets.formatting import when
+from engine import dead_letters as operations
+from storage.models import DeadLetter
+from storage.queries import audit
+
+COLUMNS = (
+    ("#", "id", 5),
+    ("Kind", "kind", 6),
+    ("What", "what", 18),
+    ("Tries", "attempts", 5),
+    ("State", "status", 8),
+    ("Last failed", "last", 11),
+    ("Error", "error", 40),
+)
+
+
+def letter_what(letter: DeadLetter) -> str:
+    payload = letter.payload or {}
+    platform = payload.get("platform")
+    external = payload.get("external_id")
+    if platform and external:
+        return f"{platform}:{external}"
+    return letter.dedupe_key
+
+
+def letter_cells(letter: DeadLetter) -> tuple[Text | str, ...]:
+    return (
+        str(letter.id),
+        letter.kind,
+        letter_what(letter),
+        str(letter.attempts),
+        Text(letter.status, style="yellow" if letter.status == "requeued" else "red"),
+        when(letter.last_failed_at),
+        letter.error.splitlines()[0][:120] if letter.error else "",
+    )
+
+
+class DeadLettersScreen(LiveScreen):
+    TITLE = "Dead letters"
+    refresh_s = 3.0
+
+    BINDINGS: ClassVar = [
+        Binding("r", "requeue", "requeue", tooltip="requeue the selected letter (asks first)"),
+        Binding("R", "requeue_all", "requeue all", tooltip="requeue every pending letter"),
+        Binding("d", "drop", "drop", tooltip="drop the selected letter (asks first)"),
+        Binding("D", "drop_all", "drop all", tooltip="drop every letter (asks first)"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.letters: tuple[DeadLetter, ...] = ()
+        self._signature: tuple[tuple[int, int, str], ...] = ()
+
+    def compose_body(self) -> ComposeResult:
+        table: DataTable[Text | str] = DataTable(
+            id="dead-letters", cursor_type="row", zebra_stripes=True
+        )
+        for label, key, width in COLUMNS:
+            table.add_column(label, key=key, width=width)
+        yield table
+        yield Static(" ", id="detail")
+
+    async def fetch(self) -> tuple[DeadLetter, ...]:
+        return await data.load_dead_letters(self.deck.db)
+
+    def show(self, letters: tuple[DeadLetter, ...]) -> None:
+        signature = tuple((x.id, x.attempts, x.status) for x in letters)
+        if signature != self._signature:
+            self._signature = signature
+            self.letters = letters
+            table = self.table
+            table.clear()
+            for letter in letters:
+                table.add_row(*letter_cells(letter), key=str(letter.id))
+        pending = sum(1 for x in letters if x.status == "pending")
+        self.set_status(
+            f"{len(letters)} letters, {pending} pending, {len(letters) - pending} requeued · "
+            f"updated {self.deck.now():%H:%M:%S}"
+        )
+        self._show_detail()
+
+    @property
+    def table(self) -> DataTable[Text | str]:
+        return self.query_one("#dead-letters", DataTable)
+
+    def selected(self) -> DeadLetter | None:
+        table = self.table
+        if not self.letters or not 0 <= table.cursor_row < len(self.letters):
+            return None
+        return self.letters[table.cursor_row]
+
+    @on(DataTable.RowHighlighted)
+    def _show_detail(self) -> None:
+        letter = self.selected()
+        detail = self.query_one("#detail", Static)
+        if letter is None:
+            detail.update("no dead letters: every failure so far was retried successfully")
+            return
+        detail.update(
+            f"[b]#{letter.id}[/] {escape(letter.dedupe_key)} · first failed "
+            f"{when(letter.first_failed_at)} · {escape(letter.error[:160])}"
+        )
+
+    def _confirm(self, question: str, then: Callable[[], object]) -> None:
+        def answer(yes: bool | None) -> None:
+            if yes:
+                then()
+
+        self.app.push_screen(ConfirmModal(question), answer)
+
+    def action_requeue(self) -> None:
+        letter = self._target("requeue")
+        if letter is not None:
+            what = escape(letter_what(letter))
+            self._confirm(
+                f"Requeue dead letter [b]#{letter.id}[/] ({what})?",
+                lambda: self._requeue([letter.id]),
+            )
+
+    def action_requeue_all(self) -> None:
+        if self.deck.refuse_read_only("requeue"):
+            return
+        pending = sum(1 for x in self.letters if x.status == "pending")
+        self._confirm(
+            f"Requeue [b]all {pending}[/] pending dead letters?", lambda: self._requeue(None)
+        )
+
+    def action_drop(self) -> None:
+        letter = self._target("drop")
+        if letter is not None:
+            what = escape(letter_what(letter))
+            self._confirm(
+                f"Drop dead letter [b]#{letter.id}[/] ({what})? It will not be retried.",
+                lambda: self._drop([letter.id]),
+            )
+
+    def action_drop_all(self) -> None:
+        if self.deck.refuse_read_only("drop"):
+            return
+        self._confirm(
+            f"Drop [b]all {len(self.letters)}[/] dead letters? None will be retried.",
+            lambda: self._drop(None),
+        )
+
+    def _target(self, verb: str) -> DeadLetter | None:
+        if self.deck.refuse_read_only(verb):
+            return None
+        letter = self.selected()
+        if letter is None:
+            self.notify(f"no dead letter to {verb}", severity="warning")
+        return letter
+
+    @work(group="edit", exit_on_error=False)
+    async def _requeue(self, ids: list[int] | None) -> None:
+        try:
+            redis = await self.deck.queue_pool()
+            count = await operations.requeue(
+                self.deck.db, redis, self.deck.settings, ids, actor=audit.current_actor()
+            )
+        except Exception as exc:
+            self.notify(f"not requeued: {type(exc).__name__}: {exc}", severity="error")
+        else:
+            self.notify(f"{count} letter(s) requeued")
+        self.request_reload()
+
+    @work(group="edit", exit_on_error=False)
+    async def _drop(self, ids: list[int] | None) -> None:
+        try:
+            count = await operations.drop(self.deck.db, ids, actor=audit.current_actor())
+        except Exception as exc:
+            self.notify(f"not dropped: {type(exc).__name__}: {exc}", severity="error")
+        else:
+            self.notify(f"{count} letter(s) dropped")
+        self.request_reload()
