@@ -36,6 +36,7 @@ class Background:
 BACKGROUND: list[Background] = [
     Background("engine", ("engine",)),
     Background("api", ("api", "--host", "127.0.0.1", "--port", "8000")),
+    Background("mockstagram", ("mockstagram", "--host", "127.0.0.1", "--port", "8765")),
 ]
 
 

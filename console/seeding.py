@@ -33,6 +33,9 @@ async def run_seed(settings: Settings, demo: bool = False) -> int:
                     session,
                     [{"timezone": "UTC", **row, "schedule_since": now} for row in DEMO_REGIONS],
                 )
+            from console.seed_creators import seed_demo_creators
+
+            await seed_demo_creators(db, now)
         return inserted
     finally:
         await db.dispose()

@@ -98,6 +98,47 @@ async def upsert_creators(session: AsyncSession, rows: Sequence[CreatorInput]) -
     return written
 
 
+async def count_external_ids(
+    session: AsyncSession, platform: str, external_ids: Sequence[str]
+) -> set[str]:
+    """Which of these external ids of a platform are already creators."""
+    rows = await session.scalars(
+        select(Creator.external_id).where(
+            Creator.platform == platform, Creator.external_id.in_(list(external_ids))
+        )
+    )
+    return set(rows)
+
+
+async def ids_by_external(
+    session: AsyncSession, platform: str, external_ids: Sequence[str]
+) -> dict[str, int]:
+    rows = await session.execute(
+        select(Creator.external_id, Creator.id).where(
+            Creator.platform == platform, Creator.external_id.in_(list(external_ids))
+        )
+    )
+    return {external: creator_id for external, creator_id in rows}
+
+
+async def insert_history(
+    session: AsyncSession,
+    rows: Sequence[tuple[int, datetime, int | None, int | None, int | None, int | None]],
+) -> None:
+    """Bulk-insert past samples (creator, observed_at, followers, following, posts, views);
+    existing slots are kept. Commits."""
+    if not rows:
+        return
+    driver = await _driver(session)
+    await driver.execute(
+        "INSERT INTO follower_sample (creator_id, observed_at, followers, following, posts, views) "
+        "SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[], $4::bigint[], "
+        "$5::bigint[], $6::bigint[]) ON CONFLICT DO NOTHING",
+        *([list(column) for column in zip(*rows, strict=True)]),
+    )
+    await session.commit()
+
+
 # --- the fetch pipeline -----------------------------------------------------------------------
 
 
@@ -432,9 +473,11 @@ _LIST = """
 SELECT c.id, c.platform, c.handle, c.display_name, c.region_code, c.status, c.followers,
        c.last_fetched_at, c.last_error,
        (SELECT s.followers FROM follower_sample s WHERE s.creator_id = c.id
-          AND s.observed_at <= $1::timestamptz - interval '24 hours' ORDER BY s.observed_at DESC LIMIT 1),
+          AND s.observed_at <= $1::timestamptz - interval '24 hours'
+          ORDER BY s.observed_at DESC LIMIT 1),
        (SELECT s.followers FROM follower_sample s WHERE s.creator_id = c.id
-          AND s.observed_at <= $1::timestamptz - interval '7 days' ORDER BY s.observed_at DESC LIMIT 1),
+          AND s.observed_at <= $1::timestamptz - interval '7 days'
+          ORDER BY s.observed_at DESC LIMIT 1),
        (SELECT s.followers FROM follower_sample s WHERE s.creator_id = c.id
           ORDER BY s.observed_at ASC LIMIT 1),
        ARRAY(SELECT t.followers FROM (SELECT s.followers, s.observed_at FROM follower_sample s
