@@ -27,7 +27,7 @@ from storage.queries.creators import FetchTarget
 API = "https://www.googleapis.com/youtube/v3/channels"
 QUOTA_REASONS = {"quotaExceeded", "dailyLimitExceeded"}
 RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
-KEY_REASONS = {"keyInvalid", "keyExpired", "forbidden", "accessNotConfigured"}
+KEY_REASONS = {"keyInvalid", "keyExpired", "forbidden", "accessNotConfigured", "API_KEY_INVALID"}
 
 
 class YouTubeAdapter(Adapter):
@@ -87,6 +87,7 @@ def _failure(response: httpx.Response) -> Failure:
         error = response.json().get("error", {})
         message = f"HTTP {response.status_code}: {error.get('message', '')}"
         reasons = {e.get("reason", "") for e in error.get("errors", [])}
+        reasons |= {d.get("reason", "") for d in error.get("details", []) if isinstance(d, dict)}
     except ValueError:
         pass
     if reasons & QUOTA_REASONS:
