@@ -1,0 +1,126 @@
+"""A fetch job whose engine is SIGKILLed mid-batch is re-run by another engine: no duplicate."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from engine import fetch_queue, queue
+from storage.database import Database
+from storage.models import FollowerSample
+from storage.queries import creators
+from storage.settings import Settings
+from tests.conftest import engine_env
+from tests.creators_support import add_creators, add_region
+from tests.process_support import EngineProcess
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def slow_mock(test_settings: Settings, tmp_path: Path) -> Iterator[str]:
+    port = _free_port()
+    log = (tmp_path / "mock.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "console.cli",
+            "mockstagram",
+            "--port",
+            str(port),
+            "--latency-ms",
+            "2000",
+        ],
+        env=engine_env(test_settings),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "the mock platform did not start"
+        time.sleep(0.1)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+    log.close()
+
+
+async def _samples(db: Database) -> int:
+    async with db.session() as session:
+        return int(await session.scalar(select(func.count()).select_from(FollowerSample)) or 0)
+
+
+@pytest.mark.slow
+async def test_sigkill_mid_batch_then_rerun_writes_each_sample_once(
+    test_settings: Settings, db: Database, slow_mock: str, tmp_path: Path
+) -> None:
+    await add_region(db)
+    ids = await add_creators(db, 800)
+    slot = creators.slot_start(datetime.now(UTC), 60)
+    pool = await queue.connect(test_settings)
+    try:
+        job = fetch_queue.FetchRequest(
+            job_id=fetch_queue.fetch_job_id(test_settings, 0, 1),
+            run_id=0,
+            batch_no=1,
+            platform="mock",
+            slot_ts=int(slot.timestamp()),
+            creator_ids=ids,
+        )
+        assert await fetch_queue.enqueue_fetches(pool, test_settings, [job]) == 1
+        env = {"MOCKSTAGRAM_URL": slow_mock, "FETCH_MAX_TRIES": "5"}
+        first = EngineProcess(test_settings, tmp_path / "first.log", "--role", "worker", **env)
+        try:
+            async with httpx.AsyncClient(base_url=slow_mock) as client:
+                deadline = asyncio.get_running_loop().time() + 20
+                while (await client.get("/admin/stats")).json().get("requests", 0) < 1:
+                    assert asyncio.get_running_loop().time() < deadline, "the job never ran"
+                    await asyncio.sleep(0.05)
+                # The platform is answering (2 s latency): kill the worker mid-batch.
+                first.signal(signal.SIGKILL)
+                await first.exit_code(10)
+                assert await _samples(db) == 0
+                await client.put("/admin/faults", json={"latency_ms": 0})
+        finally:
+            first.stop()
+        # arq hands the job to another worker once the dead one's in-progress lease expires.
+        second = EngineProcess(test_settings, tmp_path / "second.log", "--role", "worker", **env)
+        try:
+            deadline = asyncio.get_running_loop().time() + 60
+            while await _samples(db) < len(ids):
+                assert asyncio.get_running_loop().time() < deadline, "the re-run never finished"
+                await asyncio.sleep(0.2)
+        finally:
+            second.stop()
+    finally:
+        await pool.aclose()
+    async with db.session() as session:
+        dupes = await session.execute(
+            select(FollowerSample.creator_id)
+            .group_by(FollowerSample.creator_id, FollowerSample.observed_at)
+            .having(func.count() > 1)
+        )
+        assert dupes.all() == []
+    assert await _samples(db) == len(ids)
