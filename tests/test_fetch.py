@@ -53,7 +53,7 @@ async def test_etag_round_trip_304_keeps_last_sample_and_writes_none(
     mock = mock_platform()
     async with caller_for(redis, test_settings, mock) as caller:
         first = await run_fetch(rt, caller, 0, 0, "mock", SLOT, ids, final=False)
-        assert first.counts["fetched"] == 120 and first.counts["api_calls"] == 2
+        assert first.counts["fetched"] == 120 and first.counts["api_calls"] == 1
         assert await _sample_count(db) == 120
         before = await _creator(db, ids[0])
         assert before.etag and before.followers is not None
@@ -176,8 +176,8 @@ async def test_killed_mid_batch_rerun_writes_no_duplicates(
 ) -> None:
     await add_region(db)
     ids = await add_creators(db, 300)
-    slow = mock_platform(latency_ms=300, max_batch=100)
-    ts = tracking(fetch_concurrency=3)
+    slow = mock_platform(latency_ms=300)
+    ts = tracking(fetch_concurrency=3, mockstagram_max_batch=100)
     async with caller_for(redis, test_settings, slow, ts=ts) as caller:
         # Killed while the platform answers: nothing of this attempt is written.
         task = asyncio.create_task(run_fetch(rt, caller, 7, 1, "mock", SLOT, ids, final=False))
@@ -186,7 +186,7 @@ async def test_killed_mid_batch_rerun_writes_no_duplicates(
         with pytest.raises(asyncio.CancelledError):
             await task
     assert await _sample_count(db) == 0
-    fast = mock_platform(max_batch=100)
+    fast = mock_platform()
     async with caller_for(redis, test_settings, fast, ts=ts) as caller:
         # The first half was written (then "killed" after its commit): the re-run skips it.
         await run_fetch(rt, caller, 0, 0, "mock", SLOT, ids[:150], final=False)
