@@ -37,6 +37,8 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # arq logs two lines per job; our jobs log what matters (region, job id, timings) themselves.
+    logging.getLogger("arq.worker").setLevel(max(logging.WARNING, root.level))
 
 
 def get(name: str) -> structlog.stdlib.BoundLogger:

@@ -45,7 +45,8 @@ def create_engine(settings: Settings, url: str | None = None, **kwargs: Any) -> 
         connect_args["prepared_statement_cache_size"] = 0
     kwargs.setdefault("pool_size", settings.db_pool_size)
     kwargs.setdefault("max_overflow", settings.db_pool_size)
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping: it costs a round trip per checkout on the hot path; a connection broken by a
+    # Postgres restart fails its statement, is discarded, and the caller's retry gets a new one.
     return create_async_engine(async_url(target), connect_args=connect_args, **kwargs)
 
 

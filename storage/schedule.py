@@ -90,7 +90,7 @@ class Calendar:
 def validate_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # "America" is a directory
         raise ScheduleError(
             f"unknown timezone {name!r} (use an IANA name like UTC or America/Detroit)"
         ) from exc

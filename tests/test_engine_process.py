@@ -186,6 +186,7 @@ async def test_engine_survives_postgres_dropping_its_connections(
             )
         finally:
             await admin.close()
+        await db.engine.dispose()  # this test's own pooled connections died too
         await engine.wait_for("scheduler.listen_failed", 20)
         async with db.session() as session:
             await regions.update_region(session, "STEADY", actor="test", cron="15 5 * * *")

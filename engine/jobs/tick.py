@@ -124,8 +124,13 @@ async def _run_owned(rt: Runtime, region: Region, fire: datetime, job_id: str, m
     if claim is None:
         log.info("tick.already_done", region=region.code, fire=fire.isoformat(), job_id=job_id)
         return "already-done"
-    bound = log.bind(region=region.code, fire=fire.isoformat(), job_id=job_id, run_id=claim.run_id)
-    bound.info("tick.start", attempt=claim.attempt)
+    bound = log.bind(
+        region=region.code,
+        fire=fire.isoformat(),
+        job_id=job_id,
+        run_id=claim.run_id,
+        attempt=claim.attempt,
+    )
     started = asyncio.get_running_loop().time()
     try:
         counts = await refresh_region(rt, region, claim.run_id)

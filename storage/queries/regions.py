@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import CatchupPolicy, OverlapPolicy, Region
 from storage.queries import audit
-from storage.schedule import parse_schedule
+from storage.schedule import parse_schedule, validate_timezone
 
 SCHEDULE_FIELDS = ("cron", "timezone", "active")
 
@@ -37,6 +37,11 @@ class RegionInput(BaseModel):
     @classmethod
     def _cron(cls, value: str) -> str:
         return parse_schedule(value).cron
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        return validate_timezone(value)
 
     @field_validator("bbox")
     @classmethod
