@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from arq.worker import Worker
 
-from engine import logs, queue
+from engine import logs, metrics, queue
 from engine.runtime import Runtime
 from engine.scheduler import Scheduler
 from engine.worker import (
@@ -111,6 +111,7 @@ async def run_engine(
         concurrency=settings.concurrency,
         prefix=settings.redis_prefix,
     )
+    _serve_metrics(settings.metrics_port)
     rt = await connect(settings, stop)
     if rt is None:
         return 0
@@ -128,6 +129,17 @@ async def run_engine(
         await rt.close()
         log.info("engine.stopped")
     return 0
+
+
+def _serve_metrics(port: int) -> None:
+    if not port:
+        return
+    try:
+        metrics.serve(port)
+        log.info("engine.metrics", port=port)
+    except OSError as exc:
+        # A second engine on the same host: it runs on, unscraped, rather than not at all.
+        log.warning("engine.metrics_unavailable", port=port, error=str(exc))
 
 
 def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     tick_timeout_s: int = Field(default=300, ge=1, description="a tick's time limit")
     shutdown_grace_s: float = Field(default=25.0, ge=0)
     log_level: str = Field(default="INFO")
+    metrics_port: int = Field(
+        default=9108, ge=0, le=65535, description="engine's Prometheus /metrics port; 0 = off"
+    )
     encryption_key: SecretStr | None = Field(
         default=None, description="Fernet key for platform tokens at rest"
     )

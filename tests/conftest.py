@@ -157,6 +157,7 @@ def engine_env(settings: Settings, **extra: str) -> dict[str, str]:
         REDIS_PREFIX=settings.redis_prefix,
         ENV="test",
         TICK_TIMEOUT_S=str(settings.tick_timeout_s),
+        METRICS_PORT="0",
         SHUTDOWN_GRACE_S=str(settings.shutdown_grace_s),
         PYTHONPATH=str(Path(__file__).resolve().parents[1]),
     )

@@ -229,3 +229,35 @@ async def test_check_reports_engine_health_by_exit_code(
         engine.signal(signal.SIGTERM)
         await engine.exit_code(15)
         engine.stop()
+
+
+async def test_engine_metrics_are_valid_prometheus_exposition(
+    test_settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    await due_now(db, "MEASURED")
+    port = _free_port()
+    engine = EngineProcess(test_settings, tmp_path / "engine.log", METRICS_PORT=str(port))
+    try:
+
+        async def ticked() -> bool:
+            return [r["status"] for r in await ledger(db, "MEASURED")] == ["ok"]
+
+        await eventually(ticked, timeout=20)
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"http://127.0.0.1:{port}/metrics")
+    finally:
+        engine.signal(signal.SIGTERM)
+        await engine.exit_code(15)
+        engine.stop()
+    assert response.status_code == 200
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+    assert samples[("creatordeck_ticks_total", (("outcome", "ok"),))] == 1
+    assert samples[("creatordeck_tick_lag_seconds_count", ())] == 1
+    assert samples[("creatordeck_job_duration_seconds_count", (("function", "tick"),))] >= 1

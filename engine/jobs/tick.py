@@ -9,7 +9,7 @@ from typing import Any
 from arq.worker import Retry
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from engine import logs, queue
+from engine import logs, metrics, queue
 from engine.jobs.refresh import refresh_region
 from engine.locks import OwnedLock
 from engine.runtime import Runtime
@@ -29,7 +29,10 @@ async def tick(ctx: dict[str, Any], region_code: str, fire_ts: int, manual: bool
     fire = datetime.fromtimestamp(fire_ts, UTC)
     job_id: str = ctx["job_id"]
     try:
-        return await run_tick(rt, region_code, fire, job_id, manual)
+        with metrics.JOB_DURATION.labels("tick").time():
+            outcome = await run_tick(rt, region_code, fire, job_id, manual)
+        metrics.TICKS.labels(outcome).inc()
+        return outcome
     except DB_DOWN_ERRORS as exc:
         # The database is unreachable: try again later rather than lose the fire time.
         log.warning("tick.db_unavailable", region=region_code, job_id=job_id, error=str(exc))
@@ -124,6 +127,8 @@ async def _run_owned(rt: Runtime, region: Region, fire: datetime, job_id: str, m
     if claim is None:
         log.info("tick.already_done", region=region.code, fire=fire.isoformat(), job_id=job_id)
         return "already-done"
+    if not manual:
+        metrics.TICK_LAG.observe(max((datetime.now(UTC) - fire).total_seconds(), 0))
     bound = log.bind(
         region=region.code,
         fire=fire.isoformat(),

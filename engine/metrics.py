@@ -1,0 +1,87 @@
+"""Prometheus metrics of the engine and the api: one registry per process, exposed at /metrics.
+
+Every metric of ours lives here, so names and labels stay consistent across processes.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.exposition import generate_latest
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
+DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+TICKS = Counter(
+    "creatordeck_ticks",
+    "Region ticks by outcome (ok, failed, skipped, missed, stale, paused, gone, already-done)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+TICK_LAG = Histogram(
+    "creatordeck_tick_lag_seconds",
+    "Delay between a tick's fire time and its start",
+    buckets=LAG_BUCKETS,
+    registry=REGISTRY,
+)
+JOB_DURATION = Histogram(
+    "creatordeck_job_duration_seconds",
+    "Wall time of engine jobs by function",
+    ["function"],
+    buckets=DURATION_BUCKETS,
+    registry=REGISTRY,
+)
+FETCH_RESULTS = Counter(
+    "creatordeck_fetch_results",
+    "Creator fetch results by platform and outcome",
+    ["platform", "outcome"],
+    registry=REGISTRY,
+)
+PUBLISH_RESULTS = Counter(
+    "creatordeck_publish_results",
+    "Publication attempts by platform and outcome",
+    ["platform", "outcome"],
+    registry=REGISTRY,
+)
+BREAKER_OPEN = Gauge(
+    "creatordeck_breaker_open",
+    "1 while a platform's circuit breaker is open (0.5 half-open, 0 closed)",
+    ["platform"],
+    registry=REGISTRY,
+)
+QUOTA_USED = Gauge(
+    "creatordeck_quota_used_ratio",
+    "Share of a platform's rate-limit window used",
+    ["platform"],
+    registry=REGISTRY,
+)
+API_REQUESTS = Counter(
+    "creatordeck_api_requests",
+    "HTTP requests by route, method and status",
+    ["route", "method", "status"],
+    registry=REGISTRY,
+)
+API_LATENCY = Histogram(
+    "creatordeck_api_request_seconds",
+    "HTTP request latency by route",
+    ["route"],
+    buckets=DURATION_BUCKETS,
+    registry=REGISTRY,
+)
+EVENTS = Counter(
+    "creatordeck_events",
+    "App events by outcome (accepted, duplicate, refused)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+
+
+def exposition() -> bytes:
+    """The text exposition format, for an HTTP handler of our own (the api's /metrics)."""
+    return generate_latest(REGISTRY)
+
+
+def serve(port: int, host: str = "0.0.0.0") -> None:  # noqa: S104 - scraped from outside the container
+    """Expose /metrics on its own port (the engine has no HTTP server of its own)."""
+    start_http_server(port, addr=host, registry=REGISTRY)
