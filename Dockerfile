@@ -1,0 +1,31 @@
+# syntax=docker/dockerfile:1
+# One image for every process of the Procfile: release (migrate), engine, api.
+#   docker build -t creatordeck .
+#   docker run --env-file .env creatordeck engine
+
+FROM python:3.11-slim AS build
+WORKDIR /src
+RUN pip install --no-cache-dir build==1.*
+COPY pyproject.toml README.md ./
+COPY console console
+COPY engine engine
+COPY storage storage
+COPY migrations migrations
+RUN python -m build --wheel --outdir /dist
+
+FROM python:3.11-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tini \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 10001 creatordeck
+COPY --from=build /dist/*.whl /tmp/
+RUN pip install --no-cache-dir /tmp/*.whl && rm /tmp/*.whl
+USER creatordeck
+WORKDIR /home/creatordeck
+# prod: missing DATABASE_URL / REDIS_URL are an error, never an embedded server.
+ENV ENV=prod PYTHONUNBUFFERED=1
+EXPOSE 8000 9108
+# tini forwards SIGTERM to creatordeck, which drains within SHUTDOWN_GRACE_S (25 s < 30 s).
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["tini", "--", "creatordeck"]
+CMD ["engine"]
