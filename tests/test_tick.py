@@ -18,18 +18,26 @@ from storage.redis import key
 from storage.settings import Settings
 from tests.engine_support import add_region, eventually, ledger, running_worker, runtime
 
-MINUTE = datetime.now(UTC).replace(second=0, microsecond=0)
+
+def upcoming_minute() -> datetime:
+    """A fire time that is not late whenever the test runs (the next minute boundary)."""
+    return datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
 
 
 async def minutely(db: Database, code: str = "TICKER", **fields: object) -> Region:
     return await add_region(
-        db, code, "* * * * *", schedule_since=MINUTE - timedelta(minutes=10), **fields
+        db,
+        code,
+        "* * * * *",
+        schedule_since=datetime.now(UTC) - timedelta(minutes=10),
+        **fields,
     )
 
 
 async def test_a_tick_writes_its_ledger_row_and_enqueues_its_successor(
     test_settings: Settings, db: Database
 ) -> None:
+    MINUTE = upcoming_minute()
     await minutely(db)
     async with runtime(test_settings, "worker-1") as rt:
         outcome = await run_tick(rt, "TICKER", MINUTE, "job-1", manual=False)
@@ -42,12 +50,13 @@ async def test_a_tick_writes_its_ledger_row_and_enqueues_its_successor(
         "worker-1",
         "job-1",
     )
-    assert row["started_at"] >= MINUTE and row["finished_at"] >= row["started_at"]
+    assert row["finished_at"] >= row["started_at"]
     assert row["lag_ms"] >= 0 and row["duration_ms"] >= 0
     assert successors == [MINUTE + timedelta(minutes=1)]
 
 
 async def test_overlap_skip_records_a_skipped_run(test_settings: Settings, db: Database) -> None:
+    MINUTE = upcoming_minute()
     await minutely(db)
     async with runtime(test_settings) as rt:
         held = OwnedLock(
@@ -65,7 +74,7 @@ async def test_overlap_buffer_keeps_one_waiting_and_skips_the_rest(
     test_settings: Settings, db: Database
 ) -> None:
     await minutely(db, overlap_policy="buffer")
-    previous = MINUTE - timedelta(minutes=1)
+    previous, MINUTE = upcoming_minute(), upcoming_minute() + timedelta(minutes=1)
     async with runtime(test_settings) as rt:
         held = OwnedLock(
             rt.redis, key(test_settings, "tick-running", "TICKER"), "earlier-job", 60_000
@@ -86,6 +95,7 @@ async def test_overlap_buffer_keeps_one_waiting_and_skips_the_rest(
 async def test_a_job_for_an_old_schedule_does_nothing(
     test_settings: Settings, db: Database
 ) -> None:
+    MINUTE = upcoming_minute()
     await minutely(db)
     async with db.session() as session:
         await regions.update_region(session, "TICKER", actor="test", cron="0 0 1 1 *")
@@ -101,6 +111,7 @@ async def test_a_job_for_an_old_schedule_does_nothing(
 async def test_a_run_left_running_by_a_dead_worker_is_taken_over_once(
     test_settings: Settings, db: Database
 ) -> None:
+    MINUTE = upcoming_minute()
     await minutely(db)
     async with db.session() as session:
         claim = await runs.claim(
@@ -123,6 +134,7 @@ async def test_a_run_left_running_by_a_dead_worker_is_taken_over_once(
 async def test_a_failing_tick_is_recorded_with_its_error(
     test_settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    MINUTE = upcoming_minute()
     await minutely(db)
 
     async def broken(*_args: object) -> dict[str, object]:
@@ -151,3 +163,23 @@ async def test_run_now_goes_through_the_queue_even_when_paused(
             await eventually(done)
     [row] = await ledger(db, "TICKER")
     assert row["manual"] is True and row["scheduled_for"] == now
+
+
+async def test_a_tick_behind_a_newer_due_fire_time_defers_to_the_catch_up_policy(
+    test_settings: Settings, db: Database
+) -> None:
+    """Redis kept a deferred tick while no engine ran: it must not chain through every gap."""
+    MINUTE = upcoming_minute()
+    await minutely(db)
+    floor = MINUTE - timedelta(minutes=1)
+    stale_fire = floor - timedelta(minutes=3)
+    async with runtime(test_settings) as rt:
+        outcome = await run_tick(rt, "TICKER", stale_fire, "job-late", manual=False)
+        pending = [r.fire for r in await queue.pending_ticks(rt.redis, test_settings)]
+    rows = await ledger(db, "TICKER")
+    assert outcome == "missed"
+    latest_due = max(r["scheduled_for"] for r in rows) + timedelta(minutes=1)
+    assert [r["status"] for r in rows] == ["missed"] * len(rows)
+    assert stale_fire in {r["scheduled_for"] for r in rows}
+    # The run-once policy coalesced what was owed into one run of the latest due fire time.
+    assert latest_due in pending and latest_due >= floor

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from arq.worker import Retry
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from engine import logs, metrics, queue
+from engine import logs, metrics, queue, scheduler
 from engine.jobs.refresh import refresh_region
 from engine.locks import OwnedLock
 from engine.runtime import Runtime
-from storage.models import OverlapPolicy, Region, RunStatus
+from storage.models import CatchupPolicy, OverlapPolicy, Region, RunStatus
 from storage.queries import regions, runs
 from storage.redis import key
 from storage.schedule import ScheduleError, parse_schedule
@@ -73,8 +73,18 @@ async def _check_schedule(rt: Runtime, region: Region, fire: datetime) -> str | 
         return "paused"
     if fire < region.schedule_since or not schedule.is_fire_time(fire):
         return "stale"
-    # Enqueue the successor first, so a long tick never delays the next one.
     successor = schedule.next_fire(fire)
+    now = datetime.now(UTC)
+    late = now - fire > timedelta(seconds=region.misfire_grace_s)
+    if successor <= now or (late and region.catchup_policy == CatchupPolicy.MISSED):
+        # A newer fire time is already due (or this one is past its grace): the region's
+        # catch-up policy decides what runs, exactly as when an engine starts after a gap.
+        await scheduler.reconcile(rt, only={region.code}, now=now)
+        async with rt.db.session() as session:
+            if await runs.is_final(session, kind=runs.TICK, region_code=region.code, fire=fire):
+                return "missed"
+        return None
+    # Enqueue the successor first, so a long tick never delays the next one.
     await queue.enqueue_ticks(rt.redis, rt.settings, [queue.TickRequest(region.code, successor)])
     return None
 

@@ -124,6 +124,15 @@ async def record_final(
     return written
 
 
+async def is_final(session: AsyncSession, *, kind: str, region_code: str, fire: datetime) -> bool:
+    status = await session.scalar(
+        select(JobRun.status).where(
+            JobRun.kind == kind, JobRun.region_code == region_code, JobRun.scheduled_for == fire
+        )
+    )
+    return status is not None and status != RunStatus.RUNNING.value
+
+
 async def latest_fire_per_region(session: AsyncSession, kind: str = TICK) -> dict[str, datetime]:
     rows = await session.execute(
         select(JobRun.region_code, func.max(JobRun.scheduled_for))
