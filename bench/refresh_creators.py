@@ -31,6 +31,7 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -39,6 +40,23 @@ from bench.support import bench_settings, machine
 from engine import queue
 from storage.database import plain_dsn
 from storage.settings import Settings
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a live process (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _backend_pids(conn: asyncpg.Connection) -> list[int]:
+    rows = await conn.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid()"
+    )
+    return [int(r["pid"]) for r in rows]
 
 
 def _free_port() -> int:
@@ -116,6 +134,7 @@ class Result:
     duplicates: int
     counts: dict[str, object]
     load: str
+    cpu_s: dict[str, float]
 
     def show(self) -> str:
         rate = self.creators / self.seconds if self.seconds else float("nan")
@@ -124,6 +143,8 @@ class Result:
             f"= {rate:,.0f} creators/s; API calls/creator {self.api_calls / self.creators:.3f}; "
             f"samples {self.samples}, duplicates {self.duplicates}\n"
             f"    ledger counts: {json.dumps(self.counts, sort_keys=True)}\n"
+            f"    CPU seconds used: {json.dumps(self.cpu_s)} = "
+            f"{sum(self.cpu_s.values()) / self.creators * 1e6:.0f} us/creator\n"
             f"    machine: {self.load}"
         )
 
@@ -156,6 +177,7 @@ async def _run_scenario(
     mock_url: str,
     error_rate: float,
     timeout_s: float,
+    pids: dict[str, list[int]],
 ) -> Result:
     async with httpx.AsyncClient(base_url=mock_url) as client:
         await client.put("/admin/faults", json={"error_rate": error_rate})
@@ -163,6 +185,9 @@ async def _run_scenario(
     redis = await queue.connect(settings)
     conn = await asyncpg.connect(plain_dsn(settings.database_url or ""))
     try:
+        # Postgres backends of the bench database (the engines' pools are open by now).
+        backends_before = {p: _cpu_s(p) for p in await _backend_pids(conn)}
+        cpu_before = {name: sum(_cpu_s(p) for p in group) for name, group in pids.items()}
         fire = datetime.now(UTC).replace(microsecond=0)
         slot = datetime.fromtimestamp(int(fire.timestamp()) // 60 * 60, UTC)
         started = time.perf_counter()
@@ -177,6 +202,14 @@ async def _run_scenario(
                 break
             await asyncio.sleep(0.05)
         seconds = time.perf_counter() - started
+        cpu = {
+            name: round(sum(_cpu_s(p) for p in group) - cpu_before[name], 2)
+            for name, group in pids.items()
+        }
+        # Backends opened during the run count whole (they were born in it).
+        cpu["postgres"] = round(
+            sum(_cpu_s(p) - backends_before.get(p, 0.0) for p in await _backend_pids(conn)), 2
+        )
         fresh = await _fresh(conn, region, slot)
         load = machine()
         # The tick finishes its ledger row right after its last batch.
@@ -212,7 +245,7 @@ async def _run_scenario(
     if fresh < count:
         name = f"{name} (TIMED OUT: {fresh}/{count} fresh)"
     counts["first_batch_done_s"] = round(first_done or 0, 2)
-    return Result(name, count, seconds, calls, samples, duplicates, counts, load)
+    return Result(name, count, seconds, calls, samples, duplicates, counts, load, cpu)
 
 
 def main() -> None:
@@ -220,7 +253,7 @@ def main() -> None:
     parser.add_argument("--creators", type=int, default=100_000)
     parser.add_argument("--off-creators", type=int, default=10_000)
     parser.add_argument("--engines", type=int, default=2, help="engine worker processes")
-    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=2000)
     parser.add_argument("--fetch-jobs", type=int, default=8, help="fetch jobs at once/engine")
     parser.add_argument("--timeout-s", type=float, default=600)
     parser.add_argument(
@@ -262,6 +295,7 @@ def main() -> None:
                             mock_url,
                             0.2 if scenario == "faults" else 0.0,
                             args.timeout_s,
+                            {"engines": [e.pid for e in engines], "mock": [mock.pid]},
                         )
                     )
                 finally:

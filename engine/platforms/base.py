@@ -55,6 +55,8 @@ class Adapter(ABC):
 
 def as_int(value: object) -> int | None:
     """Platforms send counts as numbers or as strings (YouTube); None when absent."""
+    if type(value) is int:  # the common case first: this runs for every count of every creator
+        return value
     if value is None or isinstance(value, bool):
         return None
     try:

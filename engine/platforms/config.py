@@ -15,7 +15,7 @@ class TrackingSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     fetch_batch_size: int = Field(
-        default=500, ge=1, le=10_000, description="creators per fetch job (1 = batching off)"
+        default=2000, ge=1, le=10_000, description="creators per fetch job (1 = batching off)"
     )
     fetch_concurrency: int = Field(
         default=8, ge=1, le=256, description="API calls at once per platform per engine"

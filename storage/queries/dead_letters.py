@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,8 +32,11 @@ def fetch_key(creator_id: int) -> str:
     return f"{FETCH}:{creator_id}"
 
 
-async def record(session: AsyncSession, letters: Sequence[Letter]) -> int:
-    """Upsert failures (a requeued letter that fails again is pending again). Commits."""
+async def record(session: AsyncSession, letters: Sequence[Letter], commit: bool = True) -> int:
+    """Upsert failures (a requeued letter that fails again is pending again).
+
+    Commits unless `commit=False` (to join the caller's transaction).
+    """
     if not letters:
         return 0
     rows = [
@@ -59,7 +63,8 @@ async def record(session: AsyncSession, letters: Sequence[Letter]) -> int:
     )
     result = await session.execute(stmt.returning(DeadLetter.id))
     written = len(result.all())
-    await session.commit()
+    if commit:
+        await session.commit()
     return written
 
 
@@ -67,12 +72,14 @@ async def resolve_creators(session: AsyncSession, creator_ids: Sequence[int]) ->
     """A creator fetched fine again: its dead letters are done. Does not commit."""
     if not creator_ids:
         return 0
-    result = await session.execute(
-        delete(DeadLetter)
-        .where(DeadLetter.creator_id.in_(list(creator_ids)))
-        .returning(DeadLetter.id)
+    # One array parameter, not one bind per id: this runs for every fetch batch.
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+    status = await driver.execute(
+        "DELETE FROM dead_letter WHERE creator_id = ANY($1::bigint[])", list(creator_ids)
     )
-    return len(result.all())
+    return int(status.rsplit(" ", 1)[-1])
 
 
 async def list_letters(
