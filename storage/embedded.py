@@ -115,7 +115,7 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         try:
-            import pgserver  # type: ignore[attr-defined,unused-ignore]
+            import pgserver
         except ImportError as exc:
             raise RuntimeError(
                 "DATABASE_URL is not set and the embedded Postgres is not installed: "
@@ -124,7 +124,7 @@ class EmbeddedPostgres:
 
         self.folder.mkdir(parents=True, exist_ok=True)
         # cleanup_mode "stop": the server stops when the last process that asked for it exits.
-        self.server = pgserver.get_server(self.folder, cleanup_mode="stop")
+        self.server = pgserver.get_server(self.folder, cleanup_mode="stop")  # type: ignore[attr-defined,unused-ignore]
         uri: str = self.server.get_uri()
         return uri
 
