@@ -49,6 +49,7 @@ from console.screens.dead_letters import DeadLettersScreen
 from console.screens.experiments import ExperimentsScreen
 from console.screens.help import HelpModal, describe
 from console.screens.posts import PostsScreen
+from console.screens.queues import QueuesScreen
 from console.screens.regions import RegionsScreen
 from console.screens.runs import RunsScreen
 from engine import queue
@@ -71,6 +72,7 @@ CONSOLE_SCREENS: list[ConsoleScreen] = [
     ConsoleScreen("runs", "the tick ledger: status, lag, duration, error", RunsScreen),
     ConsoleScreen("creators", "creators: followers, change, growth, chart", CreatorsScreen),
     ConsoleScreen("deadletters", "dead letters: requeue or drop", DeadLettersScreen),
+    ConsoleScreen("queues", "arq queues: jobs, detail, retry, abort, delete", QueuesScreen),
     ConsoleScreen(
         "posts", "posts: list/week, compose, schedule, cancel, retry, resolve", PostsScreen
     ),

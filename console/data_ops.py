@@ -1,0 +1,124 @@
+"""The console's read model for operations: the Queues and Overview screens.
+
+Loaded through `engine.queue_admin` / `engine.heartbeat` (the arq seam), `storage.queries` and
+`engine.resilience` (via `console.data_creators`); screens call these from Textual workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from arq.connections import ArqRedis
+
+from console.data import NextRunCache, load_regions
+from console.data_creators import PlatformHealth, load_platform_health
+from engine import dead_letters as dead_letter_ops
+from engine import heartbeat, queue_admin
+from engine.queue_admin import JobPage, JobSummary, QueueCounts, WorkerReport
+from storage.database import Database
+from storage.queries import dead_letters, ingestion
+from storage.queries import runs as run_queries
+from storage.settings import Settings
+
+NEXT_RUNS_SHOWN = 6
+LAG_RUNS = 60
+
+
+@dataclass(frozen=True, slots=True)
+class QueuesView:
+    queue: str
+    finished: bool  # the finished jobs (results) rather than the queued ones
+    counts: tuple[QueueCounts, ...]  # every queue, for the selector line
+    page: JobPage | None
+    done: tuple[JobSummary, ...]
+    scan_cursor: int
+
+
+async def load_queues(
+    redis: ArqRedis,
+    settings: Settings,
+    name: str,
+    offset: int,
+    finished: bool,
+    page_size: int = queue_admin.PAGE_SIZE,
+) -> QueuesView:
+    every = tuple(
+        await asyncio.gather(*(queue_admin.counts(redis, settings, q) for q in queue_admin.QUEUES))
+    )
+    if finished:
+        done, cursor = await queue_admin.finished_jobs(redis, settings, name, want=page_size)
+        return QueuesView(name, True, every, None, done, cursor)
+    page = await queue_admin.list_jobs(redis, settings, name, offset, page_size)
+    return QueuesView(name, False, every, page, (), 0)
+
+
+async def requeue_dead_letters(
+    db: Database, redis: ArqRedis, settings: Settings, kind: str, actor: str
+) -> int:
+    """Requeue every pending dead letter of one kind (engine.dead_letters does the work)."""
+    async with db.session() as session:
+        letters = await dead_letters.list_letters(
+            session, kind=kind, status="pending", limit=1_000_000
+        )
+    if not letters:
+        return 0
+    return await dead_letter_ops.requeue(
+        db, redis, settings, [letter.id for letter in letters], actor=actor
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class NextRun:
+    fire: datetime
+    region: str
+
+
+@dataclass(frozen=True, slots=True)
+class OverviewData:
+    replicas: tuple[heartbeat.Replica, ...]
+    workers: tuple[WorkerReport, ...]
+    counts: tuple[QueueCounts, ...]
+    next_runs: tuple[NextRun, ...]
+    failures_1h: int
+    dead_letters: int
+    platforms: tuple[PlatformHealth, ...] | None  # None: could not be read
+    events_per_min: tuple[int, ...] | None  # last 30 minutes, oldest first; None: no table
+    lags_ms: tuple[int, ...]  # tick lag of the latest runs, oldest first
+
+
+async def load_overview(
+    db: Database, redis: ArqRedis, settings: Settings, now: datetime, cache: NextRunCache
+) -> OverviewData:
+    replicas, workers, counts = await asyncio.gather(
+        heartbeat.replicas(redis, settings),
+        queue_admin.worker_reports(redis, settings),
+        asyncio.gather(*(queue_admin.counts(redis, settings, q) for q in queue_admin.QUEUES)),
+    )
+    regions = await load_regions(db, now, cache)
+    fires = sorted(
+        (NextRun(fire, row.code) for row in regions if row.active for fire in row.next_runs[:1]),
+        key=lambda n: (n.fire, n.region),
+    )
+    async with db.session() as session:
+        failures = await run_queries.failures_since(session, now - timedelta(hours=1))
+        letters = await dead_letters.count_letters(session, status="pending")
+        recent = await run_queries.list_runs(session, region_code=None, status=None, limit=LAG_RUNS)
+        events = await ingestion.events_per_minute(session, now - timedelta(minutes=30), now)
+    try:
+        platforms: tuple[PlatformHealth, ...] | None = await load_platform_health(redis, settings)
+    except Exception:  # no platform configured or its settings are invalid: show n/a
+        platforms = None
+    lags = tuple(run.lag_ms for run in reversed(recent) if run.lag_ms is not None)
+    return OverviewData(
+        replicas=replicas,
+        workers=workers,
+        counts=tuple(counts),
+        next_runs=tuple(fires[:NEXT_RUNS_SHOWN]),
+        failures_1h=failures,
+        dead_letters=letters,
+        platforms=platforms,
+        events_per_min=events,
+        lags_ms=lags,
+    )
