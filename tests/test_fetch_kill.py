@@ -9,20 +9,26 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import func, select
 
 from engine import fetch_queue, queue
+from engine.jobs.fetch import run_fetch
+from engine.platforms.caller import PlatformCaller
+from engine.resilience import RetryPolicy
+from engine.runtime import Runtime
 from storage.database import Database
 from storage.models import FollowerSample
 from storage.queries import creators
 from storage.settings import Settings
 from tests.conftest import engine_env
-from tests.creators_support import add_creators, add_region
+from tests.creators_support import add_creators, add_region, tracking
 from tests.process_support import EngineProcess
 
 
@@ -32,22 +38,15 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def slow_mock(test_settings: Settings, tmp_path: Path) -> Iterator[str]:
+@contextmanager
+def real_mock(settings: Settings, tmp_path: Path, *flags: str) -> Iterator[str]:
+    """`creatordeck mockstagram` on a free loopback port; yields its URL; stopped after."""
     port = _free_port()
-    log = (tmp_path / "mock.log").open("wb")
+    log = (tmp_path / f"mock-{port}.log").open("wb")
+    args = ["mockstagram", "--port", str(port), *flags]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "console.cli",
-            "mockstagram",
-            "--port",
-            str(port),
-            "--latency-ms",
-            "2000",
-        ],
-        env=engine_env(test_settings),
+        [sys.executable, "-m", "console.cli", *args],
+        env=engine_env(settings),
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -61,10 +60,18 @@ def slow_mock(test_settings: Settings, tmp_path: Path) -> Iterator[str]:
             pass
         assert time.monotonic() < deadline, "the mock platform did not start"
         time.sleep(0.1)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
-    log.close()
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture
+def slow_mock(test_settings: Settings, tmp_path: Path) -> Iterator[str]:
+    with real_mock(test_settings, tmp_path, "--latency-ms", "2000") as url:
+        yield url
 
 
 async def _samples(db: Database) -> int:
@@ -124,3 +131,34 @@ async def test_sigkill_mid_batch_then_rerun_writes_each_sample_once(
         )
         assert dupes.all() == []
     assert await _samples(db) == len(ids)
+
+
+async def test_platform_timeouts_are_retried_then_deferred(
+    test_settings: Settings, db: Database, redis: Redis, tmp_path: Path
+) -> None:
+    """A platform that hangs: the client times out (outcome unknown), a read retries, then
+    the creators are deferred to a later try, not failed."""
+    await add_region(db)
+    ids = await add_creators(db, 4)
+    pool = await queue.connect(test_settings)
+    rt = Runtime(settings=test_settings, db=db, redis=pool)
+    retry = RetryPolicy(attempts=2, initial_s=0.01, max_backoff_s=0.02, retry_outcome_unknown=True)
+    slot = int(creators.slot_start(datetime.now(UTC), 60).timestamp())
+    try:
+        with real_mock(test_settings, tmp_path, "--timeout-rate", "1", "--hang-s", "2") as url:
+            ts = tracking(mockstagram_url=url, fetch_timeout_s=0.3)
+            caller = PlatformCaller(pool, test_settings, ts, retry_policy=retry)
+            try:
+                started = time.monotonic()
+                report = await run_fetch(rt, caller, 0, 0, "mock", slot, ids, final=False)
+                elapsed = time.monotonic() - started
+            finally:
+                await caller.close()
+    finally:
+        await pool.aclose()
+    assert elapsed < 1.8  # the client gave up twice; it did not wait for the 2 s hang
+    assert report.counts["api_calls"] == 2 and report.counts["retried_later"] == 4
+    assert report.retry_in_s is not None and report.counts["failed"] == 0
+    async with db.session() as session:
+        owed = await creators.load_for_fetch(session, ids, datetime.fromtimestamp(slot, UTC))
+    assert len(owed) == 4  # still owed: a later try fetches them
