@@ -146,12 +146,10 @@ async def _compute(
             days = [window.start + timedelta(days=i) for i in range(window.days)]
         else:
             days = await q.touched_days(session, window, since)
-        rows = 0
-        for index, day in enumerate(days):
-            rows += await q.rollup_daily_days(session, [day])
-            progress(f"daily {day.isoformat()}", index + 1, len(days))
-        if not days:
-            progress("daily: nothing new", 1, 1)
+        # One statement (one scan of the window) for all the days to recompute.
+        rows = await q.rollup_daily_days(session, days)
+        label = f"daily {days[0].isoformat()} … {days[-1].isoformat()}" if days else "daily"
+        progress(label if days else "daily: nothing new", 1, 1)
         return rows, len(days)
     experiments = await q.rollup_experiments_list(session)
     if since is not None:

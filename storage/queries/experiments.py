@@ -443,6 +443,9 @@ class Window:
 async def lock_rollups(session: AsyncSession) -> None:
     """Serialise rollup jobs (CLI and engine) for the rest of the transaction."""
     await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": ROLLUP_LOCK})
+    # Rollups scan and join whole windows; the planner's guess for JSONB `?` filters is tiny and
+    # a nested loop over two large sides then costs minutes. Hash and merge joins only.
+    await session.execute(text("SET LOCAL enable_nestloop = off"))
 
 
 async def touched_days(session: AsyncSession, window: Window, since: datetime) -> list[date]:
