@@ -1,0 +1,200 @@
+"""Assignment requests per second and latency percentiles against `creatordeck api` on loopback.
+
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/0 \
+        python -m bench.assignment [--requests 20000] [--connections 16] [--repeat 0.5]
+
+Three running experiments; every request asks for all of them. `--repeat` of the requests come
+from units that already have their assignments (sticky reads), the rest from fresh units (three
+inserts each). Same minimal keep-alive HTTP/1.1 client as bench.events_ingest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+import orjson
+
+from bench.events_ingest import _children, _cpu_seconds, _free_port, _postgres_cpu
+from bench.support import bench_settings, percentile
+from storage.database import plain_dsn
+from storage.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = ("checkout", "onboarding", "paywall")
+
+
+async def seed(settings: Settings) -> None:
+    conn = await asyncpg.connect(plain_dsn(settings.database_url or ""))
+    try:
+        for key in EXPERIMENTS:
+            exp_id = await conn.fetchval(
+                "INSERT INTO experiment (key, name, status, primary_metric) "
+                "VALUES ($1, $1, 'running', 'purchase') RETURNING id",
+                key,
+            )
+            await conn.executemany(
+                "INSERT INTO experiment_variant (experiment_id, key, name, weight, position) "
+                "VALUES ($1, $2, $2, 0.5, $3)",
+                [(exp_id, "control", 0), (exp_id, "v1", 1)],
+            )
+    finally:
+        await conn.close()
+
+
+def build(count: int, repeat: float, port: int) -> tuple[list[bytes], list[bytes]]:
+    """(warm-up requests that create the repeat units, measured requests)."""
+    rng = random.Random(1)
+    known = [f"known-{i}" for i in range(max(int(count * repeat), 1))]
+    head = (
+        f"POST /v1/assignment HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        "Content-Type: application/json\r\nContent-Length: "
+    ).encode()
+
+    def request(unit: str) -> bytes:
+        body = orjson.dumps({"unit_id": unit})
+        return head + str(len(body)).encode() + b"\r\n\r\n" + body
+
+    warm = [request(u) for u in known]
+    measured = []
+    fresh = 0
+    for _ in range(count):
+        if rng.random() < repeat:
+            measured.append(request(rng.choice(known)))
+        else:
+            fresh += 1
+            measured.append(request(f"fresh-{fresh}"))
+    return warm, measured
+
+
+async def _connection(
+    port: int, queue: asyncio.Queue[bytes], latencies: list[float], new: list[int]
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while True:
+            try:
+                request = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            started = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            body = await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            if not head.startswith(b"HTTP/1.1 200"):
+                raise RuntimeError(f"api answered {head.splitlines()[0]!r}: {body[:300]!r}")
+            served = orjson.loads(body)["assignments"]
+            if len(served) != len(EXPERIMENTS):
+                raise RuntimeError(f"expected {len(EXPERIMENTS)} assignments: {body[:300]!r}")
+            new.append(sum(1 for a in served if a["new"]))
+    finally:
+        writer.close()
+
+
+async def drive(
+    port: int, requests: list[bytes], connections: int
+) -> tuple[float, list[float], int]:
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for r in requests:
+        queue.put_nowait(r)
+    latencies: list[float] = []
+    new: list[int] = []
+    started = time.perf_counter()
+    await asyncio.gather(*(_connection(port, queue, latencies, new) for _ in range(connections)))
+    return time.perf_counter() - started, latencies, sum(new)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--repeat", type=float, default=0.5, help="share of returning units")
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    with bench_settings() as settings:
+        asyncio.run(seed(settings))
+        port = _free_port()
+        env = dict(os.environ)
+        env.update(
+            DATABASE_URL=settings.database_url or "",
+            REDIS_URL=settings.redis_url or "",
+            REDIS_PREFIX=settings.redis_prefix,
+            LOG_LEVEL="WARNING",
+            DB_POOL_SIZE=str(max(args.connections, 4)),
+        )
+        api = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "console.cli",
+                "api",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+            ],  # fmt: skip
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if api.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("the api did not start")
+                time.sleep(0.2)
+            warm, measured = build(args.requests, args.repeat, port)
+            asyncio.run(drive(port, warm, args.connections))
+            pids = [api.pid, *_children(api.pid)]
+            api_before = sum(_cpu_seconds(p) for p in pids)
+            pg_before = _postgres_cpu()
+            load_before = os.getloadavg()[0]
+            elapsed, latencies, new = asyncio.run(drive(port, measured, args.connections))
+            api_cpu = sum(_cpu_seconds(p) for p in pids) - api_before
+            pg_cpu = _postgres_cpu() - pg_before
+            load_after = os.getloadavg()[0]
+        finally:
+            api.terminate()
+            try:
+                api.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                api.kill()
+    print(
+        f"requests           {len(latencies)} ({args.repeat:.0%} returning units), "
+        f"{new} new assignments stored"
+    )
+    print(f"throughput         {len(latencies) / elapsed:,.0f} requests/s")
+    print(
+        f"latency            p50 {percentile(latencies, 50) * 1000:.2f} ms, "
+        f"p99 {percentile(latencies, 99) * 1000:.2f} ms, "
+        f"max {max(latencies) * 1000:.1f} ms"
+    )
+    print(
+        f"cpu                api {api_cpu / elapsed:.2f} cores, "
+        f"postgres {pg_cpu / elapsed:.2f} cores (all clients)"
+    )
+    print(f"loadavg            before {load_before:.2f}, after {load_after:.2f} (2 cores, shared)")
+    print(f"connections        {args.connections}, api workers {args.workers}")
+
+
+if __name__ == "__main__":
+    main()
