@@ -145,7 +145,7 @@ def main() -> None:
                 str(port),
                 "--workers",
                 str(args.workers),
-            ],  # fmt: skip
+            ],
             env=env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
