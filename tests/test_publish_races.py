@@ -190,8 +190,8 @@ async def test_orphaned_publishing_row_is_taken_over_verify_first(
     post, change = await add_post(pc.rt, [conn.id])
     (job,) = change.enqueue
     await publish_queue.remove_publish_jobs(pc.rt.redis, pc.rt.settings, [(job.publication_id, 1)])
-    async with db.session() as session:
-        assert await publishing.claim(session, job.publication_id, job.generation, "dead")
+    async with publishing.autocommit(db.engine) as conn:
+        assert await publishing.claim(conn, job.publication_id, job.generation, "dead")
     # What the dead worker managed to do: the platform has the post.
     work = None
     async with db.session() as session:

@@ -125,7 +125,28 @@ async def publish(ctx: dict[str, Any], publication_id: int, generation: int) -> 
 
 async def run_publication(pc: PublishContext, publication_id: int, generation: int) -> str:
     rt = pc.rt
-    async with rt.db.session() as session:
+    async with publishing.autocommit(rt.db.engine) as conn:
+        claimed = await publishing.claim(conn, publication_id, generation, rt.name)
+    if claimed is None:
+        return await _not_claimed(pc, publication_id, generation)
+    work, attempt_id = claimed.work, claimed.attempt_id
+    publisher = pc.publishers.get(Platform(work.connection.platform))
+    if publisher is None:
+        result = AttemptResult(
+            AttemptOutcome.PERMANENT, f"no publisher for platform {work.connection.platform!r}"
+        )
+        async with publishing.autocommit(rt.db.engine) as conn:
+            await publishing.mark_failed(conn, work, attempt_id, result)
+        return "failed"
+    gate = await _gate(pc, work, publisher)
+    if isinstance(gate, tuple):
+        return await _release(pc, work, attempt_id, *gate)
+    return await _attempt(pc, work, publisher, attempt_id, work.publication.verify_first, gate)
+
+
+async def _not_claimed(pc: PublishContext, publication_id: int, generation: int) -> str:
+    """Why the claim found nothing: gone, stale, or a re-run after a worker died mid-attempt."""
+    async with pc.rt.db.session() as session:
         work = await publishing.load_work(session, publication_id)
     if work is None:
         return "gone"
@@ -133,33 +154,13 @@ async def run_publication(pc: PublishContext, publication_id: int, generation: i
     if pub.generation != generation:
         return "stale"
     if pub.status == PublicationStatus.PUBLISHING.value:
-        return await _take_over(pc, work, generation)
-    if pub.status != PublicationStatus.SCHEDULED.value:
-        return "stale"
-    publisher = pc.publishers.get(Platform(work.connection.platform))
-    permit: Permit | None = None
-    if publisher is not None:
-        gate = await _gate(pc, work, publisher)
-        if isinstance(gate, tuple):
-            return await _defer(pc, work, generation, *gate)
-        permit = gate
-    async with rt.db.session() as session:
-        attempt_id = await publishing.claim(session, publication_id, generation, rt.name)
-    if attempt_id is None:
-        return "raced"
-    if publisher is None:
-        result = AttemptResult(
-            AttemptOutcome.PERMANENT, f"no publisher for platform {work.connection.platform!r}"
-        )
-        async with rt.db.session() as session:
-            await publishing.mark_failed(session, publication_id, generation, attempt_id, result)
-        return "failed"
-    return await _attempt(pc, work, publisher, generation, attempt_id, pub.verify_first, permit)
+        return await _take_over(pc, work)
+    if pub.status == PublicationStatus.SCHEDULED.value:
+        return "raced"  # scheduled again between our claim and this read
+    return "stale"
 
 
-async def _gate(
-    pc: PublishContext, work: Work, publisher: Publisher
-) -> tuple[float, str] | Permit | None:
+async def _gate(pc: PublishContext, work: Work, publisher: Publisher) -> tuple[float, str] | Permit:
     """A reason to wait (seconds, why), or the breaker's permit to go ahead."""
     try:
         pc.cipher()
@@ -176,11 +177,11 @@ async def _gate(
     return permit
 
 
-async def _defer(pc: PublishContext, work: Work, generation: int, wait_s: float, why: str) -> str:
-    # Jitter spreads a herd of deferred publications over the reopening.
+async def _release(pc: PublishContext, work: Work, attempt_id: int, wait_s: float, why: str) -> str:
+    """Nothing was sent: give the claim back, due later (jitter spreads a deferred herd)."""
     due = datetime.now(UTC) + timedelta(seconds=wait_s * (1 + random.random() * 0.2))
-    async with pc.rt.db.session() as session:
-        new_gen = await publishing.defer(session, work.publication.id, generation, due, why)
+    async with publishing.autocommit(pc.rt.db.engine) as conn:
+        new_gen = await publishing.release(conn, work, attempt_id, due, why)
     if new_gen is None:
         return "raced"
     await _enqueue(pc, work.publication.id, new_gen, due)
@@ -197,8 +198,9 @@ async def _enqueue(pc: PublishContext, publication_id: int, generation: int, due
         log.warning("publish.enqueue_failed", publication=publication_id, error=repr(exc))
 
 
-async def _take_over(pc: PublishContext, work: Work, generation: int) -> str:
+async def _take_over(pc: PublishContext, work: Work) -> str:
     pub = work.publication
+    generation = pub.generation
     stale_before = datetime.now(UTC) - timedelta(seconds=pc.policy.timeout_s)
     started = pub.started_at or datetime.min.replace(tzinfo=UTC)
     if started >= stale_before:
@@ -216,14 +218,13 @@ async def _take_over(pc: PublishContext, work: Work, generation: int) -> str:
     publisher = pc.publishers.get(Platform(work.connection.platform))
     if publisher is None:
         return "failed"
-    return await _attempt(pc, work, publisher, generation, attempt_id, True, None)
+    return await _attempt(pc, work, publisher, attempt_id, True, None)
 
 
 async def _attempt(
     pc: PublishContext,
     work: Work,
     publisher: Publisher,
-    generation: int,
     attempt_id: int,
     verify_first: bool,
     permit: Permit | None,
@@ -237,13 +238,13 @@ async def _attempt(
         if expired:
             async with rt.db.session() as session:
                 await publishing.mark_needs_reauth(session, conn.id, "the token expired")
-        return await _fail(pc, work, generation, attempt_id, _reauth_result(work, reason), bound)
+        return await _fail(pc, work, attempt_id, _reauth_result(work, reason), bound)
     try:
         token = pc.cipher().decrypt(conn.token_encrypted)
     except (TokenUnreadable, EncryptionKeyError) as exc:
         async with rt.db.session() as session:
             await publishing.mark_needs_reauth(session, conn.id, str(exc))
-        return await _fail(pc, work, generation, attempt_id, _reauth_result(work, str(exc)), bound)
+        return await _fail(pc, work, attempt_id, _reauth_result(work, str(exc)), bound)
     request = PublishRequest(
         publication_id=pub.id,
         idempotency_key=pub.idempotency_key,
@@ -259,7 +260,6 @@ async def _attempt(
             return await _unknown(
                 pc,
                 work,
-                generation,
                 attempt_id,
                 f"an earlier attempt may have reached {conn.platform}, which offers no lookup: "
                 f"check {conn.display_name} and resolve",
@@ -269,14 +269,14 @@ async def _attempt(
             found = await publisher.lookup(request)
         except Failure as failure:
             return await _after_failure(
-                pc, work, publisher, generation, attempt_id, failure, bound, lookup=True
+                pc, work, publisher, attempt_id, failure, bound, lookup=True
             )
         if found is not None:
-            return await _published(pc, work, generation, attempt_id, found, bound, found=True)
+            return await _published(pc, work, attempt_id, found, bound, found=True)
 
     async def checkpoint(data: dict[str, Any]) -> None:
-        async with rt.db.session() as session:
-            await publishing.save_checkpoint(session, pub.id, generation, data)
+        async with publishing.autocommit(rt.db.engine) as db_conn:
+            await publishing.save_checkpoint(db_conn, pub.id, pub.generation, data)
 
     breaker = pc.breaker(publisher.platform.value)
     try:
@@ -286,13 +286,13 @@ async def _attempt(
             await breaker.record_failure(permit, reason=failure.message)
         else:
             await breaker.record_success(permit)
-        return await _after_failure(pc, work, publisher, generation, attempt_id, failure, bound)
+        return await _after_failure(pc, work, publisher, attempt_id, failure, bound)
     except Exception as exc:  # a publisher bug after the request may have left: treat as unknown
         bound.exception("publish.publisher_error")
         unknown = OutcomeUnknown(f"{type(exc).__name__}: {exc}")
-        return await _after_failure(pc, work, publisher, generation, attempt_id, unknown, bound)
+        return await _after_failure(pc, work, publisher, attempt_id, unknown, bound)
     await breaker.record_success(permit)
-    return await _published(pc, work, generation, attempt_id, published, bound)
+    return await _published(pc, work, attempt_id, published, bound)
 
 
 def _reauth_result(work: Work, reason: str) -> AttemptResult:
@@ -306,17 +306,15 @@ def _reauth_result(work: Work, reason: str) -> AttemptResult:
 async def _published(
     pc: PublishContext,
     work: Work,
-    generation: int,
     attempt_id: int,
     published: Published,
     bound: Any,
     found: bool = False,
 ) -> str:
-    async with pc.rt.db.session() as session:
+    async with publishing.autocommit(pc.rt.db.engine) as conn:
         ok = await publishing.mark_published(
-            session,
-            work.publication.id,
-            generation,
+            conn,
+            work,
             attempt_id,
             external_id=published.external_id,
             external_url=published.url,
@@ -329,23 +327,22 @@ async def _published(
 async def _fail(
     pc: PublishContext,
     work: Work,
-    generation: int,
     attempt_id: int,
     result: AttemptResult,
     bound: Any,
 ) -> str:
-    async with pc.rt.db.session() as session:
-        await publishing.mark_failed(session, work.publication.id, generation, attempt_id, result)
+    async with publishing.autocommit(pc.rt.db.engine) as conn:
+        await publishing.mark_failed(conn, work, attempt_id, result)
     bound.warning("publish.failed", outcome=result.outcome.value, error=result.error)
     return "failed"
 
 
 async def _unknown(
-    pc: PublishContext, work: Work, generation: int, attempt_id: int, message: str, bound: Any
+    pc: PublishContext, work: Work, attempt_id: int, message: str, bound: Any
 ) -> str:
     result = AttemptResult(AttemptOutcome.UNKNOWN, message)
-    async with pc.rt.db.session() as session:
-        await publishing.mark_unknown(session, work.publication.id, generation, attempt_id, result)
+    async with publishing.autocommit(pc.rt.db.engine) as conn:
+        await publishing.mark_unknown(conn, work, attempt_id, result)
     bound.warning("publish.outcome_unknown", error=message)
     return "unknown"
 
@@ -354,7 +351,6 @@ async def _after_failure(
     pc: PublishContext,
     work: Work,
     publisher: Publisher,
-    generation: int,
     attempt_id: int,
     failure: Failure,
     bound: Any,
@@ -366,24 +362,22 @@ async def _after_failure(
     if failure.kind == FailureKind.UNAUTHORIZED:
         async with pc.rt.db.session() as session:
             await publishing.mark_needs_reauth(session, conn.id, message)
-        return await _fail(pc, work, generation, attempt_id, _reauth_result(work, message), bound)
+        return await _fail(pc, work, attempt_id, _reauth_result(work, message), bound)
     if failure.kind in (FailureKind.PERMANENT, FailureKind.NOT_FOUND):
         if lookup:
-            return await _unknown(
-                pc, work, generation, attempt_id, f"lookup failed: {message}", bound
-            )
+            return await _unknown(pc, work, attempt_id, f"lookup failed: {message}", bound)
         result = AttemptResult(AttemptOutcome.PERMANENT, message, failure.status)
-        return await _fail(pc, work, generation, attempt_id, result, bound)
+        return await _fail(pc, work, attempt_id, result, bound)
     # Transient, rate limited, or outcome unknown.
     maybe_sent = lookup or failure.kind == FailureKind.OUTCOME_UNKNOWN
     if maybe_sent and not publisher.can_lookup:
-        return await _unknown(pc, work, generation, attempt_id, message, bound)
+        return await _unknown(pc, work, attempt_id, message, bound)
     if attempts >= pc.policy.max_attempts:
         final = f"gave up after {attempts} attempts: {message}"
         if maybe_sent:
-            return await _unknown(pc, work, generation, attempt_id, final, bound)
+            return await _unknown(pc, work, attempt_id, final, bound)
         result = AttemptResult(AttemptOutcome.TRANSIENT, final, failure.status)
-        return await _fail(pc, work, generation, attempt_id, result, bound)
+        return await _fail(pc, work, attempt_id, result, bound)
     delay = pc.policy.backoff(attempts)
     if failure.retry_after_s is not None:
         delay = max(delay, failure.retry_after_s)
@@ -391,11 +385,10 @@ async def _after_failure(
             await pc.limiter.pause(publisher.publish_limit, str(conn.id), failure.retry_after_s)
     due = datetime.now(UTC) + timedelta(seconds=delay)
     outcome = AttemptOutcome.UNKNOWN if maybe_sent else AttemptOutcome.TRANSIENT
-    async with pc.rt.db.session() as session:
+    async with publishing.autocommit(pc.rt.db.engine) as db_conn:
         new_gen = await publishing.retry_later(
-            session,
-            work.publication.id,
-            generation,
+            db_conn,
+            work,
             attempt_id,
             AttemptResult(outcome, message, failure.status),
             due,

@@ -7,16 +7,32 @@ the caller must enqueue or remove (`JobChange`); the queue follows Postgres, nev
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, field_validator, model_validator
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import (
+    Integer,
+    Select,
+    String,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ClauseElement
 
 from storage.crypto import TokenCipher
 from storage.models import (
@@ -484,67 +500,141 @@ def derive_post_status(statuses: Iterable[str]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Work:
-    """A publication as a job sees it: with its post and account."""
+    """A publication as a job sees it, with its post and account.
+
+    `publication.attempts` counts the attempts before the current one; `single` says the post
+    has no other publication (its status then follows this one's without a lock).
+    """
 
     publication: Publication
     post: Post
     connection: Connection
+    single: bool = False
+
+
+def _siblings(post_id: Any) -> Any:
+    other = aliased(Publication)
+    return select(func.count()).select_from(other).where(other.post_id == post_id).scalar_subquery()
 
 
 async def load_work(session: AsyncSession, publication_id: int) -> Work | None:
     row = (
         await session.execute(
-            select(Publication, Post, Connection)
+            select(Publication, Post, Connection, _siblings(Publication.post_id))
             .join(Post, Post.id == Publication.post_id)
             .join(Connection, Connection.id == Publication.connection_id)
             .where(Publication.id == publication_id)
         )
     ).first()
-    return Work(row[0], row[1], row[2]) if row else None
+    return Work(row[0], row[1], row[2], row[3] == 1) if row else None
 
 
-def _ms(delta: timedelta) -> int:
-    return round(delta.total_seconds() * 1000)
+@asynccontextmanager
+async def autocommit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection on which each statement commits by itself: one round trip per call.
+
+    The job's state changes are single statements (CTEs), so they need no BEGIN/COMMIT.
+    """
+    async with engine.connect() as conn:
+        yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    work: Work
+    attempt_id: int
+
+
+@cache
+def _claim_statement() -> tuple[Select[Any], Any]:
+    """Built once (statement construction costs more than its execution): parameters
+    `claim_id`, `claim_generation`, `claim_worker`.
+
+    Locks the post before the publication, the order every writer of both keeps (schedule,
+    cancel): the UPDATE's condition needs `lp`, so the post's lock is taken first."""
+    lp = (
+        select(Post.id)
+        .where(
+            Post.id
+            == select(Publication.post_id)
+            .where(Publication.id == bindparam("claim_id"))
+            .scalar_subquery()
+        )
+        .with_for_update()
+        .cte("lp")
+    )
+    c = (
+        update(Publication)
+        .where(
+            Publication.id == bindparam("claim_id"),
+            Publication.generation == bindparam("claim_generation"),
+            Publication.status == PublicationStatus.SCHEDULED.value,
+            Publication.post_id.in_(select(lp.c.id)),
+        )
+        .values(
+            status=PublicationStatus.PUBLISHING.value,
+            attempts=Publication.attempts + 1,
+            started_at=func.now(),
+            worker=bindparam("claim_worker"),
+        )
+        .returning(*Publication.__table__.c)
+        .cte("c")
+    )
+    lateness = func.round(func.extract("epoch", c.c.started_at - c.c.due_at) * 1000)
+    a = (
+        insert(PublicationAttempt)
+        .from_select(
+            ["publication_id", "generation", "worker", "lateness_ms"],
+            select(
+                c.c.id,
+                c.c.generation,
+                bindparam("claim_worker", type_=String),
+                lateness.cast(Integer),
+            ),
+        )
+        .returning(PublicationAttempt.id)
+        .cte("a")
+    )
+    # A claimed publication makes its post "publishing" whatever the others do: a one-way step
+    # needs no lock; finishing recomputes the post's status under its lock.
+    p = (
+        update(Post)
+        .where(
+            Post.id == c.c.post_id,
+            Post.status.in_((PostStatus.SCHEDULED.value, PostStatus.DRAFT.value)),
+        )
+        .values(status=PostStatus.PUBLISHING.value)
+        .cte("p")
+    )
+    stmt = (
+        select(c, a.c.id.label("attempt_id"), Post, Connection, _siblings(c.c.post_id))
+        .select_from(c)
+        .join(a, true())
+        .join(Post, Post.id == c.c.post_id)
+        .join(Connection, Connection.id == c.c.connection_id)
+        .add_cte(p)
+    )
+    return stmt, c
 
 
 async def claim(
-    session: AsyncSession, publication_id: int, generation: int, worker: str
-) -> int | None:
-    """SCHEDULED -> PUBLISHING for exactly one caller; returns the new attempt's id."""
-    row = (
-        await session.execute(
-            update(Publication)
-            .where(
-                Publication.id == publication_id,
-                Publication.generation == generation,
-                Publication.status == PublicationStatus.SCHEDULED.value,
-            )
-            .values(
-                status=PublicationStatus.PUBLISHING.value,
-                attempts=Publication.attempts + 1,
-                started_at=func.now(),
-                worker=worker,
-            )
-            .returning(Publication.post_id, Publication.due_at, func.now())
-        )
-    ).first()
+    conn: AsyncConnection, publication_id: int, generation: int, worker: str
+) -> Claimed | None:
+    """SCHEDULED -> PUBLISHING for exactly one caller, in one statement (committed before the
+    request leaves): opens the attempt, marks the post publishing, returns what the job needs."""
+    stmt, c = _claim_statement()
+    params = {"claim_id": publication_id, "claim_generation": generation, "claim_worker": worker}
+    row = (await conn.execute(stmt, params)).first()
     if row is None:
-        await session.rollback()
         return None
-    post_id, due_at, now = row
-    attempt_id = await session.scalar(
-        insert(PublicationAttempt)
-        .values(
-            publication_id=publication_id,
-            generation=generation,
-            worker=worker,
-            lateness_ms=_ms(now - due_at) if due_at else None,
-        )
-        .returning(PublicationAttempt.id)
+    values = row._mapping
+    pub = Publication(**{col.name: values[c.c[col.name]] for col in Publication.__table__.c})
+    pub.attempts -= 1
+    post = Post(**{col.name: values[Post.__table__.c[col.name]] for col in Post.__table__.c})
+    account = Connection(
+        **{col.name: values[Connection.__table__.c[col.name]] for col in Connection.__table__.c}
     )
-    await refresh_post_status(session, post_id)
-    await session.commit()
-    return attempt_id
+    return Claimed(Work(pub, post, account, row[-1] == 1), int(values["attempt_id"]))
 
 
 async def take_over(
@@ -598,14 +688,13 @@ async def take_over(
 
 
 async def save_checkpoint(
-    session: AsyncSession, publication_id: int, generation: int, checkpoint: dict[str, Any]
+    conn: AsyncConnection, publication_id: int, generation: int, checkpoint: dict[str, Any]
 ) -> None:
-    await session.execute(
+    await conn.execute(
         update(Publication)
         .where(Publication.id == publication_id, Publication.generation == generation)
         .values(checkpoint=checkpoint)
     )
-    await session.commit()
 
 
 @dataclass(frozen=True, slots=True)
@@ -615,55 +704,100 @@ class AttemptResult:
     http_status: int | None = None
 
 
-async def _close_attempt(session: AsyncSession, attempt_id: int, result: AttemptResult) -> None:
-    await session.execute(
-        update(PublicationAttempt)
-        .where(PublicationAttempt.id == attempt_id)
-        .values(
-            outcome=result.outcome.value,
-            error=result.error,
-            http_status=result.http_status,
-            finished_at=func.now(),
-        )
-    )
-
-
 async def _finish(
-    session: AsyncSession,
-    publication_id: int,
-    generation: int,
+    conn: AsyncConnection,
+    work: Work,
     attempt_id: int | None,
     result: AttemptResult,
     values: dict[str, Any],
     from_status: str = PublicationStatus.PUBLISHING.value,
 ) -> int | None:
-    """Move a publication on from `from_status` (same generation only); the post follows."""
-    row = (
-        await session.execute(
-            update(Publication)
-            .where(
-                Publication.id == publication_id,
-                Publication.generation == generation,
-                Publication.status == from_status,
-            )
-            .values(**values)
-            .returning(Publication.post_id, Publication.generation)
-        )
-    ).first()
+    """Move a publication on from `from_status` (same generation only) in one statement that
+    also closes the attempt; the post follows (in the same statement when it is the post's only
+    publication, else under the post's lock). Returns the generation, None when stale."""
+    pub = work.publication
+    params: dict[str, Any] = {"f_id": pub.id, "f_generation": pub.generation}
+    shape: list[tuple[str, str]] = []
+    for name, value in values.items():
+        if isinstance(value, ClauseElement):
+            shape.append((name, str(value)))
+        else:
+            shape.append((name, ""))
+            params[f"v_{name}"] = value
     if attempt_id is not None:
-        await _close_attempt(session, attempt_id, result)
+        params.update(
+            a_id=attempt_id,
+            a_outcome=result.outcome.value,
+            a_error=result.error,
+            a_http=result.http_status,
+        )
+    post_status = None
+    if work.single and "status" in values:
+        post_status = derive_post_status([values["status"]])
+        params["p_status"] = post_status
+    key = (tuple(shape), from_status, attempt_id is not None, post_status is not None)
+    stmt = _finish_statement(key, {name: values[name] for name, expr in shape if expr})
+    row = (await conn.execute(stmt, params)).first()
     if row is None:
-        await session.commit()
         return None
-    await refresh_post_status(session, row.post_id)
-    await session.commit()
+    if not work.single:
+        await _refresh_locked(conn.engine, pub.post_id)
     return int(row.generation)
 
 
+_FINISH_CACHE: dict[tuple[Any, ...], Select[Any]] = {}
+
+
+def _finish_statement(key: tuple[Any, ...], expressions: dict[str, Any]) -> Select[Any]:
+    """The finishing statement of one shape, built once: UPDATE publication (+ close the
+    attempt, + the post's status when it is the only publication) as CTEs of one SELECT."""
+    cached = _FINISH_CACHE.get(key)
+    if cached is not None:
+        return cached
+    shape, from_status, with_attempt, with_post = key
+    sets = {name: expressions[name] if expr else bindparam(f"v_{name}") for name, expr in shape}
+    u = (
+        update(Publication)
+        .where(
+            Publication.id == bindparam("f_id"),
+            Publication.generation == bindparam("f_generation"),
+            Publication.status == from_status,
+        )
+        .values(**sets)
+        .returning(Publication.post_id, Publication.generation)
+        .cte("u")
+    )
+    stmt = select(u.c.post_id, u.c.generation)
+    if with_attempt:
+        stmt = stmt.add_cte(
+            update(PublicationAttempt)
+            .where(PublicationAttempt.id == bindparam("a_id"))
+            .values(
+                outcome=bindparam("a_outcome"),
+                error=bindparam("a_error"),
+                http_status=bindparam("a_http", type_=Integer),
+                finished_at=func.now(),
+            )
+            .cte("a")
+        )
+    if with_post:
+        stmt = stmt.add_cte(
+            update(Post).where(Post.id == u.c.post_id).values(status=bindparam("p_status")).cte("p")
+        )
+    _FINISH_CACHE[key] = stmt
+    return stmt
+
+
+async def _refresh_locked(engine: AsyncEngine, post_id: int) -> None:
+    # A transaction of its own (not the autocommit connection): the post's lock must be held.
+    async with AsyncSession(bind=engine) as session:
+        await refresh_post_status(session, post_id)
+        await session.commit()
+
+
 async def mark_published(
-    session: AsyncSession,
-    publication_id: int,
-    generation: int,
+    conn: AsyncConnection,
+    work: Work,
     attempt_id: int,
     *,
     external_id: str,
@@ -680,30 +814,18 @@ async def mark_published(
         "outcome_unknown": False,
         "last_error": None,
     }
-    return (
-        await _finish(session, publication_id, generation, attempt_id, result, values) is not None
-    )
+    return await _finish(conn, work, attempt_id, result, values) is not None
 
 
 async def mark_failed(
-    session: AsyncSession,
-    publication_id: int,
-    generation: int,
-    attempt_id: int,
-    result: AttemptResult,
+    conn: AsyncConnection, work: Work, attempt_id: int, result: AttemptResult
 ) -> bool:
     values = {"status": PublicationStatus.FAILED.value, "last_error": result.error}
-    return (
-        await _finish(session, publication_id, generation, attempt_id, result, values) is not None
-    )
+    return await _finish(conn, work, attempt_id, result, values) is not None
 
 
 async def mark_unknown(
-    session: AsyncSession,
-    publication_id: int,
-    generation: int,
-    attempt_id: int,
-    result: AttemptResult,
+    conn: AsyncConnection, work: Work, attempt_id: int, result: AttemptResult
 ) -> bool:
     """The request may have gone out and the platform offers no lookup: a person decides."""
     values = {
@@ -711,15 +833,12 @@ async def mark_unknown(
         "outcome_unknown": True,
         "last_error": result.error,
     }
-    return (
-        await _finish(session, publication_id, generation, attempt_id, result, values) is not None
-    )
+    return await _finish(conn, work, attempt_id, result, values) is not None
 
 
 async def retry_later(
-    session: AsyncSession,
-    publication_id: int,
-    generation: int,
+    conn: AsyncConnection,
+    work: Work,
     attempt_id: int | None,
     result: AttemptResult,
     due_at: datetime,
@@ -738,24 +857,49 @@ async def retry_later(
     if from_status == PublicationStatus.PUBLISHING.value:
         # After an attempt: verify first next time if this one may have reached the platform.
         values["verify_first"] = verify_first
-    return await _finish(
-        session, publication_id, generation, attempt_id, result, values, from_status
-    )
+    return await _finish(conn, work, attempt_id, result, values, from_status)
 
 
-async def defer(
-    session: AsyncSession, publication_id: int, generation: int, due_at: datetime, reason: str
+async def release(
+    conn: AsyncConnection, work: Work, attempt_id: int, due_at: datetime, reason: str
 ) -> int | None:
-    """Push a scheduled publication later without trying it (breaker open, limit reached)."""
-    return await retry_later(
-        session,
-        publication_id,
-        generation,
-        None,
-        AttemptResult(AttemptOutcome.TRANSIENT, reason),
-        due_at,
-        from_status=PublicationStatus.SCHEDULED.value,
+    """Undo a claim that a gate refused before anything was sent (breaker open, limit reached):
+    back to SCHEDULED at `due_at`, the attempt forgotten, no try counted."""
+    values: dict[str, Any] = {
+        "status": PublicationStatus.SCHEDULED.value,
+        "generation": Publication.generation + 1,
+        "due_at": due_at,
+        "last_error": reason,
+        "attempts": Publication.attempts - 1,
+    }
+    pub = work.publication
+    u = (
+        update(Publication)
+        .where(
+            Publication.id == pub.id,
+            Publication.generation == pub.generation,
+            Publication.status == PublicationStatus.PUBLISHING.value,
+        )
+        .values(**values)
+        .returning(Publication.post_id, Publication.generation)
+        .cte("u")
     )
+    stmt = select(u.c.post_id, u.c.generation).add_cte(
+        delete(PublicationAttempt).where(PublicationAttempt.id == attempt_id).cte("d")
+    )
+    if work.single:
+        stmt = stmt.add_cte(
+            update(Post)
+            .where(Post.id == u.c.post_id)
+            .values(status=PostStatus.SCHEDULED.value)
+            .cte("p")
+        )
+    row = (await conn.execute(stmt)).first()
+    if row is None:
+        return None
+    if not work.single:
+        await _refresh_locked(conn.engine, pub.post_id)
+    return int(row.generation)
 
 
 # --- reconcile and reads --------------------------------------------------------------------

@@ -1,0 +1,293 @@
+"""10,000 posts scheduled for the same instant, published to the mock platform by real engines.
+
+    python -m bench.publish_burst [--posts 10000] [--accounts 100] [--engines 2]
+                                  [--concurrency 8] [--faults both|none|10] [--timeout 300]
+
+Each run gets a fresh database and Redis prefix, a `creatordeck mockstagram` process on a
+loopback port, and `creatordeck engine --role worker` processes. The posts (one publication each,
+spread over `--accounts` mock accounts) are enqueued ahead of time, all due at the same instant.
+With faults, 10% of publish requests fail: 503, 429 + Retry-After, 500 after storing the post, or
+"accepted but the response is lost" (the post is stored, the answer comes after the client's
+timeout). The mock does NOT dedupe by idempotency key in these runs, so every duplicate our
+engine made would show as a second post.
+
+Figures: start lateness (first attempt started - due time), publish lateness (published_at -
+due time, retries included), throughput, duplicates (must be 0), and the machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert
+
+from bench.support import bench_settings, machine, summary
+from engine import publish_queue
+from engine.runtime import Runtime
+from storage.crypto import TokenCipher
+from storage.models import Platform, Post, Publication
+from storage.queries import publishing
+from storage.queries.publishing import JobRef
+from storage.settings import Settings
+
+FAULTS = {
+    "rate": 0.10,
+    "kinds": ["unavailable", "rate_limited", "server_error", "lost"],
+    "lost_delay_s": 6.0,
+    "retry_after_s": 1,
+    "honour_idempotency": False,
+    "seed": 7,
+}
+NO_FAULTS = {"rate": 0.0, "honour_idempotency": False}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def http(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=10) as response:  # loopback only
+        return json.loads(response.read())
+
+
+def wait_http(url: str, deadline_s: float = 20) -> None:
+    end = time.monotonic() + deadline_s
+    while True:
+        try:
+            http("GET", url)
+            return
+        except OSError:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.1)
+
+
+async def prepare(settings: Settings, posts: int, accounts: int, due: datetime) -> None:
+    rt = await Runtime.connect(settings)
+    cipher = TokenCipher(settings.encryption_key.get_secret_value())  # type: ignore[union-attr]
+    ids: list[int] = []
+    async with rt.db.session() as session:
+        for n in range(accounts):
+            conn = await publishing.save_connection(
+                session,
+                cipher,
+                publishing.ConnectionInput(
+                    platform=Platform.MOCK,
+                    account_id=f"acct{n:04d}",
+                    display_name=f"@acct{n:04d}",
+                    token=f"tok-{n}",
+                ),
+                actor="bench",
+            )
+            ids.append(conn.id)
+    jobs: list[JobRef] = []
+    async with rt.db.session() as session:
+        for start in range(0, posts, 2000):
+            chunk = range(start, min(start + 2000, posts))
+            post_ids = list(
+                await session.scalars(
+                    insert(Post)
+                    .values(
+                        [
+                            {
+                                "body": f"bench post {i}",
+                                "scheduled_at": due,
+                                "status": "scheduled",
+                                "created_by": "bench",
+                            }
+                            for i in chunk
+                        ]
+                    )
+                    .returning(Post.id)
+                )
+            )
+            rows = await session.execute(
+                insert(Publication)
+                .values(
+                    [
+                        {
+                            "post_id": post_id,
+                            "connection_id": ids[n % accounts],
+                            "status": "scheduled",
+                            "generation": 1,
+                            "due_at": due,
+                            "idempotency_key": os.urandom(16).hex(),
+                        }
+                        for n, post_id in zip(chunk, post_ids, strict=True)
+                    ]
+                )
+                .returning(Publication.id, Publication.generation)
+            )
+            jobs.extend(JobRef(pub, gen, due) for pub, gen in rows.all())
+        await session.commit()
+    added = await publish_queue.enqueue_publications(rt.redis, settings, jobs)
+    print(f"  enqueued {added} publish jobs due at {due:%H:%M:%S}Z")
+    await rt.close()
+
+
+async def progress(settings: Settings) -> dict[str, int]:
+    rt = await Runtime.connect(settings)
+    try:
+        async with rt.db.session() as session:
+            return await publishing.status_counts(session)
+    finally:
+        await rt.close()
+
+
+async def figures(settings: Settings, due: datetime) -> dict[str, Any]:
+    rt = await Runtime.connect(settings)
+    try:
+        async with rt.db.engine.connect() as conn:
+            first = await conn.execute(
+                text(
+                    "SELECT extract(epoch from min(a.started_at) - :due) * 1000 "
+                    "FROM publication_attempt a GROUP BY a.publication_id"
+                ),
+                {"due": due},
+            )
+            starts = [float(v) for (v,) in first]
+            done = await conn.execute(
+                text(
+                    "SELECT extract(epoch from published_at - :due) * 1000 FROM publication "
+                    "WHERE status = 'published'"
+                ),
+                {"due": due},
+            )
+            published = [float(v) for (v,) in done]
+            attempts = await conn.scalar(text("SELECT count(*) FROM publication_attempt"))
+            outcomes = await conn.execute(
+                text("SELECT outcome, count(*) FROM publication_attempt GROUP BY outcome")
+            )
+            by_outcome = {str(k): int(v) for k, v in outcomes}
+    finally:
+        await rt.close()
+    return {
+        "starts": starts,
+        "published": published,
+        "attempts": int(attempts or 0),
+        "outcomes": by_outcome,
+    }
+
+
+def run(args: argparse.Namespace, faults: dict[str, Any], label: str) -> None:
+    key = Fernet.generate_key().decode()
+    with bench_settings(encryption_key=SecretStr(key)) as settings:
+        port = free_port()
+        mock_url = f"http://127.0.0.1:{port}"
+        logs = tempfile.TemporaryFile()
+        mock = subprocess.Popen(
+            [sys.executable, "-m", "console.cli", "mockstagram", "--port", str(port)],
+            stdout=logs,
+            stderr=subprocess.STDOUT,
+        )
+        engines: list[subprocess.Popen[bytes]] = []
+        try:
+            wait_http(f"{mock_url}/health")
+            http("POST", f"{mock_url}/publishing/_control/faults", faults)
+            due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=args.lead_s)
+            asyncio.run(prepare(settings, args.posts, args.accounts, due))
+            env = dict(
+                os.environ,
+                DATABASE_URL=settings.database_url or "",
+                REDIS_URL=settings.redis_url or "",
+                REDIS_PREFIX=settings.redis_prefix,
+                ENCRYPTION_KEY=key,
+                MOCKSTAGRAM_URL=mock_url,
+                LOG_LEVEL="WARNING",
+                CONCURRENCY=str(args.concurrency),
+                DB_POOL_SIZE=str(args.pool),
+                TICK_TIMEOUT_S="10",  # publish job limit 10 s, request timeout 5 s
+            )
+            engines = [
+                subprocess.Popen(
+                    [sys.executable, "-m", "console.cli", "engine", "--role", "worker"],
+                    env=env,
+                    stdout=logs,
+                    stderr=subprocess.STDOUT,
+                )
+                for _ in range(args.engines)
+            ]
+            load_before = machine()
+            deadline = time.monotonic() + args.timeout
+            final = 0
+            counts: dict[str, int] = {}
+            while time.monotonic() < deadline:
+                time.sleep(2)
+                counts = asyncio.run(progress(settings))
+                final = sum(counts.get(s, 0) for s in ("published", "failed", "unknown"))
+                if final >= args.posts:
+                    break
+            load_after = machine()
+            stats = http("GET", f"{mock_url}/publishing/_control/stats")
+        finally:
+            for proc in [*engines, mock]:
+                proc.terminate()
+            for proc in [*engines, mock]:
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        found = asyncio.run(figures(settings, due))
+    published = counts.get("published", 0)
+    duplicates = stats["duplicate_texts"] + stats["duplicate_keys"] + (stats["created"] - published)
+    print(f"\n== {label} ==")
+    print(f"machine before: {load_before}")
+    print(f"machine after:  {load_after}")
+    print(
+        f"posts={args.posts} accounts={args.accounts} engines={args.engines} "
+        f"concurrency={args.concurrency} (publish jobs at once per engine: "
+        f"{args.concurrency * 10})"
+    )
+    print(f"publications: {json.dumps(counts, sort_keys=True)}")
+    print(f"attempts: {found['attempts']} {json.dumps(found['outcomes'], sort_keys=True)}")
+    print(f"mock: {json.dumps(stats, sort_keys=True)}")
+    print(f"start lateness (ms, first attempt - due):   {summary(found['starts'])}")
+    if found["published"]:
+        print(f"publish lateness (ms, published - due):     {summary(found['published'])}")
+        span = max(found["published"]) / 1000
+        print(f"throughput: {published / span:.0f} publications/s over {span:.1f}s")
+    print(f"DUPLICATES: {duplicates}  (posts on the platform beyond one per publication)")
+    if final < args.posts:
+        print(f"NOT DONE within {args.timeout}s: {final}/{args.posts} final")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--posts", type=int, default=10_000)
+    parser.add_argument("--accounts", type=int, default=100)
+    parser.add_argument("--engines", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--pool", type=int, default=15, help="DB_POOL_SIZE per engine")
+    parser.add_argument("--lead-s", type=float, default=25, help="due this long after setup")
+    parser.add_argument("--faults", choices=["both", "none", "10"], default="both")
+    parser.add_argument("--timeout", type=float, default=300)
+    args = parser.parse_args()
+    if args.faults in ("both", "none"):
+        run(args, NO_FAULTS, "no faults")
+    if args.faults in ("both", "10"):
+        run(args, FAULTS, "10% injected faults")
+
+
+if __name__ == "__main__":
+    main()
