@@ -177,9 +177,7 @@ class PublicationAttempt(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    publication_id: Mapped[int] = mapped_column(
-        ForeignKey("publication.id", ondelete="CASCADE")
-    )
+    publication_id: Mapped[int] = mapped_column(ForeignKey("publication.id", ondelete="CASCADE"))
     generation: Mapped[int]
     worker: Mapped[str | None] = mapped_column(String(200))
     started_at: Mapped[datetime] = mapped_column(server_default=func.now())
