@@ -47,7 +47,7 @@ ABORTABLE: frozenset[str] = frozenset()
 # Dead-letter kind of the work each queue carries (storage.queries.dead_letters), if any.
 DEAD_LETTER_KIND: dict[str, str] = {fetch_queue.FETCH: "fetch"}
 
-PAGE_SIZE = 200
+PAGE_SIZE = 100  # a table page: DataTable measures every cell it holds
 # Running jobs are found among the head of the due jobs (workers take jobs from the head).
 RUNNING_PROBE = 1000
 RESULT_SCAN_COUNT = 1000
@@ -84,22 +84,29 @@ def _ms_to_dt(ms: float | int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(int(ms) / 1000, UTC)
 
 
+_PLAIN = (int, float, bool, type(None))
+SHOWN_ITEMS = 20  # a list longer than this shows its first items and how many more
+
+
 def redact(value: Any, _depth: int = 0) -> Any:
     """Job arguments fit to show: values under secret-sounding names and token-like strings are
     replaced. Our jobs carry ids, not secrets, but a future job must not leak one on screen."""
+    if type(value) in _PLAIN:
+        return value
     if _depth > 6:
         return "…"
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         return {
             k: REDACTED if _SECRET_NAMES.search(str(k)) else redact(v, _depth + 1)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
-        items = [redact(v, _depth + 1) for v in value]
+        items = [redact(v, _depth + 1) for v in value[:SHOWN_ITEMS]]
+        if len(value) > SHOWN_ITEMS:
+            items.append(f"…+{len(value) - SHOWN_ITEMS}")
         return tuple(items) if isinstance(value, tuple) else items
     if isinstance(value, str):
-        lowered = value.lower()
-        if lowered.startswith(("bearer ", "basic ")):
+        if value[:7].lower().startswith(("bearer ", "basic ")):
             return REDACTED
         if (
             _TOKENISH.match(value)
@@ -194,27 +201,35 @@ def _summary(
     return JobSummary(name, job_id, function, args, tries, enqueued, _ms_to_dt(score), state)
 
 
+# Ready, deferred and running of a queue in one server-side step. Running jobs are found among
+# the first ARGV[2] due ids (workers take jobs from the head of the queue), so the cost stays
+# flat however long the queue is. KEYS[1]: the queue; ARGV: now ms, probe size, in-progress prefix.
+_COUNTS = """
+local total = redis.call('ZCARD', KEYS[1])
+local due = redis.call('ZCOUNT', KEYS[1], '-inf', ARGV[1])
+local head = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local running = 0
+for _, id in ipairs(head) do
+  running = running + redis.call('EXISTS', ARGV[3] .. id)
+end
+return {total, due, running}
+"""
+
+
 async def counts(redis: Redis, settings: Settings, name: str) -> QueueCounts:
-    """Ready / deferred / running of one queue in two round trips, whatever its length."""
+    """Ready / deferred / running of one queue in one round trip, whatever its length."""
     key = queue_key(settings, name)
     now_ms = int(time.time() * 1000)
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.zcard(key)
-        pipe.zcount(key, "-inf", now_ms)
-        pipe.zrangebyscore(key, "-inf", now_ms, start=0, num=RUNNING_PROBE)
-        total, due, head = await pipe.execute()
-    running = 0
-    if head:
-        async with redis.pipeline(transaction=False) as pipe:
-            for job_id in head:
-                pipe.exists(in_progress_key_prefix + job_id.decode())
-            running = sum(int(x) for x in await pipe.execute())
+    script = redis.register_script(_COUNTS)
+    total, due, running = await script(
+        keys=[key], args=[now_ms, RUNNING_PROBE, in_progress_key_prefix]
+    )
     return QueueCounts(
         queue=name,
         total=int(total),
-        ready=max(int(due) - running, 0),
+        ready=max(int(due) - int(running), 0),
         deferred=int(total) - int(due),
-        running=running,
+        running=int(running),
         running_exact=int(due) <= RUNNING_PROBE,
     )
 

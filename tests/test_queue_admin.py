@@ -84,7 +84,7 @@ async def test_abort_and_delete_take_a_queued_job_out(
 
 async def test_retry_moves_a_deferred_job_to_now(redis: Redis, test_settings: Settings) -> None:
     detroit, _, _ = await _ticks(redis, test_settings)
-    before = time.time() * 1000
+    before = int(time.time() * 1000)
     assert await queue_admin.retry(redis, test_settings, "ticks", detroit) == "moved to run now"
     score = await redis.zscore(queue.queue_name(test_settings), detroit)
     assert score is not None and before <= score <= time.time() * 1000

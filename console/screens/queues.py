@@ -55,14 +55,16 @@ def short_id(job_id: str, prefix: str) -> str:
 
 
 def job_cells(job: JobSummary, prefix: str) -> tuple[Text | str, ...]:
+    # Text cells, never markup strings: arguments are data (a "[red]" in them stays text), and
+    # DataTable skips the markup parse it would otherwise do for every cell it renders.
     return (
-        when_seconds(job.run_at),
+        Text(when_seconds(job.run_at)),
         Text(job.state.value, style=STATE_STYLES[job.state]),
-        job.function,
-        job.args,
-        str(job.tries),
-        short_id(job.job_id, prefix),
-        when_seconds(job.enqueued_at),
+        Text(job.function),
+        Text(job.args),
+        Text(str(job.tries)),
+        Text(short_id(job.job_id, prefix)),
+        Text(when_seconds(job.enqueued_at)),
     )
 
 
