@@ -40,3 +40,19 @@ def test_cron_job_ids_live_under_the_prefix(test_settings: Settings) -> None:
     [job] = cron_jobs(test_settings)
     assert job.name.startswith(f"{test_settings.redis_prefix}:")
     assert job.unique
+
+
+async def test_demo_seed_fills_the_console_once(db: Database) -> None:
+    from engine.experiments.demo import seed_demo
+    from storage.queries import experiments as q
+
+    stored = await seed_demo(db, units=400)
+    assert stored > 400
+    assert await seed_demo(db, units=400) == 0  # idempotent
+    async with db.session() as session:
+        keys = [e.key for e in await q.list_experiments(session)]
+        experiment = await q.get_experiment(session, "onboarding-v2")
+        assert experiment is not None
+        rows = await q.read_experiment_rollup(session, experiment.id, 14)
+    assert keys == ["onboarding-v2", "creator-cards"]
+    assert sum(r.units for r in rows) == 400
