@@ -15,9 +15,10 @@ from engine import fetch_queue, queue
 from engine.jobs import refresh
 from engine.jobs.fetch import TRACKER, Tracker, fetch_batch
 from engine.platforms.config import TrackingSettings
-from engine.resilience import CircuitBreaker
+from engine.resilience import BreakerConfig, CircuitBreaker, RetryPolicy
 from engine.runtime import Runtime
 from storage.database import Database
+from storage.models import JobRun, RunStatus
 from storage.queries import creators, regions, runs
 from storage.settings import Settings
 from tests.creators_support import (
@@ -41,9 +42,14 @@ async def rt(test_settings: Settings, db: Database) -> AsyncIterator[Runtime]:
 
 @asynccontextmanager
 async def _run_worker(
-    rt: Runtime, redis: Redis, mock: MockPlatform, ts: TrackingSettings
+    rt: Runtime,
+    redis: Redis,
+    mock: MockPlatform,
+    ts: TrackingSettings,
+    breaker: BreakerConfig | None = None,
+    retry: RetryPolicy | None = None,
 ) -> AsyncIterator[None]:
-    async with caller_for(redis, rt.settings, mock, ts=ts) as caller:
+    async with caller_for(redis, rt.settings, mock, ts=ts, breaker=breaker, retry=retry) as caller:
         worker = Worker(
             functions=[func(fetch_batch, name=fetch_queue.FETCH_FUNCTION, max_tries=3)],
             queue_name=fetch_queue.queue_name(rt.settings),
@@ -115,3 +121,36 @@ async def test_open_breaker_defers_batches_and_the_tick_says_why(
     # The batches wait in the queue until the cool-down ends, they did not fail.
     depth = await fetch_queue.depth(rt.redis, rt.settings)
     assert depth.deferred == 2
+
+
+async def test_batch_deferred_mid_tick_lands_in_the_ledger_when_it_ends(
+    rt: Runtime, db: Database, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ts = tracking(fetch_batch_size=50, fetch_max_tries=10)
+    monkeypatch.setattr(refresh, "get_tracking_settings", lambda: ts)
+    await add_region(db)
+    await add_creators(db, 50)
+    mock = mock_platform(error_rate=1.0)
+    quick = BreakerConfig(consecutive_failures=2, open_s=0.5, probe_timeout_s=1)
+    retry = RetryPolicy(attempts=3, initial_s=0.01, max_backoff_s=0.02)
+    async with _run_worker(rt, redis, mock, ts, breaker=quick, retry=retry):
+        run_id, counts = await _tick(rt, "TEST_REGION")
+        # The platform failed: the batch reported "try again later", the tick did not wait.
+        assert counts["batches"] == 1 and counts["batches_done"] == 0
+        assert counts["fetched"] == 0 and counts["retried_later"] == 50
+        async with db.session() as session:
+            await runs.finish(session, run_id, status=RunStatus.OK, counts=counts)
+        mock.state.config.error_rate = 0.0  # the platform recovers
+
+        async def ledger() -> dict[str, object]:
+            async with db.session() as session:
+                run = await session.get(JobRun, run_id, populate_existing=True)
+                assert run is not None
+                return run.counts
+
+        deadline = asyncio.get_running_loop().time() + 15
+        while (await ledger()).get("fetched") != 50:
+            assert asyncio.get_running_loop().time() < deadline, await ledger()
+            await asyncio.sleep(0.1)
+    final = await ledger()
+    assert final["batches_done"] == 1 and final["creators_due"] == 50

@@ -6,8 +6,9 @@
    `FETCH_BATCH_SIZE` and enqueued as fetch jobs on the fetch queue (engine.fetch_queue).
    A platform whose breaker is open gets its batches deferred to the end of the cool-down,
    and the ledger says why. A platform without credentials is skipped, and counted.
-3. The tick waits (up to 80% of its time limit) for its batches, then returns the ledger
-   counts: creators_due, fetched, not_modified, failed (gone, needs_auth), api_calls,
+3. The tick waits (up to 80% of its time limit) until each of its batches is done or has
+   reported that it waits to try again (breaker, quota, transient errors), and does not wait
+   for batches enqueued behind an open breaker. Then it returns the ledger counts: creators_due, fetched, not_modified, failed (gone, needs_auth), api_calls,
    batches / batches_done, and the first errors. Batches that end later still add their
    counts to the run row (engine.jobs.fetch).
 """
@@ -72,6 +73,10 @@ async def refresh_region(rt: Runtime, region: Region, run_id: int) -> dict[str, 
     breakers = await _open_breakers(rt, {platform for platform, _ in batches})
     if breakers:
         counts["breaker"] = {name: why for name, (why, _) in breakers.items()}
+        # Batches of a platform whose breaker is open go last: the tick waits for the others
+        # only (the deferred ones add their counts to this run when they end).
+        batches.sort(key=lambda batch: batch[0] in breakers)
+    waiting_for = sum(1 for platform, _ in batches if platform not in breakers)
     first = attempt * ATTEMPT_STRIDE if attempt > 1 else 0
     slot_ts = int(slot.timestamp())
     requests = [
@@ -96,7 +101,7 @@ async def refresh_region(rt: Runtime, region: Region, run_id: int) -> dict[str, 
         batches=len(requests),
         slot=slot.isoformat(),
     )
-    await _wait_for_batches(rt, run_id, first, len(requests))
+    await _wait_for_batches(rt, run_id, first, waiting_for)
     async with rt.db.session() as session:
         totals = await creators.batch_totals(session, run_id)
     counts.update(totals.counts)
@@ -120,12 +125,15 @@ async def _open_breakers(rt: Runtime, platforms: set[str]) -> dict[str, tuple[st
 
 
 async def _wait_for_batches(rt: Runtime, run_id: int, first: int, count: int) -> None:
-    """Until the batches first..first+count-1 are done, or 80% of the tick's time is spent."""
+    """Until batches first..first+count-1 are done, or every one of them has reported and the
+    rest wait to try again later, or 80% of the tick's time is spent."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + rt.settings.tick_timeout_s * WAIT_SHARE
-    while loop.time() < deadline:
+    while count > 0 and loop.time() < deadline:
         async with rt.db.session() as session:
-            finished = await creators.finished_batches(session, run_id, first, first + count - 1)
-        if finished >= count:
+            done, deferred = await creators.finished_batches(
+                session, run_id, first, first + count - 1
+            )
+        if done + deferred >= count:
             return
         await asyncio.sleep(POLL_S)

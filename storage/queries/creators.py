@@ -433,17 +433,21 @@ async def batch_totals(session: AsyncSession, run_id: int) -> BatchTotals:
     )
 
 
-async def finished_batches(session: AsyncSession, run_id: int, first: int, last: int) -> int:
-    """How many of the run's batches numbered first..last are done (not waiting to retry)."""
+async def finished_batches(
+    session: AsyncSession, run_id: int, first: int, last: int
+) -> tuple[int, int]:
+    """Of the run's batches numbered first..last: how many are done, and how many reported
+    and wait to try again (deferred: breaker open, quota, transient errors)."""
     driver = await _driver(session)
-    value = await driver.fetchval(
-        "SELECT count(*) FROM fetch_batch WHERE run_id = $1 AND batch_no BETWEEN $2 AND $3 "
-        "AND status = 'done'",
+    row = await driver.fetchrow(
+        "SELECT count(*) FILTER (WHERE status = 'done'), "
+        "count(*) FILTER (WHERE status = 'deferred') "
+        "FROM fetch_batch WHERE run_id = $1 AND batch_no BETWEEN $2 AND $3",
         run_id,
         first,
         last,
     )
-    return int(value or 0)
+    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 async def merge_run_counts(session: AsyncSession, run_id: int, counts: dict[str, Any]) -> None:
