@@ -72,6 +72,14 @@ class RateLimited(Exception):
         super().__init__(f"{platform} quota exhausted; retry in {retry_in_s:.1f}s")
 
 
+def limits_uri(redis_url: str) -> str:
+    """The `limits` storage URI of a redis URL (its unix-socket scheme is spelled differently)."""
+    scheme, _, rest = redis_url.partition("://")
+    if scheme == "unix":
+        return f"async+redis+unix://{rest}"
+    return f"async+{redis_url}"
+
+
 class RateLimiter:
     def __init__(self, redis: Redis, settings: Settings) -> None:
         if not settings.redis_url:
@@ -79,7 +87,7 @@ class RateLimiter:
         self.redis = redis
         self.settings = settings
         storage = RedisStorage(
-            "async+" + settings.redis_url,
+            limits_uri(settings.redis_url),
             implementation="redispy",
             key_prefix=key(settings, "quota"),
         )
