@@ -74,7 +74,7 @@ def ms(seconds: float) -> str:
 
 
 async def measure(settings: Settings, count: int, rounds: int) -> None:
-    app = CreatordeckApp(settings)
+    app = CreatordeckApp(settings, landing="regions")
     async with app.run_test(size=(80, 24)) as pilot:
         deadline = time.monotonic() + 120
         while not (isinstance(app.screen, RegionsScreen) and app.screen.loads >= 1):

@@ -138,10 +138,10 @@ async def measure(settings: Settings, count: int, rounds: int, header: bool) -> 
 
         probe = asyncio.create_task(ticker())
         for n in range(rounds * 3):
-            before = screen.loads
+            loads_before = screen.loads
             screen.page_offset = (n * 7919 * queue_admin.PAGE_SIZE) % count
             screen.request_reload()
-            while screen.loads == before:
+            while screen.loads == loads_before:
                 await pilot.pause(0.001)
         stop.set()
         await probe

@@ -48,6 +48,7 @@ from console.screens.creators import CreatorsScreen
 from console.screens.dead_letters import DeadLettersScreen
 from console.screens.experiments import ExperimentsScreen
 from console.screens.help import HelpModal, describe
+from console.screens.overview import OverviewScreen
 from console.screens.posts import PostsScreen
 from console.screens.queues import QueuesScreen
 from console.screens.regions import RegionsScreen
@@ -68,6 +69,7 @@ class ConsoleScreen:
 
 # The screens of the console, in the order `:` and ctrl+p list them. One line per screen.
 CONSOLE_SCREENS: list[ConsoleScreen] = [
+    ConsoleScreen("overview", "engine, queues, next runs, failures, platforms", OverviewScreen),
     ConsoleScreen("regions", "schedules, next runs, last run; edit, pause, run now", RegionsScreen),
     ConsoleScreen("runs", "the tick ledger: status, lag, duration, error", RunsScreen),
     ConsoleScreen("creators", "creators: followers, change, growth, chart", CreatorsScreen),
@@ -83,7 +85,7 @@ CONSOLE_SCREENS: list[ConsoleScreen] = [
         "experiments", "A/B tests: traffic, SRM, leader; start, pause, weights", ExperimentsScreen
     ),
 ]
-LANDING_SCREEN = "regions"
+LANDING_SCREEN = "overview"
 
 
 def utc_now() -> datetime:
@@ -110,8 +112,14 @@ class CreatordeckApp(App[None]):
     ]
 
     def __init__(
-        self, settings: Settings, read_only: bool = False, clock: Clock | None = None
+        self,
+        settings: Settings,
+        read_only: bool = False,
+        clock: Clock | None = None,
+        landing: str = LANDING_SCREEN,
     ) -> None:
+        # The first screen: the Overview, unless asked otherwise (tests written for Regions).
+        self.DEFAULT_MODE = landing  # type: ignore[misc]
         super().__init__()
         self.settings = settings
         self.read_only = read_only

@@ -36,7 +36,7 @@ def frozen_clock() -> datetime:
 
 
 def make_app(settings: Settings, read_only: bool = False) -> CreatordeckApp:
-    return CreatordeckApp(settings, read_only=read_only, clock=frozen_clock)
+    return CreatordeckApp(settings, read_only=read_only, clock=frozen_clock, landing="regions")
 
 
 async def wait_until(pilot: Pilot[Any], condition: Callable[[], bool], what: str) -> None:

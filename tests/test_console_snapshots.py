@@ -84,7 +84,7 @@ async def _seed(settings: Settings) -> None:
 
 def seeded_app(settings: Settings) -> CreatordeckApp:
     asyncio.run(_seed(settings))
-    return CreatordeckApp(settings, clock=frozen_clock)
+    return CreatordeckApp(settings, clock=frozen_clock, landing="regions")
 
 
 async def _until(pilot: Pilot[Any], condition: Callable[[], bool], what: str) -> None:

@@ -1,0 +1,241 @@
+"""Overview (the landing screen): is the engine alive, is work flowing, is anything failing.
+
+Engine replicas (engine.heartbeat) and per-queue worker figures (arq's health-check lines),
+queue depth per queue (ready / deferred / running), the next runs across all regions,
+failures in the last hour, pending dead letters, breaker state and quota use per platform,
+event ingestion, and small charts of throughput, tick lag and events per minute.
+
+Loads run through LiveScreen: never two at once, never behind a modal, backing off on errors.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from datetime import datetime
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Sparkline, Static
+
+from console import data_ops
+from console.data import NextRunCache
+from console.data_ops import OverviewData
+from console.screens.live import LiveScreen
+from console.widgets.formatting import millis, when
+from engine.queue_admin import QueueCounts, WorkerReport
+
+HISTORY = 60  # throughput samples kept (one per refresh)
+
+
+def _age(now: datetime, then: datetime | None) -> str:
+    if then is None:
+        return "?"
+    return millis(max(int((now - then).total_seconds() * 1000), 0))
+
+
+def engine_lines(data: OverviewData, now: datetime) -> Text:
+    out = Text(no_wrap=True, overflow="ellipsis")
+    out.append("Engine ", style="bold")
+    if data.replicas:
+        out.append(f"{len(data.replicas)} replica(s) alive", style="bold green")
+        for replica in data.replicas:
+            out.append(f"  {replica.name} ({replica.role}, up {_age(now, replica.started)})")
+    else:
+        reporting = sum(1 for w in data.workers if w.line)
+        style = "bold green" if reporting else "bold red"
+        out.append(f"{reporting} of {len(data.workers)} queues' workers reporting", style=style)
+        out.append("  (no replica heartbeats)", style="dim")
+    out.append("\n")
+    out.append(
+        f"{'Queue':<8}{'ready':>7}{'deferred':>9}{'running':>8}"
+        f"{'done':>8}{'failed':>7}{'retried':>8}{'ongoing':>8}  worker",
+        style="bold",
+    )
+    workers = {w.queue: w for w in data.workers}
+    for counts in data.counts:
+        out.append("\n")
+        out.append_text(_queue_line(counts, workers.get(counts.queue)))
+    return out
+
+
+def _queue_line(counts: QueueCounts, worker: WorkerReport | None) -> Text:
+    line = Text(no_wrap=True)
+    running = f"{counts.running}{'' if counts.running_exact else '+'}"
+    line.append(f"{counts.queue:<8}{counts.ready:>7}{counts.deferred:>9}{running:>8}")
+    if worker is None or worker.line is None:
+        line.append(f"{'-':>8}{'-':>7}{'-':>8}{'-':>8}  ")
+        line.append("none", style="bold red" if counts.ready else "dim")
+        return line
+    line.append(f"{worker.complete:>8}")
+    line.append(f"{worker.failed:>7}", style="bold red" if worker.failed else "")
+    line.append(f"{worker.retried:>8}", style="yellow" if worker.retried else "")
+    line.append(f"{worker.ongoing:>8}  ")
+    line.append("alive", style="green")
+    return line
+
+
+def next_runs_text(data: OverviewData) -> Text:
+    out = Text(no_wrap=True, overflow="ellipsis")
+    out.append("Next runs (UTC)", style="bold")
+    if not data.next_runs:
+        out.append("\nno active region with a valid schedule", style="dim")
+    for run in data.next_runs:
+        out.append(f"\n{when(run.fire)}  {run.region}")
+    return out
+
+
+def health_text(data: OverviewData) -> Text:
+    out = Text(no_wrap=True, overflow="ellipsis")
+    out.append("Failures 1h ", style="bold")
+    out.append(str(data.failures_1h), style="bold red" if data.failures_1h else "green")
+    out.append("   Dead letters ", style="bold")
+    out.append(str(data.dead_letters), style="bold red" if data.dead_letters else "green")
+    out.append("\nEvents ", style="bold")
+    if data.events_per_min is None:
+        out.append("n/a", style="dim")
+    else:
+        last = data.events_per_min[-2] if len(data.events_per_min) > 1 else 0
+        total = sum(data.events_per_min)
+        out.append(f"{last}/min, {total} in 30 min")
+    out.append("\nPlatforms  breaker  quota used", style="bold")
+    if data.platforms is None:
+        out.append("  n/a (not configured)", style="dim")
+        return out
+    if not data.platforms:
+        out.append("  none configured", style="dim")
+    for p in data.platforms:
+        style = {"closed": "green", "open": "bold red", "half_open": "yellow"}.get(p.breaker, "")
+        out.append(f"\n {p.platform:<9}")
+        out.append(f"{p.breaker:<9}", style=style)
+        share = p.used / p.limit if p.limit else 0.0
+        out.append(
+            f"{p.used}/{p.limit} per {p.per_s}s",
+            style="bold red" if share >= 0.9 else ("yellow" if share >= 0.7 else ""),
+        )
+        if p.paused_for_s > 0:
+            out.append(f" paused {p.paused_for_s:.0f}s", style="yellow")
+    return out
+
+
+def flat_as_empty(values: Iterable[float]) -> list[float]:
+    """Chart data; all zeros become no data (a Sparkline draws equal values as full bars)."""
+    data = [float(v) for v in values]
+    return data if any(data) else []
+
+
+class OverviewScreen(LiveScreen):
+    TITLE = "Overview"
+    refresh_s = 2.0
+
+    DEFAULT_CSS = """
+    #ov-engine {
+        height: auto;
+        max-height: 8;
+        padding: 0 1;
+    }
+    #ov-middle {
+        height: auto;
+        max-height: 8;
+        margin-top: 1;
+    }
+    #ov-next, #ov-health {
+        width: 1fr;
+        height: auto;
+        padding: 0 1;
+    }
+    #ov-engine, #ov-next, #ov-health, .ov-chart Static {
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+    #ov-charts {
+        height: 1fr;
+        min-height: 3;
+        margin-top: 1;
+    }
+    .ov-chart {
+        width: 1fr;
+        padding: 0 1;
+    }
+    .ov-chart Static {
+        height: 1;
+        color: $text-muted;
+    }
+    .ov-chart Sparkline {
+        height: 1fr;
+        min-height: 2;
+    }
+    """
+
+    BINDINGS: ClassVar = [
+        Binding("u", "queues", "queues", tooltip="open the Queues screen", id="overview.queues"),
+        Binding("g", "runs", "runs", tooltip="open the run ledger", id="overview.runs"),
+        Binding(
+            "l",
+            "dead_letters",
+            "dead letters",
+            tooltip="open the dead letters",
+            id="overview.dead_letters",
+        ),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._next_runs = NextRunCache()
+        self._last_complete: int | None = None
+        self.throughput: deque[float] = deque(maxlen=HISTORY)
+        self.data: OverviewData | None = None
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(" ", id="ov-engine")
+        with Horizontal(id="ov-middle"):
+            yield Static(" ", id="ov-next")
+            yield Static(" ", id="ov-health")
+        with Horizontal(id="ov-charts"):
+            with Vertical(classes="ov-chart"):
+                yield Static("jobs done/refresh", id="ov-throughput-label")
+                yield Sparkline([], id="ov-throughput")
+            with Vertical(classes="ov-chart"):
+                yield Static("tick lag", id="ov-lag-label")
+                yield Sparkline([], id="ov-lag")
+            with Vertical(classes="ov-chart"):
+                yield Static("events/min (30 min)", id="ov-events-label")
+                yield Sparkline([], id="ov-events")
+
+    async def fetch(self) -> OverviewData:
+        redis = await self.deck.queue_pool()
+        return await data_ops.load_overview(
+            self.deck.db, redis, self.deck.settings, self.deck.now(), self._next_runs
+        )
+
+    def show(self, data: OverviewData) -> None:
+        self.data = data
+        now = self.deck.now()
+        complete = sum(w.complete for w in data.workers)
+        if self._last_complete is not None:
+            # A worker restart resets arq's counters: count that as no progress, not negative.
+            self.throughput.append(float(max(complete - self._last_complete, 0)))
+        self._last_complete = complete
+        self.query_one("#ov-engine", Static).update(engine_lines(data, now))
+        self.query_one("#ov-next", Static).update(next_runs_text(data))
+        self.query_one("#ov-health", Static).update(health_text(data))
+        self.query_one("#ov-throughput", Sparkline).data = flat_as_empty(self.throughput)
+        self.query_one("#ov-lag", Sparkline).data = flat_as_empty(data.lags_ms)
+        last_lag = millis(data.lags_ms[-1]) if data.lags_ms else "-"
+        self.query_one("#ov-lag-label", Static).update(f"tick lag, last {last_lag}")
+        self.query_one("#ov-events", Sparkline).data = flat_as_empty(data.events_per_min or ())
+        done = int(self.throughput[-1]) if self.throughput else 0
+        self.query_one("#ov-throughput-label", Static).update(f"done/refresh: {done}")
+        self.set_status(f"updated {now:%H:%M:%S} · u queues · g runs · l dead letters")
+
+    async def action_queues(self) -> None:
+        await self.deck.open_screen("queues")
+
+    async def action_runs(self) -> None:
+        await self.deck.open_screen("runs")
+
+    async def action_dead_letters(self) -> None:
+        await self.deck.open_screen("deadletters")
