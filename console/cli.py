@@ -201,6 +201,25 @@ def rollup(
 
 
 @main.group()
+def experiments() -> None:
+    """Define experiments (then start, pause and tune them in the console)."""
+
+
+@experiments.command("create")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def experiments_create(file: Path) -> None:
+    """Create a draft experiment from a JSON file (key, name, hypothesis, primary_metric,
+    variants [{key, name, weight}], optional coverage, seed, funnels [{name, steps}])."""
+    from engine.experiments.definitions import create_from_file
+
+    try:
+        key = asyncio.run(create_from_file(_settings(), file))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"experiment {key} created as a draft; start it from the console (s)", err=True)
+
+
+@main.group()
 def connections() -> None:
     """Platform accounts posts are published to (tokens encrypted with ENCRYPTION_KEY)."""
 
