@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import httpx
 from sqlalchemy import select
 from textual.widgets import DataTable
@@ -18,6 +23,7 @@ from storage.database import Database
 from storage.models import AuditEntry, Experiment, ExperimentStatus
 from storage.queries import experiments as q
 from storage.settings import Settings
+from tests.conftest import engine_env
 from tests.test_console import loaded, make_app, type_text, wait_for_db, wait_until
 from tests.test_experiments_helpers import api_ctx, client, event, make_experiment
 
@@ -134,3 +140,44 @@ def test_parse_weights() -> None:
             assert fragment in str(exc), (bad, exc)
         else:
             raise AssertionError(f"{bad!r} accepted")
+
+
+def test_cli_creates_a_draft_from_a_file(test_settings: Settings, tmp_path: Path) -> None:
+    definition = {
+        "key": "from-file",
+        "name": "From a file",
+        "primary_metric": "purchase",
+        "variants": [{"key": "control", "weight": 0.5}, {"key": "b", "weight": 0.5}],
+        "funnels": [{"name": "buy", "steps": ["open", "purchase"]}],
+    }
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(definition))
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps(
+            {
+                **definition,
+                "key": "other",
+                "variants": [{"key": "control", "weight": 0.5}, {"key": "b", "weight": 0.6}],
+            }
+        )
+    )
+    root = Path(__file__).resolve().parents[1]
+
+    def run(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "console.cli", "experiments", "create", str(path)],
+            env=engine_env(test_settings),
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    created = run(good)
+    assert created.returncode == 0, created.stderr
+    refused = run(bad)
+    assert refused.returncode != 0
+    assert "sum to 1" in refused.stderr
+    again = run(good)
+    assert again.returncode != 0 and "already exists" in again.stderr
