@@ -72,9 +72,58 @@ def engine(role: str, check: bool) -> None:
 
 
 @main.command()
-@click.option("--read-only", is_flag=True, help="look, never edit")
-def console(read_only: bool) -> None:
-    """Open the terminal console."""
+@click.option("--read-only", is_flag=True, help="look, never edit (with --serve-ssh: every key)")
+@click.option(
+    "--serve-ssh",
+    "serve_ssh",
+    metavar="HOST:PORT",
+    default=None,
+    help="serve the console to SSH clients instead (one console per connection)",
+)
+@click.option(
+    "--authorized-keys",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="public keys allowed in (OpenSSH format; `read-only` option per key) "
+    "[default: ~/.config/creatordeck/authorized_keys]",
+)
+@click.option(
+    "--host-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="the server's private host key, created if missing "
+    "[default: ~/.config/creatordeck/ssh_host_ed25519_key]",
+)
+@click.option("--ssh-max-sessions", default=8, show_default=True, type=click.IntRange(1, 256))
+@click.option("--ssh-allow-remote", is_flag=True, help="allow a non-loopback --serve-ssh address")
+def console(
+    read_only: bool,
+    serve_ssh: str | None,
+    authorized_keys: Path | None,
+    host_key: Path | None,
+    ssh_max_sessions: int,
+    ssh_allow_remote: bool,
+) -> None:
+    """Open the terminal console (or serve it over SSH with --serve-ssh)."""
+    if serve_ssh is not None:
+        from console import ssh
+        from engine import logs
+
+        settings = _settings()
+        logs.configure(settings.log_level)
+        try:
+            host, port = ssh.parse_address(serve_ssh, ssh_allow_remote)
+            options = ssh.ServeOptions(
+                authorized_keys=authorized_keys or ssh.DEFAULT_AUTHORIZED_KEYS,
+                read_only=read_only,
+                max_sessions=ssh_max_sessions,
+            )
+            asyncio.run(
+                ssh.serve_forever(settings, host, port, options, host_key or ssh.DEFAULT_HOST_KEY)
+            )
+        except ssh.SSHConfigError as exc:
+            raise click.ClickException(str(exc)) from exc
+        return
     from console.app import CreatordeckApp
 
     CreatordeckApp(_settings(), read_only=read_only).run()

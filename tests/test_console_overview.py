@@ -159,10 +159,10 @@ async def test_overview_does_not_refresh_behind_a_modal_and_backs_off_on_errors(
             lambda: isinstance(app.screen, OverviewScreen) and app.screen._failures >= 1,
             "a failed load",
         )
-        screen = app.screen
-        assert isinstance(screen, OverviewScreen)
-        assert "refresh failed" in str(screen.query_one("#status-line", Static).render())
-        assert screen._wait_s >= screen.refresh_s * 2 and screen.loads == 0
+        failing = app.screen
+        assert isinstance(failing, OverviewScreen)
+        assert "refresh failed" in str(failing.query_one("#status-line", Static).render())
+        assert failing._wait_s >= failing.refresh_s * 2 and failing.loads == 0
 
 
 def seeded_landing(settings: Settings) -> CreatordeckApp:

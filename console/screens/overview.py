@@ -154,6 +154,7 @@ class OverviewScreen(LiveScreen):
     #ov-charts {
         height: 1fr;
         min-height: 3;
+        max-height: 10;
         margin-top: 1;
     }
     .ov-chart {

@@ -1,0 +1,198 @@
+"""`console --serve-ssh`: a real SSH server on loopback, real SSH client sessions (asyncssh's
+client), each with its own console process on a pseudo-terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import asyncssh
+import pytest
+from redis.asyncio import Redis
+
+from console import ssh
+from engine import queue
+from engine.queue import TickRequest, enqueue_ticks
+from storage.settings import Settings
+from tests.test_console import FROZEN
+
+pytestmark = pytest.mark.slow
+
+DEADLINE_S = 60.0  # a console process starts in a few seconds; the machine may be busy
+ANSI = re.compile(rb"\x1b(\[[0-9;?<>=]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])")
+
+
+@dataclass
+class Keys:
+    folder: Path
+    alice: asyncssh.SSHKey  # read-write
+    bob: asyncssh.SSHKey  # read-only
+    eve: asyncssh.SSHKey  # not in the file
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> Keys:
+    alice, bob, eve = (asyncssh.generate_private_key("ssh-ed25519") for _ in range(3))
+    lines = [
+        "# who may open the console",
+        alice.export_public_key().decode().strip() + " alice@ops",
+        "read-only " + bob.export_public_key().decode().strip() + " bob@ops",
+        "not a key at all",  # skipped with a warning, never fatal
+    ]
+    path = tmp_path / "authorized_keys"
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    return Keys(tmp_path, alice, bob, eve)
+
+
+@pytest.fixture
+async def server(test_settings: Settings, keys: Keys) -> AsyncIterator[int]:
+    options = ssh.ServeOptions(authorized_keys=keys.folder / "authorized_keys", max_sessions=4)
+    acceptor = await ssh.start_server(
+        test_settings, "127.0.0.1", 0, options, keys.folder / "host_key"
+    )
+    try:
+        yield acceptor.sockets[0].getsockname()[1]
+    finally:
+        acceptor.close()
+        await acceptor.wait_closed()
+
+
+class Screen:
+    """What the client has received, escape sequences removed, for `wait_for`."""
+
+    def __init__(self, process: asyncssh.SSHClientProcess[bytes]) -> None:
+        self.process = process
+        self.raw = b""
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        while True:
+            chunk = await self.process.stdout.read(65536)
+            if not chunk:
+                return
+            self.raw += chunk
+
+    @property
+    def text(self) -> str:
+        return ANSI.sub(b"", self.raw).decode("utf-8", "replace")
+
+    async def wait_for(self, needle: str, after: int = 0) -> int:
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            at = self.text.find(needle, after)
+            if at >= 0:
+                return at
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{needle!r} never appeared; last: {self.text[-800:]!r}")
+            await asyncio.sleep(0.05)
+
+    async def keys(self, *keys: str) -> None:
+        for key in keys:
+            self.process.stdin.write(key.encode())
+            await asyncio.sleep(0.15)
+
+
+async def connect(port: int, key: asyncssh.SSHKey, user: str) -> asyncssh.SSHClientConnection:
+    return await asyncssh.connect(
+        "127.0.0.1", port, username=user, client_keys=[key], known_hosts=None, agent_path=None
+    )
+
+
+async def open_console(conn: asyncssh.SSHClientConnection) -> Screen:
+    process = await conn.create_process(
+        term_type="xterm-256color", term_size=(80, 24), encoding=None
+    )
+    return Screen(process)
+
+
+async def seed_tick(settings: Settings) -> str:
+    arq = await queue.connect(settings)
+    try:
+        fire = FROZEN + timedelta(days=3650)
+        await enqueue_ticks(arq, settings, [TickRequest("DETROIT_METRO", fire)])
+        return queue.tick_job_id(settings, "DETROIT_METRO", fire)
+    finally:
+        await arq.aclose()
+
+
+async def test_a_listed_key_gets_a_console_and_can_edit(
+    server: int, keys: Keys, test_settings: Settings, redis: Redis
+) -> None:
+    job_id = await seed_tick(test_settings)
+    async with await connect(server, keys.alice, "alice") as conn:
+        screen = await open_console(conn)
+        await screen.wait_for("Overview")
+        assert "READ-ONLY" not in screen.text
+        await screen.keys(":", "queues", "\r")
+        at = await screen.wait_for("tick:DETROIT_METRO")
+        await screen.keys("x")
+        await screen.wait_for("Delete job", at)
+        await screen.keys("y")
+        deadline = time.monotonic() + DEADLINE_S
+        while await redis.zscore(queue.queue_name(test_settings), job_id) is not None:
+            assert time.monotonic() < deadline, "the job was not deleted over SSH"
+            await asyncio.sleep(0.05)
+        # A window size change reaches the console (SIGWINCH): it redraws for 200 columns.
+        screen.process.change_terminal_size(200, 60)
+        await screen.wait_for("ready/deferred/running")
+        await screen.keys("q")
+        result = await asyncio.wait_for(screen.process.wait(), DEADLINE_S)
+        assert result.exit_status == 0
+
+
+async def test_a_read_only_key_cannot_edit(
+    server: int, keys: Keys, test_settings: Settings, redis: Redis
+) -> None:
+    job_id = await seed_tick(test_settings)
+    async with await connect(server, keys.bob, "bob") as conn:
+        screen = await open_console(conn)
+        await screen.wait_for("READ-ONLY")
+        await screen.keys(":", "queues", "\r")
+        at = await screen.wait_for("tick:DETROIT_METRO")
+        await screen.keys("x")
+        await screen.wait_for("read-only console", at)
+        assert "Delete job" not in screen.text
+        assert await redis.zscore(queue.queue_name(test_settings), job_id) is not None
+
+
+async def test_an_unlisted_key_is_refused(server: int, keys: Keys) -> None:
+    with pytest.raises(asyncssh.PermissionDenied):
+        await connect(server, keys.eve, "alice")
+
+
+async def test_a_session_without_a_terminal_or_with_a_command_is_refused(
+    server: int, keys: Keys
+) -> None:
+    async with await connect(server, keys.alice, "alice") as conn:
+        result = await conn.run("cat /etc/passwd", timeout=DEADLINE_S)
+        assert result.exit_status == 1
+        assert "only serves the creatordeck console" in str(result.stderr)
+        result = await conn.run(timeout=DEADLINE_S, input="")
+        assert result.exit_status == 1
+        assert "needs a terminal" in str(result.stderr)
+
+
+def test_loopback_by_default_and_config_errors(tmp_path: Path) -> None:
+    assert ssh.parse_address("127.0.0.1:2222") == ("127.0.0.1", 2222)
+    assert ssh.parse_address(":2222") == ("127.0.0.1", 2222)
+    assert ssh.parse_address("[::1]:2222") == ("::1", 2222)
+    with pytest.raises(ssh.SSHConfigError, match="not a loopback address"):
+        ssh.parse_address("0.0.0.0:2222")
+    assert ssh.parse_address("0.0.0.0:2222", allow_remote=True) == ("0.0.0.0", 2222)
+    with pytest.raises(ssh.SSHConfigError, match="HOST:PORT"):
+        ssh.parse_address("127.0.0.1:ssh")
+    loose = tmp_path / "keys"
+    loose.write_text(asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode())
+    loose.chmod(0o666)
+    options = ssh.ServeOptions(authorized_keys=loose)
+    with pytest.raises(ssh.SSHConfigError, match="chmod 600"):
+        asyncio.run(ssh.start_server(Settings(), "127.0.0.1", 0, options, tmp_path / "hk"))
+    missing = ssh.ServeOptions(authorized_keys=tmp_path / "nope")
+    with pytest.raises(ssh.SSHConfigError, match="no authorised keys file"):
+        asyncio.run(ssh.start_server(Settings(), "127.0.0.1", 0, missing, tmp_path / "hk"))
