@@ -31,15 +31,20 @@ from storage.queries import experiments as q
 WINDOW_DAYS = 14
 DASH = "-"
 
+# 80 columns: the key, status, traffic, split (weights in %), SRM and leader always show.
 COLUMNS = (
-    ("Key", "key", 18),
-    ("Status", "status", 8),
-    ("Traffic", "traffic", 8),
-    ("Variants (weight)", "variants", 22),
-    ("SRM", "srm", 5),
+    ("Key", "key", 16),
+    ("Status", "status", 7),
+    ("Traffic", "traffic", 7),
+    ("Split %", "split", 9),
+    ("SRM", "srm", 4),
     ("Leader", "leader", 10),
-    ("Metric", "metric", 14),
+    ("Metric", "metric", 12),
 )
+SHORT_VERDICT = {
+    stats.Verdict.NOT_ENOUGH_DATA: "too early",
+    stats.Verdict.SRM: "SRM",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +128,7 @@ STATUS_STYLE = {"running": "green", "paused": "yellow", "stopped": "dim", "draft
 
 
 def experiment_cells(row: ExperimentRow) -> tuple[Text | str, ...]:
-    variants = " ".join(f"{k}:{w:.2f}" for k, w in row.variants)
+    split = "/".join(f"{w * 100:.0f}" for _, w in row.variants)
     if row.computed is None:
         srm = Text(DASH, style="dim")
         leader = Text("no rollup", style="dim")
@@ -137,7 +142,7 @@ def experiment_cells(row: ExperimentRow) -> tuple[Text | str, ...]:
         Text(row.key, style="bold"),
         Text(row.status, style=STATUS_STYLE.get(row.status, "")),
         f"{row.traffic:,}",
-        variants,
+        split,
         srm,
         leader,
         row.primary_metric,
@@ -214,8 +219,8 @@ class WeightsModal(PromptModal):
     def __init__(self, row: ExperimentRow) -> None:
         current = " ".join(f"{k}={w:g}" for k, w in row.variants)
         super().__init__(
-            f"Weights of [b]{escape(row.key)}[/] (sum to 1; assigned units keep their variant)",
-            "[b]enter[/] save   [b]esc[/] cancel   e.g. control=0.5 v1=0.5",
+            f"Weights of [b]{escape(row.key)}[/] (they sum to 1)",
+            "[b]enter[/] save  [b]esc[/] cancel · assigned units keep their variant",
             current,
         )
         self.keys = [k for k, _ in row.variants]
@@ -251,7 +256,7 @@ class VariantModal(PromptModal):
 def _pct(value: float | None, signed: bool = False) -> str:
     if value is None:
         return DASH
-    return f"{value * 100:+.2f}%" if signed else f"{value * 100:.2f}%"
+    return f"{value * 100:+.1f}%" if signed else f"{value * 100:.1f}%"
 
 
 class ExperimentDetail(ModalScreen[None]):
@@ -267,23 +272,24 @@ class ExperimentDetail(ModalScreen[None]):
         row = self.row
         with Vertical(classes="dialog", id="experiment-detail"):
             yield Label(
-                f"[b]{escape(row.key)}[/] {escape(row.name)} · {row.status} · metric "
-                f"[b]{escape(row.primary_metric)}[/] · coverage {row.coverage:g} · "
-                f"{row.traffic:,} assigned"
+                f"[b]{escape(row.key)}[/] · {row.status} · metric "
+                f"[b]{escape(row.primary_metric)}[/] · {row.traffic:,} units · "
+                f"coverage {row.coverage:g}"
             )
             if row.hypothesis:
                 yield Label(f"[i]{escape(row.hypothesis)}[/]")
             table: DataTable[str | Text] = DataTable(id="variants", cursor_type="row")
+            table.styles.height = "auto"
+            table.styles.max_height = 8
             for label in (
                 "Variant",
-                "Wt",
+                "Verdict",
                 "Units",
                 "Conv",
                 "Rate",
                 "Uplift",
                 "95% CI",
-                "P(beat)",
-                "Verdict",
+                "P>ctl",
             ):
                 table.add_column(label)
             yield table
@@ -295,22 +301,25 @@ class ExperimentDetail(ModalScreen[None]):
         table = self.query_one("#variants", DataTable)
         computed = self.row.computed
         if computed is None:
-            for key, weight in self.row.variants:
-                table.add_row(key, f"{weight:.2f}", DASH, DASH, DASH, DASH, DASH, DASH, "no rollup")
+            for key, _ in self.row.variants:
+                table.add_row(key, "no rollup", DASH, DASH, DASH, DASH, DASH, DASH)
             return
         for v in computed.variants:
             ci = f"{_pct(v.abs_ci[0], True)}..{_pct(v.abs_ci[1], True)}" if v.abs_ci else DASH
-            beat = f"{v.chance_to_beat_control * 100:.1f}%" if v.chance_to_beat_control else DASH
+            beat = (
+                f"{v.chance_to_beat_control * 100:.0f}%"
+                if v.chance_to_beat_control is not None
+                else DASH
+            )
             table.add_row(
                 v.key,
-                f"{v.weight:.2f}",
+                SHORT_VERDICT.get(v.verdict, v.verdict.value),
                 f"{v.units:,}",
                 f"{v.conversions:,}",
                 _pct(v.rate),
                 _pct(v.abs_uplift, True),
                 ci,
                 beat,
-                v.verdict.value,
             )
 
     def _summary(self) -> str:
@@ -406,8 +415,19 @@ class ExperimentsScreen(LiveScreen):
         if row is None:
             detail.update("no experiments yet" if not self.rows else " ")
             return
-        notes = "; ".join(row.computed.notes) if row.computed else "no rollup yet"
-        detail.update(f"[b]{escape(row.key)}[/] {escape(row.name)} · {escape(notes)}")
+        weights = ", ".join(f"{k} {w:g}" for k, w in row.variants)
+        if row.computed is None:
+            facts = "no rollup yet"
+        else:
+            srm = row.computed.srm
+            facts = f"leader {row.computed.leader}" if row.computed.leader else "no leader yet"
+            if srm is not None:
+                facts += f" · SRM {'MISMATCH' if srm.flagged else 'ok'} (p={srm.p_value:.2g})"
+            if row.computed.notes:
+                facts += " · " + "; ".join(row.computed.notes)
+        detail.update(
+            f"[b]{escape(row.key)}[/] {escape(row.name)} · {escape(weights)} · {escape(facts)}"
+        )
 
     @on(DataTable.RowSelected)
     def _row_selected(self) -> None:
