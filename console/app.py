@@ -26,7 +26,9 @@ Adding a screen (the extension point)
    `open_screen(name, argument)` jumps from code; a screen with a `set_argument(arg)` method
    receives what follows the name (`:runs DETROIT_METRO`).
 
-Global keys: `:` command mode, `?` help, `ctrl+p` palette, `esc` back, `q` quit.
+Global keys: `:` command mode, `?` help, `ctrl+p` palette, `esc` back, `q` quit. Any binding
+with an id can be remapped, and the theme chosen, in the console's settings file
+(`~/.config/creatordeck/console.toml`; see console/keymap.py).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ClassVar
 
 from arq.connections import ArqRedis
@@ -42,17 +45,19 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from console.keymap import binding_ids, help_rows, load_config
 from console.screens.command import CommandBar
 from console.screens.connections import ConnectionsScreen
 from console.screens.creators import CreatorsScreen
 from console.screens.dead_letters import DeadLettersScreen
 from console.screens.experiments import ExperimentsScreen
-from console.screens.help import HelpModal, describe
+from console.screens.help import HelpModal
 from console.screens.overview import OverviewScreen
 from console.screens.posts import PostsScreen
 from console.screens.queues import QueuesScreen
 from console.screens.regions import RegionsScreen
 from console.screens.runs import RunsScreen
+from console.themes import DEFAULT_THEME, THEMES
 from engine import queue
 from storage.database import Database
 from storage.settings import Settings
@@ -103,12 +108,33 @@ class CreatordeckApp(App[None]):
 
     BINDINGS: ClassVar = [
         Binding(
-            "colon", "command", "go", key_display=":", tooltip="command mode: jump to a screen"
+            "colon",
+            "command",
+            "go",
+            key_display=":",
+            tooltip="command mode: jump to a screen",
+            id="app.command",
         ),
-        Binding("question_mark", "help", "help", key_display="?", tooltip="this help"),
-        Binding("ctrl+p", "command_palette", "palette", show=False, tooltip="command palette"),
-        Binding("escape", "back", "back / close / clear filter", show=False, key_display="esc"),
-        Binding("q", "quit", "quit"),
+        Binding(
+            "question_mark", "help", "help", key_display="?", tooltip="this help", id="app.help"
+        ),
+        Binding(
+            "ctrl+p",
+            "command_palette",
+            "palette",
+            show=False,
+            tooltip="command palette",
+            id="app.palette",
+        ),
+        Binding(
+            "escape",
+            "back",
+            "back / close / clear filter",
+            show=False,
+            key_display="esc",
+            id="app.back",
+        ),
+        Binding("q", "quit", "quit", id="app.quit"),
     ]
 
     def __init__(
@@ -117,6 +143,7 @@ class CreatordeckApp(App[None]):
         read_only: bool = False,
         clock: Clock | None = None,
         landing: str = LANDING_SCREEN,
+        config_file: Path | None = None,
     ) -> None:
         # The first screen: the Overview, unless asked otherwise (tests written for Regions).
         self.DEFAULT_MODE = landing  # type: ignore[misc]
@@ -128,6 +155,8 @@ class CreatordeckApp(App[None]):
         self._redis: ArqRedis | None = None
         self._redis_lock = asyncio.Lock()
         self._mode_history: list[str] = []
+        # Key bindings and theme from the console's settings file (console.keymap).
+        self.config = load_config(self.known_binding_ids(), config_file)
 
     @property
     def screen_names(self) -> dict[str, str]:
@@ -143,8 +172,27 @@ class CreatordeckApp(App[None]):
                 self._redis = await queue.connect(self.settings, retries=0)
             return self._redis
 
+    def known_binding_ids(self) -> set[str]:
+        ids = binding_ids(self.BINDINGS)
+        for entry in CONSOLE_SCREENS:
+            ids |= binding_ids(getattr(entry.screen, "BINDINGS", ()))
+        return ids
+
     def on_mount(self) -> None:
-        self.theme = "textual-dark"
+        for theme in THEMES:
+            self.register_theme(theme)
+        wanted = self.config.theme or DEFAULT_THEME
+        if wanted not in self.available_themes:
+            self.notify(
+                f"{self.config.path}: no theme {wanted!r}; using {DEFAULT_THEME}",
+                severity="warning",
+            )
+            wanted = DEFAULT_THEME
+        self.theme = wanted
+        if self.config.keys:
+            self.set_keymap(self.config.keys)
+        for error in self.config.errors:
+            self.notify(error, title="console settings", severity="warning", timeout=10)
         self.sub_title = self.settings.redis_prefix
 
     async def on_unmount(self) -> None:
@@ -205,8 +253,9 @@ class CreatordeckApp(App[None]):
         title = getattr(screen, "TITLE", "") or type(screen).__name__
         if self.read_only:
             title += " (read-only: edit keys refuse)"
-        screen_keys = describe(type(screen).BINDINGS)
-        global_keys = describe(self.BINDINGS)
+        keymap = self.config.keys
+        screen_keys = help_rows(type(screen).BINDINGS, keymap)
+        global_keys = help_rows(self.BINDINGS, keymap)
         self.push_screen(HelpModal(title, screen_keys, global_keys))
 
     async def action_back(self) -> None:

@@ -19,8 +19,8 @@ from engine import dead_letters as dead_letter_ops
 from engine import heartbeat, queue_admin
 from engine.platforms.config import get_tracking_settings
 from engine.platforms.registry import build_adapters
-from engine.resilience import CircuitBreaker, RateLimiter
 from engine.queue_admin import JobPage, JobSummary, QueueCounts, WorkerReport
+from engine.resilience import CircuitBreaker, RateLimiter
 from storage.database import Database
 from storage.queries import dead_letters, ingestion
 from storage.queries import runs as run_queries
