@@ -176,3 +176,30 @@ def test_overview_snapshot_80x24(snap_compare: Any, test_settings: Settings) -> 
 
 def test_overview_snapshot_200x60(snap_compare: Any, test_settings: Settings) -> None:
     assert snap_compare(seeded_landing(test_settings), terminal_size=(200, 60), run_before=settled)
+
+
+async def test_heartbeat_lists_live_replicas_and_forgets_stopped_ones(
+    test_settings: Settings, db: Database, redis: Redis
+) -> None:
+    from engine.runtime import Runtime
+
+    arq = await queue.connect(test_settings)
+    rt = Runtime(settings=test_settings, db=db, redis=arq, name="host-b:202")
+    stop = asyncio.Event()
+    task = asyncio.create_task(heartbeat.beat(rt, stop, "worker"))
+    try:
+        deadline = asyncio.get_running_loop().time() + 10
+        while not (found := await heartbeat.replicas(redis, test_settings)):
+            assert asyncio.get_running_loop().time() < deadline, "no heartbeat"
+            await asyncio.sleep(0.02)
+        assert [(r.name, r.role) for r in found] == [("host-b:202", "worker")]
+        # A replica that stopped beating (SIGKILL) drops out once its beat is stale.
+        old = int((datetime.now(UTC).timestamp() - heartbeat.STALE_S - 1) * 1000)
+        await redis.zadd(heartbeat.replicas_key(test_settings), {"host-dead:1": old})
+        assert [r.name for r in await heartbeat.replicas(redis, test_settings)] == ["host-b:202"]
+    finally:
+        stop.set()
+        await task
+        await arq.aclose()
+    # A clean stop says goodbye at once.
+    assert await heartbeat.replicas(redis, test_settings) == ()
