@@ -142,3 +142,18 @@ async def test_oversized_body_is_refused(client: httpx.AsyncClient) -> None:
         headers={"content-type": "application/json"},
     )
     assert response.status_code == 413
+
+
+async def test_offsets_postgres_cannot_parse_are_stored_in_utc(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    # Python accepts +16:00; Postgres refuses offsets past 15:59. Found by the fuzz test.
+    batch = {
+        "sent_at": "2000-01-01T00:00:00Z",
+        "events": [{**event("far", "open"), "timestamp": "2000-01-01T00:00:00+16:00"}],
+    }
+    response = await client.post("/v1/events", json=batch)
+    assert response.status_code == 200, response.text
+    assert response.json()["stored"] == 1
+    [stored] = await _stored(db)
+    assert stored.client_ts == datetime(1999, 12, 31, 8, 0, tzinfo=UTC)

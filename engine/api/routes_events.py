@@ -113,7 +113,12 @@ async def asgi_events(ctx: ApiContext, scope: Any, receive: Any, send: Any) -> N
     if too_large:
         status, body = _error(413, TOO_LARGE)
     else:
-        status, body = await ingest(ctx, b"".join(chunks), received_at)
+        try:
+            status, body = await ingest(ctx, b"".join(chunks), received_at)
+        except Exception as exc:
+            # FastAPI's handler does not see the fast path: log and answer the same way.
+            log.error("api.unexpected", path="/v1/events", error=repr(exc), exc_info=exc)
+            status, body = _error(500, "internal error; see the api's log")
     headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -165,7 +170,8 @@ async def ingest(ctx: ApiContext, raw: bytes, received_at: datetime) -> tuple[in
                 "event_id": event.event_id,
                 "unit_id": event.unit_id,
                 "name": event.name,
-                "ts": event.timestamp,
+                # UTC: Postgres refuses offsets past ±15:59 that Python accepts.
+                "ts": event.timestamp.astimezone(UTC),
                 # Serialised once, by _check; embedded as is.
                 "properties": checked,
             }
