@@ -39,6 +39,7 @@ STATE_STYLES = {
     JobState.GONE: "dim",
 }
 
+ARGS_MIN_WIDTH = 24
 COLUMNS = (
     ("Run at", "run_at", 14),
     ("State", "state", 8),
@@ -165,15 +166,32 @@ class QueuesScreen(LiveScreen):
         self.jobs: tuple[JobSummary, ...] = ()
         self.shown: list[JobSummary] = []
         self.page_size = queue_admin.PAGE_SIZE
+        self._args_width = ARGS_MIN_WIDTH
 
     def compose_body(self) -> ComposeResult:
         yield Static(" ", id="queue-tabs")
         table: DataTable[Text | str] = DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
-        for label, key, width in COLUMNS:
-            table.add_column(label, key=key, width=width)
+        self._add_columns(table, ARGS_MIN_WIDTH)
         yield table
         yield Static(" ", id="detail")
         yield FilterBar("filter this page by id, function, args or state…")
+
+    @staticmethod
+    def _add_columns(table: DataTable[Text | str], args_width: int) -> None:
+        for label, key, width in COLUMNS:
+            table.add_column(label, key=key, width=args_width if key == "args" else width)
+
+    def on_resize(self) -> None:
+        # Wide terminals (200 columns over SSH) give the arguments the room left over.
+        others = sum(width + 2 for _, key, width in COLUMNS if key != "args")
+        args_width = max(ARGS_MIN_WIDTH, self.size.width - others - 4)
+        if args_width != self._args_width:
+            self._args_width = args_width
+            table = self.table
+            table.clear(columns=True)
+            self._add_columns(table, args_width)
+            self.shown = []
+            self._render_table()
 
     @property
     def table(self) -> DataTable[Text | str]:
