@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
 
 import migrations
 from console.environment import resolve
 from console.seeding import run_seed
 from storage.embedded import data_dir
-from storage.settings import Settings
+from storage.settings import EnvMode, Settings
 
 STOP_TIMEOUT_S = 30
 
@@ -49,6 +51,8 @@ def _child_env(settings: Settings) -> dict[str, str]:
     env["DATABASE_URL"] = settings.database_url or ""
     env["REDIS_URL"] = settings.redis_url or ""
     env["REDIS_PREFIX"] = settings.redis_prefix
+    if settings.encryption_key is not None:
+        env["ENCRYPTION_KEY"] = settings.encryption_key.get_secret_value()
     return env
 
 
@@ -83,10 +87,27 @@ def stop_background(children: list[subprocess.Popen[bytes]]) -> None:
             child.kill()
 
 
+def demo_encryption_key(settings: Settings, folder: Path) -> Settings:
+    """ENCRYPTION_KEY from the environment, else a local key kept beside the demo's data.
+
+    Only the demo does this (never `ENV=prod`): it lets the demo publish out of the box.
+    """
+    if settings.encryption_key is not None or settings.env == EnvMode.PROD:
+        return settings
+    path = folder / "demo-encryption.key"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(Fernet.generate_key().decode())
+    key = path.read_text().strip()
+    os.environ["ENCRYPTION_KEY"] = key
+    return settings.model_copy(update={"encryption_key": SecretStr(key)})
+
+
 def run_demo() -> int:
     _step("starting Postgres and Redis (embedded when DATABASE_URL / REDIS_URL are unset)")
     settings = resolve()
     folder = data_dir(settings.data_dir)
+    settings = demo_encryption_key(settings, folder)
     _step("migrating the database")
     migrations.upgrade(settings.database_url or "")
     _step("seeding demo data")

@@ -36,6 +36,12 @@ async def run_seed(settings: Settings, demo: bool = False) -> int:
             from console.seed_creators import seed_demo_creators
 
             await seed_demo_creators(db, now)
+            from console.seed_posts import seed_demo_posts
+
+            await seed_demo_posts(settings, now)
+            from engine.experiments.demo import seed_demo as seed_demo_experiments
+
+            await seed_demo_experiments(db)
         return inserted
     finally:
         await db.dispose()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from engine import logs, publish_queue, queue
+from engine import logs, metrics, publish_queue, queue
 from engine.runtime import Runtime
 from storage.database import REGIONS_CHANNEL, listen
 from storage.models import CatchupPolicy, Region, RunStatus
@@ -172,6 +172,7 @@ async def reconcile(
                 error="no engine ran at this fire time",
             )
     report.enqueued = await queue.enqueue_ticks(rt.redis, rt.settings, to_enqueue)
+    metrics.TICKS.labels("missed").inc(report.missed)
     return report
 
 

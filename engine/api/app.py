@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -9,8 +10,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from engine import logs
+from engine import logs, metrics
 from engine.api import routes_assignment, routes_events, routes_health, routes_metrics
 from engine.api.context import ApiContext
 from engine.api.schemas import (
@@ -36,17 +38,66 @@ The creatordeck API for the mobile app and the dashboard.
 """
 
 
+# Route labels for metrics: known paths as they are, anything else as "other" (bounded labels).
+ROUTES = frozenset(
+    {
+        "/health",
+        "/metrics",
+        "/openapi.json",
+        "/v1/assignment",
+        "/v1/events",
+        "/v1/metrics/summary",
+        "/v1/metrics/daily",
+        "/v1/metrics/experiments",
+        "/v1/metrics/funnels",
+    }
+)
+
+
 class FastPath:
-    """`POST /v1/events` straight to its ASGI handler; everything else to FastAPI."""
+    """`POST /v1/events` straight to its ASGI handler, `/metrics` to Prometheus' exposition,
+    everything else to FastAPI; every request counted and timed."""
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"] == "/v1/events" and scope["method"] == "POST":
-            await routes_events.asgi_events(self.app.state.ctx, scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        path = scope["path"]
+        route = path if path in ROUTES else "other"
+        status = 500
+        started = time.perf_counter()
+
+        async def counting_send(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            if path == "/v1/events" and scope["method"] == "POST":
+                await routes_events.asgi_events(self.app.state.ctx, scope, receive, counting_send)
+            elif path == "/metrics":
+                await _metrics(counting_send)
+            else:
+                await self.app(scope, receive, counting_send)
+        finally:
+            metrics.API_REQUESTS.labels(route, scope["method"], str(status)).inc()
+            metrics.API_LATENCY.labels(route).observe(time.perf_counter() - started)
+
+
+async def _metrics(send: Any) -> None:
+    body = metrics.exposition()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", CONTENT_TYPE_LATEST.encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def create_app(settings: Settings, ctx: ApiContext | None = None) -> FastPath:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
-from engine import logs
+from engine import logs, metrics
 from engine.api.context import ApiContext
 from engine.api.schemas import (
     MAX_AGE_DAYS,
@@ -190,7 +190,10 @@ async def ingest(ctx: ApiContext, raw: bytes, received_at: datetime) -> tuple[in
         "refused": refused,
         "skew_seconds": skew.total_seconds(),
     }
+    metrics.EVENTS.labels("accepted").inc(stored)
+    metrics.EVENTS.labels("duplicate").inc(len(valid) - stored)
     if refused:
+        metrics.EVENTS.labels("refused").inc(len(refused))
         log.info("events.refused", received=len(items), refused=len(refused))
     return (200 if valid else 422), orjson.dumps(body)
 

@@ -1024,3 +1024,7 @@ async def status_counts(session: AsyncSession) -> dict[str, int]:
         select(Publication.status, func.count()).group_by(Publication.status)
     )
     return {status: int(count) for status, count in rows.all()}
+
+
+async def count_posts(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Post)) or 0)
