@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
-from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
+from arq.constants import job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 
 from storage.settings import Settings
@@ -147,17 +147,12 @@ class QueueDepth:
 
 
 async def queue_depth(redis: ArqRedis, settings: Settings, queue: str = TICKS) -> QueueDepth:
-    name = queue_name(settings, queue)
-    now_ms = int(time.time() * 1000)
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.zcount(name, "-inf", now_ms)
-        pipe.zcount(name, f"({now_ms}", "+inf")
-        due, deferred = await pipe.execute()
-    running = 0
-    pattern = f"{in_progress_key_prefix}{settings.redis_prefix}:*"
-    async for _ in redis.scan_iter(match=pattern, count=1000):
-        running += 1
-    return QueueDepth(ready=max(int(due) - running, 0), deferred=int(deferred), running=running)
+    """Ready / deferred / running of one queue in one round trip (no keyspace SCAN)."""
+    # queue_admin owns the counting script and imports this module, hence the late import.
+    from engine import queue_admin
+
+    counted = await queue_admin.counts(redis, settings, queue)
+    return QueueDepth(ready=counted.ready, deferred=counted.deferred, running=counted.running)
 
 
 async def engine_health(redis: ArqRedis, settings: Settings) -> str | None:

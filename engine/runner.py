@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from arq.worker import Worker
 
-from engine import logs, metrics, queue
+from engine import heartbeat, logs, metrics, queue
 from engine.runtime import Runtime
 from engine.scheduler import Scheduler
 from engine.worker import (
@@ -115,7 +115,7 @@ async def run_engine(
     rt = await connect(settings, stop)
     if rt is None:
         return 0
-    tasks = []
+    tasks = [asyncio.create_task(heartbeat.beat(rt, stop, role.value))]
     if role in (Role.ALL, Role.SCHEDULER):
         tasks.append(asyncio.create_task(Scheduler(rt).run(stop)))
     if role in (Role.ALL, Role.WORKER):

@@ -27,6 +27,8 @@ from storage.models import Base
 from storage.settings import Settings
 
 RUN_ID = uuid.uuid4().hex[:8]
+# The console reads an operator's settings file; tests must not depend on the developer's.
+os.environ["CREATORDECK_CONSOLE_CONFIG"] = os.devnull + ".absent"
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,8 @@
    and the ledger says why. A platform without credentials is skipped, and counted.
 3. The tick waits (up to 80% of its time limit) until each of its batches is done or has
    reported that it waits to try again (breaker, quota, transient errors), and does not wait
-   for batches enqueued behind an open breaker. Then it returns the ledger counts: creators_due, fetched, not_modified, failed (gone, needs_auth), api_calls,
+   for batches enqueued behind an open breaker. Then it returns the ledger counts:
+   creators_due, fetched, not_modified, failed (gone, needs_auth), api_calls,
    batches / batches_done, and the first errors. Batches that end later still add their
    counts to the run row (engine.jobs.fetch).
 """
