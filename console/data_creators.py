@@ -5,6 +5,7 @@ engine.resilience; the screens call these from Textual workers.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -65,14 +66,16 @@ class PlatformHealth:
     paused_for_s: float
 
 
-_limiters: dict[str, RateLimiter] = {}
+# One rate-limiter reader per Redis pool: its `limits` storage holds connections bound to the
+# pool's event loop, so it must not outlive the app (a new console, or a test, gets its own).
+_limiters: weakref.WeakKeyDictionary[ArqRedis, RateLimiter] = weakref.WeakKeyDictionary()
 
 
 async def load_platform_health(redis: ArqRedis, settings: Settings) -> tuple[PlatformHealth, ...]:
-    """Breaker state and quota use of every configured platform."""
-    limiter = _limiters.get(settings.redis_prefix)
+    """Breaker state and quota use of every configured platform (engine.resilience)."""
+    limiter = _limiters.get(redis)
     if limiter is None:
-        limiter = _limiters[settings.redis_prefix] = RateLimiter(redis, settings)
+        limiter = _limiters[redis] = RateLimiter(redis, settings)
     found = []
     for name, adapter in sorted(build_adapters(get_tracking_settings()).items()):
         status = await CircuitBreaker(redis, settings, name).status()

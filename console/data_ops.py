@@ -7,7 +7,6 @@ Loaded through `engine.queue_admin` / `engine.heartbeat` (the arq seam), `storag
 from __future__ import annotations
 
 import asyncio
-import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,12 +14,10 @@ from arq.connections import ArqRedis
 
 from console.data import NextRunCache, load_regions
 from console.data_creators import PlatformHealth
+from console.data_creators import load_platform_health as load_platforms
 from engine import dead_letters as dead_letter_ops
 from engine import heartbeat, queue_admin
-from engine.platforms.config import get_tracking_settings
-from engine.platforms.registry import build_adapters
 from engine.queue_admin import JobPage, JobSummary, QueueCounts, WorkerReport
-from engine.resilience import CircuitBreaker, RateLimiter
 from storage.database import Database
 from storage.queries import dead_letters, ingestion
 from storage.queries import runs as run_queries
@@ -71,35 +68,6 @@ async def requeue_dead_letters(
     return await dead_letter_ops.requeue(
         db, redis, settings, [letter.id for letter in letters], actor=actor
     )
-
-
-# One rate-limiter reader per Redis pool: its `limits` storage holds connections bound to the
-# pool's event loop, so it must not outlive the app (a new console, or a test, gets its own).
-_limiters: weakref.WeakKeyDictionary[ArqRedis, RateLimiter] = weakref.WeakKeyDictionary()
-
-
-async def load_platforms(redis: ArqRedis, settings: Settings) -> tuple[PlatformHealth, ...]:
-    """Breaker state and quota use of every configured platform (engine.resilience)."""
-    limiter = _limiters.get(redis)
-    if limiter is None:
-        limiter = _limiters[redis] = RateLimiter(redis, settings)
-    found = []
-    for name, adapter in sorted(build_adapters(get_tracking_settings()).items()):
-        status = await CircuitBreaker(redis, settings, name).status()
-        usage = await limiter.usage(adapter.quota, adapter.token_id)
-        found.append(
-            PlatformHealth(
-                platform=name,
-                breaker=status.state.value,
-                reason=status.reason,
-                open_until=status.open_until,
-                used=usage.used,
-                limit=usage.limit,
-                per_s=usage.per_s,
-                paused_for_s=usage.paused_for_s,
-            )
-        )
-    return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,15 +10,12 @@ import time
 from dataclasses import dataclass
 
 from arq.connections import ArqRedis
-from arq.constants import job_key_prefix, result_key_prefix
-from arq.jobs import serialize_job
 
 from engine import queue
 from storage.settings import Settings
 
 FETCH = "fetch"
 FETCH_FUNCTION = "fetch_batch"
-CHUNK = 2000
 
 
 def queue_name(settings: Settings) -> str:
@@ -54,27 +51,18 @@ class FetchRequest:
 
 
 async def enqueue_fetches(redis: ArqRedis, settings: Settings, jobs: list[FetchRequest]) -> int:
-    """Enqueue fetch jobs in pipelined chunks; an id already queued, running or done is kept."""
-    if not jobs:
-        return 0
-    name = queue_name(settings)
+    """Enqueue fetch jobs; an id already queued, running or done is kept."""
     now_ms = int(time.time() * 1000)
-    script = redis.register_script(queue._ENQUEUE_IF_ABSENT)
-    added = 0
-    for start in range(0, len(jobs), CHUNK):
-        async with redis.pipeline(transaction=False) as pipe:
-            for job in jobs[start : start + CHUNK]:
-                score = max(job.defer_until_ms or now_ms, now_ms)
-                payload = serialize_job(FETCH_FUNCTION, job.args(), {}, None, now_ms)
-                expires = score - now_ms + queue.EXPIRES_EXTRA_MS
-                await script(
-                    keys=[job_key_prefix + job.job_id, result_key_prefix + job.job_id, name],
-                    args=[payload, score, expires, job.job_id],
-                    client=pipe,
-                )
-            results = await pipe.execute()
-        added += sum(int(r) for r in results)
-    return added
+    return await queue.enqueue_if_absent(
+        redis,
+        queue_name(settings),
+        (
+            queue.NewJob(
+                job.job_id, FETCH_FUNCTION, job.args(), max(job.defer_until_ms or now_ms, now_ms)
+            )
+            for job in jobs
+        ),
+    )
 
 
 async def depth(redis: ArqRedis, settings: Settings) -> queue.QueueDepth:

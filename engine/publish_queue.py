@@ -8,13 +8,11 @@ still runs finds itself stale. Same rules as `engine.queue` for ticks.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from arq.connections import ArqRedis
-from arq.constants import job_key_prefix, result_key_prefix
-from arq.jobs import serialize_job
+from arq.constants import job_key_prefix
 
 from engine import logs, queue
 from engine.runtime import Runtime
@@ -60,30 +58,19 @@ def parse_publish_job_id(settings: Settings, job_id: str) -> tuple[int, int] | N
 
 async def enqueue_publications(redis: ArqRedis, settings: Settings, jobs: list[JobRef]) -> int:
     """Enqueue deferred publish jobs; an id that exists (queued, running or done) is left alone."""
-    if not jobs:
-        return 0
-    name = queue_name(settings)
-    now_ms = int(time.time() * 1000)
-    # The tick seam's "enqueue if absent" rule, one round trip per chunk.
-    script = redis.register_script(queue._ENQUEUE_IF_ABSENT)
-    added = 0
-    for start in range(0, len(jobs), CHUNK):
-        async with redis.pipeline(transaction=False) as pipe:
-            for job in jobs[start : start + CHUNK]:
-                job_id = publish_job_id(settings, job.publication_id, job.generation)
-                score = max(int(job.due_at.timestamp() * 1000), 0)
-                payload = serialize_job(
-                    PUBLISH_FUNCTION, (job.publication_id, job.generation), {}, None, now_ms
-                )
-                expires = max(score - now_ms, 0) + queue.EXPIRES_EXTRA_MS
-                await script(
-                    keys=[job_key_prefix + job_id, result_key_prefix + job_id, name],
-                    args=[payload, score, expires, job_id],
-                    client=pipe,
-                )
-            results = await pipe.execute()
-        added += sum(int(r) for r in results)
-    return added
+    return await queue.enqueue_if_absent(
+        redis,
+        queue_name(settings),
+        (
+            queue.NewJob(
+                publish_job_id(settings, job.publication_id, job.generation),
+                PUBLISH_FUNCTION,
+                (job.publication_id, job.generation),
+                max(int(job.due_at.timestamp() * 1000), 0),
+            )
+            for job in jobs
+        ),
+    )
 
 
 async def remove_publish_jobs(

@@ -6,8 +6,10 @@ The rest of the code speaks of ticks; only this module knows arq's Redis keys.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.constants import job_key_prefix, result_key_prefix
@@ -17,6 +19,7 @@ from storage.settings import Settings
 
 TICKS = "ticks"
 TICK_FUNCTION = "tick"
+CHUNK = 2000  # jobs per pipelined round trip
 # A job not started within a day of its time is dropped; the scheduler re-creates what is owed.
 EXPIRES_EXTRA_MS = 86_400_000
 
@@ -89,36 +92,56 @@ class TickRequest:
     manual: bool = False
 
 
-async def enqueue_ticks(redis: ArqRedis, settings: Settings, ticks: list[TickRequest]) -> int:
-    """Enqueue deferred tick jobs; an id that exists (queued, running or done) is left alone."""
-    if not ticks:
-        return 0
-    queue = queue_name(settings)
-    now_ms = int(time.time() * 1000)
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """An arq job to create unless its id exists: what every queue of ours enqueues."""
+
+    job_id: str
+    function: str
+    args: tuple[Any, ...]
+    run_at_ms: int
+
+
+async def enqueue_if_absent(redis: ArqRedis, queue: str, jobs: Iterable[NewJob]) -> int:
+    """Create jobs whose id has no job and no result yet (arq's rule), a chunk per round trip.
+
+    Returns how many were created; the rest already existed (queued, running or done).
+    """
     script = redis.register_script(_ENQUEUE_IF_ABSENT)
+    now_ms = int(time.time() * 1000)
+    pending = list(jobs)
     added = 0
-    chunk = 2000
-    for start in range(0, len(ticks), chunk):
+    for start in range(0, len(pending), CHUNK):
         async with redis.pipeline(transaction=False) as pipe:
-            for tick in ticks[start : start + chunk]:
-                job_id = tick_job_id(settings, tick.region_code, tick.fire, tick.manual)
-                score = now_ms if tick.manual else int(tick.fire.timestamp() * 1000)
-                payload = serialize_job(
-                    TICK_FUNCTION,
-                    (tick.region_code, int(tick.fire.timestamp()), tick.manual),
-                    {},
-                    None,
-                    now_ms,
-                )
-                expires = max(score - now_ms, 0) + EXPIRES_EXTRA_MS
+            for job in pending[start : start + CHUNK]:
+                payload = serialize_job(job.function, job.args, {}, None, now_ms)
+                expires = max(job.run_at_ms - now_ms, 0) + EXPIRES_EXTRA_MS
                 await script(
-                    keys=[job_key_prefix + job_id, result_key_prefix + job_id, queue],
-                    args=[payload, score, expires, job_id],
+                    keys=[job_key_prefix + job.job_id, result_key_prefix + job.job_id, queue],
+                    args=[payload, job.run_at_ms, expires, job.job_id],
                     client=pipe,
                 )
             results = await pipe.execute()
         added += sum(int(r) for r in results)
     return added
+
+
+async def enqueue_ticks(redis: ArqRedis, settings: Settings, ticks: list[TickRequest]) -> int:
+    """Enqueue deferred tick jobs; an id that exists (queued, running or done) is left alone."""
+    now_ms = int(time.time() * 1000)
+    return await enqueue_if_absent(
+        redis,
+        queue_name(settings),
+        (
+            NewJob(
+                job_id=tick_job_id(settings, tick.region_code, tick.fire, tick.manual),
+                function=TICK_FUNCTION,
+                args=(tick.region_code, int(tick.fire.timestamp()), tick.manual),
+                run_at_ms=now_ms if tick.manual else int(tick.fire.timestamp() * 1000),
+            )
+            for tick in ticks
+        ),
+    )
 
 
 async def pending_ticks(redis: ArqRedis, settings: Settings) -> list[TickRef]:
