@@ -40,19 +40,13 @@ FETCH_RESULTS = Counter(
 )
 PUBLISH_RESULTS = Counter(
     "creatordeck_publish_results",
-    "Publication attempts by platform and outcome",
-    ["platform", "outcome"],
+    "Publish jobs by outcome (published, failed, unknown, deferred, retry, dropped, …)",
+    ["outcome"],
     registry=REGISTRY,
 )
 BREAKER_OPEN = Gauge(
     "creatordeck_breaker_open",
     "1 while a platform's circuit breaker is open (0.5 half-open, 0 closed)",
-    ["platform"],
-    registry=REGISTRY,
-)
-QUOTA_USED = Gauge(
-    "creatordeck_quota_used_ratio",
-    "Share of a platform's rate-limit window used",
     ["platform"],
     registry=REGISTRY,
 )

@@ -229,3 +229,26 @@ async def test_retrying_honours_retry_after_and_gives_up_on_permanent() -> None:
                 long_wait.append(1)
                 raise TransientFailure("slow down", status=429, retry_after_s=120)
     assert len(long_wait) == 1
+
+
+async def test_breaker_state_is_exported_to_prometheus(
+    redis: Redis, test_settings: Settings
+) -> None:
+    from engine import metrics
+
+    def exported() -> float | None:
+        return metrics.REGISTRY.get_sample_value(
+            "creatordeck_breaker_open", {"platform": "instagram"}
+        )
+
+    breaker = CircuitBreaker(redis, test_settings, "instagram", FAST)
+    await breaker.record_success(await breaker.allow())
+    assert exported() == 0.0
+    for _ in range(4):
+        await breaker.record_failure(await breaker.allow())
+        if exported() == 1.0:
+            break
+    assert exported() == 1.0
+    await breaker.reset()
+    await breaker.status()
+    assert exported() == 0.0

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from engine import logs
+from engine import logs, metrics
 from engine.platforms.caller import FetchOutcome, PlatformCaller
 from engine.platforms.config import TrackingSettings, get_tracking_settings
 from engine.resilience import AuthFailure, Failure, NotFound
@@ -148,6 +148,12 @@ async def run_fetch(
         for cid, why in outcome.deferred.items():
             letters.append(_letter(by_id[cid], f"gave up after the last try: {why}", slot_ts))
         gave_up = len(outcome.deferred)
+    for outcome_name, count in (
+        ("fetched", len(samples)),
+        ("not_modified", len(result.not_modified)),
+        ("failed", len(result.failures) + gave_up),
+    ):
+        metrics.FETCH_RESULTS.labels(platform, outcome_name).inc(count)
     counts = {
         "fetched": len(samples),
         "not_modified": len(result.not_modified),

@@ -28,7 +28,7 @@ import httpx
 from arq.worker import Retry
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from engine import logs, publish_queue
+from engine import logs, metrics, publish_queue
 from engine.publishers import build_publishers
 from engine.publishers.base import Published, Publisher, PublishRequest
 from engine.resilience import (
@@ -117,7 +117,9 @@ async def publish(ctx: dict[str, Any], publication_id: int, generation: int) -> 
     """arq entry point; the result word says what became of this publication."""
     pc: PublishContext = ctx["publishing"]
     try:
-        return await run_publication(pc, publication_id, generation)
+        outcome = await run_publication(pc, publication_id, generation)
+        metrics.PUBLISH_RESULTS.labels(outcome).inc()
+        return outcome
     except DB_DOWN_ERRORS as exc:
         log.warning("publish.db_unavailable", publication=publication_id, error=str(exc))
         raise Retry(defer=min(5 * ctx.get("job_try", 1), 60)) from exc

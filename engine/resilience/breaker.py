@@ -31,6 +31,7 @@ from enum import StrEnum
 
 from redis.asyncio import Redis
 
+from engine import metrics
 from storage.redis import key
 from storage.settings import Settings
 
@@ -102,6 +103,12 @@ end
 return 'closed'
 """
 )
+
+
+def _export(platform: str, state: BreakerState) -> None:
+    """The state as this process last saw it, for Prometheus (1 open, 0.5 half-open, 0 closed)."""
+    level = {BreakerState.OPEN: 1.0, BreakerState.HALF_OPEN: 0.5}.get(state, 0.0)
+    metrics.BREAKER_OPEN.labels(platform).set(level)
 
 
 class BreakerState(StrEnum):
@@ -205,12 +212,15 @@ class CircuitBreaker:
                 reason,
             ],
         )
-        return BreakerState(result.decode() if isinstance(result, bytes) else result)
+        state = BreakerState(result.decode() if isinstance(result, bytes) else result)
+        _export(self.platform, state)
+        return state
 
     async def status(self) -> BreakerStatus:
         raw = await self.redis.hgetall(self.key)  # type: ignore[misc]
         fields = {k.decode(): v for k, v in raw.items()}
         state = BreakerState(fields.get("state", b"closed").decode())
+        _export(self.platform, state)
         reason = fields.get("reason")
         return BreakerStatus(
             platform=self.platform,
