@@ -86,9 +86,19 @@ class Database:
         self.url = url or settings.database_url or ""
         self.engine = create_engine(settings, self.url, **engine_kwargs)
         self.sessions = sessionmaker(self.engine)
+        self.autocommit_sessions = sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
 
     def session(self) -> AsyncSession:
         return self.sessions()
+
+    def autocommit(self) -> AsyncSession:
+        """A session whose statements commit one by one: no BEGIN/COMMIT round trips.
+
+        For hot paths made of single, self-contained statements (a claim, a finish).
+        """
+        return self.autocommit_sessions()
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

@@ -50,7 +50,7 @@ def plan_batches(due: list[tuple[int, str]], batch_size: int) -> list[tuple[str,
 
 async def refresh_region(rt: Runtime, region: Region, run_id: int) -> dict[str, Any]:
     tracking = get_tracking_settings()
-    async with rt.db.session() as session:
+    async with rt.db.autocommit() as session:  # two reads: no transaction round trips
         run = await session.get(JobRun, run_id)
         if run is None:
             return {"creators_due": 0}

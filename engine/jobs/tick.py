@@ -40,7 +40,8 @@ async def tick(ctx: dict[str, Any], region_code: str, fire_ts: int, manual: bool
 
 
 async def run_tick(rt: Runtime, region_code: str, fire: datetime, job_id: str, manual: bool) -> str:
-    async with rt.db.session() as session:
+    # Single statements on autocommit sessions: a tick is a few round trips, not a dozen.
+    async with rt.db.autocommit() as session:
         region = await regions.get_region(session, region_code)
     if region is None:
         log.info("tick.region_gone", region=region_code, job_id=job_id)
@@ -124,7 +125,7 @@ async def _release_buffer_slot(rt: Runtime, region_code: str, job_id: str) -> No
 
 
 async def _run_owned(rt: Runtime, region: Region, fire: datetime, job_id: str, manual: bool) -> str:
-    async with rt.db.session() as session:
+    async with rt.db.autocommit() as session:
         claim = await runs.claim(
             session,
             kind=runs.TICK,
@@ -152,11 +153,11 @@ async def _run_owned(rt: Runtime, region: Region, fire: datetime, job_id: str, m
     except DB_DOWN_ERRORS:
         raise
     except Exception as exc:
-        async with rt.db.session() as session:
+        async with rt.db.autocommit() as session:
             await runs.finish(session, claim.run_id, status=RunStatus.FAILED, error=repr(exc))
         bound.exception("tick.failed")
         return "failed"
-    async with rt.db.session() as session:
+    async with rt.db.autocommit() as session:
         await runs.finish(session, claim.run_id, status=RunStatus.OK, counts=counts)
     elapsed_ms = round((asyncio.get_running_loop().time() - started) * 1000)
     bound.info("tick.ok", duration_ms=elapsed_ms, **counts)
