@@ -15,16 +15,20 @@ import asyncio
 import os
 import random
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import asyncpg
-import httpx
 import orjson
 
-from bench.events_ingest import _children, _cpu_seconds, _free_port, _postgres_cpu
-from bench.support import bench_settings, percentile
+from bench.support import (
+    bench_settings,
+    children,
+    cpu_seconds,
+    percentile,
+    postgres_cpu,
+    start_api,
+)
 from storage.database import plain_dsn
 from storage.settings import Settings
 
@@ -126,51 +130,17 @@ def main() -> None:
     args = parser.parse_args()
     with bench_settings() as settings:
         asyncio.run(seed(settings))
-        port = _free_port()
-        env = dict(os.environ)
-        env.update(
-            DATABASE_URL=settings.database_url or "",
-            REDIS_URL=settings.redis_url or "",
-            REDIS_PREFIX=settings.redis_prefix,
-            LOG_LEVEL="WARNING",
-            DB_POOL_SIZE=str(max(args.connections, 4)),
-        )
-        api = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "console.cli",
-                "api",
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
-            ],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        api, port = start_api(settings, args.workers, max(args.connections, 4))
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if api.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the api did not start")
-                time.sleep(0.2)
             warm, measured = build(args.requests, args.repeat, port)
             asyncio.run(drive(port, warm, args.connections))
-            pids = [api.pid, *_children(api.pid)]
-            api_before = sum(_cpu_seconds(p) for p in pids)
-            pg_before = _postgres_cpu()
+            pids = [api.pid, *children(api.pid)]
+            api_before = sum(cpu_seconds(p) for p in pids)
+            pg_before = postgres_cpu()
             load_before = os.getloadavg()[0]
             elapsed, latencies, new = asyncio.run(drive(port, measured, args.connections))
-            api_cpu = sum(_cpu_seconds(p) for p in pids) - api_before
-            pg_cpu = _postgres_cpu() - pg_before
+            api_cpu = sum(cpu_seconds(p) for p in pids) - api_before
+            pg_cpu = postgres_cpu() - pg_before
             load_after = os.getloadavg()[0]
         finally:
             api.terminate()

@@ -15,19 +15,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
-import httpx
 import orjson
 
-from bench.support import bench_settings, percentile
+from bench.support import (
+    bench_settings,
+    children,
+    cpu_seconds,
+    percentile,
+    postgres_cpu,
+    start_api,
+)
 from storage.database import plain_dsn
 from storage.settings import Settings
 
@@ -35,40 +39,6 @@ ROOT = Path(__file__).resolve().parents[1]
 BATCH = 100
 UNITS = 20_000
 NAMES = ("app_open", "screen_view", "tap", "add_to_cart", "purchase")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
-
-
-def _children(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
-
-
-def _postgres_pids() -> list[int]:
-    out = subprocess.run(["pgrep", "-x", "postgres"], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
-
-
-def _postgres_cpu() -> float:
-    """CPU seconds of every local postgres process (shared with other users of the server)."""
-    total = 0.0
-    for pid in _postgres_pids():
-        try:
-            total += _cpu_seconds(pid)
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return total
 
 
 def build_requests(batches: int, port: int, units_per_batch: int) -> list[bytes]:
@@ -183,55 +153,21 @@ def main() -> None:
 
     with bench_settings() as settings:
         asyncio.run(seed_assignments(settings))
-        port = _free_port()
-        env = dict(os.environ)
-        env.update(
-            DATABASE_URL=settings.database_url or "",
-            REDIS_URL=settings.redis_url or "",
-            REDIS_PREFIX=settings.redis_prefix,
-            LOG_LEVEL="WARNING",
-            DB_POOL_SIZE=str(max(args.connections, 4)),
-        )
-        api = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "console.cli",
-                "api",
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
-            ],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        api, port = start_api(settings, args.workers, max(args.connections, 4))
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if api.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the api did not start")
-                time.sleep(0.2)
             print(f"building {batches} batches of {BATCH} events …", flush=True)
             warm = build_requests(args.warmup_batches, port, args.units_per_batch)
             requests = build_requests(batches, port, args.units_per_batch)
             asyncio.run(drive(port, warm, args.connections))
-            api_pids = [api.pid, *_children(api.pid)]
-            cpu_before = sum(_cpu_seconds(p) for p in api_pids)
-            pg_before = _postgres_cpu()
+            api_pids = [api.pid, *children(api.pid)]
+            cpu_before = sum(cpu_seconds(p) for p in api_pids)
+            pg_before = postgres_cpu()
             load_before = os.getloadavg()
             own_before = time.process_time()
             elapsed, latencies, stored = asyncio.run(drive(port, requests, args.connections))
             own_cpu = time.process_time() - own_before
-            api_cpu = sum(_cpu_seconds(p) for p in api_pids) - cpu_before
-            pg_cpu = _postgres_cpu() - pg_before
+            api_cpu = sum(cpu_seconds(p) for p in api_pids) - cpu_before
+            pg_cpu = postgres_cpu() - pg_before
             load_after = os.getloadavg()
             rows = asyncio.run(count_rows(settings))
         finally:

@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 
-from bench.support import bench_settings, machine, summary
+from bench.support import bench_settings, free_port, machine, summary, wait_http
 from engine import publish_queue
 from engine.runtime import Runtime
 from storage.crypto import TokenCipher
@@ -55,13 +54,6 @@ FAULTS = {
 NO_FAULTS = {"rate": 0.0, "honour_idempotency": False}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def http(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(
@@ -69,18 +61,6 @@ def http(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
     )
     with urllib.request.urlopen(req, timeout=10) as response:  # loopback only
         return json.loads(response.read())
-
-
-def wait_http(url: str, deadline_s: float = 20) -> None:
-    end = time.monotonic() + deadline_s
-    while True:
-        try:
-            http("GET", url)
-            return
-        except OSError:
-            if time.monotonic() > end:
-                raise
-            time.sleep(0.1)
 
 
 async def prepare(settings: Settings, posts: int, accounts: int, due: datetime) -> None:

@@ -25,30 +25,19 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import asyncpg
 import httpx
 
-from bench.support import bench_settings, machine
+from bench.support import bench_settings, cpu_seconds, free_port, machine, wait_http
 from engine import queue
 from storage.database import plain_dsn
 from storage.settings import Settings
-
-
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a live process (0 when it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _backend_pids(conn: asyncpg.Connection) -> list[int]:
@@ -57,12 +46,6 @@ async def _backend_pids(conn: asyncpg.Connection) -> list[int]:
         "AND pid <> pg_backend_pid()"
     )
     return [int(r["pid"]) for r in rows]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -186,8 +169,8 @@ async def _run_scenario(
     conn = await asyncpg.connect(plain_dsn(settings.database_url or ""))
     try:
         # Postgres backends of the bench database (the engines' pools are open by now).
-        backends_before = {p: _cpu_s(p) for p in await _backend_pids(conn)}
-        cpu_before = {name: sum(_cpu_s(p) for p in group) for name, group in pids.items()}
+        backends_before = {p: cpu_seconds(p) for p in await _backend_pids(conn)}
+        cpu_before = {name: sum(cpu_seconds(p) for p in group) for name, group in pids.items()}
         fire = datetime.now(UTC).replace(microsecond=0)
         slot = datetime.fromtimestamp(int(fire.timestamp()) // 60 * 60, UTC)
         started = time.perf_counter()
@@ -203,12 +186,12 @@ async def _run_scenario(
             await asyncio.sleep(0.05)
         seconds = time.perf_counter() - started
         cpu = {
-            name: round(sum(_cpu_s(p) for p in group) - cpu_before[name], 2)
+            name: round(sum(cpu_seconds(p) for p in group) - cpu_before[name], 2)
             for name, group in pids.items()
         }
         # Backends opened during the run count whole (they were born in it).
         cpu["postgres"] = round(
-            sum(_cpu_s(p) - backends_before.get(p, 0.0) for p in await _backend_pids(conn)), 2
+            sum(cpu_seconds(p) - backends_before.get(p, 0.0) for p in await _backend_pids(conn)), 2
         )
         fresh = await _fresh(conn, region, slot)
         load = machine()
@@ -268,12 +251,12 @@ def main() -> None:
         for scenario in scenarios:
             asyncio.run(_seed(settings, f"BENCH_{scenario.upper()}", sizes[scenario], offset))
             offset += sizes[scenario]
-        port = _free_port()
+        port = free_port()
         mock_url = f"http://127.0.0.1:{port}"
         # A slot of an hour: the platform's numbers (and ETags) do not move during the run.
         mock = _start(["mockstagram", "--port", str(port), "--slot-s", "3600"], _env(settings))
         try:
-            _wait_http(mock_url + "/health")
+            wait_http(mock_url + "/health")
             for scenario in scenarios:
                 batch = 1 if scenario == "off" else args.batch_size
                 env = _env(
@@ -303,18 +286,6 @@ def main() -> None:
                 print(result.show(), flush=True)
         finally:
             _stop([mock])
-
-
-def _wait_http(url: str, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {timeout_s}s")
 
 
 if __name__ == "__main__":

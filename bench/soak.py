@@ -22,11 +22,9 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -39,16 +37,11 @@ import httpx
 from cryptography.fernet import Fernet
 
 import migrations
+from bench.support import free_port, wait_http
 from storage.database import plain_dsn
 from storage.embedded import EmbeddedServers
 
 SETTLE_S = 90
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def say(message: str) -> None:
@@ -328,18 +321,6 @@ async def soak(args: argparse.Namespace, stack: Stack, codes: list[str]) -> None
     print("INVARIANTS HOLD" if not failed else "INVARIANT BROKEN")
     if failed:
         raise SystemExit(1)
-
-
-def wait_http(url: str, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {timeout_s}s")
 
 
 def main() -> None:

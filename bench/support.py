@@ -5,14 +5,20 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+import httpx
 from sqlalchemy.engine import make_url
 
 import migrations
@@ -30,7 +36,7 @@ async def _admin(url: str, sql: str) -> None:
 
 
 @contextmanager
-def bench_settings(**overrides: object) -> Iterator[Settings]:
+def bench_settings(**overrides: Any) -> Iterator[Settings]:
     """Settings pointing at a throw-away database and key prefix; both removed afterwards."""
     database_url = os.environ.get("DATABASE_URL")
     redis_url = os.environ.get("REDIS_URL")
@@ -52,7 +58,7 @@ def bench_settings(**overrides: object) -> Iterator[Settings]:
         redis_prefix=f"cdbench-{run}",
         _env_file=None,
         **overrides,
-    )  # type: ignore[call-arg]
+    )
     try:
         yield settings
     finally:
@@ -93,3 +99,79 @@ def summary(values: list[float]) -> str:
 def machine() -> str:
     load = os.getloadavg()
     return f"{os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, timeout_s: float = 30.0) -> None:
+    """Until `url` answers (any status below 500); fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout_s}s")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def postgres_cpu() -> float:
+    """CPU seconds of every local postgres process (shared with other users of the server)."""
+    out = subprocess.run(["pgrep", "-x", "postgres"], capture_output=True, text=True).stdout
+    return sum(cpu_seconds(int(pid)) for pid in out.split())
+
+
+def start_api(
+    settings: Settings, workers: int, pool_size: int
+) -> tuple[subprocess.Popen[bytes], int]:
+    """`creatordeck api` on a free loopback port, answering /health; returns it and its port."""
+    port = free_port()
+    env = dict(
+        os.environ,
+        DATABASE_URL=settings.database_url or "",
+        REDIS_URL=settings.redis_url or "",
+        REDIS_PREFIX=settings.redis_prefix,
+        LOG_LEVEL="WARNING",
+        DB_POOL_SIZE=str(pool_size),
+    )
+    api = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "console.cli",
+            "api",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health")
+    except RuntimeError:
+        api.kill()
+        raise SystemExit("the api did not start") from None
+    return api, port
