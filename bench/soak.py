@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import shutil
@@ -104,6 +105,18 @@ class Stack:
                 proc.wait(timeout=40)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+    def stop_postgres(self) -> None:
+        # A server that `pg_ctl restart` relaunched is not pgserver's to stop: stop it here.
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
+
+        with contextlib.suppress(Exception):
+            pg_ctl(
+                ["-w", "-m", "fast", "stop"],
+                pgdata=self.servers.postgres.folder,
+                user=self.servers.postgres.server.system_user,
+                timeout=60,
+            )
 
 
 async def seed(dsn: str, regions: int, per_region: int, accounts: int, key: str) -> list[str]:
@@ -376,6 +389,7 @@ def main() -> None:
         asyncio.run(soak(args, stack, codes))
     finally:
         stack.stop_all()
+        stack.stop_postgres()
         servers.stop()
         shutil.rmtree(folder, ignore_errors=True)
 

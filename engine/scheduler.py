@@ -20,10 +20,12 @@ from engine.runtime import Runtime
 from storage.database import REGIONS_CHANNEL, listen
 from storage.models import CatchupPolicy, Region, RunStatus
 from storage.queries import regions, runs
+from storage.redis import key
 from storage.schedule import Calendar, Schedule, ScheduleError, parse_schedule
 
 log = logs.get("engine.scheduler")
 MAX_CATCHUP_FIRES = 1000
+SENTINEL_CHECK_S = 1.0
 MAX_CALENDAR_FIRES = 100_000
 NEVER = datetime.min.replace(tzinfo=UTC)
 
@@ -185,7 +187,11 @@ class Scheduler:
         self.dirty: set[str] = set()
         self.full = True
         self.wake = asyncio.Event()
-        self.reconciled = asyncio.Event()  # set after each successful pass (tests and --check)
+        self.reconciled = asyncio.Event()
+        # Set after every full pass; its absence means Redis lost what the scheduler put there.
+        self.sentinel = key(
+            rt.settings, "scheduler", "sentinel"
+        )  # set after each successful pass (tests and --check)
 
     def notify(self, code: str) -> None:
         self.dirty.add(code)
@@ -217,6 +223,7 @@ class Scheduler:
             self.dirty.clear()
             report = await reconcile(self.rt)
             await self._reconcile_publications()
+            await self.rt.redis.set(self.sentinel, "1")
         elif self.dirty:
             codes, self.dirty = self.dirty, set()
             report = await reconcile(self.rt, only=codes)
@@ -242,17 +249,29 @@ class Scheduler:
             log.warning("scheduler.publish_reconcile_failed", error=repr(exc))
 
     async def _wait(self, stop: asyncio.Event) -> None:
+        """Until a NOTIFY, the interval, or Redis losing its data (the sentinel is gone)."""
         self.wake.clear()
         if self.dirty:
             return
-        waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
-        done, rest = await asyncio.wait(
-            waiters, timeout=self.interval_s, return_when=asyncio.FIRST_COMPLETED
-        )
-        for waiter in rest:
-            waiter.cancel()
-        if not done:
-            self.full = True
+        deadline = asyncio.get_running_loop().time() + self.interval_s
+        while not stop.is_set():
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                self.full = True
+                return
+            waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
+            done, rest = await asyncio.wait(
+                waiters, timeout=min(left, SENTINEL_CHECK_S), return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiter in rest:
+                waiter.cancel()
+            if done:
+                return
+            if not await self.rt.redis.exists(self.sentinel):
+                # Redis was flushed or restarted empty: Postgres rebuilds every pending job now.
+                log.warning("scheduler.redis_data_lost")
+                self.full = True
+                return
 
     async def _listen(self, stop: asyncio.Event) -> None:
         backoff = 0.5

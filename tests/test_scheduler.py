@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from arq.jobs import Job
+from redis.asyncio import Redis
 
 from engine import queue
 from engine.scheduler import Scheduler, reconcile
@@ -209,3 +210,27 @@ async def test_three_schedulers_and_workers_racing_make_one_tick_per_fire_time(
         assert results == ["ok"] * len(codes)
         missed = [r for r in rows if r["status"] == "missed"]
         assert len(missed) == len({(r["region_code"], r["scheduled_for"]) for r in missed})
+
+
+async def test_a_wiped_redis_is_rebuilt_from_postgres_within_seconds(
+    test_settings: Settings, db: Database, redis: Redis
+) -> None:
+    """Redis restarted empty: the scheduler notices without waiting for its interval."""
+    await add_region(db, "DURABLE", "0 3 * * *")
+    stop = asyncio.Event()
+    async with runtime(test_settings) as rt:
+        assert rt.settings.region_refresh_interval_ms >= 60_000  # the interval is no help here
+        loop_task = asyncio.create_task(Scheduler(rt).run(stop))
+        try:
+            await eventually(lambda: _has_pending(test_settings, "DURABLE"), timeout=10)
+            # Everything this deployment had in Redis, gone (as FLUSHALL would do to it).
+            keys = [k async for k in redis.scan_iter(match=f"{test_settings.redis_prefix}:*")]
+            keys += [
+                k async for k in redis.scan_iter(match=f"arq:*:{test_settings.redis_prefix}:*")
+            ]
+            await redis.delete(*keys)
+            assert not await _has_pending(test_settings, "DURABLE")
+            await eventually(lambda: _has_pending(test_settings, "DURABLE"), timeout=5)
+        finally:
+            stop.set()
+            await loop_task
