@@ -11,7 +11,8 @@ Then it checks:
 - every region fire time of the soak has exactly one ledger row (ok, failed, skipped or missed);
 - no follower sample is duplicated (one per creator per slot);
 - no post was published twice (the mock platform counts by idempotency key and by text);
-- no event the api accepted was lost.
+- no event the api accepted was lost;
+- nothing is left running or scheduled once the soak has settled.
 """
 
 from __future__ import annotations
@@ -323,8 +324,15 @@ async def soak(args: argparse.Namespace, stack: Stack, codes: list[str]) -> None
         f"events accepted: {len(accepted)}, stored: {result['events_stored']}, "
         f"accepted but lost: {len(lost)}; {dict(tally)}"
     )
+    stuck_ticks = result["ledger_statuses"].get("running", 0)
+    stuck_posts = sum(
+        n for status, n in result["publications"].items() if status in ("scheduled", "publishing")
+    )
+    print(f"left unfinished after the settle: {stuck_ticks} tick(s), {stuck_posts} publication(s)")
     failed = (
-        result["fire_times_without_row"]
+        stuck_ticks
+        or stuck_posts
+        or result["fire_times_without_row"]
         or result["fire_times_with_2+_rows"]
         or result["duplicate_samples"]
         or platform["duplicate_keys"]
