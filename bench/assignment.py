@@ -25,6 +25,7 @@ from bench.support import (
     bench_settings,
     children,
     cpu_seconds,
+    exchange,
     percentile,
     postgres_cpu,
     start_api,
@@ -89,17 +90,8 @@ async def _connection(
                 request = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            started = time.perf_counter()
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            body = await reader.readexactly(length)
-            latencies.append(time.perf_counter() - started)
-            if not head.startswith(b"HTTP/1.1 200"):
-                raise RuntimeError(f"api answered {head.splitlines()[0]!r}: {body[:300]!r}")
+            body, elapsed = await exchange(reader, writer, request)
+            latencies.append(elapsed)
             served = orjson.loads(body)["assignments"]
             if len(served) != len(EXPERIMENTS):
                 raise RuntimeError(f"expected {len(EXPERIMENTS)} assignments: {body[:300]!r}")

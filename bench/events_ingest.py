@@ -28,6 +28,7 @@ from bench.support import (
     bench_settings,
     children,
     cpu_seconds,
+    exchange,
     percentile,
     postgres_cpu,
     start_api,
@@ -77,17 +78,8 @@ async def _connection(
                 request = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            started = time.perf_counter()
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            body = await reader.readexactly(length)
-            latencies.append(time.perf_counter() - started)
-            if not head.startswith(b"HTTP/1.1 200"):
-                raise RuntimeError(f"api answered {head.splitlines()[0]!r}: {body[:300]!r}")
+            body, elapsed = await exchange(reader, writer, request)
+            latencies.append(elapsed)
             stored.append(orjson.loads(body)["stored"])
     finally:
         writer.close()

@@ -175,3 +175,25 @@ def start_api(
         api.kill()
         raise SystemExit("the api did not start") from None
     return api, port
+
+
+async def exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[bytes, float]:
+    """One raw HTTP/1.1 keep-alive request: the 200 response's body and the seconds it took.
+
+    Load generators write prebuilt requests by hand: an HTTP client library would cost more CPU
+    than the server under test.
+    """
+    started = time.perf_counter()
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    body = await reader.readexactly(length)
+    elapsed = time.perf_counter() - started
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError(f"api answered {head.splitlines()[0]!r}: {body[:300]!r}")
+    return body, elapsed
