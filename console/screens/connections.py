@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from console import data_publishing as data
-from console.screens.live import LiveScreen
+from console.screens.live import LiveScreen, row_at_cursor
 from console.widgets.formatting import millis, when
 
 COLUMNS = (
@@ -107,9 +107,7 @@ class ConnectionsScreen(LiveScreen):
 
     def selected(self) -> data.ConnectionRow | None:
         table = self.table
-        if not self.rows or table.cursor_row < 0 or table.cursor_row >= len(self.rows):
-            return None
-        return self.rows[table.cursor_row]
+        return row_at_cursor(table, self.rows)
 
     @on(DataTable.RowHighlighted)
     def _show_detail(self) -> None:

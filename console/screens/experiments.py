@@ -21,7 +21,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label, Static
 
 from console.screens.dialogs import ConfirmModal
-from console.screens.live import LiveScreen
+from console.screens.live import LiveScreen, row_at_cursor
 from engine.experiments import stats
 from storage.database import Database
 from storage.models import ExperimentStatus
@@ -404,9 +404,7 @@ class ExperimentsScreen(LiveScreen):
 
     def selected(self) -> ExperimentRow | None:
         table = self.table
-        if not self.rows or table.cursor_row < 0 or table.cursor_row >= len(self.rows):
-            return None
-        return self.rows[table.cursor_row]
+        return row_at_cursor(table, self.rows)
 
     @on(DataTable.RowHighlighted)
     def _show_detail(self) -> None:

@@ -8,13 +8,14 @@ screen, and the next try waits twice as long (up to `MAX_BACKOFF_S`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import DataTable, Footer, Static
 
 from console.widgets.status_header import StatusHeader
 
@@ -23,6 +24,16 @@ if TYPE_CHECKING:
 
 TICK_S = 0.25
 MAX_BACKOFF_S = 30.0
+
+
+Row = TypeVar("Row")
+
+
+def row_at_cursor(table: DataTable[Any], rows: Sequence[Row]) -> Row | None:
+    """The row under the table's cursor, or None (empty table, cursor off the rows)."""
+    if 0 <= table.cursor_row < len(rows):
+        return rows[table.cursor_row]
+    return None
 
 
 class LiveScreen(Screen[None]):

@@ -21,7 +21,7 @@ from textual.widgets import DataTable, Input, Label, SelectionList, Static, Text
 
 from console import data_publishing as data
 from console.screens.dialogs import ConfirmModal
-from console.screens.live import LiveScreen
+from console.screens.live import LiveScreen, row_at_cursor
 from console.widgets.filter_bar import FilterBar
 from console.widgets.formatting import millis, when
 from storage.queries.publishing import PostInput, PublishingError, parse_local_time, zone
@@ -480,9 +480,7 @@ class PostsScreen(LiveScreen):
                 post: data.PostRow = days[coordinate.column][coordinate.row]
                 return post
             return None
-        if not self.shown or table.cursor_row < 0 or table.cursor_row >= len(self.shown):
-            return None
-        return self.shown[table.cursor_row]
+        return row_at_cursor(table, self.shown)
 
     @on(DataTable.RowHighlighted)
     @on(DataTable.CellHighlighted)

@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Static
 
 from console.data import NextRunCache, RegionRow, filtered, load_regions
 from console.screens.dialogs import ConfirmModal, CronEditModal, RegionFormModal, ScheduleChange
-from console.screens.live import LiveScreen
+from console.screens.live import LiveScreen, row_at_cursor
 from console.widgets.filter_bar import FilterBar
 from console.widgets.formatting import millis, status, when
 from engine.queue import TickRequest, enqueue_ticks
@@ -177,9 +177,7 @@ class RegionsScreen(LiveScreen):
 
     def selected(self) -> RegionRow | None:
         table = self.table
-        if not self.shown or table.cursor_row < 0 or table.cursor_row >= len(self.shown):
-            return None
-        return self.shown[table.cursor_row]
+        return row_at_cursor(table, self.shown)
 
     @on(DataTable.RowHighlighted)
     def _show_detail(self) -> None:
