@@ -4,7 +4,6 @@ import getpass
 import os
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import AuditEntry
@@ -38,11 +37,6 @@ def record(
             after=after,
         )
     )
-
-
-async def recent(session: AsyncSession, limit: int = 200) -> list[AuditEntry]:
-    rows = await session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit))
-    return list(rows)
 
 
 async def record_action(

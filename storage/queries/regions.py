@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -73,10 +73,6 @@ async def list_regions(session: AsyncSession, active_only: bool = False) -> list
 
 async def get_region(session: AsyncSession, code: str) -> Region | None:
     return await session.get(Region, code)
-
-
-async def count_regions(session: AsyncSession) -> int:
-    return int(await session.scalar(select(func.count()).select_from(Region)) or 0)
 
 
 async def create_region(session: AsyncSession, data: RegionInput, *, actor: str) -> Region:

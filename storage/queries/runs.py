@@ -142,16 +142,6 @@ async def latest_fire_per_region(session: AsyncSession, kind: str = TICK) -> dic
     return {code: when for code, when in rows if code is not None}
 
 
-async def last_run_per_region(session: AsyncSession, kind: str = TICK) -> dict[str, JobRun]:
-    rows = await session.scalars(
-        select(JobRun)
-        .where(JobRun.kind == kind)
-        .distinct(JobRun.region_code)
-        .order_by(JobRun.region_code, JobRun.scheduled_for.desc())
-    )
-    return {run.region_code: run for run in rows if run.region_code is not None}
-
-
 async def list_runs(
     session: AsyncSession,
     *,
@@ -165,15 +155,6 @@ async def list_runs(
     if status:
         query = query.where(JobRun.status == status)
     return list(await session.scalars(query))
-
-
-async def runs_for(session: AsyncSession, region_code: str, kind: str = TICK) -> list[JobRun]:
-    rows = await session.scalars(
-        select(JobRun)
-        .where(JobRun.kind == kind, JobRun.region_code == region_code)
-        .order_by(JobRun.scheduled_for)
-    )
-    return list(rows)
 
 
 async def failures_since(session: AsyncSession, since: datetime) -> int:
