@@ -5,8 +5,10 @@
 
 FROM python:3.11-slim AS build
 WORKDIR /src
-RUN pip install --no-cache-dir build==1.*
-COPY pyproject.toml README.md ./
+# Same installer version as .ci/run: the image installs the tree uv.lock pins, nothing newer.
+RUN pip install --no-cache-dir build==1.* uv==0.13.8
+COPY pyproject.toml uv.lock README.md ./
+RUN uv export --frozen --no-emit-project --no-hashes --quiet --output-file /dist/requirements.txt
 COPY console console
 COPY engine engine
 COPY storage storage
@@ -18,8 +20,10 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends tini \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 creatordeck
-COPY --from=build /dist/*.whl /tmp/
-RUN pip install --no-cache-dir /tmp/*.whl && rm /tmp/*.whl
+COPY --from=build /dist/ /tmp/dist/
+RUN pip install --no-cache-dir -r /tmp/dist/requirements.txt \
+    && pip install --no-cache-dir --no-deps /tmp/dist/*.whl \
+    && rm -r /tmp/dist
 USER creatordeck
 WORKDIR /home/creatordeck
 # prod: missing DATABASE_URL / REDIS_URL are an error, never an embedded server.
