@@ -45,7 +45,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from console.keymap import binding_ids, help_rows, load_config
+from console.keymap import console_binding_ids, help_rows, load_config
 from console.screens.command import CommandBar
 from console.screens.connections import ConnectionsScreen
 from console.screens.creators import CreatorsScreen
@@ -155,8 +155,11 @@ class CreatordeckApp(App[None]):
         self._redis: ArqRedis | None = None
         self._redis_lock = asyncio.Lock()
         self._mode_history: list[str] = []
-        # Key bindings and theme from the console's settings file (console.keymap).
+        # Key bindings and theme from the console's settings file (console.keymap). The keymap
+        # is set before anything mounts, so the first footer already shows the remapped keys.
         self.config = load_config(self.known_binding_ids(), config_file)
+        if self.config.keys:
+            self.set_keymap(self.config.keys)
 
     @property
     def screen_names(self) -> dict[str, str]:
@@ -173,10 +176,8 @@ class CreatordeckApp(App[None]):
             return self._redis
 
     def known_binding_ids(self) -> set[str]:
-        ids = binding_ids(self.BINDINGS)
-        for entry in CONSOLE_SCREENS:
-            ids |= binding_ids(getattr(entry.screen, "BINDINGS", ()))
-        return ids
+        """The ids a keymap entry may name: the app's, every screen's, modal's and widget's."""
+        return console_binding_ids()
 
     def on_mount(self) -> None:
         for theme in THEMES:
@@ -189,8 +190,6 @@ class CreatordeckApp(App[None]):
             )
             wanted = DEFAULT_THEME
         self.theme = wanted
-        if self.config.keys:
-            self.set_keymap(self.config.keys)
         for error in self.config.errors:
             self.notify(error, title="console settings", severity="warning", timeout=10)
         self.sub_title = self.settings.redis_prefix

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from textual.binding import Binding, BindingType
+from textual.dom import DOMNode
 
 ENV_VAR = "CREATORDECK_CONSOLE_CONFIG"
 # A key as Textual names it: a character, a name (f5, pageup, question_mark), with modifiers.
@@ -49,6 +50,22 @@ class ConsoleConfig:
 
 def binding_ids(bindings: Iterable[BindingType]) -> set[str]:
     return {b.id for b in bindings if isinstance(b, Binding) and b.id}
+
+
+def console_binding_ids(package: str = "console") -> set[str]:
+    """Every binding id of every screen, modal and widget class defined in `package`.
+
+    Walks the classes Python has loaded (the app module imports every screen, and each screen
+    its modals), so a new modal's keys can be remapped without registering it anywhere.
+    """
+    ids: set[str] = set()
+    pending: list[type[DOMNode]] = [DOMNode]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls.__module__.split(".")[0] == package:
+            ids |= binding_ids(cls.__dict__.get("BINDINGS", ()))
+    return ids
 
 
 def load_config(known_ids: set[str], path: Path | None = None) -> ConsoleConfig:

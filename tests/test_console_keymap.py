@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual.binding import Binding
 from textual.color import Color
+from textual.dom import DOMNode
+from textual.widgets._footer import FooterKey
 
 from console.app import CreatordeckApp
 from console.keymap import load_config
@@ -109,3 +112,49 @@ async def test_default_theme_and_bad_settings_are_reported(
         messages = notifications(app)
         assert any("no theme 'no-such-theme'" in m for m in messages)
         assert any("no binding 'queues.nope'" in m for m in messages)
+
+
+def test_every_binding_of_every_screen_modal_and_widget_has_an_id() -> None:
+    missing = []
+    pending: list[type[DOMNode]] = [DOMNode]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls.__module__.split(".")[0] != "console":
+            continue
+        for binding in cls.__dict__.get("BINDINGS", ()):
+            if not isinstance(binding, Binding) or not binding.id:
+                missing.append(f"{cls.__module__}.{cls.__name__}: {binding!r}")
+    assert CreatordeckApp.BINDINGS and not missing, "\n".join(missing)
+
+
+def test_screen_and_modal_keys_can_be_remapped_by_id(
+    test_settings: Settings, tmp_path: Path
+) -> None:
+    known = CreatordeckApp(test_settings, clock=frozen_clock).known_binding_ids()
+    wanted = {
+        "posts.compose": "N",
+        "creators.open": "o",
+        "experiments.start": "S",
+        "deadletters.requeue": "ctrl+r",
+        "connections.posts": "P",
+        "command.complete": "ctrl+i",
+        "confirm.yes": "j",
+        "post_compose.save": "ctrl+w",
+    }
+    lines = "\n".join(f'"{k}" = "{v}"' for k, v in wanted.items())
+    config = load_config(known, write(tmp_path, f"[keys]\n{lines}\n"))
+    assert config.errors == () and config.keys == wanted
+
+
+async def test_the_footer_shows_a_remapped_key_from_the_first_frame(
+    test_settings: Settings, tmp_path: Path
+) -> None:
+    path = write(tmp_path, '[keys]\n"app.quit" = "ctrl+q"\n"overview.queues" = "U"\n')
+    app = CreatordeckApp(test_settings, clock=frozen_clock, config_file=path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, OverviewScreen), "the landing")
+        await pilot.pause()
+        shown = {(key.key, key.description) for key in app.screen.query(FooterKey)}
+        assert ("ctrl+q", "quit") in shown and ("q", "quit") not in shown, shown
+        assert ("U", "queues") in shown and ("u", "queues") not in shown, shown

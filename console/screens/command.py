@@ -14,8 +14,8 @@ class CommandBar(ModalScreen[str | None]):
     """Dismisses with the command typed (`regions`, `runs DETROIT_METRO`, `q`), or None."""
 
     BINDINGS = [
-        Binding("escape", "cancel", "cancel"),
-        Binding("tab", "complete", "complete", show=False, priority=True),
+        Binding("escape", "cancel", "cancel", id="command.cancel"),
+        Binding("tab", "complete", "complete", show=False, priority=True, id="command.complete"),
     ]
 
     def __init__(self, commands: dict[str, str]) -> None:

@@ -57,7 +57,9 @@ class ConnectionsScreen(LiveScreen):
     refresh_s = 5.0
 
     BINDINGS: ClassVar = [
-        Binding("p", "posts", "posts", tooltip="posts of the selected account"),
+        Binding(
+            "p", "posts", "posts", tooltip="posts of the selected account", id="connections.posts"
+        ),
     ]
 
     def __init__(self) -> None:

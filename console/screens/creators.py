@@ -110,13 +110,37 @@ class CreatorsScreen(LiveScreen):
     refresh_s = 5.0
 
     BINDINGS: ClassVar = [
-        Binding("enter", "open", "open", tooltip="the creator's follower chart"),
-        Binding("g", "cycle_region", "region", tooltip="filter: next region"),
-        Binding("p", "cycle_platform", "platform", tooltip="filter: next platform"),
-        Binding("s", "cycle_status", "status", tooltip="filter: next status"),
-        Binding("slash", "filter", "filter", key_display="/", tooltip="filter by handle/name"),
         Binding(
-            "space", "toggle_status", "pause", key_display="space", tooltip="pause/resume tracking"
+            "enter", "open", "open", tooltip="the creator's follower chart", id="creators.open"
+        ),
+        Binding(
+            "g", "cycle_region", "region", tooltip="filter: next region", id="creators.cycle_region"
+        ),
+        Binding(
+            "p",
+            "cycle_platform",
+            "platform",
+            tooltip="filter: next platform",
+            id="creators.cycle_platform",
+        ),
+        Binding(
+            "s", "cycle_status", "status", tooltip="filter: next status", id="creators.cycle_status"
+        ),
+        Binding(
+            "slash",
+            "filter",
+            "filter",
+            key_display="/",
+            tooltip="filter by handle/name",
+            id="creators.filter",
+        ),
+        Binding(
+            "space",
+            "toggle_status",
+            "pause",
+            key_display="space",
+            tooltip="pause/resume tracking",
+            id="creators.toggle_status",
         ),
     ]
 
@@ -294,8 +318,8 @@ class CreatorDetailScreen(Screen[None]):
     """One creator: its numbers, a follower chart over the last 30 days, its dead letters."""
 
     BINDINGS: ClassVar = [
-        Binding("escape", "app.pop_screen", "back", key_display="esc"),
-        Binding("r", "reload", "reload"),
+        Binding("escape", "app.pop_screen", "back", key_display="esc", id="creator_chart.back"),
+        Binding("r", "reload", "reload", id="creator_chart.reload"),
     ]
     CHART_HEIGHT = 10
 

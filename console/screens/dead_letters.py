@@ -62,10 +62,34 @@ class DeadLettersScreen(LiveScreen):
     refresh_s = 3.0
 
     BINDINGS: ClassVar = [
-        Binding("r", "requeue", "requeue", tooltip="requeue the selected letter (asks first)"),
-        Binding("R", "requeue_all", "requeue all", tooltip="requeue every pending letter"),
-        Binding("d", "drop", "drop", tooltip="drop the selected letter (asks first)"),
-        Binding("D", "drop_all", "drop all", tooltip="drop every letter (asks first)"),
+        Binding(
+            "r",
+            "requeue",
+            "requeue",
+            tooltip="requeue the selected letter (asks first)",
+            id="deadletters.requeue",
+        ),
+        Binding(
+            "R",
+            "requeue_all",
+            "requeue all",
+            tooltip="requeue every pending letter",
+            id="deadletters.requeue_all",
+        ),
+        Binding(
+            "d",
+            "drop",
+            "drop",
+            tooltip="drop the selected letter (asks first)",
+            id="deadletters.drop",
+        ),
+        Binding(
+            "D",
+            "drop_all",
+            "drop all",
+            tooltip="drop every letter (asks first)",
+            id="deadletters.drop_all",
+        ),
     ]
 
     def __init__(self) -> None:

@@ -28,9 +28,9 @@ class ConfirmModal(ModalScreen[bool]):
     """A yes/no question: `y` confirms, `n` or `esc` declines."""
 
     BINDINGS = [
-        Binding("y", "answer(True)", "yes"),
-        Binding("n", "answer(False)", "no"),
-        Binding("escape", "answer(False)", "cancel"),
+        Binding("y", "answer(True)", "yes", id="confirm.yes"),
+        Binding("n", "answer(False)", "no", id="confirm.no"),
+        Binding("escape", "answer(False)", "cancel", id="confirm.cancel"),
     ]
 
     def __init__(self, question: str) -> None:
@@ -56,8 +56,8 @@ class CronEditModal(ModalScreen[ScheduleChange | None]):
     """Edit a region's cron and timezone; previews the next 10 runs; refuses invalid input."""
 
     BINDINGS = [
-        Binding("escape", "cancel", "cancel"),
-        Binding("ctrl+s", "save", "save"),
+        Binding("escape", "cancel", "cancel", id="cron_edit.cancel"),
+        Binding("ctrl+s", "save", "save", id="cron_edit.save"),
     ]
 
     def __init__(self, code: str, cron: str, timezone: str, now: datetime) -> None:
@@ -144,8 +144,8 @@ class RegionFormModal(ModalScreen[RegionInput | None]):
     """A new region: code, name, cron, timezone; validated with RegionInput as you type."""
 
     BINDINGS = [
-        Binding("escape", "cancel", "cancel"),
-        Binding("ctrl+s", "save", "save"),
+        Binding("escape", "cancel", "cancel", id="region_form.cancel"),
+        Binding("ctrl+s", "save", "save", id="region_form.save"),
     ]
 
     FIELDS = (

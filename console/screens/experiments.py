@@ -180,7 +180,7 @@ def parse_weights(text: str, keys: list[str]) -> dict[str, float]:
 class PromptModal(ModalScreen[str | None]):
     """One line of input, checked as you type by `check` (returns an error or None)."""
 
-    BINDINGS: ClassVar = [Binding("escape", "cancel", "cancel")]
+    BINDINGS: ClassVar = [Binding("escape", "cancel", "cancel", id="prompt.cancel")]
 
     def __init__(self, title: str, hint: str, value: str) -> None:
         super().__init__()
@@ -262,7 +262,10 @@ def _pct(value: float | None, signed: bool = False) -> str:
 class ExperimentDetail(ModalScreen[None]):
     """The variant table (with statistics) and the funnel steps per variant."""
 
-    BINDINGS: ClassVar = [Binding("escape", "close", "close"), Binding("q", "close", "close")]
+    BINDINGS: ClassVar = [
+        Binding("escape", "close", "close", id="experiment_detail.close"),
+        Binding("q", "close", "close", id="experiment_detail.close"),
+    ]
 
     def __init__(self, row: ExperimentRow) -> None:
         super().__init__()
@@ -357,12 +360,42 @@ class ExperimentsScreen(LiveScreen):
     refresh_s = 5.0
 
     BINDINGS: ClassVar = [
-        Binding("enter", "detail", "detail", tooltip="variants, statistics and funnels"),
-        Binding("s", "start", "start", tooltip="start a draft or resume a paused experiment"),
-        Binding("p", "pause", "pause", tooltip="pause a running experiment / resume"),
-        Binding("x", "stop", "stop", tooltip="stop for good (asks first)"),
-        Binding("w", "weights", "weights", tooltip="change the weights (sum to 1)"),
-        Binding("a", "add_variant", "add variant", tooltip="add a variant (draft only)"),
+        Binding(
+            "enter",
+            "detail",
+            "detail",
+            tooltip="variants, statistics and funnels",
+            id="experiments.detail",
+        ),
+        Binding(
+            "s",
+            "start",
+            "start",
+            tooltip="start a draft or resume a paused experiment",
+            id="experiments.start",
+        ),
+        Binding(
+            "p",
+            "pause",
+            "pause",
+            tooltip="pause a running experiment / resume",
+            id="experiments.pause",
+        ),
+        Binding("x", "stop", "stop", tooltip="stop for good (asks first)", id="experiments.stop"),
+        Binding(
+            "w",
+            "weights",
+            "weights",
+            tooltip="change the weights (sum to 1)",
+            id="experiments.weights",
+        ),
+        Binding(
+            "a",
+            "add_variant",
+            "add variant",
+            tooltip="add a variant (draft only)",
+            id="experiments.add_variant",
+        ),
     ]
 
     def __init__(self) -> None:

@@ -28,9 +28,9 @@ def describe(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
 
 class HelpModal(ModalScreen[None]):
     BINDINGS = [
-        Binding("escape", "close", "close"),
-        Binding("question_mark", "close", "close"),
-        Binding("q", "close", "close"),
+        Binding("escape", "close", "close", id="help.close"),
+        Binding("question_mark", "close", "close", id="help.close"),
+        Binding("q", "close", "close", id="help.close"),
     ]
 
     def __init__(

@@ -87,8 +87,8 @@ class ScheduleModal(ModalScreen[WhenChoice | None]):
     """Schedule or reschedule: a wall time in a timezone, checked as you type."""
 
     BINDINGS: ClassVar = [
-        Binding("escape", "cancel", "cancel"),
-        Binding("ctrl+s", "save", "save"),
+        Binding("escape", "cancel", "cancel", id="post_schedule.cancel"),
+        Binding("ctrl+s", "save", "save", id="post_schedule.save"),
     ]
 
     def __init__(self, title: str, start: str, timezone: str, now: datetime) -> None:
@@ -148,8 +148,8 @@ class ComposeModal(ModalScreen[PostInput | None]):
     """Write a post (multi-line), pick accounts (space), optionally schedule it."""
 
     BINDINGS: ClassVar = [
-        Binding("escape", "cancel", "cancel"),
-        Binding("ctrl+s", "save", "save"),
+        Binding("escape", "cancel", "cancel", id="post_compose.cancel"),
+        Binding("ctrl+s", "save", "save", id="post_compose.save"),
     ]
 
     def __init__(
@@ -256,9 +256,9 @@ class ResolveModal(ModalScreen[bool | None]):
     """Outcome unknown: a person checked the platform. `p` it is there, `n` it is not."""
 
     BINDINGS: ClassVar = [
-        Binding("p", "answer(True)", "it is published"),
-        Binding("n", "answer(False)", "not there: send again"),
-        Binding("escape", "cancel", "cancel"),
+        Binding("p", "answer(True)", "it is published", id="post_resolve.published"),
+        Binding("n", "answer(False)", "not there: send again", id="post_resolve.send_again"),
+        Binding("escape", "cancel", "cancel", id="post_resolve.cancel"),
     ]
 
     def __init__(self, pub: data.PublicationRow) -> None:
@@ -288,7 +288,10 @@ class ResolveModal(ModalScreen[bool | None]):
 class DetailModal(ModalScreen[None]):
     """A post's publications with every attempt and error."""
 
-    BINDINGS: ClassVar = [Binding("escape", "close", "close"), Binding("q", "close", "close")]
+    BINDINGS: ClassVar = [
+        Binding("escape", "close", "close", id="post_detail.close"),
+        Binding("q", "close", "close", id="post_detail.close"),
+    ]
 
     def __init__(
         self, post: data.PostRow, attempts: dict[int, tuple[data.AttemptLine, ...]]
@@ -340,17 +343,68 @@ class PostsScreen(LiveScreen):
     TITLE = "Posts"
 
     BINDINGS: ClassVar = [
-        Binding("n", "compose", "new", tooltip="compose a post (multi-line), schedule it"),
-        Binding("s", "schedule", "schedule", tooltip="schedule or reschedule (timezone-aware)"),
-        Binding("c", "cancel_post", "cancel", tooltip="cancel what has not gone out (asks)"),
-        Binding("r", "retry", "retry", tooltip="retry the post's failed publications"),
-        Binding("u", "resolve", "resolve", tooltip="resolve an outcome-unknown publication"),
-        Binding("enter", "detail", "detail", tooltip="publications and every attempt"),
-        Binding("w", "toggle_view", "week", tooltip="list / week calendar"),
-        Binding("a", "next_account", "account", tooltip="cycle the account filter"),
-        Binding("left_square_bracket", "week(-1)", "prev wk", key_display="[", show=False),
-        Binding("right_square_bracket", "week(1)", "next wk", key_display="]", show=False),
-        Binding("slash", "filter", "filter", key_display="/", tooltip="filter by text"),
+        Binding(
+            "n",
+            "compose",
+            "new",
+            tooltip="compose a post (multi-line), schedule it",
+            id="posts.compose",
+        ),
+        Binding(
+            "s",
+            "schedule",
+            "schedule",
+            tooltip="schedule or reschedule (timezone-aware)",
+            id="posts.schedule",
+        ),
+        Binding(
+            "c",
+            "cancel_post",
+            "cancel",
+            tooltip="cancel what has not gone out (asks)",
+            id="posts.cancel",
+        ),
+        Binding(
+            "r", "retry", "retry", tooltip="retry the post's failed publications", id="posts.retry"
+        ),
+        Binding(
+            "u",
+            "resolve",
+            "resolve",
+            tooltip="resolve an outcome-unknown publication",
+            id="posts.resolve",
+        ),
+        Binding(
+            "enter", "detail", "detail", tooltip="publications and every attempt", id="posts.detail"
+        ),
+        Binding("w", "toggle_view", "week", tooltip="list / week calendar", id="posts.week_view"),
+        Binding(
+            "a", "next_account", "account", tooltip="cycle the account filter", id="posts.account"
+        ),
+        Binding(
+            "left_square_bracket",
+            "week(-1)",
+            "prev wk",
+            key_display="[",
+            show=False,
+            id="posts.prev_week",
+        ),
+        Binding(
+            "right_square_bracket",
+            "week(1)",
+            "next wk",
+            key_display="]",
+            show=False,
+            id="posts.next_week",
+        ),
+        Binding(
+            "slash",
+            "filter",
+            "filter",
+            key_display="/",
+            tooltip="filter by text",
+            id="posts.filter",
+        ),
     ]
 
     def __init__(self) -> None:

@@ -81,8 +81,8 @@ class JobDetailModal(ModalScreen[None]):
     """
 
     BINDINGS: ClassVar = [
-        Binding("escape", "close", "close"),
-        Binding("q", "close", "close", show=False),
+        Binding("escape", "close", "close", id="job_detail.close"),
+        Binding("q", "close", "close", show=False, id="job_detail.close"),
     ]
 
     def __init__(self, detail: JobDetail) -> None:

@@ -19,8 +19,8 @@ class FilterBar(Input):
     """
 
     BINDINGS = [
-        Binding("escape", "clear", "clear filter", show=False),
-        Binding("enter", "keep", "keep filter", show=False),
+        Binding("escape", "clear", "clear filter", show=False, id="filter.clear"),
+        Binding("enter", "keep", "keep filter", show=False, id="filter.keep"),
     ]
 
     def __init__(self, placeholder: str = "filter…", **kwargs: object) -> None:
