@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from storage.settings import get_settings
+from storage.settings import Settings, get_settings
 
 
 def _settings(start_embedded: bool = True):  # type: ignore[no-untyped-def]
@@ -68,7 +68,12 @@ def engine(role: str, check: bool) -> None:
         click.echo(detail, err=not ok)
         sys.exit(0 if ok else 1)
     logs.configure(settings.log_level)
-    sys.exit(asyncio.run(run_engine(settings, Role(role))))
+    from storage.queries.key_check import KeyCheckFailed
+
+    try:
+        sys.exit(asyncio.run(run_engine(settings, Role(role))))
+    except KeyCheckFailed as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command()
@@ -110,6 +115,7 @@ def console(
         from engine import logs
 
         settings = _settings()
+        _check_encryption_key(settings)
         logs.configure(settings.log_level)
         try:
             host, port = ssh.parse_address(serve_ssh, ssh_allow_remote)
@@ -126,7 +132,9 @@ def console(
         return
     from console.app import CreatordeckApp
 
-    CreatordeckApp(_settings(), read_only=read_only).run()
+    settings = _settings()
+    _check_encryption_key(settings)
+    CreatordeckApp(settings, read_only=read_only).run()
 
 
 @main.command()
@@ -268,6 +276,27 @@ def experiments_create(file: Path) -> None:
     click.echo(f"experiment {key} created as a draft; start it from the console (s)", err=True)
 
 
+def _check_encryption_key(settings: Settings) -> None:
+    """The console's start-up check: under ENV=prod, exit 1 when ENCRYPTION_KEY cannot read the
+    stored key check; in dev and test, warn and go on (publishing defers meanwhile)."""
+    from storage.database import Database
+    from storage.queries.key_check import KeyCheckFailed, KeyStatus, startup_check
+
+    async def check() -> KeyStatus:
+        db = Database(settings)
+        try:
+            return await startup_check(db, settings)
+        finally:
+            await db.dispose()
+
+    try:
+        status = asyncio.run(check())
+    except KeyCheckFailed as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not status.ok:
+        click.secho(f"warning: {status.message} Publishing defers meanwhile.", fg="red", err=True)
+
+
 @main.group()
 def connections() -> None:
     """Platform accounts posts are published to (tokens encrypted with ENCRYPTION_KEY)."""
@@ -300,6 +329,7 @@ def connections_add(
     from storage.crypto import EncryptionKeyError, cipher
     from storage.database import Database
     from storage.queries.audit import current_actor
+    from storage.queries.key_check import check_key
     from storage.queries.publishing import ConnectionInput, save_connection
 
     token = os.environ.get(token_env) or sys.stdin.readline().strip()
@@ -323,6 +353,11 @@ def connections_add(
     async def save() -> int:
         db = Database(settings)
         try:
+            # A token saved under a key other than the stored tokens' would mix keys.
+            async with db.session() as session, session.begin():
+                status = await check_key(session, box)
+            if not status.ok:
+                raise click.ClickException(f"token not saved: {status.message}")
             async with db.session() as session:
                 conn = await save_connection(session, box, data, current_actor())
                 return conn.id
@@ -330,6 +365,54 @@ def connections_add(
             await db.dispose()
 
     click.echo(f"connection {asyncio.run(save())} saved ({platform} {display_name})", err=True)
+
+
+@connections.command("rotate-key")
+@click.option(
+    "--forget-unreadable",
+    is_flag=True,
+    help="the old key is lost: mark accounts whose tokens no key reads for reconnection",
+)
+def connections_rotate_key(forget_unreadable: bool) -> None:
+    """Re-encrypt every stored token under the first key of ENCRYPTION_KEY=new,old.
+
+    All tokens and the key check are rewritten in one transaction; if any token decrypts with
+    none of the given keys, nothing is written (exit 1). Afterwards ENCRYPTION_KEY=new alone
+    reads everything.
+    """
+    from storage.crypto import EncryptionKeyError, cipher
+    from storage.database import Database
+    from storage.queries.audit import current_actor
+    from storage.queries.key_check import Rotation, RotationRefused, rotate_tokens
+
+    settings = _settings()
+    try:
+        box = cipher(settings)
+    except EncryptionKeyError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+    async def rotate() -> Rotation:
+        db = Database(settings)
+        try:
+            async with db.session() as session, session.begin():
+                return await rotate_tokens(session, box, current_actor(), forget_unreadable)
+        finally:
+            await db.dispose()
+
+    try:
+        done = asyncio.run(rotate())
+    except RotationRefused as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"rotated {done.tokens} token(s) of {done.connections} connection(s) to the first key "
+        "of ENCRYPTION_KEY; the other keys can now be dropped from it",
+        err=True,
+    )
+    if done.forgotten:
+        click.echo(
+            f"{done.forgotten} connection(s) need reconnecting (`creatordeck connections add`)",
+            err=True,
+        )
 
 
 @connections.command("list")

@@ -1,4 +1,9 @@
-"""The engine process: worker + scheduler, SIGTERM-clean, and patient with dead dependencies."""
+"""The engine process: worker + scheduler, SIGTERM-clean, and patient with dead dependencies.
+
+Before any work starts, ENCRYPTION_KEY is checked against the stored key check
+(storage.queries.key_check): under ENV=prod a key that cannot read it stops the engine
+(KeyCheckFailed, exit non-zero); in dev and test it is logged as an error and publishing defers.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from engine.worker import (
     build_worker,
 )
 from storage.database import Database
+from storage.queries.key_check import KeyCheckFailed, startup_check
 from storage.settings import Settings
 
 log = logs.get("engine")
@@ -115,6 +121,11 @@ async def run_engine(
     rt = await connect(settings, stop)
     if rt is None:
         return 0
+    try:
+        await check_encryption_key(rt)
+    except KeyCheckFailed:
+        await rt.close()
+        raise
     tasks = [asyncio.create_task(heartbeat.beat(rt, stop, role.value))]
     if role in (Role.ALL, Role.SCHEDULER):
         tasks.append(asyncio.create_task(Scheduler(rt).run(stop)))
@@ -129,6 +140,20 @@ async def run_engine(
         await rt.close()
         log.info("engine.stopped")
     return 0
+
+
+async def check_encryption_key(rt: Runtime) -> None:
+    """Log what the key check found; under ENV=prod a failed check raises KeyCheckFailed."""
+    try:
+        status = await startup_check(rt.db, rt.settings)
+    except KeyCheckFailed as exc:
+        log.error("engine.encryption_key_refused", error=str(exc))
+        raise
+    if status.ok:
+        log.info("engine.encryption_key", state=status.state.value)
+    else:
+        # dev/test: start anyway, loudly; every publication defers until the key is fixed.
+        log.error("engine.encryption_key_unusable", state=status.state.value, error=status.message)
 
 
 def _serve_metrics(port: int) -> None:

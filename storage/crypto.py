@@ -17,6 +17,12 @@ GENERATE_HINT = (
 )
 
 
+UNREADABLE = (
+    "a stored token does not decrypt with ENCRYPTION_KEY (was the key changed? keep the old key "
+    "after the new one, comma-separated, and run `creatordeck connections rotate-key`)"
+)
+
+
 class EncryptionKeyError(RuntimeError):
     """ENCRYPTION_KEY is missing or is not a Fernet key."""
 
@@ -48,14 +54,14 @@ class TokenCipher:
         try:
             return self._fernet.decrypt(ciphertext.encode()).decode()
         except InvalidToken as exc:
-            raise TokenUnreadable(
-                "a stored token does not decrypt with ENCRYPTION_KEY (was the key changed? "
-                "keep the old key after the new one, comma-separated, until tokens are re-saved)"
-            ) from exc
+            raise TokenUnreadable(UNREADABLE) from exc
 
     def rotate(self, ciphertext: str) -> str:
-        """Re-encrypt under the first key."""
-        return self._fernet.rotate(ciphertext.encode()).decode()
+        """Re-encrypt under the first key (TokenUnreadable when no key decrypts it)."""
+        try:
+            return self._fernet.rotate(ciphertext.encode()).decode()
+        except InvalidToken as exc:
+            raise TokenUnreadable(UNREADABLE) from exc
 
 
 def cipher(settings: Settings) -> TokenCipher:

@@ -13,8 +13,10 @@ How "never twice" holds with an at-least-once queue:
 4. An error after the request may have left (timeout, dropped connection, 500) is never retried
    blindly: same verify-first rule.
 
-Breaker open, publishing limit reached, or no encryption key: the publication is deferred (new
-generation, later due time), not failed.
+Breaker open, publishing limit reached, no encryption key, or a token that does not decrypt with
+it: the publication is deferred (new generation, later due time), not failed. An unreadable token
+is a configuration error (a wrong or rotated-away ENCRYPTION_KEY), so it is checked before the
+breaker is asked and blames nobody: no breaker count, no needs-reauth, no failed post.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ class PublishPolicy:
     backoff_max_s: float = 900.0
     timeout_s: float = publish_queue.MAX_PUBLISH_TIMEOUT_S  # the job's time limit
     request_timeout_s: float = 30.0
-    config_retry_s: float = 60.0  # retry delay while ENCRYPTION_KEY is missing
+    config_retry_s: float = 60.0  # retry delay while ENCRYPTION_KEY is missing or wrong
 
     @classmethod
     def for_settings(cls, settings: Any) -> PublishPolicy:
@@ -143,7 +145,9 @@ async def run_publication(pc: PublishContext, publication_id: int, generation: i
     gate = await _gate(pc, work, publisher)
     if isinstance(gate, tuple):
         return await _release(pc, work, attempt_id, *gate)
-    return await _attempt(pc, work, publisher, attempt_id, work.publication.verify_first, gate)
+    return await _attempt(
+        pc, work, publisher, attempt_id, work.publication.verify_first, gate.permit, gate.token
+    )
 
 
 async def _not_claimed(pc: PublishContext, publication_id: int, generation: int) -> str:
@@ -162,13 +166,17 @@ async def _not_claimed(pc: PublishContext, publication_id: int, generation: int)
     return "stale"
 
 
-async def _gate(pc: PublishContext, work: Work, publisher: Publisher) -> tuple[float, str] | Permit:
-    """A reason to wait (seconds, why), or the breaker's permit to go ahead."""
-    try:
-        pc.cipher()
-    except EncryptionKeyError as exc:
-        log.error("publish.no_encryption_key", error=str(exc))
-        return pc.policy.config_retry_s, str(exc)
+@dataclass(frozen=True, slots=True)
+class _Go:
+    permit: Permit
+    token: str
+
+
+async def _gate(pc: PublishContext, work: Work, publisher: Publisher) -> tuple[float, str] | _Go:
+    """A reason to wait (seconds, why), or the breaker's permit and the token to go ahead."""
+    token = _read_token(pc, work)
+    if isinstance(token, tuple):
+        return token
     try:
         permit = await pc.breaker(publisher.platform.value).allow()
     except BreakerOpen as exc:
@@ -176,7 +184,27 @@ async def _gate(pc: PublishContext, work: Work, publisher: Publisher) -> tuple[f
     wait = await pc.limiter.try_acquire(publisher.publish_limit, str(work.connection.id))
     if wait > 0:
         return wait, f"{publisher.platform} publishing limit reached for this account"
-    return permit
+    return _Go(permit, token)
+
+
+def _read_token(pc: PublishContext, work: Work) -> str | tuple[float, str]:
+    """The account's access token, or (seconds, why) to defer: ENCRYPTION_KEY is missing, or
+    is not the key this token was saved with. Neither says anything about the account."""
+    try:
+        return pc.cipher().decrypt(work.connection.token_encrypted)
+    except EncryptionKeyError as exc:
+        log.error("publish.no_encryption_key", error=str(exc))
+        return pc.policy.config_retry_s, str(exc)
+    except TokenUnreadable as exc:
+        conn = work.connection
+        log.error(
+            "publish.token_unreadable",
+            publication=work.publication.id,
+            connection=conn.id,
+            error=str(exc),
+        )
+        why = f"the token of {conn.platform} account {conn.display_name}: {exc}"
+        return pc.policy.config_retry_s, why
 
 
 async def _release(pc: PublishContext, work: Work, attempt_id: int, wait_s: float, why: str) -> str:
@@ -220,7 +248,7 @@ async def _take_over(pc: PublishContext, work: Work) -> str:
     publisher = pc.publishers.get(Platform(work.connection.platform))
     if publisher is None:
         return "failed"
-    return await _attempt(pc, work, publisher, attempt_id, True, None)
+    return await _attempt(pc, work, publisher, attempt_id, True, None, None)
 
 
 async def _attempt(
@@ -230,6 +258,7 @@ async def _attempt(
     attempt_id: int,
     verify_first: bool,
     permit: Permit | None,
+    token: str | None,
 ) -> str:
     pub, conn = work.publication, work.connection
     rt = pc.rt
@@ -241,12 +270,11 @@ async def _attempt(
             async with rt.db.session() as session:
                 await publishing.mark_needs_reauth(session, conn.id, "the token expired")
         return await _fail(pc, work, attempt_id, _reauth_result(work, reason), bound)
-    try:
-        token = pc.cipher().decrypt(conn.token_encrypted)
-    except (TokenUnreadable, EncryptionKeyError) as exc:
-        async with rt.db.session() as session:
-            await publishing.mark_needs_reauth(session, conn.id, str(exc))
-        return await _fail(pc, work, attempt_id, _reauth_result(work, str(exc)), bound)
+    if token is None:  # a take-over: no gate ran
+        read = _read_token(pc, work)
+        if isinstance(read, tuple):
+            return await _release(pc, work, attempt_id, *read)
+        token = read
     request = PublishRequest(
         publication_id=pub.id,
         idempotency_key=pub.idempotency_key,

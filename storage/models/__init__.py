@@ -22,6 +22,7 @@ from storage.models.experiments import (
     FunnelRollup,
     RollupRun,
 )
+from storage.models.keys import KeyCheck
 from storage.models.publishing import (
     AttemptOutcome,
     Connection,
@@ -59,6 +60,7 @@ __all__ = [
     "FollowerSample",
     "FunnelRollup",
     "JobRun",
+    "KeyCheck",
     "OverlapPolicy",
     "Platform",
     "Post",
