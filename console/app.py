@@ -26,14 +26,17 @@ Adding a screen (the extension point)
    `open_screen(name, argument)` jumps from code; a screen with a `set_argument(arg)` method
    receives what follows the name (`:runs DETROIT_METRO`).
 
-Global keys: `:` command mode, `?` help, `ctrl+p` palette, `esc` back, `q` quit. Any binding
-with an id can be remapped, and the theme chosen, in the console's settings file
+Global keys: `:` command mode, `?` help, `ctrl+p` palette, `esc` back, `q` quit. A read-only
+console, and any console served over SSH (console.session), keeps only SAFE_SYSTEM_COMMANDS of
+Textual's palette commands: nothing there writes on the server. Any binding with an id can be
+remapped, and the theme chosen, in the console's settings file
 (`~/.config/creatordeck/console.toml`; see console/keymap.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,6 +60,7 @@ from console.screens.posts import PostsScreen
 from console.screens.queues import QueuesScreen
 from console.screens.regions import RegionsScreen
 from console.screens.runs import RunsScreen
+from console.session import Session
 from console.themes import DEFAULT_THEME, THEMES
 from engine import queue
 from storage.database import Database
@@ -91,6 +95,10 @@ CONSOLE_SCREENS: list[ConsoleScreen] = [
     ),
 ]
 LANDING_SCREEN = "overview"
+# What the palette may offer a read-only or SSH console: look, move, leave. Textual's others
+# (Screenshot writes an SVG into this machine's ~/Downloads) are dropped, and so is any new one
+# until it is judged and added here.
+SAFE_SYSTEM_COMMANDS = frozenset({"Theme", "Keys", "Maximize", "Minimize", "Quit"})
 
 
 def utc_now() -> datetime:
@@ -144,12 +152,15 @@ class CreatordeckApp(App[None]):
         clock: Clock | None = None,
         landing: str = LANDING_SCREEN,
         config_file: Path | None = None,
+        session: Session | None = None,
     ) -> None:
         # The first screen: the Overview, unless asked otherwise (tests written for Regions).
         self.DEFAULT_MODE = landing  # type: ignore[misc]
         super().__init__()
         self.settings = settings
         self.read_only = read_only
+        # Local, or an SSH client of `--serve-ssh` (which says so in our environment).
+        self.session = session or Session.from_env(os.environ)
         self.now: Clock = clock or utc_now
         self.db = Database(settings, pool_size=2, max_overflow=2)
         self._redis: ArqRedis | None = None
@@ -206,11 +217,23 @@ class CreatordeckApp(App[None]):
         """True (after saying so) when this console may not `verb`."""
         if self.read_only:
             self.notify(
-                f"read-only console: cannot {verb} (started with --read-only)",
+                f"read-only console: cannot {verb} ({self.session.read_only_reason})",
                 title="refused",
                 severity="warning",
             )
         return self.read_only
+
+    @property
+    def restricted(self) -> bool:
+        """Read-only or over SSH: offer nothing that writes on this machine (files, edits)."""
+        return self.read_only or self.session.over_ssh
+
+    def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
+        # Also reachable from `@click` markup, not only the palette: refuse where restricted.
+        if self.restricted:
+            self.notify("screenshots are not saved from this console", severity="warning")
+            return
+        super().action_screenshot(filename, path)
 
     # Navigation.
 
@@ -264,7 +287,9 @@ class CreatordeckApp(App[None]):
             await self.switch_mode(self._mode_history.pop())
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        for command in super().get_system_commands(screen):
+            if not self.restricted or command.title in SAFE_SYSTEM_COMMANDS:
+                yield command
         for name, description in self.screen_names.items():
 
             async def go(target: str = name) -> None:

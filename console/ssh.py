@@ -5,14 +5,11 @@ pseudo-terminal, bridged to the SSH channel (keys in, screen out, window size ch
 SIGWINCH). A console process cannot see another's screen or state, and when the client goes,
 its console is stopped.
 
-Who may connect: public keys in an OpenSSH-style authorised keys file, read again on every
-login (edits apply without a restart). One key per line; options before the key as in OpenSSH;
-our own option `read-only` makes that key's consoles read-only; `from="10.0.0.*"` limits the
-client address. The key's comment names the person in the audit log (`ssh:<comment>`):
-
-    ssh-ed25519 AAAAC3Nza... alice@laptop
-    read-only ssh-ed25519 AAAAC3Nza... bob@phone
-    read-only,from="127.0.0.1" ssh-ed25519 AAAAC3Nza... wallboard
+Who may connect: public keys in an OpenSSH-style authorised keys file, re-read at every
+login; `read-only` and `from=` options per key, anything it cannot honour refused line by line
+(console/authorized_keys.py). The console process learns from its environment (console.session)
+that it serves an SSH client, and why it is read-only: its refusals say so, and its palette
+offers nothing that writes on this machine.
 
 No passwords, no keyboard-interactive, no port/agent/X11 forwarding, no commands: a pty
 session with the console, nothing else. Bound to loopback unless `--ssh-allow-remote`.
@@ -33,6 +30,8 @@ from typing import Any
 
 import asyncssh
 
+from console.authorized_keys import KeyEntry, load_authorized_keys, match_key
+from console.session import READ_ONLY_REASON_ENV, SSH_KEY_ENV
 from engine import logs
 from storage.settings import Settings
 
@@ -42,7 +41,6 @@ DEFAULT_HOST_KEY = DEFAULT_DIR / "ssh_host_ed25519_key"
 DEFAULT_MAX_SESSIONS = 8
 DEFAULT_TERM = "xterm-256color"
 STOP_GRACE_S = 3.0
-READ_ONLY_OPTION = "read-only"
 
 log = logs.get("console.ssh")
 
@@ -79,44 +77,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-@dataclass(frozen=True, slots=True)
-class KeyEntry:
-    line_no: int
-    name: str  # the key's comment, or "line N"
-    read_only: bool
-    keys: asyncssh.SSHAuthorizedKeys
-
-
-def _comment(line: str) -> str:
-    """The comment after the key blob (OpenSSH layout: [options] type blob [comment])."""
-    parts = line.split()
-    for i, part in enumerate(parts):
-        if part.startswith(("ssh-", "ecdsa-", "sk-")) and i + 1 < len(parts):
-            return " ".join(parts[i + 2 :])
-    return ""
-
-
-def load_authorized_keys(path: Path) -> list[KeyEntry]:
-    """The usable entries of the file; a bad line is logged and skipped, never fatal."""
-    entries = []
-    text = path.read_text(encoding="utf-8")
-    for line_no, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        try:
-            keys = asyncssh.import_authorized_keys(line)
-        except (ValueError, asyncssh.KeyImportError) as exc:
-            log.warning("ssh.bad_authorized_key", file=str(path), line=line_no, error=str(exc))
-            continue
-        options = line.split(None, 1)[0]
-        read_only = not options.startswith(("ssh-", "ecdsa-", "sk-")) and (
-            READ_ONLY_OPTION in options.split(",")
-        )
-        entries.append(KeyEntry(line_no, _comment(line) or f"line {line_no}", read_only, keys))
-    return entries
 
 
 def ensure_host_key(path: Path) -> asyncssh.SSHKey:
@@ -174,23 +134,24 @@ class ConsoleSSHServer(asyncssh.SSHServer):
         return True
 
     def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
-        host, addr = self.peer.rsplit(":", 1)[0], self.peer.rsplit(":", 1)[0]
+        host = addr = self.peer.rsplit(":", 1)[0]
         try:
-            entries = load_authorized_keys(self.options.authorized_keys)
+            lines = load_authorized_keys(self.options.authorized_keys)
         except OSError as exc:
             log.error("ssh.authorized_keys_unreadable", error=str(exc))
             return False
-        for entry in entries:
-            if entry.keys.validate(key, host, addr) is not None:
-                self.entry = entry
-                log.info(
-                    "ssh.key_accepted",
-                    peer=self.peer,
-                    user=username,
-                    key=entry.name,
-                    read_only=entry.read_only or self.options.read_only,
-                )
-                return True
+        entry = match_key(lines, key, host, addr)
+        if entry is not None:
+            self.entry = entry
+            log.info(
+                "ssh.key_accepted",
+                peer=self.peer,
+                user=username,
+                key=entry.name,
+                line=entry.line_no,
+                read_only=entry.read_only or self.options.read_only,
+            )
+            return True
         log.warning(
             "ssh.key_refused", peer=self.peer, user=username, fingerprint=key.get_fingerprint()
         )
@@ -217,9 +178,23 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
         await proc.wait()
 
 
-def console_env(settings: Settings, term: str, who: str) -> dict[str, str]:
+def read_only_reason(entry: KeyEntry, options: ServeOptions) -> str | None:
+    """Why this session's console is read-only, in the words its refusals use; None: it is not."""
+    if entry.read_only and options.read_only:
+        return "this SSH key is marked read-only, and the server runs with --read-only"
+    if entry.read_only:
+        return "this SSH key is marked read-only"
+    if options.read_only:
+        return "the SSH server runs with --read-only"
+    return None
+
+
+def console_env(
+    settings: Settings, term: str, who: str, read_only_because: str | None = None
+) -> dict[str, str]:
     """The console process's environment: this server's servers and prefix, the client's
-    terminal type, and the key's name as the audit log's actor."""
+    terminal type, the key's name as the audit log's actor, and that this is an SSH session
+    (console.session: the palette offers nothing that writes on this machine)."""
     env = dict(os.environ)
     env.update(
         DATABASE_URL=settings.database_url or "",
@@ -229,6 +204,10 @@ def console_env(settings: Settings, term: str, who: str) -> dict[str, str]:
         LOGNAME=who,
         USER=who,
     )
+    env[SSH_KEY_ENV] = who
+    env.pop(READ_ONLY_REASON_ENV, None)
+    if read_only_because:
+        env[READ_ONLY_REASON_ENV] = read_only_because
     env.pop("COLORTERM", None)  # the client's terminal decides: 256 colours via TERM
     env.pop("COLUMNS", None)
     env.pop("LINES", None)
@@ -271,9 +250,10 @@ async def run_console_session(
         return
     sessions.open += 1
     read_only = entry.read_only or options.read_only
+    because = read_only_reason(entry, options)
     cols, rows, _, _ = process.get_terminal_size()
     argv = list(options.console_argv) + (["--read-only"] if read_only else [])
-    env = console_env(settings, term or DEFAULT_TERM, f"ssh:{entry.name}")
+    env = console_env(settings, term or DEFAULT_TERM, f"ssh:{entry.name}", because)
     master, slave = os.openpty()
     _set_winsize(slave, cols or 80, rows or 24)
     try:

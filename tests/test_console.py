@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from console.screens.dialogs import ConfirmModal, CronEditModal, RegionFormModal
 from console.screens.help import HelpModal
 from console.screens.regions import RegionsScreen
 from console.screens.runs import RunsScreen
+from console.session import Session
 from engine.queue import pending_ticks
 from storage.database import Database
 from storage.models import AuditEntry, JobRun, Region
@@ -35,8 +37,16 @@ def frozen_clock() -> datetime:
     return FROZEN
 
 
-def make_app(settings: Settings, read_only: bool = False) -> CreatordeckApp:
-    return CreatordeckApp(settings, read_only=read_only, clock=frozen_clock, landing="regions")
+def make_app(
+    settings: Settings, read_only: bool = False, session: Session | None = None
+) -> CreatordeckApp:
+    return CreatordeckApp(
+        settings,
+        read_only=read_only,
+        clock=frozen_clock,
+        landing="regions",
+        session=session or Session(),
+    )
 
 
 async def wait_until(pilot: Pilot[Any], condition: Callable[[], bool], what: str) -> None:
@@ -293,6 +303,7 @@ async def test_read_only_refuses_every_edit_and_writes_nothing(
             assert isinstance(app.screen, RegionsScreen), f"{key} opened {app.screen}"
         refused = [m for m in notifications(app) if "read-only" in m]
         assert len(refused) == 5
+        assert all("started with --read-only" in m for m in refused), refused
         pool = await app.queue_pool()
         assert await pending_ticks(pool, test_settings) == []
     region = await get_region(db, "DETROIT_METRO")
@@ -442,6 +453,60 @@ async def test_palette_offers_every_screen(test_settings: Settings, screen_name:
         await loaded(pilot)
         titles = [command.title for command in app.get_system_commands(app.screen)]
         assert f"Go to {screen_name}" in titles
+
+
+SSH_SESSION = Session(ssh_key="bob@ops", read_only_reason="this SSH key is marked read-only")
+
+
+async def test_an_ssh_console_names_why_it_is_read_only(
+    test_settings: Settings, db: Database
+) -> None:
+    await add_region(db, "DETROIT_METRO")
+    app = make_app(test_settings, read_only=True, session=SSH_SESSION)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("space")
+        await pilot.pause()
+        assert notifications(app) == [
+            "read-only console: cannot pause or resume (this SSH key is marked read-only)"
+        ]
+    assert await audit_rows(db) == []
+
+
+@pytest.mark.parametrize(
+    ("read_only", "session"),
+    [(True, Session()), (False, SSH_SESSION), (True, SSH_SESSION)],
+    ids=["read-only", "ssh", "ssh-read-only"],
+)
+async def test_the_palette_offers_nothing_that_writes_when_read_only_or_over_ssh(
+    test_settings: Settings, tmp_path: Path, read_only: bool, session: Session
+) -> None:
+    app = make_app(test_settings, read_only=read_only, session=session)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        titles = {command.title for command in app.get_system_commands(app.screen)}
+        # Look, move, leave: nothing that writes files or changes the server.
+        assert titles - {f"Go to {name}" for name in app.screen_names} <= {
+            "Theme",
+            "Keys",
+            "Maximize",
+            "Minimize",
+            "Quit",
+        }
+        assert "Go to regions" in titles and "Theme" in titles
+        app.action_screenshot(path=str(tmp_path))  # reachable from markup links: refused too
+        await pilot.pause()
+        assert list(tmp_path.iterdir()) == []
+
+
+async def test_a_local_read_write_palette_keeps_textual_s_commands(
+    test_settings: Settings,
+) -> None:
+    app = make_app(test_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        titles = {command.title for command in app.get_system_commands(app.screen)}
+        assert {"Screenshot", "Theme", "Go to regions"} <= titles
 
 
 async def test_nothing_refreshes_behind_a_modal(test_settings: Settings, db: Database) -> None:

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import asyncssh
 import pytest
+import structlog
 from redis.asyncio import Redis
 
 from console import ssh
+from console.authorized_keys import load_authorized_keys, match_key
 from engine import queue
 from engine.queue import TickRequest, enqueue_ticks
 from storage.settings import Settings
@@ -32,22 +34,37 @@ class Keys:
     folder: Path
     alice: asyncssh.SSHKey  # read-write
     bob: asyncssh.SSHKey  # read-only
+    carol: asyncssh.SSHKey  # read-only after a quoted option holding a space
+    dave: asyncssh.SSHKey  # READ-ONLY: option names are case-insensitive, as in OpenSSH
+    mallory: asyncssh.SSHKey  # FROM="…": a restriction asyncssh would not enforce: refused
+    oscar: asyncssh.SSHKey  # command="…": an option this server cannot honour: refused
+    trent: asyncssh.SSHKey  # options that do not parse: refused
     eve: asyncssh.SSHKey  # not in the file
+
+
+def public(key: asyncssh.SSHKey) -> str:
+    return key.export_public_key().decode().strip()
 
 
 @pytest.fixture
 def keys(tmp_path: Path) -> Keys:
-    alice, bob, eve = (asyncssh.generate_private_key("ssh-ed25519") for _ in range(3))
+    names = ("alice", "bob", "carol", "dave", "mallory", "oscar", "trent", "eve")
+    made = {name: asyncssh.generate_private_key("ssh-ed25519") for name in names}
     lines = [
         "# who may open the console",
-        alice.export_public_key().decode().strip() + " alice@ops",
-        "read-only " + bob.export_public_key().decode().strip() + " bob@ops",
+        public(made["alice"]) + " alice@ops",
+        "read-only " + public(made["bob"]) + " bob@ops",
+        'environment="A=b c",read-only ' + public(made["carol"]) + " carol@ops",
+        "READ-ONLY " + public(made["dave"]) + " dave@ops",
+        'FROM="10.9.9.9" ' + public(made["mallory"]) + " mallory@ops",
+        'command="/bin/true" ' + public(made["oscar"]) + " oscar@ops",
+        'read-only,from="127.0.0.1 ' + public(made["trent"]) + " trent@ops",
         "not a key at all",  # skipped with a warning, never fatal
     ]
     path = tmp_path / "authorized_keys"
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o600)
-    return Keys(tmp_path, alice, bob, eve)
+    return Keys(tmp_path, **made)
 
 
 @pytest.fixture
@@ -129,6 +146,12 @@ async def test_a_listed_key_gets_a_console_and_can_edit(
         screen = await open_console(conn)
         await screen.wait_for("Overview")
         assert "READ-ONLY" not in screen.text
+        # The palette offers nothing that writes on the server (Textual's Screenshot would).
+        await screen.keys("\x10")  # ctrl+p
+        at = await screen.wait_for("Search for commands")
+        await screen.keys(*"screensho")
+        await screen.wait_for("No matches found", at)
+        await screen.keys("\x1b")
         await screen.keys(":", "queues", "\r")
         at = await screen.wait_for("tick:DETROIT_METRO")
         await screen.keys("x")
@@ -146,19 +169,44 @@ async def test_a_listed_key_gets_a_console_and_can_edit(
         assert result.exit_status == 0
 
 
-async def test_a_read_only_key_cannot_edit(
-    server: int, keys: Keys, test_settings: Settings, redis: Redis
+@pytest.mark.parametrize("who", ["bob", "carol", "dave"])
+async def test_a_read_only_key_cannot_edit_and_is_told_why(
+    server: int, keys: Keys, test_settings: Settings, redis: Redis, who: str
 ) -> None:
     job_id = await seed_tick(test_settings)
-    async with await connect(server, keys.bob, "bob") as conn:
+    async with await connect(server, getattr(keys, who), who) as conn:
         screen = await open_console(conn)
         await screen.wait_for("READ-ONLY")
         await screen.keys(":", "queues", "\r")
         at = await screen.wait_for("tick:DETROIT_METRO")
         await screen.keys("x")
         await screen.wait_for("read-only console", at)
+        await screen.wait_for("SSH key is marked", at)
         assert "Delete job" not in screen.text
         assert await redis.zscore(queue.queue_name(test_settings), job_id) is not None
+
+
+async def test_keys_with_options_the_server_cannot_honour_are_refused_line_by_line(
+    server: int, keys: Keys
+) -> None:
+    with structlog.testing.capture_logs() as logged:
+        for who in ("mallory", "oscar", "trent"):
+            with pytest.raises(asyncssh.PermissionDenied):
+                await connect(server, getattr(keys, who), who)
+        async with await connect(server, keys.alice, "alice") as conn:  # the rest still work
+            result = await conn.run("true", timeout=DEADLINE_S)
+            assert "only serves the creatordeck console" in str(result.stderr)
+    refused = {e["line"]: e["reason"] for e in logged if e["event"] == "ssh.key_line_refused"}
+    assert refused == {
+        6: "option 'FROM' is not supported (write it in lower case: 'from')",
+        7: "option 'command' is not supported",
+    }
+    skipped = {e["line"]: e["error"] for e in logged if e["event"] == "ssh.bad_authorized_key"}
+    assert skipped[8] == "Unbalanced quote in options"
+    assert all(
+        public(getattr(keys, name)).split()[1] not in repr(logged)
+        for name in ("mallory", "oscar", "trent")
+    ), "key material in the log"
 
 
 async def test_an_unlisted_key_is_refused(server: int, keys: Keys) -> None:
@@ -176,6 +224,36 @@ async def test_a_session_without_a_terminal_or_with_a_command_is_refused(
         result = await conn.run(timeout=DEADLINE_S, input="")
         assert result.exit_status == 1
         assert "needs a terminal" in str(result.stderr)
+
+
+@pytest.mark.parametrize(
+    ("options", "granted"),
+    [
+        ("", "rw"),
+        ("read-only ", "ro"),
+        ('environment="A=b c",read-only ', "ro"),  # a space inside quotes ends nothing
+        ('environment="A=b,read-only=no",Read-Only ', "ro"),  # a comma inside quotes neither
+        ("no-port-forwarding,no-agent-forwarding,READ-ONLY ", "ro"),
+        ('from="127.0.0.1",read-only ', "ro"),
+        ('from="10.9.9.9" ', None),  # not from here
+        ('From="10.9.9.9" ', None),  # a restriction asyncssh would not enforce: refused
+        ("restrict ", None),  # would forbid the pty the console needs: refused
+        ('expiry-time="20200101" ', None),  # a restriction this server cannot honour
+    ],
+)
+def test_options_are_parsed_as_openssh_does_and_never_widen_what_a_key_gets(
+    tmp_path: Path, options: str, granted: str | None
+) -> None:
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    path = tmp_path / "authorized_keys"
+    path.write_text(f"{options}{public(key)} pat@ops\n")
+    client = key.convert_to_public()  # what the server sees
+    entry = match_key(load_authorized_keys(path), client, "127.0.0.1", "127.0.0.1")
+    if granted is None:
+        assert entry is None
+    else:
+        assert entry is not None and entry.name == "pat@ops"
+        assert ("ro" if entry.read_only else "rw") == granted
 
 
 def test_loopback_by_default_and_config_errors(tmp_path: Path) -> None:
