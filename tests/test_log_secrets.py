@@ -337,3 +337,25 @@ def test_the_pipeline_redacts_credentials_from_any_logger(
     assert ours["token"] == "[REDACTED]"
     assert ours["media"] == ["https://cdn.example/a.jpg?sig=[REDACTED]"]
     assert "HTTPStatusError" in str(ours["exception"])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("GET /x?id=1&key=K1&maxResults=50", "GET /x?id=1&key=[REDACTED]&maxResults=50"),
+        ("Authorization: Basic dXNlcjpw", "Authorization: Basic [REDACTED]"),
+        (
+            '{"access_token": "T1", "expires_in": 3600}',
+            '{"access_token": "[REDACTED]", "expires_in": 3600}',
+        ),
+        ("postgresql://app:pw1@db:5432/app", "postgresql://app:[REDACTED]@db:5432/app"),
+        # Nothing credential-shaped: left as it is.
+        ("monkey=banana&hotkey=x&status_code=401", "monkey=banana&hotkey=x&status_code=401"),
+        ("token refresh failed: Authorization header missing", None),
+        ("postgresql://postgres@127.0.0.1:5432/postgres", None),
+    ],
+)
+def test_redact_is_precise_and_idempotent(text: str, expected: str | None) -> None:
+    redacted = logs.redact(text)
+    assert redacted == (expected or text)
+    assert logs.redact(redacted) == redacted
