@@ -28,6 +28,8 @@ USER creatordeck
 WORKDIR /home/creatordeck
 # prod: missing DATABASE_URL / REDIS_URL are an error, never an embedded server.
 ENV ENV=prod PYTHONUNBUFFERED=1
+# 8000: the api (--host 0.0.0.0). 9108: the engine's /metrics, on loopback unless METRICS_HOST
+# opens it (compose.yaml sets METRICS_HOST=0.0.0.0 for its engine, scraped from another container).
 EXPOSE 8000 9108
 # tini forwards SIGTERM to creatordeck, which drains within SHUTDOWN_GRACE_S (25 s < 30 s).
 STOPSIGNAL SIGTERM

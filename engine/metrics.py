@@ -5,6 +5,8 @@ Every metric of ours lives here, so names and labels stay consistent across proc
 
 from __future__ import annotations
 
+from wsgiref.simple_server import WSGIServer
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.exposition import generate_latest
 
@@ -76,6 +78,10 @@ def exposition() -> bytes:
     return generate_latest(REGISTRY)
 
 
-def serve(port: int, host: str = "0.0.0.0") -> None:  # noqa: S104 - scraped from outside the container
-    """Expose /metrics on its own port (the engine has no HTTP server of its own)."""
-    start_http_server(port, addr=host, registry=REGISTRY)
+def serve(port: int, host: str = "127.0.0.1") -> WSGIServer:
+    """Expose /metrics on its own port (the engine has no HTTP server of its own).
+
+    Loopback unless `host` opens it (METRICS_HOST): the counters say what the platform is doing.
+    """
+    server, _ = start_http_server(port, addr=host, registry=REGISTRY)
+    return server

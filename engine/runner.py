@@ -12,6 +12,7 @@ import contextlib
 import signal
 from collections.abc import Callable
 from enum import StrEnum
+from wsgiref.simple_server import WSGIServer
 
 from arq.worker import Worker
 
@@ -117,7 +118,7 @@ async def run_engine(
         concurrency=settings.concurrency,
         prefix=settings.redis_prefix,
     )
-    _serve_metrics(settings.metrics_port)
+    _serve_metrics(settings)
     rt = await connect(settings, stop)
     if rt is None:
         return 0
@@ -156,15 +157,18 @@ async def check_encryption_key(rt: Runtime) -> None:
         log.error("engine.encryption_key_unusable", state=status.state.value, error=status.message)
 
 
-def _serve_metrics(port: int) -> None:
+def _serve_metrics(settings: Settings) -> WSGIServer | None:
+    port, host = settings.metrics_port, settings.metrics_host
     if not port:
-        return
+        return None
     try:
-        metrics.serve(port)
-        log.info("engine.metrics", port=port)
+        server = metrics.serve(port, host)
     except OSError as exc:
         # A second engine on the same host: it runs on, unscraped, rather than not at all.
-        log.warning("engine.metrics_unavailable", port=port, error=str(exc))
+        log.warning("engine.metrics_unavailable", host=host, port=port, error=str(exc))
+        return None
+    log.info("engine.metrics", host=host, port=port)
+    return server
 
 
 def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:

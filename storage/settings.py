@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
+import re
 from enum import StrEnum
 from functools import lru_cache
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_HOST_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
 
 
 class EnvMode(StrEnum):
@@ -44,10 +49,27 @@ class Settings(BaseSettings):
     metrics_port: int = Field(
         default=9108, ge=0, le=65535, description="engine's Prometheus /metrics port; 0 = off"
     )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="address the engine's /metrics listens on: loopback unless opened "
+        "(0.0.0.0 in a container that Prometheus scrapes from another)",
+    )
     encryption_key: SecretStr | None = Field(
         default=None, description="Fernet key for platform tokens at rest"
     )
     dashboard_token: SecretStr | None = Field(default=None)
+
+    @field_validator("metrics_host")
+    @classmethod
+    def _metrics_host(cls, value: str) -> str:
+        with contextlib.suppress(ValueError):
+            return str(ipaddress.ip_address(value))
+        if not _HOST_NAME.fullmatch(value):
+            raise ValueError(
+                f"METRICS_HOST {value!r} is not an IP address or host name "
+                "(e.g. 127.0.0.1, or 0.0.0.0 to listen on every interface; no port, no scheme)"
+            )
+        return value
 
 
 @lru_cache(maxsize=1)

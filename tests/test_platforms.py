@@ -43,8 +43,11 @@ async def test_youtube_channels_list_batch_with_item_etags() -> None:
     ]
     async with httpx.AsyncClient() as client:
         result = await adapter.fetch(client, targets)
-    params = route.calls.last.request.url.params
-    assert params["part"] == "statistics" and params["key"] == "key-123"
+    sent = route.calls.last.request
+    params = sent.url.params
+    # The key travels in a header: a URL ends up in logs.
+    assert sent.headers["x-goog-api-key"] == "key-123" and "key" not in params
+    assert params["part"] == "statistics"
     assert params["id"] == "UC_x5XG1OV2P6uZZ5FSM9Ttw,UCVHFbqXqoYvEWM1Ddxl0QDg,UCgoneGoneGone"
     one = result.observed[1]
     assert (one.followers, one.posts, one.views) == (2_480_000, 6932, 3_064_981_267)
@@ -127,8 +130,11 @@ async def test_instagram_business_discovery() -> None:
     adapter = InstagramAdapter(QUOTA, "token-xyz", "17841405309211844")
     async with httpx.AsyncClient() as client:
         result = await adapter.fetch(client, [target(1, "bluebottle"), target(2, "nosuchaccount")])
-        fields = route.calls[0].request.url.params["fields"]
-        assert fields.startswith("business_discovery.username(bluebottle)")
+        sent = route.calls[0].request
+        assert sent.url.params["fields"].startswith("business_discovery.username(bluebottle)")
+        # The token travels in a header: a URL ends up in logs.
+        assert sent.headers["authorization"] == "Bearer token-xyz"
+        assert "access_token" not in sent.url.params
         assert result.observed[1].followers == 267_793 and result.observed[1].posts == 1205
         assert isinstance(result.failures[2], NotFound)
         with pytest.raises(TransientFailure):

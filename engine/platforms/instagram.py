@@ -4,7 +4,8 @@
 follows_count,media_count}` — one account per call (the creator's `external_id` is its
 username). Errors (documented): `{"error": {"message", "type", "code", "error_subcode"}}`;
 code 190 = the access token is invalid or expired; 4/17/32/613 = rate limited; 110 or
-subcode 2207013 = no such (business) account.
+subcode 2207013 = no such (business) account. The access token travels in the
+`Authorization: Bearer` header, never in the URL (URLs end up in logs).
 """
 
 from __future__ import annotations
@@ -36,17 +37,14 @@ class InstagramAdapter(Adapter):
 
     def __init__(self, quota: Quota, access_token: str, ig_user_id: str, base_url: str = API):
         super().__init__(quota)
-        self.access_token = access_token
+        self.headers = {"Authorization": f"Bearer {access_token}"}
         self.url = f"{base_url.rstrip('/')}/{ig_user_id}"
 
     async def fetch(self, client: httpx.AsyncClient, targets: Sequence[FetchTarget]) -> BatchResult:
         result = BatchResult()
         for target in targets:
-            params = {
-                "fields": FIELDS.format(name=target.external_id),
-                "access_token": self.access_token,
-            }
-            response = await client.get(self.url, params=params)
+            params = {"fields": FIELDS.format(name=target.external_id)}
+            response = await client.get(self.url, params=params, headers=self.headers)
             if response.status_code >= 400:
                 failure = _failure(response)
                 if isinstance(failure, NotFound):

@@ -5,6 +5,7 @@ Shape (documented): `{"etag": "...", "items": [{"id": "UC…", "etag": "...", "s
 Counts are strings. An id missing from `items` no longer exists. Each item has its own ETag:
 an unchanged ETag is "not modified" (no sample written). A single-id call also sends
 If-None-Match, which YouTube answers with 304. Quota errors come as 403 with a reason.
+The API key travels in the `X-goog-api-key` header, never in the URL (URLs end up in logs).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class YouTubeAdapter(Adapter):
 
     def __init__(self, quota: Quota, api_key: str, base_url: str = API) -> None:
         super().__init__(quota)
-        self.api_key = api_key
+        self.headers = {"X-goog-api-key": api_key}
         self.base_url = base_url
 
     async def fetch(self, client: httpx.AsyncClient, targets: Sequence[FetchTarget]) -> BatchResult:
@@ -44,9 +45,8 @@ class YouTubeAdapter(Adapter):
             "part": "statistics",
             "id": ",".join(t.external_id for t in targets),
             "maxResults": "50",
-            "key": self.api_key,
         }
-        headers = {}
+        headers = dict(self.headers)
         if len(targets) == 1 and targets[0].etag:
             headers["If-None-Match"] = targets[0].etag
         response = await client.get(self.base_url, params=params, headers=headers)
