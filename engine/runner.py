@@ -11,6 +11,7 @@ from enum import StrEnum
 from arq.worker import Worker
 
 from engine import heartbeat, logs, metrics, queue
+from engine.alerts import sampler as alert_sampler
 from engine.runtime import Runtime
 from engine.scheduler import Scheduler
 from engine.worker import (
@@ -116,6 +117,8 @@ async def run_engine(
     if rt is None:
         return 0
     tasks = [asyncio.create_task(heartbeat.beat(rt, stop, role.value))]
+    if settings.metrics_port:  # the facts Prometheus cannot count (engine.alerts.sampler)
+        tasks.append(asyncio.create_task(alert_sampler.run(rt, stop)))
     if role in (Role.ALL, Role.SCHEDULER):
         tasks.append(asyncio.create_task(Scheduler(rt).run(stop)))
     if role in (Role.ALL, Role.WORKER):
