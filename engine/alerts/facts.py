@@ -118,15 +118,13 @@ class FactReader:
     def __init__(
         self,
         db: Database,
-        redis: Redis,
         settings: Settings,
         quotas: dict[str, Quota] | None = None,
     ) -> None:
         self.db = db
-        self.redis = redis
         self.settings = settings
         self._quotas = quotas
-        self._limiter: RateLimiter | None = None
+        self._limiter: tuple[Redis, RateLimiter] | None = None
 
     @property
     def quotas(self) -> dict[str, Quota]:
@@ -137,17 +135,25 @@ class FactReader:
                 self._quotas = {}
         return self._quotas
 
-    async def read(self, now: datetime) -> Facts:
+    async def read(self, now: datetime, redis: Redis | None, redis_error: str = "") -> Facts:
+        """The facts at `now`; `redis` None (with why) when the caller could not connect."""
         facts = Facts(now=now)
         try:
             facts = await self._postgres(facts)
         except Exception as exc:
             facts = replace(facts, postgres_error=_describe(exc))
+        if redis is None:
+            return replace(facts, redis_error=redis_error or "not connected")
         try:
-            facts = await self._redis(facts)
+            facts = await self._redis(facts, redis)
         except Exception as exc:
             facts = replace(facts, redis_error=_describe(exc))
         return facts
+
+    def _limiter_for(self, redis: Redis) -> RateLimiter:
+        if self._limiter is None or self._limiter[0] is not redis:
+            self._limiter = (redis, RateLimiter(redis, self.settings))
+        return self._limiter[1]
 
     async def _postgres(self, facts: Facts) -> Facts:
         now = facts.now
@@ -173,22 +179,21 @@ class FactReader:
             token_expiry=expiry,
         )
 
-    async def _redis(self, facts: Facts) -> Facts:
+    async def _redis(self, facts: Facts, redis: Redis) -> Facts:
         now_ms = int(facts.now.timestamp() * 1000)
-        alive = await self.redis.zcount(
+        alive = await redis.zcount(
             heartbeat.replicas_key(self.settings),
             now_ms - int(heartbeat.STALE_S * 1000),
             "+inf",
         )
-        if self._limiter is None:
-            self._limiter = RateLimiter(self.redis, self.settings)
+        limiter = self._limiter_for(redis)
         quotas = self.quotas
         platforms = []
         for name in breaker_platforms(quotas):
-            status = await CircuitBreaker(self.redis, self.settings, name).status()
+            status = await CircuitBreaker(redis, self.settings, name).status()
             used = limit = None
             if name in quotas:
-                usage = await self._limiter.usage(quotas[name])
+                usage = await limiter.usage(quotas[name])
                 used, limit = usage.used, usage.limit
             platforms.append(
                 PlatformFacts(
@@ -200,12 +205,12 @@ class FactReader:
                     quota_limit=limit,
                 )
             )
-        events = await event_counts.window(self.redis, self.settings, facts.now, RATE_WINDOW_S)
+        events = await event_counts.window(redis, self.settings, facts.now, RATE_WINDOW_S)
         return replace(facts, replicas_alive=int(alive), platforms=tuple(platforms), events=events)
 
     async def close(self) -> None:
         if self._limiter is not None:
-            await self._limiter.close()
+            await self._limiter[1].close()
             self._limiter = None
 
 

@@ -56,11 +56,11 @@ def export(facts: Facts) -> None:
 
 async def run(rt: Runtime, stop: asyncio.Event) -> None:
     """Sample until `stop`; a failed read is logged and tried again at the next interval."""
-    reader = FactReader(rt.db, rt.redis, rt.settings)
+    reader = FactReader(rt.db, rt.settings)
     try:
         while not stop.is_set():
             try:
-                export(await reader.read(datetime.now(UTC)))
+                export(await reader.read(datetime.now(UTC), rt.redis))
             except Exception as exc:
                 log.warning("alerts.sample_failed", error=repr(exc))
             with contextlib.suppress(TimeoutError):
