@@ -9,6 +9,7 @@ edit here, but an expression that stops matching its series fails.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -256,3 +257,41 @@ def test_each_rule_fires_and_stays_quiet_under_promtool(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_prometheus_config_loads_the_rules(tmp_path: Path) -> None:
+    tool = promtool()
+    for name in ("prometheus.yml", "alerts.yml"):
+        shutil.copy(rules.RULES_FILE.parent / name, tmp_path / name)
+    result = subprocess.run(
+        [tool, "check", "config", str(tmp_path / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "14 rules found" in result.stdout + result.stderr
+
+
+def test_committed_dashboard_is_the_generated_one() -> None:
+    import importlib.util
+
+    path = rules.RULES_FILE.parents[1] / "grafana" / "dashboard.py"
+    spec = importlib.util.spec_from_file_location("creatordeck_dashboard", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.OUT.read_text(encoding="utf-8") == module.render(), (
+        "deploy/grafana/dashboards/creatordeck.json is stale: "
+        "run python deploy/grafana/dashboard.py --write"
+    )
+    titles = {panel["title"] for panel in json.loads(module.render())["panels"]}
+    for wanted in (
+        "Tick success rate",
+        "Tick lag against schedule",
+        "Quota use",
+        "Publish outcomes",
+        "Event ingestion",
+        "RegionFireTimeMissed",
+    ):
+        assert wanted in titles
