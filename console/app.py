@@ -49,6 +49,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from console.keymap import console_binding_ids, help_rows, load_config
+from console.screens.alerts import AlertsScreen
 from console.screens.command import CommandBar
 from console.screens.connections import ConnectionsScreen
 from console.screens.creators import CreatorsScreen
@@ -93,6 +94,7 @@ CONSOLE_SCREENS: list[ConsoleScreen] = [
     ConsoleScreen(
         "experiments", "A/B tests: traffic, SRM, leader; start, pause, weights", ExperimentsScreen
     ),
+    ConsoleScreen("alerts", "alert conditions: state, since, runbook; silence", AlertsScreen),
 ]
 LANDING_SCREEN = "overview"
 # What the palette may offer a read-only or SSH console: look, move, leave. Textual's others

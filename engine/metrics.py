@@ -73,6 +73,56 @@ EVENTS = Counter(
 )
 
 
+# Alert facts (engine.alerts.sampler): what Prometheus cannot count itself, read from Postgres
+# and Redis by every engine replica every SAMPLE_S; the rules take their max (or min).
+REGIONS_OVERDUE = Gauge(
+    "creatordeck_regions_overdue",
+    "Active regions with a fire time past its grace and no ledger row",
+    registry=REGISTRY,
+)
+TICK_OLDEST_RUNNING = Gauge(
+    "creatordeck_tick_oldest_running_seconds",
+    "Age of the longest-running region tick (0: none running)",
+    registry=REGISTRY,
+)
+PUBLICATIONS_UNKNOWN = Gauge(
+    "creatordeck_publications_unknown",
+    "Publications whose outcome is unknown, waiting for a person",
+    registry=REGISTRY,
+)
+QUOTA_USED = Gauge(
+    "creatordeck_quota_used_ratio",
+    "Share of a platform's API quota used in its current window",
+    ["platform"],
+    registry=REGISTRY,
+)
+DEAD_LETTERS_PENDING = Gauge(
+    "creatordeck_dead_letters_pending", "Dead letters waiting for a person", registry=REGISTRY
+)
+DEAD_LETTERS_RECENT = Gauge(
+    "creatordeck_dead_letters_recent",
+    "Pending dead letters that failed in the last 30 minutes",
+    registry=REGISTRY,
+)
+ENGINE_REPLICAS = Gauge(
+    "creatordeck_engine_replicas",
+    "Engine replicas whose heartbeat is fresh, as this replica sees them",
+    registry=REGISTRY,
+)
+DEPENDENCY_UP = Gauge(
+    "creatordeck_dependency_up",
+    "1 while a dependency (postgres, redis) answers this process, else 0",
+    ["dependency"],
+    registry=REGISTRY,
+)
+TOKEN_EXPIRES_IN = Gauge(
+    "creatordeck_token_expires_in_seconds",
+    "Seconds until the soonest token expiry of a platform's connected accounts",
+    ["platform"],
+    registry=REGISTRY,
+)
+
+
 def exposition() -> bytes:
     """The text exposition format, for an HTTP handler of our own (the api's /metrics)."""
     return generate_latest(REGISTRY)

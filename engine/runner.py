@@ -17,6 +17,7 @@ from wsgiref.simple_server import WSGIServer
 from arq.worker import Worker
 
 from engine import heartbeat, logs, metrics, queue
+from engine.alerts import sampler as alert_sampler
 from engine.runtime import Runtime
 from engine.scheduler import Scheduler
 from engine.worker import (
@@ -128,6 +129,8 @@ async def run_engine(
         await rt.close()
         raise
     tasks = [asyncio.create_task(heartbeat.beat(rt, stop, role.value))]
+    if settings.metrics_port:  # the facts Prometheus cannot count (engine.alerts.sampler)
+        tasks.append(asyncio.create_task(alert_sampler.run(rt, stop)))
     if role in (Role.ALL, Role.SCHEDULER):
         tasks.append(asyncio.create_task(Scheduler(rt).run(stop)))
     if role in (Role.ALL, Role.WORKER):

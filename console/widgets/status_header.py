@@ -10,6 +10,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from console.data import EngineStatus, load_engine_status
+from console.widgets.alerts_line import AlertsBadge, alerts_line
 
 if TYPE_CHECKING:
     from console.app import CreatordeckApp
@@ -33,6 +34,7 @@ class StatusHeader(Widget):
     engine: reactive[EngineStatus | None] = reactive(None)
     error: reactive[str | None] = reactive(None)
     clock: reactive[str] = reactive("")
+    alerts: reactive[AlertsBadge | None] = reactive(None)
 
     def __init__(self, title: str) -> None:
         super().__init__()
@@ -68,6 +70,7 @@ class StatusHeader(Widget):
 
     @work(group="status-header", exit_on_error=False)
     async def _load(self) -> None:
+        self.alerts = await alerts_line(self.deck)  # never raises: says what it could not read
         try:
             redis = await self.deck.queue_pool()
             self.engine = await load_engine_status(redis, self.deck.settings)
@@ -108,6 +111,8 @@ class StatusHeader(Widget):
             right.append(" READ-ONLY ", style="bold black on yellow")
             right.append(" ")
         right.append(self.clock + " ")
+        if self.alerts is not None:  # the full words where they fit, else `!N` firing
+            line.append_text(self.alerts.fit(self.size.width - line.cell_len - right.cell_len - 1))
         pad = self.size.width - line.cell_len - right.cell_len
         if pad > 0:
             line.append(" " * pad)

@@ -7,6 +7,8 @@ one statement (dedupe, skew correction and enrichment happen there).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +18,7 @@ from fastapi.responses import Response
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
 from engine import logs, metrics
+from engine.alerts import event_counts
 from engine.api.context import ApiContext
 from engine.api.schemas import (
     MAX_AGE_DAYS,
@@ -195,6 +198,13 @@ async def ingest(ctx: ApiContext, raw: bytes, received_at: datetime) -> tuple[in
     if refused:
         metrics.EVENTS.labels("refused").inc(len(refused))
         log.info("events.refused", received=len(items), refused=len(refused))
+    with contextlib.suppress(Exception):  # the console's rejection rate; never fails a batch
+        await asyncio.wait_for(
+            event_counts.record(
+                ctx.redis, ctx.settings, accepted=len(valid), refused=len(refused), now=received_at
+            ),
+            timeout=event_counts.RECORD_TIMEOUT_S,
+        )
     return (200 if valid else 422), orjson.dumps(body)
 
 

@@ -1,5 +1,6 @@
 """Database models, one module per domain, gathered here so Alembic sees one metadata."""
 
+from storage.models.alerts import AlertSilence
 from storage.models.audit import AuditEntry
 from storage.models.base import Base
 from storage.models.creators import (
@@ -38,6 +39,7 @@ from storage.models.regions import CatchupPolicy, OverlapPolicy, Region
 from storage.models.runs import JobRun, RunStatus
 
 __all__ = [
+    "AlertSilence",
     "Assignment",
     "AttemptOutcome",
     "AuditEntry",

@@ -1,0 +1,259 @@
+"""Alerts: every condition of `engine.alerts.conditions`, judged from Postgres and Redis.
+
+One row per condition: its state (ok, pending, firing, unknown), since when, severity, value
+and what the facts say; under the table the selected condition's summary and runbook line.
+`s` silences the selected condition for a while (asks how long and why; the silence and an
+audit row are written in one transaction), `u` ends its silence. Works without Prometheus.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.markup import escape
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Input, Label, Static
+
+from console import data_alerts
+from console.data_alerts import AlertsView, SilenceError
+from console.screens.live import LiveScreen, row_at_cursor
+from console.widgets.formatting import when
+from engine.alerts.conditions import summary_of
+from engine.alerts.evaluate import AlertStatus, State
+from storage.queries import audit
+
+STATE_STYLES = {
+    State.OK: "green",
+    State.PENDING: "bold yellow",
+    State.FIRING: "bold red",
+    State.UNKNOWN: "dim",
+}
+
+COLUMNS = (
+    ("State", "state", 8),
+    ("Alert", "alert", 21),
+    ("Sev", "severity", 6),
+    ("Since", "since", 11),
+    ("Now", "detail", 40),
+)
+
+
+def _value(status: AlertStatus) -> str:
+    value, unit = status.value, status.condition.unit
+    if value is None:
+        return ""
+    if unit == "ratio":
+        return f"{value:.0%} "
+    if unit == "s":
+        return f"{value:.0f}s "
+    return ""
+
+
+def state_cell(status: AlertStatus) -> Text:
+    if status.silenced and status.state != State.OK:
+        return Text(f"{status.state.value}~", style="dim")
+    return Text(status.state.value, style=STATE_STYLES[status.state])
+
+
+def status_cells(status: AlertStatus) -> tuple[Text | str, ...]:
+    return (
+        state_cell(status),
+        status.condition.name,
+        status.condition.severity.value,
+        when(status.since),
+        f"{_value(status)}{status.detail}",
+    )
+
+
+class SilenceModal(ModalScreen[tuple[str, str] | None]):
+    """How long and why: validated as you type; enter saves, esc cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "cancel", id="silence.cancel")]
+
+    def __init__(self, condition: str) -> None:
+        super().__init__()
+        self.condition = condition
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(f"Silence [b]{escape(self.condition)}[/]")
+            yield Input("1h", placeholder="for: 30m, 2h, 1d (at most 7d)", id="duration")
+            yield Input("", placeholder="why (kept in the audit log)", id="reason")
+            yield Static(id="silence-error")
+            yield Label("[b]enter[/] next/save  [b]esc[/] cancel", classes="hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#reason", Input).focus()
+        self.check()
+
+    def on_input_changed(self, _event: Input.Changed) -> None:
+        self.check()
+
+    def check(self) -> tuple[str, str] | None:
+        duration = self.query_one("#duration", Input).value
+        reason = self.query_one("#reason", Input).value
+        out = self.query_one("#silence-error", Static)
+        try:
+            data_alerts.parse_duration(duration)
+            data_alerts.check_reason(reason)
+        except SilenceError as exc:
+            out.update(f"[b red]cannot save:[/] {escape(str(exc))}")
+            return None
+        out.update("[green]ok[/]")
+        return duration, reason
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "duration":
+            self.query_one("#reason", Input).focus()
+            return
+        answer = self.check()
+        if answer is None:
+            self.notify("not saved: see the reason in the dialog", severity="error")
+            return
+        self.dismiss(answer)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class AlertsScreen(LiveScreen):
+    TITLE = "Alerts"
+    refresh_s = 5.0
+
+    DEFAULT_CSS = """
+    #alerts { height: 1fr; }
+    #alert-runbook { height: auto; max-height: 5; padding: 0 1; }
+    """
+
+    BINDINGS: ClassVar = [
+        Binding(
+            "s",
+            "silence",
+            "silence",
+            tooltip="silence the selected alert for a while (audited)",
+            id="alerts.silence",
+        ),
+        Binding(
+            "u",
+            "unsilence",
+            "unsilence",
+            tooltip="end the selected alert's silence (audited)",
+            id="alerts.unsilence",
+        ),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.view: AlertsView | None = None
+        self.statuses: tuple[AlertStatus, ...] = ()
+
+    def compose_body(self) -> ComposeResult:
+        table: DataTable[Text | str] = DataTable(id="alerts", cursor_type="row")
+        for label, key, width in COLUMNS:
+            table.add_column(label, key=key, width=width)
+        yield table
+        yield Static(" ", id="alert-runbook")
+
+    async def fetch(self) -> AlertsView:
+        return await data_alerts.monitor_for(self.deck).current(force=True)
+
+    def show(self, view: AlertsView) -> None:
+        self.view = view
+        self.statuses = view.statuses
+        table = self.table
+        row = table.cursor_row
+        table.clear()
+        for status in view.statuses:
+            table.add_row(*status_cells(status), key=status.condition.name)
+        if view.statuses:
+            table.move_cursor(row=min(max(row, 0), len(view.statuses) - 1))
+        firing = view.count(State.FIRING)
+        pending = view.count(State.PENDING)
+        note = f" · silences unreadable: {escape(view.silence_error)}" if view.silence_error else ""
+        self.set_status(
+            f"{firing} firing, {pending} pending, {view.silenced} silenced · evaluated "
+            f"{view.evaluated_at:%H:%M:%S} · s silence · u unsilence{note}"
+        )
+        self._show_runbook()
+
+    @property
+    def table(self) -> DataTable[Text | str]:
+        return self.query_one("#alerts", DataTable)
+
+    def status_of(self, name: str) -> AlertStatus | None:
+        return next((s for s in self.statuses if s.condition.name == name), None)
+
+    def selected(self) -> AlertStatus | None:
+        return row_at_cursor(self.table, self.statuses)
+
+    @on(DataTable.RowHighlighted)
+    def _show_runbook(self) -> None:
+        status = self.selected()
+        out = self.query_one("#alert-runbook", Static)
+        if status is None:
+            out.update(" ")
+            return
+        condition = status.condition
+        silenced = ""
+        if status.silence is not None:
+            silenced = (
+                f"\n[dim]silenced until {when(status.silence.until)} by "
+                f"{escape(status.silence.actor)}: {escape(status.silence.reason)}[/]"
+            )
+        out.update(
+            f"[b]{condition.name}[/] ({condition.severity.value}, for {condition.for_s}s): "
+            f"{escape(summary_of(condition))}\n[b]runbook[/] {escape(condition.runbook)}"
+            f"{silenced}"
+        )
+
+    def action_silence(self) -> None:
+        if self.deck.refuse_read_only("silence an alert"):
+            return
+        status = self.selected()
+        if status is None:
+            return
+        name = status.condition.name
+
+        def answer(result: tuple[str, str] | None) -> None:
+            if result is not None:
+                self._silence(name, *result)
+
+        self.app.push_screen(SilenceModal(name), answer)
+
+    def action_unsilence(self) -> None:
+        if self.deck.refuse_read_only("unsilence an alert"):
+            return
+        status = self.selected()
+        if status is not None:
+            self._unsilence(status.condition.name)
+
+    @work(group="edit", exit_on_error=False)
+    async def _silence(self, name: str, duration: str, reason: str) -> None:
+        try:
+            until = await data_alerts.silence(
+                self.deck, name, data_alerts.parse_duration(duration), reason, audit.current_actor()
+            )
+        except SilenceError as exc:
+            self.notify(f"not silenced: {exc}", severity="error")
+        except Exception as exc:
+            self.notify(f"not silenced: {type(exc).__name__}: {exc}", severity="error")
+        else:
+            self.notify(f"{name} silenced until {when(until)}")
+        self.request_reload()
+
+    @work(group="edit", exit_on_error=False)
+    async def _unsilence(self, name: str) -> None:
+        try:
+            ended = await data_alerts.unsilence(self.deck, name, audit.current_actor())
+        except Exception as exc:
+            self.notify(f"not unsilenced: {type(exc).__name__}: {exc}", severity="error")
+        else:
+            self.notify(
+                f"{name}: {ended} silence(s) ended" if ended else f"{name} was not silenced"
+            )
+        self.request_reload()

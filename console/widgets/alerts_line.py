@@ -1,0 +1,51 @@
+"""The header's alerts segment: how many alert conditions fire, from `console.data_alerts`.
+
+Shared by every screen's header through the app's one `AlertMonitor`, so it costs one facts
+read per `data_alerts.EVAL_S`, not one per refresh. At 80 columns the header has ~4 cells to
+spare, so the segment shrinks to `!N` (firing count, nothing when none fires) when the full
+words do not fit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+
+from console.data_alerts import monitor_for
+from engine.alerts.evaluate import State
+
+if TYPE_CHECKING:
+    from console.app import CreatordeckApp
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsBadge:
+    full: Text
+    compact: Text
+
+    def fit(self, room: int) -> Text:
+        return self.full if self.full.cell_len <= room else self.compact
+
+
+async def alerts_line(deck: CreatordeckApp) -> AlertsBadge:
+    full = Text("  alerts ", no_wrap=True)
+    compact = Text(no_wrap=True)
+    try:
+        view = await monitor_for(deck).current()
+    except Exception as exc:  # never break the header over alerts
+        full.append(f"n/a ({type(exc).__name__})", style="dim")
+        return AlertsBadge(full, compact)
+    firing, pending = view.count(State.FIRING), view.count(State.PENDING)
+    if firing:
+        full.append(f"{firing} firing", style="bold white on red")
+        compact.append(" ")
+        compact.append(f"!{firing}", style="bold white on red")
+    elif pending:
+        full.append(f"{pending} pending", style="bold yellow")
+    else:
+        full.append("ok", style="green")
+    if view.silenced:
+        full.append(f" ({view.silenced} silenced)", style="dim")
+    return AlertsBadge(full, compact)

@@ -1,0 +1,70 @@
+"""The engine's alert sampler: the facts Prometheus cannot count itself, exported as gauges.
+
+Every `SAMPLE_S` each engine replica reads `engine.alerts.facts` (the same read the console
+judges alerts on) and sets the gauges of `engine.metrics` that the rules of
+`deploy/prometheus/alerts.yml` compare with their thresholds. Every replica exports the same
+figures, so rules take their max (or min). A dependency that does not answer sets its
+`creatordeck_dependency_up` to 0 and leaves the gauges it feeds at their last values.
+
+The engine starts it next to its heartbeat when it serves metrics (METRICS_PORT not 0).
+Cost: one facts read (a few indexed queries and a handful of Redis round trips) per 15 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime
+
+from engine import logs, metrics
+from engine.alerts.facts import FactReader, Facts
+from engine.runtime import Runtime
+
+SAMPLE_S = 15.0
+
+log = logs.get("engine.alerts")
+
+
+def export(facts: Facts) -> None:
+    """Set the gauges from one read of the facts."""
+    metrics.DEPENDENCY_UP.labels("postgres").set(0 if facts.postgres_error else 1)
+    metrics.DEPENDENCY_UP.labels("redis").set(0 if facts.redis_error else 1)
+    if facts.overdue is not None:
+        metrics.REGIONS_OVERDUE.set(len(facts.overdue))
+    if facts.ticks is not None:
+        started = facts.ticks.oldest_running_started
+        age = (facts.now - started).total_seconds() if started else 0.0
+        metrics.TICK_OLDEST_RUNNING.set(max(age, 0.0))
+    if facts.publish_unknown is not None:
+        metrics.PUBLICATIONS_UNKNOWN.set(facts.publish_unknown.count)
+    if facts.dead_letters is not None:
+        metrics.DEAD_LETTERS_PENDING.set(facts.dead_letters.pending)
+        metrics.DEAD_LETTERS_RECENT.set(facts.dead_letters.recent.count)
+    if facts.token_expiry is not None:
+        metrics.TOKEN_EXPIRES_IN.clear()  # a reconnected or removed account leaves no series
+        for platform, expires in facts.token_expiry.items():
+            left = (expires - facts.now).total_seconds()
+            metrics.TOKEN_EXPIRES_IN.labels(platform).set(left)
+    if facts.replicas_alive is not None:
+        metrics.ENGINE_REPLICAS.set(facts.replicas_alive)
+    for seen in facts.platforms or ():
+        ratio = seen.quota_ratio
+        if ratio is not None:
+            metrics.QUOTA_USED.labels(seen.platform).set(ratio)
+        # CircuitBreaker.status() has already exported creatordeck_breaker_open.
+
+
+async def run(rt: Runtime, stop: asyncio.Event) -> None:
+    """Sample until `stop`; a failed read is logged and tried again at the next interval."""
+    reader = FactReader(rt.db, rt.settings)
+    try:
+        while not stop.is_set():
+            try:
+                export(await reader.read(datetime.now(UTC), rt.redis))
+            except Exception as exc:
+                log.warning("alerts.sample_failed", error=repr(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=SAMPLE_S)
+    finally:
+        with contextlib.suppress(Exception):
+            await reader.close()
