@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from storage.settings import get_settings
+from storage.settings import Settings, get_settings
 
 
 def _settings(start_embedded: bool = True):  # type: ignore[no-untyped-def]
@@ -18,6 +18,17 @@ def _settings(start_embedded: bool = True):  # type: ignore[no-untyped-def]
         return resolve() if start_embedded else get_settings()
     except EnvironmentError_ as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _plain_settings() -> Settings:
+    """The settings as configured (nothing started); a bad value is a one-line error."""
+    from pydantic import ValidationError
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        lines = [f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()]
+        raise click.ClickException("bad setting: " + "; ".join(lines)) from exc
 
 
 @click.group()
@@ -135,6 +146,26 @@ def demo() -> None:
     from console.demo import run_demo
 
     sys.exit(run_demo())
+
+
+@main.command()
+def urls() -> None:
+    """Print DATABASE_URL=… and REDIS_URL=… of the embedded servers running in DATA_DIR
+    (e.g. under `creatordeck demo`), shell-quoted: `set -a; eval "$(creatordeck urls)"; set +a`.
+    Starts nothing; exit 1 when neither is running."""
+    import shlex
+
+    from storage.embedded import EmbeddedServers, data_dir
+
+    folder = data_dir(_plain_settings().data_dir)
+    database_url, redis_url = EmbeddedServers(folder).running_urls()
+    for name, url in (("DATABASE_URL", database_url), ("REDIS_URL", redis_url)):
+        if url is None:
+            click.echo(f"# no embedded {name[:-4].lower()} server is running in {folder}", err=True)
+        else:
+            click.echo(f"{name}={shlex.quote(url)}")
+    if database_url is None and redis_url is None:
+        raise click.ClickException(f"no embedded server is running in {folder}")
 
 
 @main.command()
