@@ -141,11 +141,39 @@ def console(
 
 
 @main.command()
-def demo() -> None:
-    """Everything locally: embedded servers, migrations, demo data, engine, and the console."""
+@click.option(
+    "--api-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="the api's port  [default: DEMO_API_PORT, else 8000]",
+)
+@click.option(
+    "--mock-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="the mock platform's port  [default: DEMO_MOCK_PORT, else 8765]",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="the engine's /metrics port, 0: off  [default: METRICS_PORT, else 9108]",
+)
+def demo(api_port: int | None, mock_port: int | None, metrics_port: int | None) -> None:
+    """Everything locally: embedded servers, migrations, demo data, engine, api, mock platform,
+    and the console. Checks its ports first and starts nothing if one is taken.
+
+    Quitting stops the background processes, and the embedded servers unless another
+    creatordeck process still uses them (it says which). `creatordeck urls` prints their URLs.
+    """
+    from console.demo_ports import DemoPorts, check_ports
+
+    settings = _plain_settings()
+    ports = DemoPorts.of(settings, api_port, mock_port, metrics_port)
+    check_ports(ports)  # before the console's imports: a taken port is reported at once
     from console.demo import run_demo
 
-    sys.exit(run_demo())
+    sys.exit(run_demo(settings, ports))
 
 
 @main.command()

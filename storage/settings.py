@@ -44,6 +44,15 @@ class Settings(BaseSettings):
     metrics_port: int = Field(
         default=9108, ge=0, le=65535, description="engine's Prometheus /metrics port; 0 = off"
     )
+    demo_api_port: int = Field(
+        default=8000, ge=1, le=65535, description="`creatordeck demo`: the api's port (loopback)"
+    )
+    demo_mock_port: int = Field(
+        default=8765,
+        ge=1,
+        le=65535,
+        description="`creatordeck demo`: the mock platform's port (loopback)",
+    )
     encryption_key: SecretStr | None = Field(
         default=None, description="Fernet key for platform tokens at rest"
     )
