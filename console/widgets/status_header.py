@@ -116,14 +116,19 @@ class StatusHeader(Widget):
     def render(self) -> Text:
         line = Text(no_wrap=True, overflow="ellipsis")
         line.append(f" {self.title} ", style="bold reverse")
-        if self.background:
-            line.append(f"  {'; '.join(self.background)}", style="bold red")
-        engine = self.engine
+        # What is down first (short), then what died, then the figures: at 80 columns the
+        # line is cut from the right, and the figures matter least when something is wrong.
         if self.error is not None:
             line.append("  redis down", style="bold red")
             line.append("  engine ?", style="bold yellow")
-        elif engine is None:
-            line.append("  queue …", style="dim")
+        if self.db_error is not None:
+            line.append("  db down", style="bold red")
+        if self.background:
+            line.append(f"  {'; '.join(self.background)}", style="bold red")
+        engine = self.engine
+        if engine is None:
+            if self.error is None:
+                line.append("  queue …", style="dim")
         else:
             line.append("  queue ")
             line.append(f"{engine.ready}", style="bold")
@@ -137,8 +142,6 @@ class StatusHeader(Widget):
                 line.append("alive", style="bold green")
             else:
                 line.append("no report", style="bold red")
-        if self.db_error is not None:
-            line.append("  db down", style="bold red")
         right = Text(no_wrap=True)
         if self.deck.read_only:
             right.append(" READ-ONLY ", style="bold black on yellow")
