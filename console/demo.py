@@ -47,11 +47,6 @@ def _step(message: str) -> None:
     click.echo(f"• {message}", err=True)
 
 
-def _shown(path: Path) -> str:
-    home = Path.home()
-    return f"~/{path.relative_to(home)}" if path.is_relative_to(home) else str(path)
-
-
 @dataclass
 class Child:
     name: str
@@ -59,18 +54,22 @@ class Child:
     log: Path
     process: subprocess.Popen[bytes] | None = None
 
-    def exit_note(self) -> str | None:
-        """How it ended, when it has (a non-blocking check)."""
+    def exit_note(self, data_dir: Path | None = None) -> str | None:
+        """How it ended, when it has (a non-blocking check). With `data_dir`, the log is shown
+        as DATA_DIR/… (short enough for the header's one line at 80 columns)."""
         code = None if self.process is None else self.process.poll()
         if code is None:
             return None
         how = f"code {code}"
         if code < 0:
             try:
-                how = f"killed by {signal.Signals(-code).name}"
+                how = signal.Signals(-code).name
             except ValueError:
-                how = f"killed by signal {-code}"
-        return f"{self.name} exited ({how}) — see {_shown(self.log)}"
+                how = f"signal {-code}"
+        log = str(self.log)
+        if data_dir is not None and self.log.is_relative_to(data_dir):
+            log = f"DATA_DIR/{self.log.relative_to(data_dir)}"
+        return f"{self.name} exited ({how}) — see {log}"
 
 
 @dataclass
@@ -109,11 +108,11 @@ class Supervisor:
                     start_new_session=True,
                 )
 
-    def problems(self) -> list[str]:
-        """The children that ended on their own (the console shows these)."""
+    def problems(self, data_dir: Path | None = None) -> list[str]:
+        """The children that ended on their own (see Child.exit_note)."""
         if self.stopping:
             return []
-        return [note for child in self.children if (note := child.exit_note())]
+        return [note for child in self.children if (note := child.exit_note(data_dir))]
 
     def stop(self) -> None:
         self.stopping = True
@@ -137,16 +136,18 @@ class DemoApp(CreatordeckApp):
     def __init__(self, settings: Settings, supervisor: Supervisor) -> None:
         super().__init__(settings)
         self.supervisor = supervisor
+        self.data_dir = data_dir(settings.data_dir)
         self._told: set[str] = set()
 
     def background_problems(self) -> list[str]:
-        return self.supervisor.problems()
+        """For the header: short (the log as DATA_DIR/…); the notification has the full path."""
+        return self.supervisor.problems(self.data_dir)
 
     def on_mount(self) -> None:  # Textual also runs CreatordeckApp.on_mount
         self.set_interval(WATCH_S, self._tell_new_problems)
 
     def _tell_new_problems(self) -> None:
-        for problem in self.background_problems():
+        for problem in self.supervisor.problems():
             if problem not in self._told:
                 self._told.add(problem)
                 self.notify(problem, title="background process", severity="error", timeout=30)

@@ -111,10 +111,11 @@ async def test_a_background_process_that_dies_is_shown_in_the_console(
 ) -> None:
     from console.demo import DemoApp
 
-    supervisor = _dying_api(test_settings, tmp_path / "logs", held_port)
+    settings = test_settings.model_copy(update={"data_dir": str(tmp_path)})
+    supervisor = _dying_api(settings, tmp_path / "logs", held_port)
     supervisor.start()
     try:
-        app = DemoApp(test_settings, supervisor)
+        app = DemoApp(settings, supervisor)
         async with app.run_test(size=SIZE) as pilot:
             await wait_until(
                 pilot, lambda: "api exited" in _header(app), "the header to report the api"
@@ -124,7 +125,10 @@ async def test_a_background_process_that_dies_is_shown_in_the_console(
             )
             note = next(n.message for n in app._notifications if "api exited" in n.message)
             assert note == f"api exited (code 3) — see {tmp_path / 'logs' / 'api.log'}"
-            assert _header(app).startswith(" Overview   api exited (code 3) — see ")
+            # The header's one line at 80 columns: the log under DATA_DIR, then the figures.
+            assert _header(app).startswith(
+                " Overview   api exited (code 3) — see DATA_DIR/logs/api.log  queue "
+            )
             assert app.sub_title == test_settings.redis_prefix  # CreatordeckApp.on_mount ran too
     finally:
         supervisor.stop()
@@ -161,7 +165,7 @@ def test_quitting_after_a_death_says_so_and_exits_1(
     monkeypatch.setattr(DemoApp, "run", console_run)
     assert demo.run_demo(settings, ports) == 1
     err = capfd.readouterr().err
-    assert f"api exited (killed by SIGKILL) — see {tmp_path / 'logs' / 'api.log'}" in err
+    assert f"api exited (SIGKILL) — see {tmp_path / 'logs' / 'api.log'}" in err
     assert "• stopped" not in err
     for child in seen["children"]:  # none left running
         assert child.process is not None and child.process.poll() is not None, child.name
