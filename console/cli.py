@@ -20,6 +20,17 @@ def _settings(start_embedded: bool = True):  # type: ignore[no-untyped-def]
         raise click.ClickException(str(exc)) from exc
 
 
+def _plain_settings() -> Settings:
+    """The settings as configured (nothing started); a bad value is a one-line error."""
+    from pydantic import ValidationError
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        lines = [f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()]
+        raise click.ClickException("bad setting: " + "; ".join(lines)) from exc
+
+
 @click.group()
 @click.version_option(package_name="creatordeck")
 def main() -> None:
@@ -138,11 +149,59 @@ def console(
 
 
 @main.command()
-def demo() -> None:
-    """Everything locally: embedded servers, migrations, demo data, engine, and the console."""
+@click.option(
+    "--api-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="the api's port  [default: DEMO_API_PORT, else 8000]",
+)
+@click.option(
+    "--mock-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="the mock platform's port  [default: DEMO_MOCK_PORT, else 8765]",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="the engine's /metrics port, 0: off  [default: METRICS_PORT, else 9108]",
+)
+def demo(api_port: int | None, mock_port: int | None, metrics_port: int | None) -> None:
+    """Everything locally: embedded servers, migrations, demo data, engine, api, mock platform,
+    and the console. Checks its ports first and starts nothing if one is taken.
+
+    Quitting stops the background processes, and the embedded servers unless another
+    creatordeck process still uses them (it says which). `creatordeck urls` prints their URLs.
+    """
+    from console.demo_ports import DemoPorts, check_ports
+
+    settings = _plain_settings()
+    ports = DemoPorts.of(settings, api_port, mock_port, metrics_port)
+    check_ports(ports)  # before the console's imports: a taken port is reported at once
     from console.demo import run_demo
 
-    sys.exit(run_demo())
+    sys.exit(run_demo(settings, ports))
+
+
+@main.command()
+def urls() -> None:
+    """Print DATABASE_URL=… and REDIS_URL=… of the embedded servers running in DATA_DIR
+    (e.g. under `creatordeck demo`), shell-quoted: `set -a; eval "$(creatordeck urls)"; set +a`.
+    Starts nothing; exit 1 when neither is running."""
+    import shlex
+
+    from storage.embedded import EmbeddedServers, data_dir
+
+    folder = data_dir(_plain_settings().data_dir)
+    database_url, redis_url = EmbeddedServers(folder).running_urls()
+    for name, url in (("DATABASE_URL", database_url), ("REDIS_URL", redis_url)):
+        if url is None:
+            click.echo(f"# no embedded {name[:-4].lower()} server is running in {folder}", err=True)
+        else:
+            click.echo(f"{name}={shlex.quote(url)}")
+    if database_url is None and redis_url is None:
+        raise click.ClickException(f"no embedded server is running in {folder}")
 
 
 @main.command()

@@ -54,6 +54,15 @@ class Settings(BaseSettings):
         description="address the engine's /metrics listens on: loopback unless opened "
         "(0.0.0.0 in a container that Prometheus scrapes from another)",
     )
+    demo_api_port: int = Field(
+        default=8000, ge=1, le=65535, description="`creatordeck demo`: the api's port (loopback)"
+    )
+    demo_mock_port: int = Field(
+        default=8765,
+        ge=1,
+        le=65535,
+        description="`creatordeck demo`: the mock platform's port (loopback)",
+    )
     encryption_key: SecretStr | None = Field(
         default=None, description="Fernet key for platform tokens at rest"
     )
