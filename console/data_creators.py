@@ -127,9 +127,12 @@ SPARK = "▁▂▃▄▅▆▇█"
 
 
 def sparkline(values: list[int], width: int = 12) -> str:
-    """The last `width` values as block characters, scaled between their min and max."""
+    """The last `width` values as block characters, scaled between their min and max.
+
+    Fewer than two values make no trend: an empty string, not a flat bar that looks like one.
+    """
     tail = values[-width:]
-    if not tail:
+    if len(tail) < 2:
         return ""
     low, high = min(tail), max(tail)
     if high == low:

@@ -61,6 +61,15 @@ def compact(value: int | None) -> str:
     return f"{value:,}"
 
 
+def count(value: int | None) -> str:
+    """A figure, or `?` when the platform has not told us yet (never 0 for unknown)."""
+    return "?" if value is None else f"{value:,}"
+
+
+def followers_text(value: int | None) -> str:
+    return "followers not fetched yet" if value is None else f"{value:,} followers"
+
+
 def signed(value: int | None) -> Text:
     if value is None:
         return Text("-", style="dim")
@@ -239,7 +248,7 @@ class CreatorsScreen(LiveScreen):
         error = f" · [red]{escape(row.last_error[:80])}[/]" if row.last_error else ""
         detail.update(
             f"[b]{escape(row.display_name or row.handle)}[/] @{escape(row.handle)} "
-            f"({row.platform}) · {row.followers or 0:,} followers{error}"
+            f"({row.platform}) · {followers_text(row.followers)}{error}"
         )
 
     def _refilter(self, **changes: str | None) -> None:
@@ -368,8 +377,8 @@ class CreatorDetailScreen(Screen[None]):
         facts.update(
             f"[b]{escape(c.display_name or c.handle)}[/] @{escape(c.handle)} · {c.platform} "
             f"{escape(c.external_id)} · region {c.region_code or '-'} · {c.status}{contact}\n"
-            f"followers {c.followers or 0:,} · following {c.following or 0:,} · "
-            f"posts {c.posts or 0:,} · views {c.views or 0:,} · "
+            f"{followers_text(c.followers)} · following {count(c.following)} · "
+            f"posts {count(c.posts)} · views {count(c.views)} · "
             f"fetched {when(c.last_fetched_at)} · etag {escape(c.etag or '-')}{error}{letters}"
         )
         values = [s.followers for s in detail.samples if s.followers is not None]

@@ -6,6 +6,7 @@ that opened it does the writing in a worker, through storage.queries.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -60,7 +61,10 @@ class CronEditModal(ModalScreen[ScheduleChange | None]):
         Binding("ctrl+s", "save", "save", id="cron_edit.save"),
     ]
 
-    def __init__(self, code: str, cron: str, timezone: str, now: datetime) -> None:
+    # The preview moves on with the clock while the modal stays open.
+    PREVIEW_REFRESH_S = 5.0
+
+    def __init__(self, code: str, cron: str, timezone: str, now: Callable[[], datetime]) -> None:
         super().__init__()
         self.code = code
         self.start_cron = cron
@@ -88,6 +92,7 @@ class CronEditModal(ModalScreen[ScheduleChange | None]):
     def on_mount(self) -> None:
         self.validate_input()
         self.query_one("#cron", Input).focus()
+        self.set_interval(self.PREVIEW_REFRESH_S, self.validate_input)
 
     def on_input_changed(self, _event: Input.Changed) -> None:
         self.validate_input()
@@ -110,7 +115,7 @@ class CronEditModal(ModalScreen[ScheduleChange | None]):
             preview.set_class(True, "-invalid")
             return
         self.error = None
-        fires = schedule.next_fires(self.now, PREVIEW_RUNS)
+        fires = schedule.next_fires(self.now(), PREVIEW_RUNS)
         preview.set_class(False, "-invalid")
         lines = [f"next {PREVIEW_RUNS} runs (UTC):"]
         lines += [f"  {when(fire)}" for fire in fires]

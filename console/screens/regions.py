@@ -246,7 +246,7 @@ class RegionsScreen(LiveScreen):
             if change is not None:
                 self._write_schedule(row.code, change)
 
-        self.app.push_screen(CronEditModal(row.code, row.cron, row.timezone, self.deck.now()), save)
+        self.app.push_screen(CronEditModal(row.code, row.cron, row.timezone, self.deck.now), save)
 
     @work(group="edit", exit_on_error=False)
     async def _write_schedule(self, code: str, change: ScheduleChange) -> None:
