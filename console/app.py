@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -59,10 +58,9 @@ from console.screens.regions import RegionsScreen
 from console.screens.runs import RunsScreen
 from console.themes import DEFAULT_THEME, THEMES
 from engine import queue
+from storage.clock import Clock, utc_now
 from storage.database import Database
 from storage.settings import Settings
-
-Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +89,6 @@ CONSOLE_SCREENS: list[ConsoleScreen] = [
     ),
 ]
 LANDING_SCREEN = "overview"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class CreatordeckApp(App[None]):
@@ -150,6 +144,8 @@ class CreatordeckApp(App[None]):
         super().__init__()
         self.settings = settings
         self.read_only = read_only
+        # Every "now" of the console (screens, validation of what is typed, what edits write)
+        # comes from this clock; tests freeze it (storage.clock).
         self.now: Clock = clock or utc_now
         self.db = Database(settings, pool_size=2, max_overflow=2)
         self._redis: ArqRedis | None = None
