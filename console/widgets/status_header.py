@@ -70,7 +70,7 @@ class StatusHeader(Widget):
     async def _load(self) -> None:
         try:
             redis = await self.deck.queue_pool()
-            self.engine = await load_engine_status(redis, self.deck.settings)
+            self.engine = await load_engine_status(redis, self.deck.settings, self.deck.now())
         except Exception as exc:  # Redis down: say so, keep the last figures, back off.
             self._failures += 1
             self.error = f"redis: {type(exc).__name__}"
