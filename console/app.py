@@ -39,7 +39,6 @@ import asyncio
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -64,10 +63,9 @@ from console.screens.runs import RunsScreen
 from console.session import Session
 from console.themes import DEFAULT_THEME, THEMES
 from engine import queue
+from storage.clock import Clock, utc_now
 from storage.database import Database
 from storage.settings import Settings
-
-Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,10 +99,6 @@ LANDING_SCREEN = "overview"
 # (Screenshot writes an SVG into this machine's ~/Downloads) are dropped, and so is any new one
 # until it is judged and added here.
 SAFE_SYSTEM_COMMANDS = frozenset({"Theme", "Keys", "Maximize", "Minimize", "Quit"})
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class CreatordeckApp(App[None]):
@@ -163,6 +157,8 @@ class CreatordeckApp(App[None]):
         self.read_only = read_only
         # Local, or an SSH client of `--serve-ssh` (which says so in our environment).
         self.session = session or Session.from_env(os.environ)
+        # Every "now" of the console (screens, validation of what is typed, what edits write)
+        # comes from this clock; tests freeze it (storage.clock).
         self.now: Clock = clock or utc_now
         self.db = Database(settings, pool_size=2, max_overflow=2)
         self._redis: ArqRedis | None = None

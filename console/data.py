@@ -176,8 +176,10 @@ async def load_runs(
     return [run_row(run) for run in runs]
 
 
-async def load_engine_status(redis: ArqRedis, settings: Settings) -> EngineStatus:
-    depth = await queue.queue_depth(redis, settings)
+async def load_engine_status(
+    redis: ArqRedis, settings: Settings, now: datetime | None = None
+) -> EngineStatus:
+    depth = await queue.queue_depth(redis, settings, now=now)
     health = await queue.engine_health(redis, settings)
     return EngineStatus(
         ready=depth.ready,

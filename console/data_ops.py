@@ -44,14 +44,18 @@ async def load_queues(
     offset: int,
     finished: bool,
     page_size: int = queue_admin.PAGE_SIZE,
+    now: datetime | None = None,
 ) -> QueuesView:
+    """`now` (the console's clock) decides which queued jobs count as ready or deferred."""
     every = tuple(
-        await asyncio.gather(*(queue_admin.counts(redis, settings, q) for q in queue_admin.QUEUES))
+        await asyncio.gather(
+            *(queue_admin.counts(redis, settings, q, now) for q in queue_admin.QUEUES)
+        )
     )
     if finished:
         done, cursor = await queue_admin.finished_jobs(redis, settings, name, want=page_size)
         return QueuesView(name, True, every, None, done, cursor)
-    page = await queue_admin.list_jobs(redis, settings, name, offset, page_size)
+    page = await queue_admin.list_jobs(redis, settings, name, offset, page_size, now)
     return QueuesView(name, False, every, page, (), 0)
 
 
@@ -95,7 +99,7 @@ async def load_overview(
     replicas, workers, counts = await asyncio.gather(
         heartbeat.replicas(redis, settings),
         queue_admin.worker_reports(redis, settings),
-        asyncio.gather(*(queue_admin.counts(redis, settings, q) for q in queue_admin.QUEUES)),
+        asyncio.gather(*(queue_admin.counts(redis, settings, q, now) for q in queue_admin.QUEUES)),
     )
     regions = await load_regions(db, now, cache)
     fires = sorted(

@@ -197,6 +197,8 @@ async def load_attempts(db: Database, publication_id: int) -> tuple[AttemptLine,
 
 
 # --- edits: Postgres first (validated, audited), then the queue follows -------------------------
+# Each takes the console's `now` (CreatordeckApp.now): "in the past" and "due now" mean the same
+# thing to the person at the keyboard, to the check, and to the row written.
 
 
 async def _apply(redis: ArqRedis | None, settings: Settings, change: JobChange) -> str:
@@ -214,9 +216,10 @@ async def compose_post(
     redis: ArqRedis | None,
     settings: Settings,
     data: publishing.PostInput,
+    now: datetime,
 ) -> tuple[int, str]:
     async with db.session() as session:
-        post, change = await publishing.create_post(session, data, audit.current_actor())
+        post, change = await publishing.create_post(session, data, audit.current_actor(), now)
     return post.id, await _apply(redis, settings, change)
 
 
@@ -227,10 +230,11 @@ async def reschedule_post(
     post_id: int,
     when: datetime,
     timezone: str,
+    now: datetime,
 ) -> str:
     async with db.session() as session:
         change = await publishing.schedule_post(
-            session, post_id, when, timezone, audit.current_actor()
+            session, post_id, when, timezone, audit.current_actor(), now
         )
     return await _apply(redis, settings, change)
 
@@ -244,12 +248,16 @@ async def cancel_post(
 
 
 async def retry_failed(
-    db: Database, redis: ArqRedis | None, settings: Settings, publication_ids: list[int]
+    db: Database,
+    redis: ArqRedis | None,
+    settings: Settings,
+    publication_ids: list[int],
+    now: datetime,
 ) -> str:
     total = JobChange()
     for pub_id in publication_ids:
         async with db.session() as session:
-            change = await publishing.retry_publication(session, pub_id, audit.current_actor())
+            change = await publishing.retry_publication(session, pub_id, audit.current_actor(), now)
         total.enqueue.extend(change.enqueue)
     return await _apply(redis, settings, total)
 
@@ -260,6 +268,7 @@ async def resolve_unknown(
     settings: Settings,
     publication_id: int,
     published: bool,
+    now: datetime,
     external_url: str | None = None,
 ) -> str:
     async with db.session() as session:
@@ -269,6 +278,7 @@ async def resolve_unknown(
             published=published,
             actor=audit.current_actor(),
             external_url=external_url,
+            now=now,
         )
     return await _apply(redis, settings, change)
 

@@ -127,8 +127,9 @@ async def enqueue_if_absent(redis: ArqRedis, queue: str, jobs: Iterable[NewJob])
 
 
 async def enqueue_ticks(redis: ArqRedis, settings: Settings, ticks: list[TickRequest]) -> int:
-    """Enqueue deferred tick jobs; an id that exists (queued, running or done) is left alone."""
-    now_ms = int(time.time() * 1000)
+    """Enqueue tick jobs to run at their fire time; an id that exists (queued, running or done)
+    is left alone. A manual tick's fire time is the moment it was asked for, by the caller's
+    clock (the console's `now`), so it is ready at once."""
     return await enqueue_if_absent(
         redis,
         queue_name(settings),
@@ -137,7 +138,7 @@ async def enqueue_ticks(redis: ArqRedis, settings: Settings, ticks: list[TickReq
                 job_id=tick_job_id(settings, tick.region_code, tick.fire, tick.manual),
                 function=TICK_FUNCTION,
                 args=(tick.region_code, int(tick.fire.timestamp()), tick.manual),
-                run_at_ms=now_ms if tick.manual else int(tick.fire.timestamp() * 1000),
+                run_at_ms=int(tick.fire.timestamp() * 1000),
             )
             for tick in ticks
         ),
@@ -169,12 +170,15 @@ class QueueDepth:
     running: int
 
 
-async def queue_depth(redis: ArqRedis, settings: Settings, queue: str = TICKS) -> QueueDepth:
-    """Ready / deferred / running of one queue in one round trip (no keyspace SCAN)."""
+async def queue_depth(
+    redis: ArqRedis, settings: Settings, queue: str = TICKS, now: datetime | None = None
+) -> QueueDepth:
+    """Ready / deferred / running of one queue in one round trip (no keyspace SCAN); ready
+    means due by `now` (default: the real clock)."""
     # queue_admin owns the counting script and imports this module, hence the late import.
     from engine import queue_admin
 
-    counted = await queue_admin.counts(redis, settings, queue)
+    counted = await queue_admin.counts(redis, settings, queue, now)
     return QueueDepth(ready=counted.ready, deferred=counted.deferred, running=counted.running)
 
 

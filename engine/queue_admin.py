@@ -84,6 +84,11 @@ def _ms_to_dt(ms: float | int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(int(ms) / 1000, UTC)
 
 
+def _now_ms(now: datetime | None) -> int:
+    """Ready vs deferred is judged against `now` (the console's clock), else the real clock."""
+    return int(now.timestamp() * 1000) if now is not None else int(time.time() * 1000)
+
+
 _PLAIN = (int, float, bool, type(None))
 SHOWN_ITEMS = 20  # a list longer than this shows its first items and how many more
 
@@ -216,10 +221,12 @@ return {total, due, running}
 """
 
 
-async def counts(redis: Redis, settings: Settings, name: str) -> QueueCounts:
+async def counts(
+    redis: Redis, settings: Settings, name: str, now: datetime | None = None
+) -> QueueCounts:
     """Ready / deferred / running of one queue in one round trip, whatever its length."""
     key = queue_key(settings, name)
-    now_ms = int(time.time() * 1000)
+    now_ms = _now_ms(now)
     script = redis.register_script(_COUNTS)
     total, due, running = await script(
         keys=[key], args=[now_ms, RUNNING_PROBE, in_progress_key_prefix]
@@ -235,13 +242,18 @@ async def counts(redis: Redis, settings: Settings, name: str) -> QueueCounts:
 
 
 async def list_jobs(
-    redis: Redis, settings: Settings, name: str, offset: int = 0, limit: int = PAGE_SIZE
+    redis: Redis,
+    settings: Settings,
+    name: str,
+    offset: int = 0,
+    limit: int = PAGE_SIZE,
+    now: datetime | None = None,
 ) -> JobPage:
     """One page of a queue in run-at order (soonest first)."""
     key = queue_key(settings, name)
     offset = max(offset, 0)
     limit = max(min(limit, 1000), 1)
-    page_counts = await counts(redis, settings, name)
+    page_counts = await counts(redis, settings, name, now)
     if offset >= page_counts.total and page_counts.total:
         offset = max(page_counts.total - limit, 0)
     entries = await redis.zrange(key, offset, offset + limit - 1, withscores=True)
@@ -254,7 +266,7 @@ async def list_jobs(
                 pipe.get(retry_key_prefix + job_id)
                 pipe.exists(in_progress_key_prefix + job_id)
             values = await pipe.execute()
-        now_ms = int(time.time() * 1000)
+        now_ms = _now_ms(now)
         for i, (job_id, (_, score)) in enumerate(zip(ids, entries, strict=True)):
             raw, retry_raw, running = values[3 * i : 3 * i + 3]
             jobs.append(_summary(name, job_id, score, raw, retry_raw, bool(running), now_ms))
@@ -271,7 +283,9 @@ def _describe_result(success: bool, result: Any) -> str:
     return f"failed: {result!r}"
 
 
-async def job_detail(redis: Redis, settings: Settings, name: str, job_id: str) -> JobDetail:
+async def job_detail(
+    redis: Redis, settings: Settings, name: str, job_id: str, now: datetime | None = None
+) -> JobDetail:
     """A job with its arguments and, once finished, its result or exception."""
     key = queue_key(settings, name)
     async with redis.pipeline(transaction=False) as pipe:
@@ -281,7 +295,7 @@ async def job_detail(redis: Redis, settings: Settings, name: str, job_id: str) -
         pipe.zscore(key, job_id)
         pipe.get(result_key_prefix + job_id)
         raw, retry_raw, running, score, result_raw = await pipe.execute()
-    now_ms = int(time.time() * 1000)
+    now_ms = _now_ms(now)
     summary = _summary(name, job_id, score, raw, retry_raw, bool(running), now_ms)
     kwargs = ""
     if raw is not None:
@@ -375,9 +389,12 @@ async def finished_jobs(
     return tuple(found), int(cursor)
 
 
-async def retry(redis: Redis, settings: Settings, name: str, job_id: str) -> str:
-    """Run a job now: a queued one moves to the head; a finished one is enqueued again under its
-    id (its result is dropped). A running one is refused. Returns what was done."""
+async def retry(
+    redis: Redis, settings: Settings, name: str, job_id: str, now: datetime | None = None
+) -> str:
+    """Run a job now (`now`: the console's clock, else the real one): a queued one moves to the
+    head; a finished one is enqueued again under its id (its result is dropped). A running one
+    is refused. Returns what was done."""
     key = queue_key(settings, name)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.exists(in_progress_key_prefix + job_id)
@@ -385,7 +402,7 @@ async def retry(redis: Redis, settings: Settings, name: str, job_id: str) -> str
         pipe.exists(job_key_prefix + job_id)
         pipe.get(result_key_prefix + job_id)
         running, score, has_job, result_raw = await pipe.execute()
-    now_ms = int(time.time() * 1000)
+    now_ms = _now_ms(now)
     if running:
         raise QueueError(f"{job_id} is running now; wait for it to finish, then retry")
     if score is not None and has_job:

@@ -188,6 +188,7 @@ class Scheduler:
         self.full = True
         self.wake = asyncio.Event()
         self.reconciled = asyncio.Event()
+        self.listening = asyncio.Event()  # set while the LISTEN connection is up
         # Set after every full pass; its absence means Redis lost what the scheduler put there.
         self.sentinel = key(
             rt.settings, "scheduler", "sentinel"
@@ -279,6 +280,7 @@ class Scheduler:
             try:
                 async with listen(self.rt.db.url, REGIONS_CHANNEL, self.notify) as lost:
                     log.info("scheduler.listening", channel=REGIONS_CHANNEL)
+                    self.listening.set()
                     backoff = 0.5
                     # Notifications may have been lost while we were not listening.
                     self.full = True
@@ -289,6 +291,7 @@ class Scheduler:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self.listening.clear()
                 log.warning("scheduler.listen_failed", error=repr(exc), retry_in_s=backoff)
                 await _sleep_unless(stop, backoff)
                 backoff = min(backoff * 2, 30.0)

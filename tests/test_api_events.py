@@ -77,12 +77,13 @@ async def test_partial_invalid_batch_stores_the_valid_events(
     good = event("ok", "open", plan="pro")
     too_big = event("ok", "open", blob="x" * (MAX_EVENT_BYTES + 10))
     future = event("ok", "open", datetime.now(UTC) + timedelta(days=1))
+    naive_hour_ago = (datetime.now(UTC) - timedelta(hours=1)).replace(tzinfo=None).isoformat()
     batch = {
         "events": [
             good,
             {**event("ok", "open"), "event_id": "not-a-uuid"},
             {**event("ok", "bad name!")},
-            {**event("ok", "open"), "timestamp": "2026-11-23T10:00:00"},  # no offset
+            {**event("ok", "open"), "timestamp": naive_hour_ago},  # no offset
             too_big,
             future,
             "not an object",

@@ -28,6 +28,9 @@ from storage.database import Database
 from storage.models import AuditEntry, JobRun, Region
 from storage.settings import Settings
 
+# The console's clock in every console test. Their data is written relative to it and the console
+# reads no other clock, so the real date never matters; it is a fixed moment, not "today", so the
+# snapshots stay byte-stable. (Queued jobs are judged ready/deferred against it too.)
 FROZEN = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 SIZE = (80, 24)
 DEADLINE_S = 15.0
@@ -127,11 +130,9 @@ async def test_regions_screen_lists_regions_with_next_runs_and_invalid_cron(
         assert broken.invalid is not None and "minute" in broken.invalid
         assert "invalid" in cell_text(table, 0, 5)
         detroit = next(r for r in screen.rows if r.code == "DETROIT_METRO")
-        assert [f.isoformat() for f in detroit.next_runs] == [
-            "2026-11-24T03:00:00+00:00",
-            "2026-11-25T03:00:00+00:00",
-            "2026-11-26T03:00:00+00:00",
-        ]
+        # 03:00 UTC on the three days after the console's clock (12:00).
+        first = FROZEN.replace(hour=3) + timedelta(days=1)
+        assert list(detroit.next_runs) == [first + timedelta(days=d) for d in range(3)]
 
 
 async def test_edit_cron_with_a_valid_value_writes_the_row_and_an_audit_row(

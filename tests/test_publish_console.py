@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from textual.pilot import Pilot
@@ -17,7 +18,15 @@ from storage.database import Database
 from storage.models import Connection, Post, Publication
 from storage.queries import publishing
 from storage.settings import Settings
-from tests.test_console import SIZE, make_app, notifications, type_text, wait_for_db, wait_until
+from tests.test_console import (
+    FROZEN,
+    SIZE,
+    make_app,
+    notifications,
+    type_text,
+    wait_for_db,
+    wait_until,
+)
 from tests.test_publish_support import add_connection
 
 
@@ -39,8 +48,14 @@ async def make_post(db: Database, conn_ids: list[int], when: datetime | None, bo
                 body=body, connection_ids=conn_ids, scheduled_at=when, timezone="Europe/Paris"
             ),
             actor="t",
+            now=FROZEN,  # the console's clock in these tests
         )
     return post.id
+
+
+def paris(moment: datetime) -> str:
+    """How a person in Paris types `moment`."""
+    return f"{moment.astimezone(ZoneInfo('Europe/Paris')):%Y-%m-%d %H:%M}"
 
 
 async def test_compose_and_schedule_a_post_from_the_keyboard(
@@ -63,12 +78,15 @@ async def test_compose_and_schedule_a_post_from_the_keyboard(
         await pilot.press("space")
         assert list(modal.query_one("#accounts", SelectionList).selected) == [conn.id]
         await pilot.press("tab", "tab")  # media, then when
-        await type_text(pilot, "2026-11-24 09:30")
+        # Tomorrow 09:30 in Paris by the console's clock, whatever the real date is.
+        when = (FROZEN + timedelta(days=1)).astimezone(ZoneInfo("Europe/Paris"))
+        when = when.replace(hour=9, minute=30).astimezone(UTC)
+        await type_text(pilot, paris(when))
         await pilot.press("tab", "ctrl+a", "ctrl+k")
         tz = modal.query_one("#tz", Input)
         tz.value = ""
         await type_text(pilot, "Europe/Paris")
-        assert "08:30 UTC" in str(preview.render())
+        assert f"{when:%H:%M} UTC" in str(preview.render())
         await pilot.press("ctrl+s")
 
         async def saved() -> bool:
@@ -80,7 +98,7 @@ async def test_compose_and_schedule_a_post_from_the_keyboard(
     async with db.session() as session:
         post = await session.scalar(select(Post))
         assert post is not None
-        assert post.scheduled_at == datetime(2026, 11, 24, 8, 30, tzinfo=UTC)
+        assert post.scheduled_at == when
         assert post.timezone == "Europe/Paris" and post.body == "Big news\nsecond line"
     redis = await queue.connect(test_settings)
     try:
@@ -100,7 +118,7 @@ async def test_compose_refuses_a_time_in_the_past(test_settings: Settings, db: D
         modal = app.screen
         modal.query_one("#body", TextArea).text = "late"
         modal.query_one("#accounts", SelectionList).select_all()
-        modal.query_one("#when", Input).value = "2020-01-01 10:00"
+        modal.query_one("#when", Input).value = f"{FROZEN - timedelta(days=1):%Y-%m-%d %H:%M}"
         await pilot.pause()
         assert "in the past" in str(modal.query_one("#preview", Static).render())
         await pilot.press("ctrl+s")
@@ -112,7 +130,7 @@ async def test_compose_refuses_a_time_in_the_past(test_settings: Settings, db: D
 async def test_cancel_resolve_detail_and_week_view(test_settings: Settings, db: Database) -> None:
     a = await add_connection(db, "alice")
     b = await add_connection(db, "bob", "tok-bob")
-    future = datetime.now(UTC) + timedelta(days=2)
+    future = FROZEN + timedelta(days=2)
     keep = await make_post(db, [a.id], future, "to cancel")
     unsure = await make_post(db, [a.id, b.id], future, "unsure one")
     async with db.session() as session:
@@ -175,8 +193,9 @@ async def test_cancel_resolve_detail_and_week_view(test_settings: Settings, db: 
 async def test_connections_screen_shows_reauth_and_expiry(
     test_settings: Settings, db: Database
 ) -> None:
-    ok = await add_connection(db, "alice", expires_at=datetime.now(UTC) + timedelta(days=30))
-    bad = await add_connection(db, "bob", "tok-bob", expires_at=datetime.now(UTC) - timedelta(1))
+    # Token expiry relative to the console's clock: one in a month, one since yesterday.
+    ok = await add_connection(db, "alice", expires_at=FROZEN + timedelta(days=30))
+    bad = await add_connection(db, "bob", "tok-bob", expires_at=FROZEN - timedelta(days=1))
     async with db.session() as session:
         await publishing.mark_needs_reauth(session, bad.id, "HTTP 401 token revoked")
     app = make_app(test_settings)

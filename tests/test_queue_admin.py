@@ -122,10 +122,10 @@ async def test_detail_shows_the_traceback_and_retry_enqueues_a_finished_job_agai
 ) -> None:
     arq_redis = await queue.connect(test_settings)
     try:
-        job_id = queue.tick_job_id(test_settings, "NASHVILLE", datetime.now(UTC), manual=True)
-        await enqueue_ticks(
-            arq_redis, test_settings, [TickRequest("NASHVILLE", datetime.now(UTC), True)]
-        )
+        # One "now" for the id and the request: ids carry the second, which may tick between.
+        now = datetime.now(UTC)
+        job_id = queue.tick_job_id(test_settings, "NASHVILLE", now, manual=True)
+        await enqueue_ticks(arq_redis, test_settings, [TickRequest("NASHVILLE", now, True)])
         await _run_queue(arq_redis, test_settings, "ticks", _fails, "tick")
         assert await redis.exists(result_key_prefix + job_id)
         detail = await queue_admin.job_detail(arq_redis, test_settings, "ticks", job_id)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -27,6 +27,7 @@ from engine.resilience import (
     retrying,
 )
 from storage.settings import Settings
+from tests.clock_support import ManualClock
 
 FAST = BreakerConfig(
     window_s=10,
@@ -48,47 +49,52 @@ async def two_workers(test_settings: Settings) -> AsyncIterator[tuple[Redis, Red
     await b.aclose()
 
 
+def manual_clock() -> ManualClock:
+    """Breaker time moved by hand (the breaker reads Redis server time when given none)."""
+    return ManualClock(datetime(2026, 1, 1, tzinfo=UTC))
+
+
 async def test_breaker_opens_half_opens_and_closes_across_two_workers(
     two_workers: tuple[Redis, Redis], test_settings: Settings
 ) -> None:
-    a = CircuitBreaker(two_workers[0], test_settings, "mock", FAST)
-    b = CircuitBreaker(two_workers[1], test_settings, "mock", FAST)
+    clock = manual_clock()
+    a = CircuitBreaker(two_workers[0], test_settings, "mock", FAST, clock=clock)
+    b = CircuitBreaker(two_workers[1], test_settings, "mock", FAST, clock=clock)
     # Worker A sees three failures in a row: open for everyone.
     for _ in range(3):
         await a.record_failure(await a.allow(), reason="HTTP 503")
+    clock.advance(0.1)
     with pytest.raises(BreakerOpen) as refused:
         await b.allow()
     assert refused.value.state == BreakerState.OPEN
-    assert 0 < refused.value.retry_in_s <= 0.3
+    assert refused.value.retry_in_s == pytest.approx(0.2)
     status = await b.status()
     assert status.state == BreakerState.OPEN and "HTTP 503" in (status.reason or "")
 
     # After the cool-down exactly one worker gets the probe.
-    await asyncio.sleep(refused.value.retry_in_s + 0.02)
+    clock.advance(refused.value.retry_in_s)
     probe = await b.allow()
     assert probe.probe
+    clock.advance(FAST.probe_timeout_s - 0.001)  # the probe's lease still holds
     with pytest.raises(BreakerOpen) as second:
         await a.allow()
     assert second.value.state == BreakerState.HALF_OPEN
 
     # The probe fails: open again. Next probe succeeds: closed for both.
     assert await b.record_failure(probe, reason="HTTP 500") == BreakerState.OPEN
-    with pytest.raises(BreakerOpen):
+    clock.advance(FAST.open_s - 0.001)
+    with pytest.raises(BreakerOpen) as again:
         await a.allow()
-    deadline = time.monotonic() + 2
-    while True:
-        try:
-            probe = await a.allow()
-            break
-        except BreakerOpen as exc:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(exc.retry_in_s)
+    clock.advance(again.value.retry_in_s)
+    probe = await a.allow()
+    assert probe.probe
     assert await a.record_success(probe) == BreakerState.CLOSED
     assert (await b.allow()).state == BreakerState.CLOSED
 
 
 async def test_breaker_ratio_and_lost_probe(redis: Redis, test_settings: Settings) -> None:
-    breaker = CircuitBreaker(redis, test_settings, "x", FAST)
+    clock = manual_clock()
+    breaker = CircuitBreaker(redis, test_settings, "x", FAST, clock=clock)
     # Alternating outcomes never make three in a row, but 2 of 4 reach the ratio.
     outcomes = [True, False, True, False]
     states = []
@@ -98,12 +104,27 @@ async def test_breaker_ratio_and_lost_probe(redis: Redis, test_settings: Setting
             await (breaker.record_success(permit) if ok else breaker.record_failure(permit))
         )
     assert states[-1] == BreakerState.OPEN
-    await asyncio.sleep(0.35)
+    clock.advance(FAST.open_s)
     await breaker.allow()  # the probe's worker "dies": it never reports
+    clock.advance(FAST.probe_timeout_s - 0.001)
     with pytest.raises(BreakerOpen):
         await breaker.allow()
-    await asyncio.sleep(0.55)
+    clock.advance(0.001)
     assert (await breaker.allow()).probe  # the lease expired: someone else probes
+
+
+async def test_breaker_without_a_clock_runs_on_redis_time(
+    redis: Redis, test_settings: Settings
+) -> None:
+    breaker = CircuitBreaker(redis, test_settings, "redis-time", FAST)
+    await breaker.force_open(60, "test")
+    with pytest.raises(BreakerOpen) as refused:
+        await breaker.allow()
+    assert 50 < refused.value.retry_in_s <= 60
+    status = await breaker.status()
+    server_s, _ = await redis.time()
+    assert status.open_until is not None
+    assert 50 < status.open_until.timestamp() - server_s <= 61
 
 
 async def test_breaker_keys_live_under_the_prefix(redis: Redis, test_settings: Settings) -> None:
@@ -116,7 +137,9 @@ async def test_breaker_keys_live_under_the_prefix(redis: Redis, test_settings: S
 async def test_quota_is_shared_and_waits(
     two_workers: tuple[Redis, Redis], test_settings: Settings
 ) -> None:
-    quota = Quota("mock", calls=5, per_s=1)
+    # A minute-long window: the six calls below cannot straddle enough of it to free a slot,
+    # however slowly a busy machine makes them.
+    quota = Quota("mock", calls=5, per_s=60)
     one = RateLimiter(two_workers[0], test_settings)
     two = RateLimiter(two_workers[1], test_settings)
     try:
@@ -127,11 +150,14 @@ async def test_quota_is_shared_and_waits(
         assert await two.try_acquire(quota, "other") == 0.0
         with pytest.raises(RateLimited):
             await one.acquire(quota, "tok", max_wait_s=0.0)
-        started = time.monotonic()
-        await one.acquire(quota, "tok", max_wait_s=3.0)
-        assert time.monotonic() - started > 0.05
         usage = await one.usage(quota, "tok")
-        assert usage.limit == 5 and usage.used >= 1
+        assert usage.limit == 5 and usage.used == 5
+        # A full quota makes acquire wait for room, then grant (only lower bounds on time).
+        fast = Quota("mock-wait", calls=1, per_s=1)
+        started = time.monotonic()
+        assert await one.try_acquire(fast, "tok") == 0.0
+        await one.acquire(fast, "tok", max_wait_s=10.0)
+        assert time.monotonic() - started > 0.05
     finally:
         await one.close()
         await two.close()
@@ -141,14 +167,16 @@ async def test_retry_after_pause_holds_every_worker(redis: Redis, test_settings:
     quota = Quota("mock", calls=1000, per_s=1)
     limiter = RateLimiter(redis, test_settings)
     try:
-        await limiter.pause(quota, "app", 0.4)
+        await limiter.pause(quota, "app", 60)
         wait = await limiter.try_acquire(quota, "app")
-        assert 0.2 < wait <= 0.4
+        assert 50 < wait <= 60
         with pytest.raises(RateLimited):
             await limiter.acquire(quota, "app", max_wait_s=0.1)
+        # A short pause is waited out: measured from before it was set, so only a lower bound.
         started = time.monotonic()
-        await limiter.acquire(quota, "app", max_wait_s=2)
-        assert time.monotonic() - started >= 0.2
+        await limiter.pause(quota, "other", 0.3)
+        await limiter.acquire(quota, "other", max_wait_s=10)
+        assert time.monotonic() - started >= 0.25
     finally:
         await limiter.close()
 
@@ -203,13 +231,19 @@ async def test_retrying_honours_retry_after_and_gives_up_on_permanent() -> None:
             raise TransientFailure("HTTP 503", status=503)
         return "ok"
 
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:  # the waits chosen, not how long a busy loop took
+        waits.append(seconds)
+
     policy = RetryPolicy(attempts=4, initial_s=0.01, max_backoff_s=0.05)
-    async for attempt in retrying(policy):
+    async for attempt in retrying(policy).copy(sleep=sleep):
         with attempt:
             result = await flaky()
     assert result == "ok" and len(calls) == 3
-    assert calls[1] - calls[0] >= 0.3  # Retry-After honoured
-    assert calls[2] - calls[1] < 0.2  # jittered exponential backoff otherwise
+    assert len(waits) == 2
+    assert waits[0] >= 0.3  # Retry-After honoured
+    assert waits[1] <= 0.05  # jittered exponential backoff otherwise
 
     permanent: list[int] = []
     with pytest.raises(Exception) as raised:

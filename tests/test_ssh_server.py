@@ -8,7 +8,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncssh
@@ -21,7 +21,6 @@ from console.authorized_keys import load_authorized_keys, match_key
 from engine import queue
 from engine.queue import TickRequest, enqueue_ticks
 from storage.settings import Settings
-from tests.test_console import FROZEN
 
 pytestmark = pytest.mark.slow
 
@@ -114,6 +113,14 @@ class Screen:
             self.process.stdin.write(key.encode())
             await asyncio.sleep(0.15)
 
+    async def command(self, name: str) -> None:
+        """`:name` + enter, typed once the command bar is on screen: keys sent before it opens
+        would reach the screen below it (where `q` quits), however long a busy machine takes."""
+        mark = len(self.text)
+        await self.keys(":")
+        await self.wait_for("tab completes", mark)
+        await self.keys(*name, "\r")
+
 
 async def connect(port: int, key: asyncssh.SSHKey, user: str) -> asyncssh.SSHClientConnection:
     return await asyncssh.connect(
@@ -131,7 +138,8 @@ async def open_console(conn: asyncssh.SSHClientConnection) -> Screen:
 async def seed_tick(settings: Settings) -> str:
     arq = await queue.connect(settings)
     try:
-        fire = FROZEN + timedelta(days=3650)
+        # The console behind SSH runs on the real clock: a tick due tomorrow by that clock.
+        fire = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
         await enqueue_ticks(arq, settings, [TickRequest("DETROIT_METRO", fire)])
         return queue.tick_job_id(settings, "DETROIT_METRO", fire)
     finally:
@@ -152,7 +160,7 @@ async def test_a_listed_key_gets_a_console_and_can_edit(
         await screen.keys(*"screensho")
         await screen.wait_for("No matches found", at)
         await screen.keys("\x1b")
-        await screen.keys(":", "queues", "\r")
+        await screen.command("queues")
         at = await screen.wait_for("tick:DETROIT_METRO")
         await screen.keys("x")
         await screen.wait_for("Delete job", at)
@@ -177,7 +185,7 @@ async def test_a_read_only_key_cannot_edit_and_is_told_why(
     async with await connect(server, getattr(keys, who), who) as conn:
         screen = await open_console(conn)
         await screen.wait_for("READ-ONLY")
-        await screen.keys(":", "queues", "\r")
+        await screen.command("queues")
         at = await screen.wait_for("tick:DETROIT_METRO")
         await screen.keys("x")
         await screen.wait_for("read-only console", at)

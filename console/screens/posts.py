@@ -618,7 +618,7 @@ class PostsScreen(LiveScreen):
     async def _write_compose(self, post: PostInput) -> None:
         try:
             post_id, note = await data.compose_post(
-                self.deck.db, await self._pool(), self.deck.settings, post
+                self.deck.db, await self._pool(), self.deck.settings, post, self.deck.now()
             )
         except PublishingError as exc:
             self.notify(f"not saved: {exc}", severity="error")
@@ -657,6 +657,7 @@ class PostsScreen(LiveScreen):
                 post_id,
                 choice.at,
                 choice.timezone,
+                self.deck.now(),
             )
         except PublishingError as exc:
             self.notify(f"not scheduled: {exc}", severity="error")
@@ -706,8 +707,9 @@ class PostsScreen(LiveScreen):
     @work(group="edit", exit_on_error=False)
     async def _write_retry(self, post_id: int, publication_ids: list[int]) -> None:
         try:
+            deck = self.deck
             note = await data.retry_failed(
-                self.deck.db, await self._pool(), self.deck.settings, publication_ids
+                deck.db, await self._pool(), deck.settings, publication_ids, deck.now()
             )
         except PublishingError as exc:
             self.notify(f"not retried: {exc}", severity="error")
@@ -736,8 +738,9 @@ class PostsScreen(LiveScreen):
     @work(group="edit", exit_on_error=False)
     async def _write_resolve(self, publication_id: int, published: bool) -> None:
         try:
+            deck = self.deck
             note = await data.resolve_unknown(
-                self.deck.db, await self._pool(), self.deck.settings, publication_id, published
+                deck.db, await self._pool(), deck.settings, publication_id, published, deck.now()
             )
         except PublishingError as exc:
             self.notify(f"not resolved: {exc}", severity="error")

@@ -8,9 +8,11 @@ queued jobs (soonest first, paged: `n`/`p`) and the finished ones (arq keeps res
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import ClassVar
 
+from arq.connections import ArqRedis
 from rich.markup import escape
 from rich.text import Text
 from textual import on, work
@@ -29,6 +31,7 @@ from console.widgets.formatting import when_seconds
 from engine import queue_admin
 from engine.queue_admin import JobDetail, JobState, JobSummary, QueueError
 from storage.queries import audit
+from storage.settings import Settings
 
 STATE_STYLES = {
     JobState.DEFERRED: "cyan",
@@ -204,7 +207,13 @@ class QueuesScreen(LiveScreen):
     async def fetch(self) -> QueuesView:
         redis = await self.deck.queue_pool()
         return await data_ops.load_queues(
-            redis, self.deck.settings, self.queue, self.page_offset, self.finished, self.page_size
+            redis,
+            self.deck.settings,
+            self.queue,
+            self.page_offset,
+            self.finished,
+            self.page_size,
+            self.deck.now(),
         )
 
     def show(self, data: QueuesView) -> None:
@@ -358,7 +367,9 @@ class QueuesScreen(LiveScreen):
     async def _open_detail(self, queue: str, job_id: str) -> None:
         try:
             redis = await self.deck.queue_pool()
-            detail = await queue_admin.job_detail(redis, self.deck.settings, queue, job_id)
+            detail = await queue_admin.job_detail(
+                redis, self.deck.settings, queue, job_id, self.deck.now()
+            )
         except Exception as exc:
             self.notify(f"cannot open {job_id}: {exc}", severity="error")
             return
@@ -401,11 +412,12 @@ class QueuesScreen(LiveScreen):
 
     @work(group="edit", exit_on_error=False)
     async def _admin(self, verb: str, job: JobSummary) -> None:
-        action = {
-            "retry": queue_admin.retry,
+        actions: dict[str, Callable[[ArqRedis, Settings, str, str], Awaitable[str]]] = {
+            "retry": partial(queue_admin.retry, now=self.deck.now()),  # "now" by our clock
             "abort": queue_admin.abort,
             "delete": queue_admin.delete,
-        }[verb]
+        }
+        action = actions[verb]
         try:
             redis = await self.deck.queue_pool()
             outcome = await action(redis, self.deck.settings, job.queue, job.job_id)

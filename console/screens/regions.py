@@ -257,6 +257,7 @@ class RegionsScreen(LiveScreen):
                     code,
                     actor=audit.current_actor(),
                     action="edit_schedule",
+                    now=self.deck.now(),
                     cron=change.cron,
                     timezone=change.timezone,
                 )
@@ -279,7 +280,12 @@ class RegionsScreen(LiveScreen):
         try:
             async with self.deck.db.session() as session:
                 await update_region(
-                    session, code, actor=audit.current_actor(), action=verb, active=active
+                    session,
+                    code,
+                    actor=audit.current_actor(),
+                    action=verb,
+                    now=self.deck.now(),
+                    active=active,
                 )
         except Exception as exc:
             self.notify(f"could not {verb} {code}: {exc}", severity="error")
@@ -301,7 +307,9 @@ class RegionsScreen(LiveScreen):
     async def _write_new(self, region: RegionInput) -> None:
         try:
             async with self.deck.db.session() as session:
-                await create_region(session, region, actor=audit.current_actor())
+                await create_region(
+                    session, region, actor=audit.current_actor(), now=self.deck.now()
+                )
         except Exception as exc:
             self.notify(f"not created: {exc}", severity="error")
         else:

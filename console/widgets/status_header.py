@@ -99,7 +99,7 @@ class StatusHeader(Widget):
         try:
             try:
                 redis = await self.deck.queue_pool()
-                self.engine = await load_engine_status(redis, self.deck.settings)
+                self.engine = await load_engine_status(redis, self.deck.settings, self.deck.now())
                 self.error = None
             except Exception as exc:  # Redis down: say so; figures read before say nothing now.
                 self.engine = None

@@ -9,7 +9,8 @@ lease after `probe_timeout_s` and the next caller probes).
 It opens when, within `window_s`, at least `min_calls` outcomes were seen and the failure ratio
 reached `failure_ratio`, or after `consecutive_failures` failures in a row (for platforms with
 little traffic). Every transition is one Lua script run against Redis server time, so two
-processes never both probe and no count is lost.
+processes never both probe and no count is lost. (A test may hand the breaker a `clock`
+instead: the scripts then use the time it passes, and the test moves time by hand.)
 
 Usage::
 
@@ -32,17 +33,26 @@ from enum import StrEnum
 from redis.asyncio import Redis
 
 from engine import metrics
+from storage.clock import Clock
 from storage.redis import key
 from storage.settings import Settings
 
-_NOW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+def _now(arg: int) -> str:
+    """Lua: `now` in ms, from ARGV[arg] when the caller passed a clock's time, else Redis's."""
+    return f"""
+local now = tonumber(ARGV[{arg}])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 """
 
-# KEYS[1] state hash; ARGV[1] probe lease ms. Returns {allowed, state, wait_ms}.
+
+# KEYS[1] state hash; ARGV[1] probe lease ms, ARGV[2] now ms or ''. Returns {allowed, state,
+# wait_ms}.
 _ALLOW = (
-    _NOW
+    _now(2)
     + """
 local k = KEYS[1]
 local state = redis.call('HGET', k, 'state') or 'closed'
@@ -62,9 +72,9 @@ return {1, 'half_open', 0}
 )
 
 # KEYS[1] state hash; ARGV: ok (1/0), window ms, min calls, ratio per mille, consecutive limit,
-# open ms, reason. Returns the state after recording.
+# open ms, reason, now ms or ''. Returns the state after recording.
 _RECORD = (
-    _NOW
+    _now(8)
     + """
 local k = KEYS[1]
 local ok = tonumber(ARGV[1])
@@ -175,10 +185,13 @@ class CircuitBreaker:
         settings: Settings,
         platform: str,
         config: BreakerConfig | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.redis = redis
         self.platform = platform
         self.config = config or BreakerConfig()
+        # None: Redis server time, one clock for every process. Tests pass their own.
+        self.clock = clock
         self.key = key(settings, "breaker", platform)
         self._allow = redis.register_script(_ALLOW)
         self._record = redis.register_script(_RECORD)
@@ -186,7 +199,9 @@ class CircuitBreaker:
     async def allow(self) -> Permit:
         """A permit to call the platform now, or BreakerOpen with how long to wait."""
         probe_ms = int(self.config.probe_timeout_s * 1000)
-        allowed, state, wait_ms = await self._allow(keys=[self.key], args=[probe_ms])
+        allowed, state, wait_ms = await self._allow(
+            keys=[self.key], args=[probe_ms, self._clock_ms()]
+        )
         current = BreakerState(state.decode() if isinstance(state, bytes) else state)
         if not int(allowed):
             raise BreakerOpen(self.platform, current, int(wait_ms) / 1000)
@@ -210,6 +225,7 @@ class CircuitBreaker:
                 c.consecutive_failures,
                 int(c.open_s * 1000),
                 reason,
+                self._clock_ms(),
             ],
         )
         state = BreakerState(result.decode() if isinstance(result, bytes) else result)
@@ -232,10 +248,17 @@ class CircuitBreaker:
             reason=reason.decode() if reason and state != BreakerState.CLOSED else None,
         )
 
+    def _clock_ms(self) -> int | str:
+        """The clock's time for the scripts, or '' (they read Redis server time)."""
+        return "" if self.clock is None else int(self.clock().timestamp() * 1000)
+
     async def force_open(self, seconds: float, reason: str) -> None:
         """Open by hand (operations, tests): no call for `seconds`."""
-        now_s, now_us = await self.redis.time()
-        now_ms = int(now_s) * 1000 + int(now_us) // 1000
+        if self.clock is not None:
+            now_ms = int(self.clock().timestamp() * 1000)
+        else:
+            now_s, now_us = await self.redis.time()
+            now_ms = int(now_s) * 1000 + int(now_us) // 1000
         await self.redis.hset(  # type: ignore[misc]
             self.key,
             mapping={

@@ -75,11 +75,14 @@ async def get_region(session: AsyncSession, code: str) -> Region | None:
     return await session.get(Region, code)
 
 
-async def create_region(session: AsyncSession, data: RegionInput, *, actor: str) -> Region:
+async def create_region(
+    session: AsyncSession, data: RegionInput, *, actor: str, now: datetime | None = None
+) -> Region:
+    """A new region; its schedule starts at `now` (the caller's clock; default the real one)."""
     if await session.get(Region, data.code) is not None:
         raise RegionError(f"region {data.code} already exists")
     parse_schedule(data.cron, data.timezone)
-    region = Region(**data.model_dump(), schedule_since=datetime.now(UTC))
+    region = Region(**data.model_dump(), schedule_since=now or datetime.now(UTC))
     session.add(region)
     await session.flush()
     audit.record(
@@ -96,9 +99,16 @@ async def create_region(session: AsyncSession, data: RegionInput, *, actor: str)
 
 
 async def update_region(
-    session: AsyncSession, code: str, *, actor: str, action: str = "update", **changes: Any
+    session: AsyncSession,
+    code: str,
+    *,
+    actor: str,
+    action: str = "update",
+    now: datetime | None = None,
+    **changes: Any,
 ) -> Region:
-    """Change fields of a region; a schedule change or a resume starts the schedule anew."""
+    """Change fields of a region; a schedule change or a resume starts the schedule anew at
+    `now` (the caller's clock; default the real one)."""
     region = await session.get(Region, code, with_for_update=True)
     if region is None:
         raise RegionError(f"region {code} does not exist")
@@ -116,7 +126,7 @@ async def update_region(
         return region
     restarted = any(before[f] != after[f] for f in SCHEDULE_FIELDS) and region.active
     if restarted:
-        region.schedule_since = datetime.now(UTC)
+        region.schedule_since = now or datetime.now(UTC)
     audit.record(
         session,
         actor=actor,
