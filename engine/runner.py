@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
+from functools import partial
 from wsgiref.simple_server import WSGIServer
 
 from arq.worker import Worker
@@ -83,6 +84,24 @@ async def supervise_worker(
         backoff = min(backoff * 2, 30.0)
 
 
+async def keep_running(name: str, loop: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
+    """Run one of the engine's loops until `stop`; if it ever raises, log and start it again.
+
+    Each loop handles the outages it knows (Redis or Postgres down) itself; this is the floor
+    beneath them, so that a failure nobody foresaw costs a backoff, never the whole engine.
+    """
+    backoff = 0.5
+    while not stop.is_set():
+        try:
+            await loop()
+            return
+        except Exception as exc:
+            log.error("engine.loop_crashed", loop=name, error=repr(exc), retry_in_s=backoff)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=backoff)
+            backoff = min(backoff * 2, 30.0)
+
+
 async def _drain(worker: Worker, main: asyncio.Task[None], grace_s: float) -> None:
     """Stop taking work; let running jobs finish up to the grace period; cancel the rest."""
     worker.allow_pick_jobs = False
@@ -128,16 +147,17 @@ async def run_engine(
     except KeyCheckFailed:
         await rt.close()
         raise
-    tasks = [asyncio.create_task(heartbeat.beat(rt, stop, role.value))]
+    loops: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+        ("heartbeat", partial(heartbeat.beat, rt, stop, role.value))
+    ]
     if settings.metrics_port:  # the facts Prometheus cannot count (engine.alerts.sampler)
-        tasks.append(asyncio.create_task(alert_sampler.run(rt, stop)))
+        loops.append(("alert_sampler", partial(alert_sampler.run, rt, stop)))
     if role in (Role.ALL, Role.SCHEDULER):
-        tasks.append(asyncio.create_task(Scheduler(rt).run(stop)))
+        loops.append(("scheduler", partial(Scheduler(rt).run, stop)))
     if role in (Role.ALL, Role.WORKER):
-        tasks.append(asyncio.create_task(supervise_worker(rt, stop)))
-        tasks.append(asyncio.create_task(supervise_worker(rt, stop, build_publish_worker)))
-        tasks.append(asyncio.create_task(supervise_worker(rt, stop, build_fetch_worker)))
-        tasks.append(asyncio.create_task(supervise_worker(rt, stop, build_rollup_worker)))
+        for build in (build_worker, build_publish_worker, build_fetch_worker, build_rollup_worker):
+            loops.append(("worker", partial(supervise_worker, rt, stop, build)))
+    tasks = [asyncio.create_task(keep_running(name, loop, stop)) for name, loop in loops]
     try:
         await asyncio.gather(*tasks)
     finally:

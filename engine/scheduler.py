@@ -206,13 +206,14 @@ class Scheduler:
                 try:
                     await self._pass()
                     backoff = 0.5
+                    # The wait reads Redis too (the sentinel): a dead Redis there is the same
+                    # outage as in the pass, and must not end the loop.
+                    await self._wait(stop)
                 except Exception as exc:
                     log.warning("scheduler.reconcile_failed", error=repr(exc), retry_in_s=backoff)
                     self.full = True
                     await _sleep_unless(stop, backoff)
                     backoff = min(backoff * 2, 30.0)
-                    continue
-                await self._wait(stop)
         finally:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)

@@ -5,13 +5,27 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from storage.embedded import redis_server_binary
 from storage.settings import Settings
 from tests.conftest import engine_env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_redis(port: int) -> subprocess.Popen[bytes]:
+    """A throwaway redis-server on loopback that keeps nothing on disk; the caller stops it."""
+    args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    return subprocess.Popen([redis_server_binary(), *args], stdout=subprocess.DEVNULL)
 
 
 class EngineProcess:

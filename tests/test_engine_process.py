@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,12 +19,11 @@ from redis.asyncio import Redis
 
 from engine import queue
 from storage.database import Database, plain_dsn
-from storage.embedded import redis_server_binary
 from storage.queries import regions
 from storage.settings import Settings
 from tests.conftest import engine_env
 from tests.engine_support import add_region, eventually, ledger
-from tests.process_support import EngineProcess
+from tests.process_support import EngineProcess, free_port, start_redis
 
 pytestmark = pytest.mark.slow
 
@@ -128,17 +126,11 @@ async def test_sigterm_past_the_grace_period_cancels_and_requeues(
     assert await ledger(db, "SLOWPOKE") == []
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_engine_waits_for_redis_and_resumes_when_it_returns(
     test_settings: Settings, db: Database, tmp_path: Path
 ) -> None:
     await add_region(db, "PATIENT", "0 3 * * *")
-    port = _free_port()
+    port = free_port()
     engine = EngineProcess(
         test_settings, tmp_path / "engine.log", REDIS_URL=f"redis://127.0.0.1:{port}/0"
     )
@@ -146,20 +138,7 @@ async def test_engine_waits_for_redis_and_resumes_when_it_returns(
     try:
         await engine.wait_for("engine.dependency_down", 20)
         assert engine.proc.poll() is None
-        redis_server = subprocess.Popen(
-            [
-                redis_server_binary(),
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
+        redis_server = start_redis(port)
         await engine.wait_for("scheduler.reconciled", 60)
         engine.signal(signal.SIGTERM)
         assert await engine.exit_code(15) == 0
@@ -238,7 +217,7 @@ async def test_engine_metrics_are_valid_prometheus_exposition(
     from prometheus_client.parser import text_string_to_metric_families
 
     await due_now(db, "MEASURED")
-    port = _free_port()
+    port = free_port()
     engine = EngineProcess(test_settings, tmp_path / "engine.log", METRICS_PORT=str(port))
     try:
 
