@@ -1,4 +1,9 @@
-"""The ASGI app: `create_app(settings)`; uvicorn runs it (see `engine.api.serve`)."""
+"""The ASGI app: `create_app(settings)`; uvicorn runs it (see `engine.api.serve`).
+
+Every route that reads a body is bounded before its body is read (`/v1/events` in its own
+handler, the others through BODY_LIMITS), and every invalid request is answered by one handler
+that never echoes more than a short prefix of the input (`engine.api.limits`).
+"""
 
 from __future__ import annotations
 
@@ -7,18 +12,28 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from engine import logs, metrics
-from engine.api import routes_assignment, routes_events, routes_health, routes_metrics
+from engine.api import limits, routes_assignment, routes_events, routes_health, routes_metrics
 from engine.api.context import ApiContext
 from engine.api.schemas import (
+    MAX_AGE_DAYS,
+    MAX_ASSIGNMENT_BODY_BYTES,
     MAX_BATCH_EVENTS,
     MAX_BODY_BYTES,
     MAX_EVENT_BYTES,
+    MAX_EXPERIMENT_KEYS,
+    MAX_FUTURE_S,
+    PROPERTIES_SCHEMA,
+    PROPERTY_VALUE_SCHEMA,
     EventBatch,
     EventIn,
 )
@@ -29,10 +44,16 @@ log = logs.get("engine.api")
 DESCRIPTION = f"""
 The creatordeck API for the mobile app and the dashboard.
 
-- `POST /v1/assignment`: sticky A/B variants (GrowthBook hashing, FNV-1a 32-bit, v2).
+- `POST /v1/assignment`: sticky A/B variants (GrowthBook hashing, FNV-1a 32-bit, v2); at most
+  {MAX_EXPERIMENT_KEYS} experiment keys, a body at most {MAX_ASSIGNMENT_BODY_BYTES} bytes.
 - `POST /v1/events`: batches of 1 to {MAX_BATCH_EVENTS} events, each event's properties at most
   {MAX_EVENT_BYTES} bytes as JSON, a body at most {MAX_BODY_BYTES} bytes. Deduplicated by
-  event id; clock skew corrected from `sent_at`; invalid events refused one by one.
+  event id; clock skew corrected from `sent_at`; an event more than {MAX_AGE_DAYS} days old or
+  more than {MAX_FUTURE_S} s ahead (after the correction) is refused; invalid events are
+  refused one by one.
+
+A body over its limit answers 413; a body that is not JSON 400; invalid fields 422, where each
+input is echoed as a short prefix at most.
 - `GET /v1/metrics/*`: reads from the rollup tables; all but `summary` need the
   `x-dashboard-token` header (the DASHBOARD_TOKEN of the api's environment).
 """
@@ -52,11 +73,15 @@ ROUTES = frozenset(
         "/v1/metrics/funnels",
     }
 )
+# FastAPI routes that read a body: the most each may send, and the 413's explanation.
+# (POST /v1/events bounds its own.)
+BODY_LIMITS = {"/v1/assignment": (MAX_ASSIGNMENT_BODY_BYTES, routes_assignment.TOO_LARGE)}
 
 
 class FastPath:
     """`POST /v1/events` straight to its ASGI handler, `/metrics` to Prometheus' exposition,
-    everything else to FastAPI; every request counted and timed."""
+    everything else to FastAPI (bodies of BODY_LIMITS' routes read, bounded, first); every
+    request counted and timed."""
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
@@ -81,11 +106,25 @@ class FastPath:
                 await routes_events.asgi_events(self.app.state.ctx, scope, receive, counting_send)
             elif path == "/metrics":
                 await _metrics(counting_send)
+            elif path in BODY_LIMITS and scope["method"] == "POST":
+                await self._bounded(scope, receive, counting_send, path)
             else:
                 await self.app(scope, receive, counting_send)
         finally:
             metrics.API_REQUESTS.labels(route, scope["method"], str(status)).inc()
             metrics.API_LATENCY.labels(route).observe(time.perf_counter() - started)
+
+    async def _bounded(self, scope: Any, receive: Any, send: Any, path: str) -> None:
+        """FastAPI's route, given the body read in full if it is within the route's limit."""
+        limit, too_large = BODY_LIMITS[path]
+        try:
+            body = await limits.read_body(scope, receive, limit)
+        except ClientDisconnect:
+            return
+        if body is None:
+            await limits.send_json(send, 413, orjson.dumps({"detail": too_large}))
+            return
+        await self.app(scope, limits.replay(body, receive), send)
 
 
 async def _metrics(send: Any) -> None:
@@ -131,6 +170,10 @@ def fastapi_app(settings: Settings, ctx: ApiContext | None = None) -> FastAPI:
     for module in (routes_health, routes_assignment, routes_events, routes_metrics):
         app.include_router(module.router)
 
+    # One answer to invalid input for the whole app: short, safe echoes (engine.api.limits).
+    app.add_exception_handler(RequestValidationError, limits.validation_failed)
+    app.add_exception_handler(HTTPException, limits.http_error)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         # Log the failure with its path; the client learns nothing of our internals.
@@ -148,7 +191,10 @@ def fastapi_app(settings: Settings, ctx: ApiContext | None = None) -> FastAPI:
             # /v1/events reads its body by hand (per-event refusals); document it here.
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             ref = "#/components/schemas/{model}"
-            components["EventIn"] = EventIn.model_json_schema(ref_template=ref)
+            event = EventIn.model_json_schema(ref_template=ref)
+            event["properties"]["properties"].update(PROPERTIES_SCHEMA)
+            components["EventIn"] = event
+            components["PropertyValue"] = PROPERTY_VALUE_SCHEMA
             batch = EventBatch.model_json_schema(ref_template=ref)
             batch["properties"]["events"]["items"] = {"$ref": "#/components/schemas/EventIn"}
             components["EventBatch"] = batch

@@ -2,7 +2,8 @@
 
 The hot path of the API: the body is parsed with orjson and events are validated one by one
 (so one bad event never sinks its batch); the valid ones go to Postgres as one JSON array in
-one statement (dedupe, skew correction and enrichment happen there).
+one statement (dedupe, skew correction and enrichment happen there). The body is bounded while
+it is read (`limits.read_body`); reasons quote client input only as a short prefix.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
+from starlette.requests import ClientDisconnect
 
 from engine import logs, metrics
 from engine.alerts import event_counts
 from engine.api.context import ApiContext
+from engine.api.limits import read_body, safe_text, send_json, too_large
 from engine.api.schemas import (
     MAX_AGE_DAYS,
     MAX_BATCH_EVENTS,
@@ -46,7 +49,8 @@ def _error(status_code: int, detail: str) -> tuple[int, bytes]:
 def _reason(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors(include_url=False, include_input=False):
-        where = ".".join(str(p) for p in error["loc"]) or "event"
+        # A location may name the client's own (unknown) field: quote a prefix of it.
+        where = ".".join(safe_text(str(p)) for p in error["loc"]) or "event"
         parts.append(f"{where}: {error['msg']}")
     return "; ".join(parts)
 
@@ -57,7 +61,11 @@ def _reason(exc: ValidationError) -> str:
     responses={
         400: {"model": ErrorBody, "description": "the body is not a batch"},
         413: {"model": ErrorBody, "description": f"body larger than {MAX_BODY_BYTES} bytes"},
-        422: {"model": EventsResponse, "description": "every event was refused"},
+        422: {
+            "model": EventsResponse,
+            "description": "every event was refused (invalid, or outside the time window: "
+            f"more than {MAX_AGE_DAYS} days old or {MAX_FUTURE_S} s ahead after skew correction)",
+        },
     },
     openapi_extra={
         "requestBody": {
@@ -77,54 +85,35 @@ async def events(request: Request) -> Response:
     batch's clock skew (server receive time - `sent_at`); each event carries the unit's
     assignments at receipt. Invalid events are refused individually, with the reason."""
     received_at = datetime.now(UTC)
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    raw = await read_body(request.scope, request.receive, MAX_BODY_BYTES)
+    if raw is None:
         status, body = _error(413, TOO_LARGE)
     else:
-        raw = await request.body()
         status, body = await ingest(request.app.state.ctx, raw, received_at)
     return Response(body, status_code=status, media_type="application/json")
 
 
-TOO_LARGE = f"body is larger than {MAX_BODY_BYTES} bytes; send smaller batches"
-_JSON_HEADERS = [(b"content-type", b"application/json")]
+TOO_LARGE = too_large(MAX_BODY_BYTES, "send smaller batches")
 
 
 async def asgi_events(ctx: ApiContext, scope: Any, receive: Any, send: Any) -> None:
     """The same endpoint as a bare ASGI handler: the app's fast path, past FastAPI's routing
     and dependency machinery (measured: it halves the api's CPU per batch)."""
     received_at = datetime.now(UTC)
-    declared = None
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            declared = int(value) if value.isdigit() else None
-    chunks: list[bytes] = []
-    size = 0
-    too_large = declared is not None and declared > MAX_BODY_BYTES
-    while not too_large:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            too_large = True
-            break
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    if too_large:
+    try:
+        raw = await read_body(scope, receive, MAX_BODY_BYTES)
+    except ClientDisconnect:
+        return
+    if raw is None:
         status, body = _error(413, TOO_LARGE)
     else:
         try:
-            status, body = await ingest(ctx, b"".join(chunks), received_at)
+            status, body = await ingest(ctx, raw, received_at)
         except Exception as exc:
             # FastAPI's handler does not see the fast path: log and answer the same way.
             log.error("api.unexpected", path="/v1/events", error=repr(exc), exc_info=exc)
             status, body = _error(500, "internal error; see the api's log")
-    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_json(send, status, body)
 
 
 async def ingest(ctx: ApiContext, raw: bytes, received_at: datetime) -> tuple[int, bytes]:
@@ -139,7 +128,8 @@ async def ingest(ctx: ApiContext, raw: bytes, received_at: datetime) -> tuple[in
         return _error(400, 'body must be an object: {"sent_at": …, "events": […]}')
     extra = set(batch) - _BATCH_FIELDS
     if extra:
-        return _error(400, f"unknown batch fields: {', '.join(sorted(map(str, extra)))}")
+        shown = ", ".join(safe_text(str(field)) for field in sorted(map(str, extra))[:10])
+        return _error(400, f"unknown batch fields: {shown}")
     items = batch.get("events")
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH_EVENTS:
         return _error(400, f"events must be a list of 1 to {MAX_BATCH_EVENTS} events")
@@ -158,7 +148,7 @@ async def ingest(ctx: ApiContext, raw: bytes, received_at: datetime) -> tuple[in
     refused: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         event_id = item.get("event_id") if isinstance(item, dict) else None
-        shown_id = event_id if isinstance(event_id, str) else None
+        shown_id = safe_text(event_id) if isinstance(event_id, str) else None
         try:
             event = EventIn.model_validate(item)
         except ValidationError as exc:

@@ -8,13 +8,15 @@ from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from storage.queries.experiments import EVENT_NAME_PATTERN
+from storage.queries.experiments import EVENT_NAME_PATTERN, KEY_PATTERN
 
 MAX_BATCH_EVENTS = 1000
 MAX_EVENT_BYTES = 8192  # one event's properties, serialised as JSON
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_UNIT_ID = 200
 MAX_EXPERIMENT_KEYS = 100
+# 100 keys of at most 100 characters and a unit id, escaped, fit many times over.
+MAX_ASSIGNMENT_BODY_BYTES = 64 * 1024
 # Corrected event times may lie this far ahead of the server clock, or this far behind it.
 MAX_FUTURE_S = 300
 MAX_AGE_DAYS = 30
@@ -33,19 +35,46 @@ def _storable(value: str) -> str:
 
 
 StorableStr = Annotated[str, AfterValidator(_storable)]
+NO_NUL = r"^[^\u0000]*$"
+# An event's properties as the OpenAPI document states them: any JSON without NUL characters
+# (Postgres' jsonb cannot hold them; `routes_events._check` refuses them). Put into the
+# document by `app.fastapi_app`'s openapi() (pydantic would resolve the recursive reference).
+PROPERTY_VALUE_REF = "#/components/schemas/PropertyValue"
+PROPERTIES_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "propertyNames": {"pattern": NO_NUL},
+    "additionalProperties": {"$ref": PROPERTY_VALUE_REF},
+}
+# Each keyword applies to its own type only, so no `anyOf` (whose negation a fuzzer can get
+# wrong: an array turned into an object is still a valid value).
+PROPERTY_VALUE_SCHEMA: dict[str, Any] = {
+    "description": "any JSON value without NUL characters",
+    "pattern": NO_NUL,
+    "items": {"$ref": PROPERTY_VALUE_REF},
+    "propertyNames": {"pattern": NO_NUL},
+    "additionalProperties": {"$ref": PROPERTY_VALUE_REF},
+}
 UNIT_ID_FIELD = Field(
-    min_length=1, max_length=MAX_UNIT_ID, description="device id or user id (opaque string)"
+    min_length=1,
+    max_length=MAX_UNIT_ID,
+    description="device id or user id (opaque string, no NUL characters)",
+    # Documents what `_storable` enforces (with a clearer message than a pattern mismatch).
+    json_schema_extra={"pattern": NO_NUL.replace("*", "+")},
 )
+ExperimentKey = Annotated[
+    str, Field(pattern=KEY_PATTERN, description="an experiment key (at most 100 characters)")
+]
 
 
 class AssignmentRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     unit_id: StorableStr = UNIT_ID_FIELD
-    experiments: list[str] | None = Field(
+    experiments: list[ExperimentKey] | None = Field(
         default=None,
         max_length=MAX_EXPERIMENT_KEYS,
-        description="experiment keys to assign; omitted: every running experiment",
+        description=f"at most {MAX_EXPERIMENT_KEYS} experiment keys to assign; omitted: every "
+        "running experiment",
     )
 
 
@@ -75,10 +104,13 @@ class EventIn(BaseModel):
     event_id: UUID = Field(description="client-generated UUID; repeats are ignored (dedupe)")
     unit_id: StorableStr = UNIT_ID_FIELD
     name: str = Field(pattern=EVENT_NAME_PATTERN, max_length=100)
-    timestamp: AwareDatetime
+    timestamp: AwareDatetime = Field(
+        description=f"after skew correction, at most {MAX_AGE_DAYS} days before and "
+        f"{MAX_FUTURE_S} s after the server's clock; an event outside that window is refused"
+    )
     properties: dict[str, Any] = Field(
         default_factory=dict,
-        description=f"free-form; at most {MAX_EVENT_BYTES} bytes as JSON",
+        description=f"free-form; at most {MAX_EVENT_BYTES} bytes as JSON, no NUL characters",
     )
 
 
