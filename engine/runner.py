@@ -18,6 +18,7 @@ from arq.worker import Worker
 
 from engine import heartbeat, logs, metrics, queue
 from engine.alerts import sampler as alert_sampler
+from engine.alerts.notify import Notifier
 from engine.runtime import Runtime
 from engine.scheduler import Scheduler
 from engine.worker import (
@@ -129,8 +130,10 @@ async def run_engine(
         await rt.close()
         raise
     tasks = [asyncio.create_task(heartbeat.beat(rt, stop, role.value))]
-    if settings.metrics_port:  # the facts Prometheus cannot count (engine.alerts.sampler)
-        tasks.append(asyncio.create_task(alert_sampler.run(rt, stop)))
+    # The facts Prometheus cannot count, and the alert webhooks (engine.alerts.sampler, .notify).
+    notifier = Notifier.from_settings(rt.redis, settings)
+    if settings.metrics_port or notifier is not None:
+        tasks.append(asyncio.create_task(alert_sampler.run(rt, stop, notifier)))
     if role in (Role.ALL, Role.SCHEDULER):
         tasks.append(asyncio.create_task(Scheduler(rt).run(stop)))
     if role in (Role.ALL, Role.WORKER):
