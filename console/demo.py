@@ -26,6 +26,9 @@ from storage.embedded import data_dir
 from storage.settings import EnvMode, Settings
 
 STOP_TIMEOUT_S = 30
+# No alert waits longer than this to fire in the demo (ALERT_FOR_MAX_S): stopping the mock
+# platform fires BreakerOpenLong about a minute later, not six.
+DEMO_ALERT_FOR_MAX_S = 30
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ def _child_env(settings: Settings) -> dict[str, str]:
     env["REDIS_PREFIX"] = settings.redis_prefix
     if settings.encryption_key is not None:
         env["ENCRYPTION_KEY"] = settings.encryption_key.get_secret_value()
+    if settings.alert_for_max_s is not None:
+        env["ALERT_FOR_MAX_S"] = str(settings.alert_for_max_s)
     return env
 
 
@@ -103,11 +108,18 @@ def demo_encryption_key(settings: Settings, folder: Path) -> Settings:
     return settings.model_copy(update={"encryption_key": SecretStr(key)})
 
 
+def demo_alert_timing(settings: Settings) -> Settings:
+    """ALERT_FOR_MAX_S from the environment, else the demo's short cap (console and engine)."""
+    if settings.alert_for_max_s is not None:
+        return settings
+    return settings.model_copy(update={"alert_for_max_s": DEMO_ALERT_FOR_MAX_S})
+
+
 def run_demo() -> int:
     _step("starting Postgres and Redis (embedded when DATABASE_URL / REDIS_URL are unset)")
     settings = resolve()
     folder = data_dir(settings.data_dir)
-    settings = demo_encryption_key(settings, folder)
+    settings = demo_alert_timing(demo_encryption_key(settings, folder))
     _step("migrating the database")
     migrations.upgrade(settings.database_url or "")
     _step("seeding demo data")

@@ -70,6 +70,13 @@ class Settings(BaseSettings):
         default=None, description="as ALERT_WEBHOOK_PAGE, for ticket alerts"
     )
 
+    alert_for_max_s: int | None = Field(
+        default=None,
+        ge=0,
+        description="caps every alert condition's `for` duration in the console and the "
+        "engine's webhooks (the demo sets 30); the Prometheus rules keep the table's",
+    )
+
     @field_validator("alert_webhook_page", "alert_webhook_ticket", mode="before")
     @classmethod
     def _empty_webhook(cls, value: object) -> object:
