@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
 
-from engine.alerts.conditions import BY_NAME
+from engine.alerts.conditions import BY_NAME, with_for_cap
 from engine.alerts.evaluate import AlertStatus, AlertTracker, State
 from engine.alerts.facts import FactReader, Facts
 from storage.queries import alerts as queries
@@ -54,7 +54,7 @@ class AlertMonitor:
     def __init__(self, deck: CreatordeckApp) -> None:
         self.deck = deck
         self.reader = FactReader(deck.db, deck.settings)
-        self.tracker = AlertTracker()
+        self.tracker = AlertTracker(with_for_cap(deck.settings.alert_for_max_s))
         self.view: AlertsView | None = None
         self._lock = asyncio.Lock()
         self._read_mono = 0.0

@@ -41,6 +41,9 @@ from storage.settings import EnvMode, Settings
 
 STOP_TIMEOUT_S = 30
 WATCH_S = 1.0
+# No alert waits longer than this to fire in the demo (ALERT_FOR_MAX_S): stopping the mock
+# platform fires BreakerOpenLong about a minute later, not six.
+DEMO_ALERT_FOR_MAX_S = 30
 
 
 def _step(message: str) -> None:
@@ -163,6 +166,8 @@ def child_env(settings: Settings, ports: DemoPorts) -> dict[str, str]:
     env["MOCKSTAGRAM_URL"] = f"http://{LOOPBACK}:{ports.mock}"
     if settings.encryption_key is not None:
         env["ENCRYPTION_KEY"] = settings.encryption_key.get_secret_value()
+    if settings.alert_for_max_s is not None:
+        env["ALERT_FOR_MAX_S"] = str(settings.alert_for_max_s)
     return env
 
 
@@ -182,6 +187,13 @@ def demo_encryption_key(settings: Settings, folder: Path) -> Settings:
     return settings.model_copy(update={"encryption_key": SecretStr(key)})
 
 
+def demo_alert_timing(settings: Settings) -> Settings:
+    """ALERT_FOR_MAX_S from the environment, else the demo's short cap (console and engine)."""
+    if settings.alert_for_max_s is not None:
+        return settings
+    return settings.model_copy(update={"alert_for_max_s": DEMO_ALERT_FOR_MAX_S})
+
+
 def run_demo(settings: Settings, ports: DemoPorts) -> int:
     """0 after a clean quit; 1 when a background process had died. Raises DemoError (nothing
     started) when a port is taken."""
@@ -191,7 +203,7 @@ def run_demo(settings: Settings, ports: DemoPorts) -> int:
     died: list[str] = []
     try:
         folder = data_dir(settings.data_dir)
-        settings = demo_encryption_key(settings, folder)
+        settings = demo_alert_timing(demo_encryption_key(settings, folder))
         _step("migrating the database")
         migrations.upgrade(settings.database_url or "")
         _step("seeding demo data")

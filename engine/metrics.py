@@ -40,6 +40,12 @@ FETCH_RESULTS = Counter(
     ["platform", "outcome"],
     registry=REGISTRY,
 )
+PLATFORM_CALLS = Counter(
+    "creatordeck_platform_calls",
+    "Platform API calls made to fetch creators, by platform (every try counts: it spends quota)",
+    ["platform"],
+    registry=REGISTRY,
+)
 PUBLISH_RESULTS = Counter(
     "creatordeck_publish_results",
     "Publish jobs by outcome (published, failed, unknown, deferred, retry, dropped, …)",

@@ -19,6 +19,7 @@ from arq.worker import Worker
 
 from engine import heartbeat, logs, metrics, queue
 from engine.alerts import sampler as alert_sampler
+from engine.alerts.notify import Notifier
 from engine.runtime import Runtime
 from engine.scheduler import Scheduler
 from engine.worker import (
@@ -150,8 +151,10 @@ async def run_engine(
     loops: list[tuple[str, Callable[[], Awaitable[None]]]] = [
         ("heartbeat", partial(heartbeat.beat, rt, stop, role.value))
     ]
-    if settings.metrics_port:  # the facts Prometheus cannot count (engine.alerts.sampler)
-        loops.append(("alert_sampler", partial(alert_sampler.run, rt, stop)))
+    # The facts Prometheus cannot count, and the alert webhooks (engine.alerts.sampler, .notify).
+    notifier = Notifier.from_settings(rt.redis, settings)
+    if settings.metrics_port or notifier is not None:
+        loops.append(("alert_sampler", partial(alert_sampler.run, rt, stop, notifier)))
     if role in (Role.ALL, Role.SCHEDULER):
         loops.append(("scheduler", partial(Scheduler(rt).run, stop)))
     if role in (Role.ALL, Role.WORKER):

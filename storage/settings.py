@@ -7,8 +7,9 @@ import ipaddress
 import re
 from enum import StrEnum
 from functools import lru_cache
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _HOST_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
@@ -21,7 +22,8 @@ class EnvMode(StrEnum):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # Errors never echo the value: URLs and keys here carry credentials; messages name the field.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     database_url: str | None = Field(
         default=None,
@@ -67,6 +69,37 @@ class Settings(BaseSettings):
         default=None, description="Fernet key for platform tokens at rest"
     )
     dashboard_token: SecretStr | None = Field(default=None)
+    # Webhook URLs often carry a token (in the path or the query): secrets, never logged.
+    alert_webhook_page: SecretStr | None = Field(
+        default=None,
+        description="https URL POSTed (JSON) once when a page alert fires and once when it "
+        "resolves; unset: no notifications for page alerts",
+    )
+    alert_webhook_ticket: SecretStr | None = Field(
+        default=None, description="as ALERT_WEBHOOK_PAGE, for ticket alerts"
+    )
+
+    alert_for_max_s: int | None = Field(
+        default=None,
+        ge=0,
+        description="caps every alert condition's `for` duration in the console and the "
+        "engine's webhooks (the demo sets 30); the Prometheus rules keep the table's",
+    )
+
+    @field_validator("alert_webhook_page", "alert_webhook_ticket", mode="before")
+    @classmethod
+    def _empty_webhook(cls, value: object) -> object:
+        return None if value == "" else value  # `ALERT_WEBHOOK_PAGE=` in a .env: off
+
+    @field_validator("alert_webhook_page", "alert_webhook_ticket")
+    @classmethod
+    def _webhook(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        # The message never repeats the URL: it is a secret (pydantic shows a SecretStr masked).
+        if value is not None:
+            problem = _webhook_problem(value.get_secret_value())
+            if problem:
+                raise ValueError(f"{(info.field_name or '').upper()}: {problem}")
+        return value
 
     @field_validator("metrics_host")
     @classmethod
@@ -79,6 +112,22 @@ class Settings(BaseSettings):
                 "(e.g. 127.0.0.1, or 0.0.0.0 to listen on every interface; no port, no scheme)"
             )
         return value
+
+
+def _webhook_problem(url: str) -> str | None:
+    """Why `url` cannot be a webhook, or None. Plain http only to this machine: the URL's token
+    and the alert would cross the network in clear text."""
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return "not a URL (expected https://host/path)"
+    if parts.scheme not in ("https", "http") or not host:
+        return "not an http(s) URL with a host (expected https://host/path)"
+    if parts.scheme == "http" and host not in ("localhost", "127.0.0.1", "::1"):
+        return "must be https:// (plain http only to localhost / 127.0.0.1 / ::1)"
+    return None
 
 
 @lru_cache(maxsize=1)

@@ -22,6 +22,7 @@ from textual.pilot import Pilot
 
 from console.app import CreatordeckApp
 from console.data_alerts import monitor_for
+from console.demo import DEMO_ALERT_FOR_MAX_S, _child_env, demo_alert_timing
 from console.screens.alerts import AlertsScreen
 from console.widgets.status_header import StatusHeader
 from engine import heartbeat
@@ -477,3 +478,28 @@ async def test_the_header_shrinks_to_a_firing_count_at_80_columns(
         assert " !1 " in shown and shown.rstrip().endswith("UTC"), shown
 
     await run(test_settings, db, redis, size=(80, 24))(body)
+
+
+async def test_the_demo_cap_fires_a_long_condition_after_the_cap(
+    test_settings: Settings, db: Database, redis: Redis
+) -> None:
+    """The demo caps every `for` (ALERT_FOR_MAX_S): the breaker fires in 30 s, not 5 min."""
+    settings = demo_alert_timing(test_settings)
+    assert settings.alert_for_max_s == DEMO_ALERT_FOR_MAX_S == 30
+    assert BY_NAME["BreakerOpenLong"].for_s == 300
+
+    async def body(deck: Deck) -> None:
+        await _open_breaker(deck)
+        assert await deck.state("BreakerOpenLong") == State.PENDING
+        deck.clock.advance(DEMO_ALERT_FOR_MAX_S + 1)
+        await deck.beat()
+        status = (await deck.statuses())["BreakerOpenLong"]
+        assert status.state == State.FIRING and status.condition.for_s == DEMO_ALERT_FOR_MAX_S
+
+    await run(settings, db, redis)(body)
+
+
+def test_the_demo_cap_reaches_the_engine_and_an_explicit_one_wins(test_settings: Settings) -> None:
+    assert _child_env(demo_alert_timing(test_settings))["ALERT_FOR_MAX_S"] == "30"
+    mine = test_settings.model_copy(update={"alert_for_max_s": 120})
+    assert demo_alert_timing(mine).alert_for_max_s == 120

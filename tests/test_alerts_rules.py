@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from engine import metrics
 from engine.alerts import rules
 from engine.alerts.conditions import BY_NAME, CONDITIONS, summary_of
 
@@ -295,3 +296,23 @@ def test_committed_dashboard_is_the_generated_one() -> None:
         "RegionFireTimeMissed",
     ):
         assert wanted in titles
+
+
+def test_the_calls_per_creator_panel_reads_counters_the_engine_exports() -> None:
+    import importlib.util
+    import re
+
+    path = rules.RULES_FILE.parents[1] / "grafana" / "dashboard.py"
+    spec = importlib.util.spec_from_file_location("creatordeck_dashboard_calls", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    committed = json.loads(module.OUT.read_text(encoding="utf-8"))
+    panel = next(p for p in committed["panels"] if p["title"] == "API calls per creator fetched")
+    expr = panel["targets"][0]["expr"]
+    metrics.PLATFORM_CALLS.labels("mock")  # a labelled series, so the exposition lists it
+    metrics.FETCH_RESULTS.labels("mock", "fetched")
+    exposed = metrics.exposition().decode()
+    for name in re.findall(r"creatordeck_\w+", expr):
+        assert f"\n{name}{{" in exposed, f"{name} is not exported by engine.metrics"
+    assert "creatordeck_platform_calls_total" in expr

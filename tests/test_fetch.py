@@ -10,6 +10,7 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
+from engine import metrics
 from engine.dead_letters import requeue
 from engine.jobs.fetch import run_fetch
 from engine.resilience import BreakerConfig, BreakerState, CircuitBreaker, RetryPolicy
@@ -202,3 +203,29 @@ async def test_killed_mid_batch_rerun_writes_no_duplicates(
         )
         assert dupes.all() == []
     assert await _sample_count(db) == 300
+
+
+async def test_every_platform_call_is_counted_per_platform_retries_too(
+    rt: Runtime, db: Database, redis: Redis, test_settings: Settings
+) -> None:
+    """`creatordeck_platform_calls_total` (the dashboard's calls per creator) counts each try."""
+    await add_region(db)
+    ids = await add_creators(db, 40)
+    mock = mock_platform(error_rate=0.5)
+    retry = RetryPolicy(attempts=8, initial_s=0.001, max_backoff_s=0.002)
+    before = _calls("mock")
+    async with caller_for(redis, test_settings, mock, retry=retry) as caller:
+        for cid in ids:  # one creator per call: forty calls and their retries
+            await run_fetch(rt, caller, 0, 0, "mock", SLOT, [cid], final=False)
+    made = mock.state.counters["requests"]
+    assert made > len(ids), "some calls failed and were tried again"
+    assert _calls("mock") - before == made
+
+
+def _calls(platform: str) -> float:
+    return (
+        metrics.REGISTRY.get_sample_value(
+            "creatordeck_platform_calls_total", {"platform": platform}
+        )
+        or 0.0
+    )

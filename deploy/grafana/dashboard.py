@@ -93,8 +93,6 @@ def panels() -> list[object]:
             8,
         ),
         series(
-            # No per-call counter exists yet: creators per platform stands in for API calls
-            # (a batch call serves up to the platform's batch size of them).
             "Creators fetched per platform (share that failed)",
             [
                 (
@@ -163,6 +161,22 @@ def panels() -> list[object]:
             12,
             32,
         ),
+        series(
+            # A batch call serves up to the platform's batch size of creators: well under 1
+            # call per creator when batching works; 1 or more means single lookups or retries.
+            "API calls per creator fetched",
+            [
+                (
+                    f"sum by (platform) (rate(creatordeck_platform_calls_total{rate}))"
+                    " / clamp_min(sum by (platform) (rate(creatordeck_fetch_results_total"
+                    f'{{outcome=~"fetched|not_modified"}}{rate})), 1e-9)',
+                    "{{platform}}",
+                )
+            ],
+            "short",
+            0,
+            40,
+        ),
     ]
     # One stat per alert condition: its own expression (1 while it holds, empty while not).
     for i, condition in enumerate(CONDITIONS):
@@ -182,7 +196,7 @@ def panels() -> list[object]:
                     Threshold("red", 1, 1.0),
                 ],
                 colorMode="background",
-                gridPos=GridPos(h=3, w=4, x=(i % 6) * 4, y=40 + (i // 6) * 3),
+                gridPos=GridPos(h=3, w=4, x=(i % 6) * 4, y=48 + (i // 6) * 3),
             )
         )
     return found

@@ -16,7 +16,7 @@ engine replicas export the same gauges, so rules take their `max` (or `min`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 
@@ -210,6 +210,19 @@ CONDITIONS: tuple[Condition, ...] = (
 )
 
 BY_NAME: dict[str, Condition] = {condition.name: condition for condition in CONDITIONS}
+
+
+def with_for_cap(
+    max_s: int | None, conditions: tuple[Condition, ...] = CONDITIONS
+) -> tuple[Condition, ...]:
+    """The conditions with no `for` longer than `max_s` (ALERT_FOR_MAX_S; None: as written).
+
+    For the demo, where waiting 5 minutes to see an alert fire teaches nothing; the console
+    prints each condition's `for` as judged, so the shorter wait is visible.
+    """
+    if max_s is None:
+        return conditions
+    return tuple(replace(c, for_s=min(c.for_s, max_s)) for c in conditions)
 
 
 def summary_of(condition: Condition) -> str:

@@ -6,8 +6,13 @@ judges alerts on) and sets the gauges of `engine.metrics` that the rules of
 figures, so rules take their max (or min). A dependency that does not answer sets its
 `creatordeck_dependency_up` to 0 and leaves the gauges it feeds at their last values.
 
-The engine starts it next to its heartbeat when it serves metrics (METRICS_PORT not 0).
-Cost: one facts read (a few indexed queries and a handful of Redis round trips) per 15 s.
+With a `Notifier` (an ALERT_WEBHOOK_* is set) the same read is also judged, with the console's
+`AlertTracker` and the silences from Postgres, and the notifier sends what changed
+(`engine.alerts.notify`: one send per change however many replicas judge).
+
+The engine starts it next to its heartbeat when it serves metrics (METRICS_PORT not 0) or
+notifies. Cost: one facts read (a few indexed queries and a handful of Redis round trips) per
+15 s; notifying adds one silences query and one Redis script call.
 """
 
 from __future__ import annotations
@@ -17,8 +22,13 @@ import contextlib
 from datetime import UTC, datetime
 
 from engine import logs, metrics
+from engine.alerts.conditions import with_for_cap
+from engine.alerts.evaluate import AlertTracker
 from engine.alerts.facts import FactReader, Facts
+from engine.alerts.notify import Notifier
 from engine.runtime import Runtime
+from storage.queries import alerts as queries
+from storage.queries.alerts import Silence
 
 SAMPLE_S = 15.0
 
@@ -54,13 +64,30 @@ def export(facts: Facts) -> None:
         # CircuitBreaker.status() has already exported creatordeck_breaker_open.
 
 
-async def run(rt: Runtime, stop: asyncio.Event) -> None:
+async def judge(rt: Runtime, facts: Facts, tracker: AlertTracker, notifier: Notifier) -> None:
+    """Judge one read of the facts and let the notifier send what changed."""
+    silences: dict[str, Silence] = {}
+    if facts.postgres_error is None:
+        try:
+            async with rt.db.session() as session:
+                silences = await queries.active_silences(session, facts.now)
+        except Exception as exc:  # unsilenced is the safe side: a page too many, not too few
+            log.warning("alerts.silences_unread", error=repr(exc))
+    statuses, _changes = tracker.evaluate(facts, silences)
+    await notifier.observe(statuses)
+
+
+async def run(rt: Runtime, stop: asyncio.Event, notifier: Notifier | None = None) -> None:
     """Sample until `stop`; a failed read is logged and tried again at the next interval."""
     reader = FactReader(rt.db, rt.settings)
+    tracker = AlertTracker(with_for_cap(rt.settings.alert_for_max_s))
     try:
         while not stop.is_set():
             try:
-                export(await reader.read(datetime.now(UTC), rt.redis))
+                facts = await reader.read(datetime.now(UTC), rt.redis)
+                export(facts)
+                if notifier is not None:
+                    await judge(rt, facts, tracker, notifier)
             except Exception as exc:
                 log.warning("alerts.sample_failed", error=repr(exc))
             with contextlib.suppress(TimeoutError):
@@ -68,3 +95,5 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
     finally:
         with contextlib.suppress(Exception):
             await reader.close()
+        if notifier is not None:
+            await notifier.close()

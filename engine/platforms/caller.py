@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import httpx
 from redis.asyncio import Redis
 
+from engine import metrics
 from engine.platforms.base import Adapter, BatchResult
 from engine.platforms.config import TrackingSettings
 from engine.platforms.registry import MISSING_CREDENTIALS, build_adapters
@@ -148,6 +149,7 @@ class PlatformCaller:
                     adapter.quota, adapter.token_id, max_wait_s=MAX_QUOTA_WAIT_S
                 )
                 outcome.calls += 1
+                metrics.PLATFORM_CALLS.labels(adapter.platform).inc()
                 try:
                     result = await adapter.fetch(self.client, chunk)
                 except Failure as failure:
