@@ -22,7 +22,8 @@ from textual.pilot import Pilot
 
 from console.app import CreatordeckApp
 from console.data_alerts import monitor_for
-from console.demo import DEMO_ALERT_FOR_MAX_S, _child_env, demo_alert_timing
+from console.demo import DEMO_ALERT_FOR_MAX_S, child_env, demo_alert_timing
+from console.demo_ports import DemoPorts
 from console.screens.alerts import AlertsScreen
 from console.widgets.status_header import StatusHeader
 from engine import heartbeat
@@ -500,6 +501,7 @@ async def test_the_demo_cap_fires_a_long_condition_after_the_cap(
 
 
 def test_the_demo_cap_reaches_the_engine_and_an_explicit_one_wins(test_settings: Settings) -> None:
-    assert _child_env(demo_alert_timing(test_settings))["ALERT_FOR_MAX_S"] == "30"
+    ports = DemoPorts(api=8000, mock=8765, metrics=0)
+    assert child_env(demo_alert_timing(test_settings), ports)["ALERT_FOR_MAX_S"] == "30"
     mine = test_settings.model_copy(update={"alert_for_max_s": 120})
     assert demo_alert_timing(mine).alert_for_max_s == 120
