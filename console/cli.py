@@ -8,27 +8,8 @@ from pathlib import Path
 
 import click
 
-from storage.settings import Settings, get_settings
-
-
-def _settings(start_embedded: bool = True):  # type: ignore[no-untyped-def]
-    from console.environment import EnvironmentError_, resolve
-
-    try:
-        return resolve() if start_embedded else get_settings()
-    except EnvironmentError_ as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-def _plain_settings() -> Settings:
-    """The settings as configured (nothing started); a bad value is a one-line error."""
-    from pydantic import ValidationError
-
-    try:
-        return get_settings()
-    except ValidationError as exc:
-        lines = [f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()]
-        raise click.ClickException("bad setting: " + "; ".join(lines)) from exc
+from console.cli_connections import connections
+from console.cli_support import check_encryption_key, plain_settings, settings_or_exit
 
 
 @click.group()
@@ -42,7 +23,7 @@ def migrate() -> None:
     """Bring the database schema up to date (alembic upgrade heads)."""
     import migrations
 
-    settings = _settings()
+    settings = settings_or_exit()
     click.echo("migrating …", err=True)
     migrations.upgrade(settings.database_url)
     click.echo("database is up to date", err=True)
@@ -54,7 +35,7 @@ def seed(demo: bool) -> None:
     """Insert the starting regions (idempotent: existing rows are left as edited)."""
     from console.seeding import run_seed
 
-    inserted = asyncio.run(run_seed(_settings(), demo=demo))
+    inserted = asyncio.run(run_seed(settings_or_exit(), demo=demo))
     click.echo(f"seeded {inserted} new region(s)", err=True)
 
 
@@ -73,7 +54,7 @@ def engine(role: str, check: bool) -> None:
     from engine.runner import Role, run_engine
     from engine.runner import check as check_engine
 
-    settings = _settings()
+    settings = settings_or_exit()
     if check:
         ok, detail = asyncio.run(check_engine(settings))
         click.echo(detail, err=not ok)
@@ -125,8 +106,8 @@ def console(
         from console import ssh
         from engine import logs
 
-        settings = _settings()
-        _check_encryption_key(settings)
+        settings = settings_or_exit()
+        check_encryption_key(settings)
         logs.configure(settings.log_level)
         try:
             host, port = ssh.parse_address(serve_ssh, ssh_allow_remote)
@@ -143,8 +124,8 @@ def console(
         return
     from console.app import CreatordeckApp
 
-    settings = _settings()
-    _check_encryption_key(settings)
+    settings = settings_or_exit()
+    check_encryption_key(settings)
     CreatordeckApp(settings, read_only=read_only).run()
 
 
@@ -176,7 +157,7 @@ def demo(api_port: int | None, mock_port: int | None, metrics_port: int | None) 
     """
     from console.demo_ports import DemoPorts, check_ports
 
-    settings = _plain_settings()
+    settings = plain_settings()
     ports = DemoPorts.of(settings, api_port, mock_port, metrics_port)
     check_ports(ports)  # before the console's imports: a taken port is reported at once
     from console.demo import run_demo
@@ -193,7 +174,7 @@ def urls() -> None:
 
     from storage.embedded import EmbeddedServers, data_dir
 
-    folder = data_dir(_plain_settings().data_dir)
+    folder = data_dir(plain_settings().data_dir)
     database_url, redis_url = EmbeddedServers(folder).running_urls()
     for name, url in (("DATABASE_URL", database_url), ("REDIS_URL", redis_url)):
         if url is None:
@@ -257,7 +238,7 @@ def creators_import(file: Path, errors_file: Path | None) -> None:
     """
     from console.import_creators import ImportFileError, import_file, write_errors
 
-    settings = _settings()
+    settings = settings_or_exit()
     with click.progressbar(length=1, label="importing", file=sys.stderr) as bar:
 
         def progress(done: int, total: int) -> None:
@@ -289,7 +270,7 @@ def api(host: str, port: int, workers: int) -> None:
     """Serve the HTTP API (assignment, events, metrics, /health); JSON logs on stdout."""
     from engine.api.serve import serve
 
-    serve(_settings(), host, port, workers)
+    serve(settings_or_exit(), host, port, workers)
 
 
 @main.command()
@@ -313,7 +294,9 @@ def rollup(
     """Compute the daily, experiment and funnel rollups of the last N days (see rollup_runs)."""
     from engine.experiments.rollup_command import run_rollup_command
 
-    sys.exit(run_rollup_command(_settings(), window_days, jobs, incremental, check_idempotency))
+    sys.exit(
+        run_rollup_command(settings_or_exit(), window_days, jobs, incremental, check_idempotency)
+    )
 
 
 @main.group()
@@ -329,174 +312,13 @@ def experiments_create(file: Path) -> None:
     from engine.experiments.definitions import create_from_file
 
     try:
-        key = asyncio.run(create_from_file(_settings(), file))
+        key = asyncio.run(create_from_file(settings_or_exit(), file))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"experiment {key} created as a draft; start it from the console (s)", err=True)
 
 
-def _check_encryption_key(settings: Settings) -> None:
-    """The console's start-up check: under ENV=prod, exit 1 when ENCRYPTION_KEY cannot read the
-    stored key check; in dev and test, warn and go on (publishing defers meanwhile)."""
-    from storage.database import Database
-    from storage.queries.key_check import KeyCheckFailed, KeyStatus, startup_check
-
-    async def check() -> KeyStatus:
-        db = Database(settings)
-        try:
-            return await startup_check(db, settings)
-        finally:
-            await db.dispose()
-
-    try:
-        status = asyncio.run(check())
-    except KeyCheckFailed as exc:
-        raise click.ClickException(str(exc)) from exc
-    if not status.ok:
-        click.secho(f"warning: {status.message} Publishing defers meanwhile.", fg="red", err=True)
-
-
-@main.group()
-def connections() -> None:
-    """Platform accounts posts are published to (tokens encrypted with ENCRYPTION_KEY)."""
-
-
-@connections.command("add")
-@click.option(
-    "--platform",
-    type=click.Choice(["mock", "x", "facebook", "instagram", "youtube"]),
-    required=True,
-)
-@click.option("--account-id", required=True, help="the platform's id of the account or page")
-@click.option("--name", "display_name", required=True, help="how the console shows it")
-@click.option("--expires", default=None, help="token expiry, ISO 8601 with offset")
-@click.option(
-    "--token-env",
-    default="CREATORDECK_TOKEN",
-    show_default=True,
-    help="environment variable holding the token; unset: read it from stdin",
-)
-def connections_add(
-    platform: str, account_id: str, display_name: str, expires: str | None, token_env: str
-) -> None:
-    """Add an account, or re-authorise it with a new token (never pass tokens as arguments)."""
-    import os
-    from datetime import datetime
-
-    from pydantic import ValidationError
-
-    from storage.crypto import EncryptionKeyError, cipher
-    from storage.database import Database
-    from storage.queries.audit import current_actor
-    from storage.queries.key_check import check_key
-    from storage.queries.publishing import ConnectionInput, save_connection
-
-    token = os.environ.get(token_env) or sys.stdin.readline().strip()
-    try:
-        data = ConnectionInput(
-            platform=platform,
-            account_id=account_id,
-            display_name=display_name,
-            token=token,
-            refresh_token=os.environ.get("CREATORDECK_REFRESH_TOKEN") or None,
-            expires_at=datetime.fromisoformat(expires) if expires else None,
-        )
-    except (ValidationError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    settings = _settings()
-    try:
-        box = cipher(settings)
-    except EncryptionKeyError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-    async def save() -> int:
-        db = Database(settings)
-        try:
-            # A token saved under a key other than the stored tokens' would mix keys.
-            async with db.session() as session, session.begin():
-                status = await check_key(session, box)
-            if not status.ok:
-                raise click.ClickException(f"token not saved: {status.message}")
-            async with db.session() as session:
-                conn = await save_connection(session, box, data, current_actor())
-                return conn.id
-        finally:
-            await db.dispose()
-
-    click.echo(f"connection {asyncio.run(save())} saved ({platform} {display_name})", err=True)
-
-
-@connections.command("rotate-key")
-@click.option(
-    "--forget-unreadable",
-    is_flag=True,
-    help="the old key is lost: mark accounts whose tokens no key reads for reconnection",
-)
-def connections_rotate_key(forget_unreadable: bool) -> None:
-    """Re-encrypt every stored token under the first key of ENCRYPTION_KEY=new,old.
-
-    All tokens and the key check are rewritten in one transaction; if any token decrypts with
-    none of the given keys, nothing is written (exit 1). Afterwards ENCRYPTION_KEY=new alone
-    reads everything.
-    """
-    from storage.crypto import EncryptionKeyError, cipher
-    from storage.database import Database
-    from storage.queries.audit import current_actor
-    from storage.queries.key_check import Rotation, RotationRefused, rotate_tokens
-
-    settings = _settings()
-    try:
-        box = cipher(settings)
-    except EncryptionKeyError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-    async def rotate() -> Rotation:
-        db = Database(settings)
-        try:
-            async with db.session() as session, session.begin():
-                return await rotate_tokens(session, box, current_actor(), forget_unreadable)
-        finally:
-            await db.dispose()
-
-    try:
-        done = asyncio.run(rotate())
-    except RotationRefused as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(
-        f"rotated {done.tokens} token(s) of {done.connections} connection(s) to the first key "
-        "of ENCRYPTION_KEY; the other keys can now be dropped from it",
-        err=True,
-    )
-    if done.forgotten:
-        click.echo(
-            f"{done.forgotten} connection(s) need reconnecting (`creatordeck connections add`)",
-            err=True,
-        )
-
-
-@connections.command("list")
-def connections_list() -> None:
-    """Connected accounts: id, platform, name, status, expiry (never the tokens)."""
-    from storage.database import Database
-    from storage.queries.publishing import list_connections
-
-    settings = _settings()
-
-    async def load() -> list[str]:
-        db = Database(settings)
-        try:
-            async with db.session() as session:
-                rows = await list_connections(session)
-        finally:
-            await db.dispose()
-        return [
-            f"{c.id}\t{c.platform}\t{c.display_name}\t{c.status}\t"
-            f"{c.expires_at.isoformat() if c.expires_at else '-'}"
-            for c in rows
-        ]
-
-    for line in asyncio.run(load()):
-        click.echo(line)
+main.add_command(connections)
 
 
 if __name__ == "__main__":

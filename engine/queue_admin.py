@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 import time
 import traceback
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -32,6 +31,7 @@ from arq.jobs import DeserializationError, deserialize_job_raw, deserialize_resu
 from redis.asyncio import Redis
 
 from engine import fetch_queue, publish_queue, queue
+from engine.job_args import describe_call, redact
 from storage.settings import Settings
 
 ROLLUPS = "rollups"  # engine.jobs.rollups.ROLLUPS (not imported: it pulls in the rollup engine)
@@ -52,13 +52,6 @@ PAGE_SIZE = 100  # a table page: DataTable measures every cell it holds
 RUNNING_PROBE = 1000
 RESULT_SCAN_COUNT = 1000
 RESULT_SCAN_CALLS = 50
-
-REDACTED = "<redacted>"
-_SECRET_NAMES = re.compile(
-    r"token|secret|passw|api[_-]?key|authori[sz]ation|cookie|credential|private|signature",
-    re.IGNORECASE,
-)
-_TOKENISH = re.compile(r"^[A-Za-z0-9_\-.=+/]{32,}$")
 
 
 class JobState(StrEnum):
@@ -87,48 +80,6 @@ def _ms_to_dt(ms: float | int | None) -> datetime | None:
 def _now_ms(now: datetime | None) -> int:
     """Ready vs deferred is judged against `now` (the console's clock), else the real clock."""
     return int(now.timestamp() * 1000) if now is not None else int(time.time() * 1000)
-
-
-_PLAIN = (int, float, bool, type(None))
-SHOWN_ITEMS = 20  # a list longer than this shows its first items and how many more
-
-
-def redact(value: Any, _depth: int = 0) -> Any:
-    """Job arguments fit to show: values under secret-sounding names and token-like strings are
-    replaced. Our jobs carry ids, not secrets, but a future job must not leak one on screen."""
-    if type(value) in _PLAIN:
-        return value
-    if _depth > 6:
-        return "…"
-    if isinstance(value, dict):
-        return {
-            k: REDACTED if _SECRET_NAMES.search(str(k)) else redact(v, _depth + 1)
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        items = [redact(v, _depth + 1) for v in value[:SHOWN_ITEMS]]
-        if len(value) > SHOWN_ITEMS:
-            items.append(f"…+{len(value) - SHOWN_ITEMS}")
-        return tuple(items) if isinstance(value, tuple) else items
-    if isinstance(value, str):
-        if value[:7].lower().startswith(("bearer ", "basic ")):
-            return REDACTED
-        if (
-            _TOKENISH.match(value)
-            and any(c.isdigit() for c in value)
-            and any(c.isalpha() for c in value)
-        ):
-            return REDACTED
-    if isinstance(value, bytes):
-        return f"<{len(value)} bytes>"
-    return value
-
-
-def describe_call(function: str, args: Iterable[Any], kwargs: Mapping[str, Any]) -> str:
-    parts = [repr(a) for a in redact(tuple(args))]
-    parts += [f"{k}={v!r}" for k, v in redact(dict(kwargs)).items()]
-    text = f"{function}({', '.join(parts)})"
-    return text if len(text) <= 500 else text[:499] + "…"
 
 
 @dataclass(frozen=True, slots=True)
