@@ -47,7 +47,8 @@ async def connect(settings: Settings, stop: asyncio.Event) -> Runtime | None:
     while not stop.is_set():
         rt: Runtime | None = None
         try:
-            rt = await Runtime.connect(settings)
+            # No retries inside arq: this loop backs off itself and says so at every try.
+            rt = await Runtime.connect(settings, retries=0)
             await rt.redis.ping()
             await rt.db.ping()
             return rt

@@ -25,8 +25,8 @@ class Runtime:
     name: str = field(default_factory=worker_name)
 
     @classmethod
-    async def connect(cls, settings: Settings) -> Runtime:
-        redis = await queue.connect(settings)
+    async def connect(cls, settings: Settings, retries: int = 5) -> Runtime:
+        redis = await queue.connect(settings, retries=retries)
         return cls(settings=settings, db=Database(settings), redis=redis)
 
     async def close(self) -> None:

@@ -96,7 +96,7 @@ async def test_sigterm_lets_the_running_tick_finish_then_exits_zero(
         async with ledger_blocked(test_settings):
             await eventually(lambda: job_in_progress(redis, test_settings, "GRACEFUL", fire), 20)
             engine.signal(signal.SIGTERM)
-            await engine.wait_for("engine.draining", 5)
+            await engine.wait_for("engine.draining", 15)
             assert engine.proc.poll() is None  # still finishing its tick
         started = time.monotonic()
         assert await engine.exit_code(test_settings.shutdown_grace_s + 5) == 0
@@ -136,7 +136,9 @@ async def test_engine_waits_for_redis_and_resumes_when_it_returns(
     )
     redis_server: subprocess.Popen[bytes] | None = None
     try:
-        await engine.wait_for("engine.dependency_down", 20)
+        # The bound covers starting Python on a loaded machine; the engine itself says so at
+        # its first try (no retries hidden inside arq).
+        await engine.wait_for("engine.dependency_down", 60)
         assert engine.proc.poll() is None
         redis_server = start_redis(port)
         await engine.wait_for("scheduler.reconciled", 60)
@@ -155,7 +157,7 @@ async def test_engine_survives_postgres_dropping_its_connections(
     await add_region(db, "STEADY", "0 3 * * *")
     engine = EngineProcess(test_settings, tmp_path / "engine.log")
     try:
-        await engine.wait_for("scheduler.listening", 20)
+        await engine.wait_for("scheduler.listening", 60)
         # What a Postgres restart looks like from the engine: every connection dropped.
         admin = await asyncpg.connect(plain_dsn(test_settings.database_url or ""))
         try:
@@ -198,7 +200,7 @@ async def test_check_reports_engine_health_by_exit_code(
     assert await asyncio.to_thread(check) == 1
     engine = EngineProcess(test_settings, tmp_path / "engine.log")
     try:
-        await engine.wait_for("scheduler.reconciled", 20)
+        await engine.wait_for("scheduler.reconciled", 60)
 
         async def healthy() -> bool:
             return await asyncio.to_thread(check) == 0

@@ -22,7 +22,7 @@ async def test_engine_outlives_redis_going_away_and_resumes(
         test_settings, tmp_path / "engine.log", REDIS_URL=f"redis://127.0.0.1:{port}/0"
     )
     try:
-        await engine.wait_for("scheduler.reconciled", 30)
+        await engine.wait_for("scheduler.reconciled", 60)
         assert server is not None
         server.terminate()
         server.wait(timeout=10)

@@ -142,7 +142,7 @@ async def test_dev_engine_starts_with_the_wrong_key_and_says_so_loudly(
     assert await _check(db, KEY) == KeyState.FIRST_USE
     engine = EngineProcess(test_settings, tmp_path / "engine.log", ENCRYPTION_KEY=new_key())
     try:
-        await engine.wait_for("scheduler.reconciled", 30)
+        await engine.wait_for("scheduler.reconciled", 60)
         (event,) = [e for e in engine.events() if e["event"] == "engine.encryption_key_unusable"]
         assert event["level"] == "error" and "ENCRYPTION_KEY cannot read" in event["error"]
     finally:
