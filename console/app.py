@@ -47,6 +47,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from console import heap
 from console.keymap import console_binding_ids, help_rows, load_config
 from console.screens.alerts import AlertsScreen
 from console.screens.command import CommandBar
@@ -202,8 +203,11 @@ class CreatordeckApp(App[None]):
         for error in self.config.errors:
             self.notify(error, title="console settings", severity="warning", timeout=10)
         self.sub_title = self.settings.redis_prefix
+        # Once the landing screen is built: keep full GCs of the start-up heap off the UI loop.
+        self.set_timer(1.0, heap.freeze_startup_heap)
 
     async def on_unmount(self) -> None:
+        heap.release()
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None

@@ -8,11 +8,11 @@ skip redrawing when nothing changed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from arq.connections import ArqRedis
 
@@ -41,12 +41,16 @@ class RegionRow:
     last_status: str | None
     last_lag_ms: int | None
     last_scheduled: datetime | None
+    # The searchable fields lowercased once, when the row is built: filtering 100,000 rows is
+    # then one substring test each (~10 ms), not four lower() calls.
+    search: str = field(default="", compare=False, repr=False)
 
     def matches(self, needle: str) -> bool:
         text = needle.lower()
-        return any(
-            text in field.lower() for field in (self.code, self.name, self.cron, self.timezone)
-        )
+        if self.search:
+            return text in self.search
+        fields = (self.code, self.name, self.cron, self.timezone)
+        return any(text in part.lower() for part in fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,39 +119,141 @@ class NextRunCache:
 
 
 def region_rows(
-    regions: Iterable[tuple[str, str, str, str, bool]],
+    regions: Iterable[Iterable[Any]],  # (code, name, cron, timezone, active)
     last_runs: dict[str, LastRun],
     now: datetime,
     cache: NextRunCache,
 ) -> list[RegionRow]:
-    rows = []
-    for code, name, cron, timezone, active in regions:
-        checked = checked_schedule(cron, timezone)
-        last = last_runs.get(code)
-        rows.append(
-            RegionRow(
-                code=code,
-                name=name,
-                cron=cron,
-                timezone=timezone,
-                active=active,
-                next_runs=cache.next_runs(checked, now) if isinstance(checked, Schedule) else (),
-                invalid=checked if isinstance(checked, str) else None,
-                last_status=last.status if last else None,
-                last_lag_ms=last.lag_ms if last else None,
-                last_scheduled=last.scheduled_for if last else None,
-            )
-        )
-    return rows
+    return RegionTable(cache).build(regions, last_runs, now)
 
 
-async def load_regions(db: Database, now: datetime, cache: NextRunCache) -> list[RegionRow]:
+class RegionTable:
+    """Builds the Regions screen's rows, reusing the row object of every region whose columns
+    did not change since the last build (a refresh of 10,000 unchanged regions allocates
+    nothing but the list).
+
+    `last_runs` accumulates the latest run of the regions read so far; a refresh reads only the
+    regions near the screen (`window`), so a region scrolled away keeps the value it had when
+    it was last on screen until it comes back (the screen then reads it again at once).
+    """
+
+    def __init__(self, cache: NextRunCache | None = None) -> None:
+        self.next_runs = cache or NextRunCache()
+        self.last_runs: dict[str, LastRun] = {}
+        self._rows: dict[str, RegionRow] = {}
+        # The last build, reused as a whole while its input and its next runs are unchanged.
+        self._source: list[Any] = []
+        self._built: list[RegionRow] = []
+        self._valid_until: datetime | None = None
+        self._last_runs_changed = True
+
+    def update_last_runs(self, window: Iterable[str], found: dict[str, LastRun]) -> None:
+        for code in window:
+            last = found.get(code)
+            if last is None:
+                if self.last_runs.pop(code, None) is not None:
+                    self._last_runs_changed = True
+            elif self.last_runs.get(code) != last:
+                self.last_runs[code] = last
+                self._last_runs_changed = True
+
+    def build(
+        self,
+        regions: Iterable[Iterable[Any]],  # (code, name, cron, timezone, active)
+        last_runs: dict[str, LastRun] | None,
+        now: datetime,
+    ) -> list[RegionRow]:
+        """The rows; the very list of the last build when nothing changed since (the screen
+        then skips its redraw): same regions, same latest runs, no next run passed."""
+        if last_runs is not None:
+            self.last_runs.update(last_runs)
+            self._last_runs_changed = True
+        source = regions if isinstance(regions, list) else list(regions)
+        if (
+            not self._last_runs_changed
+            and self._valid_until is not None
+            and now < self._valid_until
+            and source == self._source
+        ):
+            return self._built  # nothing changed, no next run passed: the same list
+        known, previous = self.last_runs, self._rows
+        valid_until: datetime | None = None
+        rows: list[RegionRow] = []
+        built: dict[str, RegionRow] = {}
+        for code, name, cron, timezone, active in regions:
+            checked = checked_schedule(cron, timezone)
+            fires = self.next_runs.next_runs(checked, now) if isinstance(checked, Schedule) else ()
+            if fires and (valid_until is None or fires[0] < valid_until):
+                valid_until = fires[0]
+            last = known.get(code)
+            old = previous.get(code)
+            if (
+                old is not None
+                and old.next_runs is fires
+                and old.active == active
+                and old.name == name
+                and old.cron == cron
+                and old.timezone == timezone
+                and old.last_status == (last.status if last else None)
+                and old.last_lag_ms == (last.lag_ms if last else None)
+                and old.last_scheduled == (last.scheduled_for if last else None)
+            ):
+                row = old
+            else:
+                row = RegionRow(
+                    code=code,
+                    name=name,
+                    cron=cron,
+                    timezone=timezone,
+                    active=active,
+                    next_runs=fires,
+                    invalid=checked if isinstance(checked, str) else None,
+                    last_status=last.status if last else None,
+                    last_lag_ms=last.lag_ms if last else None,
+                    last_scheduled=last.scheduled_for if last else None,
+                    search="\0".join((code, name, cron, timezone)).lower(),
+                )
+            rows.append(row)
+            built[code] = row
+        self._rows = built
+        self._source, self._built = source, rows
+        self._valid_until = valid_until or datetime.max.replace(tzinfo=now.tzinfo)
+        self._last_runs_changed = False
+        return rows
+
+
+async def load_regions(
+    db: Database, now: datetime, cache: NextRunCache, *, last_runs: bool = True
+) -> list[RegionRow]:
+    """Every region with its next runs (and, unless `last_runs` is False, its latest run: a
+    DISTINCT ON over the whole ledger, ~150 ms at 10,000 regions; the Regions screen reads
+    only the regions on screen instead, see `load_region_window`)."""
     # Plain column rows, not ORM objects: 10,000 regions load in a fraction of the time.
     async with db.session() as session:
         regions = await list_region_summaries(session)
-        last_runs = await run_queries.last_run_summary_per_region(session)
+        last = await run_queries.last_run_summary_per_region(session) if last_runs else {}
     # The per-row work runs in a thread so the UI loop keeps answering keys meanwhile.
-    return await asyncio.to_thread(region_rows, regions, last_runs, now, cache)
+    return await asyncio.to_thread(region_rows, regions, last, now, cache)
+
+
+@dataclass(frozen=True, slots=True)
+class RegionsLoad:
+    rows: list[RegionRow]
+    window: frozenset[str]  # the regions whose latest run this load read
+
+
+async def load_region_window(
+    db: Database, now: datetime, table: RegionTable, window: Callable[[list[str]], list[str]]
+) -> RegionsLoad:
+    """Every region (one ~10 ms read at 10,000), and the latest run of only the regions
+    `window(codes)` picks (those on and near the screen: one index probe each)."""
+    async with db.session() as session:
+        regions = await list_region_summaries(session)
+        codes = window([region[0] for region in regions])
+        found = await run_queries.last_runs_of(session, codes)
+    table.update_last_runs(codes, found)
+    rows = await asyncio.to_thread(table.build, regions, None, now)
+    return RegionsLoad(rows, frozenset(codes))
 
 
 def run_row(run: JobRun) -> RunRow:

@@ -101,7 +101,7 @@ async def load_overview(
         queue_admin.worker_reports(redis, settings),
         asyncio.gather(*(queue_admin.counts(redis, settings, q, now) for q in queue_admin.QUEUES)),
     )
-    regions = await load_regions(db, now, cache)
+    regions = await load_regions(db, now, cache, last_runs=False)
     fires = sorted(
         (NextRun(fire, row.code) for row in regions if row.active for fire in row.next_runs[:1]),
         key=lambda n: (n.fire, n.region),

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
@@ -551,19 +551,49 @@ async def test_command_mode_passes_a_region_to_the_runs_screen(
         )
 
 
-async def test_the_table_holds_a_bounded_number_of_rows_and_the_filter_finds_the_rest(
-    test_settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch
+async def test_every_region_is_reachable_and_its_last_run_is_read_when_it_comes_on_screen(
+    test_settings: Settings, db: Database
 ) -> None:
-    monkeypatch.setattr("console.screens.regions.MAX_TABLE_ROWS", 2)
-    for code in ("AUSTIN_METRO", "BOSTON_METRO", "CHICAGO_METRO"):
-        await add_region(db, code)
+    # More regions than the old table's cap of 1,000 (and far more than the window of last runs
+    # a load reads).
+    count = 1100
+    async with db.session() as session:
+        await session.execute(
+            insert(Region),
+            [
+                {
+                    "code": f"REGION_{n:04d}",
+                    "name": f"Region {n}",
+                    "cron": "0 3 * * *",
+                    "timezone": "UTC",
+                    "active": True,
+                    "schedule_since": FROZEN - timedelta(days=1),
+                }
+                for n in range(count)
+            ],
+        )
+        await session.commit()
+    last = f"REGION_{count - 1:04d}"
+    await add_run(db, "REGION_0000", 10, "ok")
+    await add_run(db, last, 10, "failed", "boom")
     app = make_app(test_settings)
     async with app.run_test(size=SIZE) as pilot:
         screen = await loaded(pilot)
-        assert screen.table.row_count == 2 and len(screen.rows) == 3
-        status = screen.query_one("#status-line", Static)
-        assert "first 2 shown" in str(status.render())
+        table = screen.table
+        assert table.row_count == count and len(screen.rows) == count
+        assert cell_text(table, 0, 2) == "ok"
+        assert last not in screen.window  # off screen: its last run was not read yet
+        await pilot.press("end")
+        selected = screen.selected()
+        assert selected is not None and selected.code == last
+        # On screen now: the next load reads its last run (the tick notices within 0.25 s).
+        await wait_until(pilot, lambda: cell_text(table, count - 1, 2) == "failed", "its run")
+        assert "failed" in str(screen.query_one("#detail", Static).render())
+        await pilot.press("home")
+        assert table.cursor_row == 0 and round(table.scroll_y) == 0
+        await pilot.press("pagedown")
+        assert table.cursor_row > 10
         await pilot.press("slash")
-        await type_text(pilot, "CHICAGO")
-        await wait_until(pilot, lambda: screen.table.row_count == 1, "the filter")
-        assert cell_text(screen.table, 0, 0) == "CHICAGO_METRO"
+        await type_text(pilot, "REGION_108")
+        await wait_until(pilot, lambda: table.row_count == 10, "the filter")
+        assert cell_text(table, 0, 0) == "REGION_1080"
