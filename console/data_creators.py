@@ -6,8 +6,10 @@ engine.resilience; the screens call these from Textual workers.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import overload
 
 from arq.connections import ArqRedis
 
@@ -20,7 +22,9 @@ from storage.queries import creators, dead_letters
 from storage.queries.creators import CreatorRow
 from storage.settings import Settings
 
-LIST_LIMIT = 1000
+# The Creators table reads the creators on and around the screen: a window of this many rows
+# (a few screens) at the scroll position, plus the count of all that match the filters.
+WINDOW_ROWS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,25 +37,78 @@ class CreatorFilters:
 
 @dataclass(frozen=True, slots=True)
 class CreatorsView:
-    rows: tuple[CreatorRow, ...]
+    rows: tuple[CreatorRow, ...]  # the window: rows[0] is creator number `offset` in the list
     by_status: tuple[tuple[str, int], ...]
     regions: tuple[str, ...]
+    offset: int = 0
+    total: int = 0  # creators matching the filters (the table's length)
+    filters: CreatorFilters = CreatorFilters()
 
 
-async def load_creators(db: Database, now: datetime, filters: CreatorFilters) -> CreatorsView:
+class CreatorWindow(Sequence[CreatorRow | None]):
+    """All `total` creators of a view as a sequence; only the window's are loaded (None for
+    the others, which the table shows as placeholders until a load reads them)."""
+
+    def __init__(self, view: CreatorsView) -> None:
+        self.view = view
+
+    def __len__(self) -> int:
+        return self.view.total
+
+    @overload
+    def __getitem__(self, index: int) -> CreatorRow | None: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[CreatorRow | None]: ...
+    def __getitem__(self, index: int | slice) -> CreatorRow | Sequence[CreatorRow | None] | None:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        position = index - self.view.offset
+        if 0 <= position < len(self.view.rows):
+            return self.view.rows[position]
+        if 0 <= index < len(self):
+            return None
+        raise IndexError(index)
+
+    def index_of(self, creator_id: object) -> int | None:
+        for position, row in enumerate(self.view.rows):
+            if row.id == creator_id:
+                return self.view.offset + position
+        return None
+
+    def loaded(self, start: int, stop: int) -> bool:
+        """Whether rows start..stop (the ones on screen) are all in the window."""
+        stop = min(stop, len(self))
+        return self.view.offset <= start and stop <= self.view.offset + len(self.view.rows)
+
+
+async def load_creators(
+    db: Database, now: datetime, filters: CreatorFilters, offset: int = 0
+) -> CreatorsView:
+    """The window of WINDOW_ROWS creators from `offset`, and how many match in all."""
     async with db.session() as session:
+        where = {
+            "region_code": filters.region,
+            "platform": filters.platform,
+            "status": filters.status,
+            "search": filters.search,
+        }
+        total = await creators.count_creators(session, **where)
+        offset = max(0, min(offset, total - WINDOW_ROWS))
         rows = await creators.list_creators(
-            session,
-            now=now,
-            region_code=filters.region,
-            platform=filters.platform,
-            status=filters.status,
-            search=filters.search,
-            limit=LIST_LIMIT,
+            session, now=now, limit=WINDOW_ROWS, offset=offset, **where
         )
         by_status = await creators.status_counts(session)
         regions = await creators.region_codes(session)
-    return CreatorsView(tuple(rows), tuple(sorted(by_status.items())), tuple(sorted(regions)))
+    return CreatorsView(
+        tuple(rows),
+        tuple(sorted(by_status.items())),
+        tuple(sorted(regions)),
+        offset=offset,
+        total=total,
+        filters=filters,
+    )
 
 
 @dataclass(frozen=True, slots=True)

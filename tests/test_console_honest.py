@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from console.app import CreatordeckApp
 from console.screens.creators import CreatorsScreen
 from console.screens.dialogs import CronEditModal
 from console.screens.regions import RegionsScreen
+from console.widgets.virtual_table import VirtualTable
 from storage.database import Database
 from storage.settings import Settings
 from tests.creators_support import add_creators, add_region
@@ -37,7 +38,7 @@ async def test_a_creator_never_fetched_shows_unknown_not_zero(
     async with app.run_test(size=SIZE) as pilot:
         await app.open_screen("creators")
         screen = await loaded(pilot, CreatorsScreen)
-        table = screen.query_one("#creators", DataTable)
+        table = screen.query_one("#creators", VirtualTable)
         await wait_until(pilot, lambda: table.row_count == 1, "the creator")
         row = [str(cell) for cell in table.get_row_at(0)]
         followers, trend = row[4], row[8]

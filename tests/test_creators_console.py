@@ -7,12 +7,13 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from console.data_creators import chart, sparkline
 from console.screens.creators import CreatorDetailScreen, CreatorsScreen
 from console.screens.dead_letters import DeadLettersScreen
 from console.screens.dialogs import ConfirmModal
+from console.widgets.virtual_table import VirtualTable
 from engine import fetch_queue
 from storage.database import Database
 from storage.models import Creator, DeadLetter, FollowerSample
@@ -69,7 +70,7 @@ async def test_creators_screen_shows_change_growth_and_opens_the_chart(
     app = make_app(test_settings)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_screen(pilot, "creators", CreatorsScreen)
-        table = screen.query_one("#creators", DataTable)
+        table = screen.query_one("#creators", VirtualTable)
         await wait_until(pilot, lambda: table.row_count == 3, "three creators")
         top = screen.view.rows[0]
         assert top.followers == 3080 and top.change_24h == 10 and top.change_7d == 70
@@ -145,3 +146,33 @@ async def test_dead_letters_requeue_one_and_drop_all_with_confirm(
                 return await session.scalar(select(func.count()).select_from(DeadLetter)) == 0
 
         await wait_for_db(pilot, none_left, "every letter dropped")
+
+
+async def test_every_creator_is_reachable_and_read_when_it_comes_on_screen(
+    test_settings: Settings, db: Database
+) -> None:
+    # More creators than the old list's cap of 1,000; the table reads a window around the
+    # screen, and a jump to the end reads the window there.
+    await add_region(db)
+    count = 1100
+    ids = await add_creators(db, count)
+    async with db.session() as session:
+        for rank, cid in enumerate(ids):
+            creator = await session.get(Creator, cid)
+            assert creator is not None
+            creator.followers = 10 * (count - rank)  # the first added has the most
+        await session.commit()
+    app = make_app(test_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_screen(pilot, "creators", CreatorsScreen)
+        table = screen.query_one("#creators", VirtualTable)
+        await wait_until(pilot, lambda: table.row_count == count, "every creator")
+        assert str(table.get_row_at(0)[0]) == "creator0"
+        assert table.rows[count - 1] is None  # far off screen: not read
+        table.focus()
+        await pilot.press("end")
+        # The tick notices the rows on screen were not read and loads the window there.
+        await wait_until(pilot, lambda: screen.selected() is not None, "the last creators")
+        assert screen.selected().handle == f"creator{count - 1}"
+        assert str(table.get_row_at(count - 1)[0]) == f"creator{count - 1}"
+        assert f"{count} shown" in str(screen.query_one("#status-line", Static).render())

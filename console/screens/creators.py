@@ -16,13 +16,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import Footer, Static
 
 from console import data_creators as data
 from console.screens.live import LiveScreen
 from console.widgets.filter_bar import FilterBar
 from console.widgets.formatting import when
 from console.widgets.status_header import StatusHeader
+from console.widgets.virtual_table import Column, VirtualTable
 from storage.models import CreatorStatus, TrackedPlatform
 from storage.queries import audit
 from storage.queries import creators as creator_queries
@@ -33,17 +34,18 @@ if TYPE_CHECKING:
 
 FILTER_DEBOUNCE_S = 0.3
 COLUMNS = (
-    ("Handle", "handle", 16),
-    ("Plat", "platform", 5),
-    ("Region", "region", 12),
-    ("Status", "status", 7),
-    ("Followers", "followers", 10),
-    ("24h", "d1", 7),
-    ("7d", "d7", 7),
-    ("Grw%", "growth", 6),
-    ("Trend", "spark", 12),
-    ("Fetched", "fetched", 11),
+    Column("Handle", "handle", 16),
+    Column("Plat", "platform", 5),
+    Column("Region", "region", 12),
+    Column("Status", "status", 7),
+    Column("Followers", "followers", 10),
+    Column("24h", "d1", 7),
+    Column("7d", "d7", 7),
+    Column("Grw%", "growth", 6),
+    Column("Trend", "spark", 12),
+    Column("Fetched", "fetched", 11),
 )
+PLACEHOLDER = (Text("…", style="dim"),)
 STATUS_STYLES = {"active": "green", "paused": "yellow", "gone": "dim", "needs_auth": "bold red"}
 BREAKER_STYLES = {"closed": "green", "open": "bold red", "half_open": "yellow"}
 PLATFORMS = (None, *(p.value for p in TrackedPlatform))
@@ -77,7 +79,9 @@ def signed(value: int | None) -> Text:
     return Text(("+" if value > 0 else "") + compact(value), style=style)
 
 
-def creator_cells(row: CreatorRow) -> tuple[Text | str, ...]:
+def creator_cells(row: CreatorRow | None) -> tuple[Text | str, ...]:
+    if row is None:  # not read yet: the load after the scroll brings it
+        return PLACEHOLDER
     growth = (
         Text(f"{row.growth_7d_pct:+.1f}", style="green" if row.growth_7d_pct >= 0 else "red")
         if row.growth_7d_pct is not None
@@ -95,6 +99,10 @@ def creator_cells(row: CreatorRow) -> tuple[Text | str, ...]:
         Text(data.sparkline(row.spark), style="cyan"),
         when(row.last_fetched_at),
     )
+
+
+def creator_key(row: CreatorRow | None) -> int | None:
+    return row.id if row is not None else None
 
 
 def health_line(health: tuple[data.PlatformHealth, ...]) -> Text:
@@ -162,17 +170,14 @@ class CreatorsScreen(LiveScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static(" ", id="health")
-        table: DataTable[Text | str] = DataTable(
-            id="creators", cursor_type="row", zebra_stripes=True
-        )
-        for label, key, width in COLUMNS:
-            table.add_column(label, key=key, width=width)
-        yield table
+        yield VirtualTable(COLUMNS, creator_cells, creator_key, id="creators")
         yield Static(" ", id="detail")
         yield FilterBar("filter creators by handle or name…")
 
     async def fetch(self) -> tuple[data.CreatorsView, tuple[data.PlatformHealth, ...] | None]:
-        view = await data.load_creators(self.deck.db, self.deck.now(), self.filters)
+        view = await data.load_creators(
+            self.deck.db, self.deck.now(), self.filters, self._window_offset()
+        )
         try:
             redis = await self.deck.queue_pool()
             health: tuple[data.PlatformHealth, ...] | None = await data.load_platform_health(
@@ -191,16 +196,10 @@ class CreatorsScreen(LiveScreen):
             self.query_one("#health", Static).update(health_line(health))
         else:
             self.query_one("#health", Static).update(Text("platforms: redis unreachable", "red"))
-        if self.view is None or view.rows != self.view.rows:
-            table = self.table
-            key = self._cursor_key()
-            table.clear()
-            for row in view.rows:
-                table.add_row(*creator_cells(row), key=str(row.id))
-            if key is not None and view.rows:
-                ids = [str(r.id) for r in view.rows]
-                if key in ids:
-                    table.move_cursor(row=ids.index(key))
+        if view.filters != self.filters:
+            return  # the filters changed while this load ran; the next load is on its way
+        if self.view is None or view != self.view:
+            self.table.set_rows(data.CreatorWindow(view))  # O(1): paints only what shows
         self.view = view
         counts = ", ".join(f"{n} {s}" for s, n in view.by_status) or "no creators yet"
         f = self.filters
@@ -214,35 +213,43 @@ class CreatorsScreen(LiveScreen):
             )
             if value
         )
-        limit = " (first 1000)" if len(view.rows) >= data.LIST_LIMIT else ""
         self.set_status(
-            f"{len(view.rows)} shown{limit} · {counts}"
+            f"{view.total} shown · {counts}"
             + (f" · filter {shown}" if shown else "")
             + f" · updated {self.deck.now():%H:%M:%S}"
         )
         self._show_detail()
 
-    @property
-    def table(self) -> DataTable[Text | str]:
-        return self.query_one("#creators", DataTable)
+    def _window_offset(self) -> int:
+        """Where the window of rows to read starts: the rows on screen in its middle."""
+        table = self.table
+        top = round(table.scroll_y)
+        return max(0, top - (data.WINDOW_ROWS - table.size.height) // 2)
 
-    def _cursor_key(self) -> str | None:
-        row = self.selected()
-        return str(row.id) if row else None
+    def _tick(self) -> None:
+        # Scrolled or jumped past the rows read: read the window there now.
+        if self.view is not None and not self._loading:
+            table = self.table
+            top = round(table.scroll_y)
+            if not data.CreatorWindow(self.view).loaded(top, top + table.size.height):
+                self._reload_asked = True
+        super()._tick()
+
+    @property
+    def table(self) -> VirtualTable[CreatorRow | None]:
+        return self.query_one("#creators", VirtualTable)
 
     def selected(self) -> CreatorRow | None:
-        if self.view is None:
-            return None
-        table = self.table
-        if not self.view.rows or not 0 <= table.cursor_row < len(self.view.rows):
-            return None
-        return self.view.rows[table.cursor_row]
+        return self.table.row_at_cursor()
 
-    @on(DataTable.RowHighlighted)
+    @on(VirtualTable.RowHighlighted)
     def _show_detail(self) -> None:
         row = self.selected()
         detail = self.query_one("#detail", Static)
         if row is None:
+            if self.view is not None and self.view.total:
+                detail.update(" ")  # a row not read yet: the next load brings it
+                return
             detail.update("no creators · import some: `creatordeck creators import FILE.csv`")
             return
         error = f" · [red]{escape(row.last_error[:80])}[/]" if row.last_error else ""
@@ -260,6 +267,7 @@ class CreatorsScreen(LiveScreen):
         }
         values.update(changes)
         self.filters = data.CreatorFilters(**values)
+        self.table.move_cursor(row=0)  # a new list: start at its top
         self.request_reload()
 
     def action_cycle_region(self) -> None:
@@ -286,7 +294,7 @@ class CreatorsScreen(LiveScreen):
         text = self.query_one(FilterBar).value.strip()
         self._refilter(search=text or None)
 
-    @on(DataTable.RowSelected)
+    @on(VirtualTable.RowSelected)
     def _row_selected(self) -> None:
         self.action_open()
 

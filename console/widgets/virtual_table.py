@@ -10,7 +10,8 @@ Invariants:
 - Column widths are fixed by the screen (no measuring); a cell longer than its column is cut
   with an ellipsis, a shorter one padded.
 - `set_rows` keeps the cursor on the same row key when that row is still there (found at the
-  same index first, then by a scan of the keys: O(n) only when the rows moved).
+  same index first, then by a scan of the keys: O(n) only when the rows moved; a sequence
+  with an `index_of(key)` method, such as a window of a longer list, answers itself).
 - Line 0 is the header and never scrolls vertically; line y shows row `scroll_y + y - 1`.
 - Painted lines are cached by (row, cursor, width, scroll_x, generation); `set_rows` and
   `set_columns` start a new generation, so stale lines are never shown.
@@ -195,6 +196,10 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
         rows, key_of = self.rows, self._key
         if 0 <= hint < len(rows) and key_of(rows[hint]) == key:
             return hint
+        index_of = getattr(rows, "index_of", None)
+        if index_of is not None:  # a partly loaded sequence knows where to look
+            found = index_of(key)
+            return found if found is not None else min(hint, max(len(rows) - 1, 0))
         for index, row in enumerate(rows):
             if key_of(row) == key:
                 return index

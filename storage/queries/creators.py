@@ -501,7 +501,19 @@ WHERE ($2::text IS NULL OR c.region_code = $2)
   AND ($5::text IS NULL OR c.handle ILIKE '%' || $5 || '%'
        OR c.display_name ILIKE '%' || $5 || '%')
 ORDER BY c.followers DESC NULLS LAST, c.id
-LIMIT $6
+LIMIT $6 OFFSET $7
+"""
+# PostgreSQL sorts the filtered creators on (followers, id) first and runs the per-creator
+# subqueries of the select list only for the LIMIT rows it returns (it postpones expensive
+# target-list work past a sort + limit), so a window of 200 at any offset costs 200 lookups.
+
+_COUNT = """
+SELECT count(*) FROM creator c
+WHERE ($1::text IS NULL OR c.region_code = $1)
+  AND ($2::text IS NULL OR c.platform = $2)
+  AND ($3::text IS NULL OR c.status = $3)
+  AND ($4::text IS NULL OR c.handle ILIKE '%' || $4 || '%'
+       OR c.display_name ILIKE '%' || $4 || '%')
 """
 
 
@@ -518,10 +530,14 @@ async def list_creators(
     status: str | None = None,
     search: str | None = None,
     limit: int = 500,
+    offset: int = 0,
 ) -> list[CreatorRow]:
-    """Creators with their latest followers, 24 h / 7 d change, growth and a sparkline."""
+    """Creators with their latest followers, 24 h / 7 d change, growth and a sparkline: the
+    `limit` of them from `offset` on, most followers first."""
     driver = await _driver(session)
-    rows = await driver.fetch(_LIST, now, region_code, platform, status, search or None, limit)
+    rows = await driver.fetch(
+        _LIST, now, region_code, platform, status, search or None, limit, offset
+    )
     result = []
     for r in rows:
         followers, day_ago, week_ago, first = r[6], r[9], r[10], r[11]
@@ -577,6 +593,20 @@ async def count_samples(session: AsyncSession, creator_id: int | None = None) ->
     if creator_id is not None:
         query = query.where(FollowerSample.creator_id == creator_id)
     return int(await session.scalar(query) or 0)
+
+
+async def count_creators(
+    session: AsyncSession,
+    *,
+    region_code: str | None = None,
+    platform: str | None = None,
+    status: str | None = None,
+    search: str | None = None,
+) -> int:
+    """How many creators `list_creators` would list with these filters (and no limit)."""
+    driver = await _driver(session)
+    total = await driver.fetchval(_COUNT, region_code, platform, status, search or None)
+    return int(total)
 
 
 async def status_counts(session: AsyncSession) -> dict[str, int]:
