@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from textual.binding import Binding
-from textual.widgets import DataTable, Input
+from textual.widgets import Input
 
 
 class FilterBar(Input):
@@ -41,6 +41,6 @@ class FilterBar(Input):
         self._back_to_table()
 
     def _back_to_table(self) -> None:
-        tables = self.screen.query(DataTable)
+        tables = self.screen.query("DataTable, VirtualTable")
         if tables:
             tables.first().focus()
