@@ -243,13 +243,16 @@ class RegionsLoad:
 
 
 async def load_region_window(
-    db: Database, now: datetime, table: RegionTable, window: Callable[[list[str]], list[str]]
+    db: Database,
+    now: datetime,
+    table: RegionTable,
+    window: Callable[[Sequence[Any]], list[str]],  # (code, name, ...) records -> codes
 ) -> RegionsLoad:
     """Every region (one ~10 ms read at 10,000), and the latest run of only the regions
-    `window(codes)` picks (those on and near the screen: one index probe each)."""
+    `window(regions)` picks by code (those on and near the screen: one index probe each)."""
     async with db.session() as session:
         regions = await list_region_summaries(session)
-        codes = window([region[0] for region in regions])
+        codes = window(regions)
         found = await run_queries.last_runs_of(session, codes)
     table.update_last_runs(codes, found)
     rows = await asyncio.to_thread(table.build, regions, None, now)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 from rich.markup import escape
 from rich.text import Text
@@ -134,11 +135,11 @@ class RegionsScreen(LiveScreen):
             self.deck.db, self.deck.now(), self._regions, self._window_codes
         )
 
-    def _window_codes(self, codes: list[str]) -> list[str]:
+    def _window_codes(self, regions: Sequence[Any]) -> list[str]:
         """The regions whose latest run a load reads: those on screen and a screen around."""
         height = max(self.table.size.height, 24)
         if not self.shown:
-            return codes[: height * (1 + WINDOW_SCREENS)]
+            return [region[0] for region in regions[: height * (1 + WINDOW_SCREENS)]]
         top = round(self.table.scroll_y)
         start = max(0, top - height * WINDOW_SCREENS)
         return [row.code for row in self.shown[start : top + height * (1 + WINDOW_SCREENS)]]
