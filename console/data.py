@@ -8,9 +8,11 @@ skip redrawing when nothing changed.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -20,13 +22,16 @@ from engine import queue
 from storage.database import Database
 from storage.models import JobRun
 from storage.queries import runs as run_queries
-from storage.queries.regions import list_region_summaries
+from storage.queries.regions import list_region_summaries, regions_fingerprint
 from storage.queries.runs import LastRun
 from storage.schedule import Schedule, ScheduleError, parse_schedule
 from storage.settings import Settings
 
 NEXT_RUNS = 3
 RUNS_LIMIT = 500
+# The Regions screen reads the region table again only when its fingerprint changed, and in
+# full at least this often (the fingerprint misses writes that bypass the ORM's updated_at).
+FULL_READ_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +151,19 @@ class RegionTable:
         self._built: list[RegionRow] = []
         self._valid_until: datetime | None = None
         self._last_runs_changed = True
+        self._fingerprint: tuple[int, Decimal] | None = None
+        self._read_at = 0.0  # time.monotonic() of the last full read
+
+    def unchanged_since_read(self, fingerprint: tuple[int, Decimal]) -> bool:
+        """Whether the regions read last are still the table's (so need no new read)."""
+        return fingerprint == self._fingerprint and time.monotonic() - self._read_at < FULL_READ_S
+
+    def note_read(self, fingerprint: tuple[int, Decimal]) -> None:
+        self._fingerprint, self._read_at = fingerprint, time.monotonic()
+
+    @property
+    def source(self) -> list[Any]:
+        return self._source
 
     def update_last_runs(self, window: Iterable[str], found: dict[str, LastRun]) -> None:
         for code in window:
@@ -173,7 +191,7 @@ class RegionTable:
             not self._last_runs_changed
             and self._valid_until is not None
             and now < self._valid_until
-            and source == self._source
+            and (source is self._source or source == self._source)
         ):
             return self._built  # nothing changed, no next run passed: the same list
         known, previous = self.last_runs, self._rows
@@ -251,11 +269,18 @@ async def load_region_window(
     """Every region (one ~10 ms read at 10,000), and the latest run of only the regions
     `window(regions)` picks by code (those on and near the screen: one index probe each)."""
     async with db.session() as session:
-        regions = await list_region_summaries(session)
+        # The fingerprint first: a region written meanwhile changes it again, so at worst
+        # the next refresh reads once more (never a stale table).
+        fingerprint = await regions_fingerprint(session)
+        fresh = not table.unchanged_since_read(fingerprint)
+        # No region written since the last read: no 10,000-row read.
+        regions = await list_region_summaries(session) if fresh else table.source
         codes = window(regions)
         found = await run_queries.last_runs_of(session, codes)
     table.update_last_runs(codes, found)
     rows = await asyncio.to_thread(table.build, regions, None, now)
+    if fresh:
+        table.note_read(fingerprint)  # only once built: `source` is these regions now
     return RegionsLoad(rows, frozenset(codes))
 
 

