@@ -6,9 +6,10 @@
 
 A scratch database (bench/support.py) with N regions (720 distinct cron strings, four
 timezones) and one ledger row per region; the console runs headless at 80x24 with Pilot. We
-time what one refresh does: `fetch()` (every region, the latest run of the rows near the
-screen, the rows rebuilt in a thread) and `show()` (hand the rows to the VirtualTable), warm
-(every 2 s) and end to end through the worker; jumps to the last row and back; how late a
+time what one refresh does: `fetch()` (the region table's fingerprint, the regions again only
+when it changed, the latest run of the rows near the screen, the rows rebuilt in a thread) and
+`show()` (hand the rows to the VirtualTable), warm (every 2 s), after one region was edited,
+and end to end through the worker; jumps to the last row and back; how late a
 5 ms ticker on the UI loop wakes while refreshes and jumps run (the loop's worst stall); and
 the console's RSS with every row loaded.
 
@@ -36,6 +37,7 @@ from console.data import NextRunCache, load_regions
 from console.screens.regions import COLUMNS, RegionsScreen, region_cells
 from storage.database import Database
 from storage.models import JobRun, Region
+from storage.queries.regions import update_region
 from storage.settings import Settings
 
 TIMEZONES = ("UTC", "America/Detroit", "America/Chicago", "America/Los_Angeles")
@@ -146,6 +148,20 @@ async def measure(settings: Settings, count: int, rounds: int) -> None:
             shows.append(t2 - t1)
             totals.append(t2 - t0)
 
+        # A refresh after one region was edited: the fingerprint changed, so a full read and
+        # a rebuild of the rows (unchanged rows are reused).
+        edited = []
+        for n in range(rounds):
+            async with app.db.session() as session:
+                await update_region(
+                    session, screen.rows[n].code, actor="bench", name=f"edited {time.time()}"
+                )
+            t0 = time.perf_counter()
+            data = await screen.fetch()
+            screen.show(data)
+            edited.append(time.perf_counter() - t0)
+            await pilot.pause()
+
         # Jumps: the last row, the first, a page down; each until the screen is repainted.
         jumps: dict[str, list[float]] = {"end": [], "home": [], "pagedown": []}
         for _ in range(rounds):
@@ -159,6 +175,11 @@ async def measure(settings: Settings, count: int, rounds: int) -> None:
                 await pilot.pause()
                 jumps[action].append(time.perf_counter() - t0)
         assert screen.table.cursor_row > 0
+        idle = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            await pilot.pause()
+            idle.append(time.perf_counter() - t0)
 
         # End to end through the worker, as the 2 s timer does it.
         screen._loading = False
@@ -199,9 +220,11 @@ async def measure(settings: Settings, count: int, rounds: int) -> None:
         f"  warm refresh    : fetch {p50(fetches)}; show {p50(shows)};"
         f" total p50 {ms(statistics.median(totals))} ({rounds} rounds)"
     )
+    print(f"  1 region edited : fetch + show {p50(edited)} (fingerprint changed: full read)")
     print(f"  worker reload   : {p50(reloads)} from request to rows on screen")
     for action, times in jumps.items():
         print(f"  jump {action:<9}: {p50(times)} (key action + repaint)")
+    print(f"  idle repaint    : {p50(idle)} (Pilot's pause alone: subtract from the jumps)")
     print(
         f"  UI loop stall   : p99 {ms(gaps[int(len(gaps) * 0.99)])} max {ms(gaps[-1])}"
         " over the refreshes, jumps and reloads above (5 ms ticker)"
