@@ -6,10 +6,8 @@ engine.resilience; the screens call these from Textual workers.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import overload
 
 from arq.connections import ArqRedis
 
@@ -43,44 +41,6 @@ class CreatorsView:
     offset: int = 0
     total: int = 0  # creators matching the filters (the table's length)
     filters: CreatorFilters = CreatorFilters()
-
-
-class CreatorWindow(Sequence[CreatorRow | None]):
-    """All `total` creators of a view as a sequence; only the window's are loaded (None for
-    the others, which the table shows as placeholders until a load reads them)."""
-
-    def __init__(self, view: CreatorsView) -> None:
-        self.view = view
-
-    def __len__(self) -> int:
-        return self.view.total
-
-    @overload
-    def __getitem__(self, index: int) -> CreatorRow | None: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[CreatorRow | None]: ...
-    def __getitem__(self, index: int | slice) -> CreatorRow | Sequence[CreatorRow | None] | None:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        position = index - self.view.offset
-        if 0 <= position < len(self.view.rows):
-            return self.view.rows[position]
-        if 0 <= index < len(self):
-            return None
-        raise IndexError(index)
-
-    def index_of(self, creator_id: object) -> int | None:
-        for position, row in enumerate(self.view.rows):
-            if row.id == creator_id:
-                return self.view.offset + position
-        return None
-
-    def loaded(self, start: int, stop: int) -> bool:
-        """Whether rows start..stop (the ones on screen) are all in the window."""
-        stop = min(stop, len(self))
-        return self.view.offset <= start and stop <= self.view.offset + len(self.view.rows)
 
 
 async def load_creators(

@@ -92,9 +92,17 @@ class ConnectionRow:
 
 @dataclass(frozen=True, slots=True)
 class PostsView:
-    posts: tuple[PostRow, ...]
+    posts: tuple[PostRow, ...]  # the list view: a window, posts[0] is number `offset`
     connections: tuple[ConnectionRow, ...]
     counts: tuple[tuple[str, int], ...]
+    offset: int = 0
+    total: int = 0  # posts matching (the list's length); the week view: len(posts)
+    search: str | None = None
+
+
+# The list view reads the posts on and around the screen: a window of this many at the
+# scroll position, plus the count of all that match (the week view reads its whole week).
+WINDOW_ROWS = 200
 
 
 def week_start(moment: datetime, timezone: str = "UTC") -> datetime:
@@ -112,14 +120,31 @@ async def load_posts(
     connection_id: int | None = None,
     week_of: datetime | None = None,
     timezone: str = "UTC",
+    offset: int = 0,
+    search: str | None = None,
 ) -> PostsView:
+    """The week of `week_of` (every post of it), or else the list's window of WINDOW_ROWS
+    posts from `offset` matching `search`, and how many match in all."""
     start = end = None
     if week_of is not None:
         start = week_start(week_of, timezone)
         end = start + timedelta(days=7)
+        search, offset = None, 0  # the week view filters its week in memory
     async with db.session() as session:
+        total = None
+        if week_of is None:
+            total = await publishing.count_posts(
+                session, connection_id=connection_id, search=search
+            )
+            offset = max(0, min(offset, total - WINDOW_ROWS))
         rows = await publishing.list_posts(
-            session, connection_id=connection_id, start=start, end=end
+            session,
+            connection_id=connection_id,
+            start=start,
+            end=end,
+            search=search,
+            limit=WINDOW_ROWS if week_of is None else 500,
+            offset=offset,
         )
         connections = await publishing.list_connections(session)
         counts = await publishing.status_counts(session)
@@ -148,7 +173,14 @@ async def load_posts(
         for row in rows
     )
     conns = tuple(_connection_row(c, "") for c in connections)
-    return PostsView(posts, conns, tuple(sorted(counts.items())))
+    return PostsView(
+        posts,
+        conns,
+        tuple(sorted(counts.items())),
+        offset=offset,
+        total=len(posts) if total is None else total,
+        search=search,
+    )
 
 
 def _connection_row(conn: Any, breaker: str) -> ConnectionRow:

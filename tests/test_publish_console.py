@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from textual.pilot import Pilot
 from textual.widgets import Input, SelectionList, Static, TextArea
 
@@ -209,3 +209,39 @@ async def test_connections_screen_shows_reauth_and_expiry(
         assert str(screen.table.get_row_at(1)[4]) == "expired"
         async with db.session() as session:
             assert (await session.get(Connection, ok.id)) is not None
+
+
+async def test_every_post_is_reachable_and_the_list_filter_runs_in_the_query(
+    test_settings: Settings, db: Database
+) -> None:
+    # More posts than the old list's cap of 500; the list reads a window around the screen.
+    count = 600
+    async with db.session() as session:
+        await session.execute(
+            insert(Post),
+            [
+                {
+                    "body": f"post number {n}",
+                    "scheduled_at": FROZEN + timedelta(minutes=count - n),  # newest first: 0
+                    "timezone": "UTC",
+                    "status": "scheduled",
+                }
+                for n in range(count)
+            ],
+        )
+        await session.commit()
+    app = make_app(test_settings)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_screen(pilot, "posts", PostsScreen)
+        table = screen.list_table
+        await wait_until(pilot, lambda: table.row_count == count, "every post")
+        assert str(table.get_row_at(0)[4]) == "post number 0"
+        assert table.rows[count - 1] is None  # far off screen: not read
+        await pilot.press("end")
+        await wait_until(pilot, lambda: screen.selected() is not None, "the last posts")
+        assert screen.selected().body == f"post number {count - 1}"
+        await pilot.press("slash")
+        await type_text(pilot, "number 59")  # 59 and 590-599
+        await wait_until(pilot, lambda: table.row_count == 11, "the filter")
+        assert str(table.get_row_at(0)[4]) == "post number 59"
+        assert "11 posts" in str(screen.query_one("#status-line", Static).render())

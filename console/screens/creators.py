@@ -23,7 +23,13 @@ from console.screens.live import LiveScreen
 from console.widgets.filter_bar import FilterBar
 from console.widgets.formatting import when
 from console.widgets.status_header import StatusHeader
-from console.widgets.virtual_table import Column, VirtualTable
+from console.widgets.virtual_table import (
+    Column,
+    VirtualTable,
+    Window,
+    window_is_stale,
+    window_offset,
+)
 from storage.models import CreatorStatus, TrackedPlatform
 from storage.queries import audit
 from storage.queries import creators as creator_queries
@@ -103,6 +109,10 @@ def creator_cells(row: CreatorRow | None) -> tuple[Text | str, ...]:
 
 def creator_key(row: CreatorRow | None) -> int | None:
     return row.id if row is not None else None
+
+
+def creator_id(row: CreatorRow) -> int:
+    return row.id
 
 
 def health_line(health: tuple[data.PlatformHealth, ...]) -> Text:
@@ -199,7 +209,9 @@ class CreatorsScreen(LiveScreen):
         if view.filters != self.filters:
             return  # the filters changed while this load ran; the next load is on its way
         if self.view is None or view != self.view:
-            self.table.set_rows(data.CreatorWindow(view))  # O(1): paints only what shows
+            self.table.set_rows(
+                Window(view.rows, view.offset, view.total, creator_id)
+            )  # O(1): paints only what shows
         self.view = view
         counts = ", ".join(f"{n} {s}" for s, n in view.by_status) or "no creators yet"
         f = self.filters
@@ -221,18 +233,13 @@ class CreatorsScreen(LiveScreen):
         self._show_detail()
 
     def _window_offset(self) -> int:
-        """Where the window of rows to read starts: the rows on screen in its middle."""
-        table = self.table
-        top = round(table.scroll_y)
-        return max(0, top - (data.WINDOW_ROWS - table.size.height) // 2)
+        return window_offset(self.table, data.WINDOW_ROWS)
 
     def _tick(self) -> None:
         # Scrolled or jumped past the rows read: read the window there now.
-        if self.view is not None and not self._loading:
-            table = self.table
-            top = round(table.scroll_y)
-            if not data.CreatorWindow(self.view).loaded(top, top + table.size.height):
-                self._reload_asked = True
+        rows = self.table.rows
+        if isinstance(rows, Window) and not self._loading and window_is_stale(self.table, rows):
+            self._reload_asked = True
         super()._tick()
 
     @property

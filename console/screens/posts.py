@@ -3,6 +3,7 @@ retry failed, resolve outcome-unknown, and a publication detail with every attem
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
@@ -17,13 +18,21 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
+from textual.timer import Timer
 from textual.widgets import DataTable, Input, Label, SelectionList, Static, TextArea
 
 from console import data_publishing as data
 from console.screens.dialogs import ConfirmModal
-from console.screens.live import LiveScreen, row_at_cursor
+from console.screens.live import LiveScreen
 from console.widgets.filter_bar import FilterBar
 from console.widgets.formatting import millis, when
+from console.widgets.virtual_table import (
+    Column,
+    VirtualTable,
+    Window,
+    window_is_stale,
+    window_offset,
+)
 from storage.queries.publishing import PostInput, PublishingError, parse_local_time, zone
 
 POST_STYLES = {
@@ -36,17 +45,33 @@ POST_STYLES = {
     "draft": "dim",
 }
 LIST_COLUMNS = (
-    ("#", "id", 5),
-    ("Status", "status", 10),
-    ("When (post's tz)", "when", 16),
-    ("Accounts", "targets", 24),
-    ("Post", "body", 40),
+    Column("#", "id", 5),
+    Column("Status", "status", 10),
+    Column("When (post's tz)", "when", 16),
+    Column("Accounts", "targets", 24),
+    Column("Post", "body", 40),
 )
+PLACEHOLDER = (Text("…", style="dim"),)
+FILTER_DEBOUNCE_S = 0.3
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
 def styled(status: str) -> Text:
     return Text(status, style=POST_STYLES.get(status, ""))
+
+
+def post_cells(post: data.PostRow | None) -> tuple[Text | str, ...]:
+    if post is None:  # not read yet: the load after the scroll brings it
+        return PLACEHOLDER
+    return (str(post.id), styled(post.status), post.local_time(), post.targets(), post.first_line)
+
+
+def post_key(post: data.PostRow | None) -> int | None:
+    return post.id if post is not None else None
+
+
+def post_id(post: data.PostRow) -> int:
+    return post.id
 
 
 def _pydantic_reason(exc: ValidationError) -> str:
@@ -410,15 +435,17 @@ class PostsScreen(LiveScreen):
     def __init__(self) -> None:
         super().__init__()
         self.view = data.PostsView((), (), ())
-        self.shown: list[data.PostRow] = []
+        self.shown: Sequence[data.PostRow | None] = []
         self.calendar = False
         self.week_of: datetime | None = None
         self.account: int | None = None
         self.timezone = "UTC"
+        self._filter_timer: Timer | None = None
 
     def compose_body(self) -> ComposeResult:
-        table: DataTable[Text | str] = DataTable(id="posts", cursor_type="row", zebra_stripes=True)
-        yield table
+        # The list: every post, read a window at a time; the week: a DataTable of its days.
+        yield VirtualTable(LIST_COLUMNS, post_cells, post_key, id="posts-list")
+        yield DataTable(id="posts", cursor_type="cell", zebra_stripes=True)
         yield Static(" ", id="detail")
         yield FilterBar("filter posts by text, status or account…")
 
@@ -432,22 +459,34 @@ class PostsScreen(LiveScreen):
         self.request_reload()
 
     @property
-    def table(self) -> DataTable[Text | str]:
+    def week_table(self) -> DataTable[Text | str]:
         return self.query_one("#posts", DataTable)
 
+    @property
+    def list_table(self) -> VirtualTable[data.PostRow | None]:
+        return self.query_one("#posts-list", VirtualTable)
+
+    @property
+    def table(self) -> DataTable[Text | str] | VirtualTable[data.PostRow | None]:
+        """The table on screen: the week's, or the list's."""
+        return self.week_table if self.calendar else self.list_table
+
+    @property
+    def filter_text(self) -> str:
+        return self.query_one(FilterBar).value.strip()
+
     def _columns(self) -> None:
-        table = self.table
+        self.week_table.display = self.calendar
+        self.list_table.display = not self.calendar
+        self.table.focus()
+        if not self.calendar:
+            return
+        table = self.week_table
         table.clear(columns=True)
-        if self.calendar:
-            table.cursor_type = "cell"
-            start = data.week_start(self.week_of or self.deck.now(), self.timezone)
-            for n, day in enumerate(DAYS):
-                date = (start + timedelta(days=n)).astimezone(ZoneInfo(self.timezone))
-                table.add_column(f"{day} {date:%m-%d}", key=day, width=10)
-        else:
-            table.cursor_type = "row"
-            for label, key, width in LIST_COLUMNS:
-                table.add_column(label, key=key, width=width)
+        start = data.week_start(self.week_of or self.deck.now(), self.timezone)
+        for n, day in enumerate(DAYS):
+            date = (start + timedelta(days=n)).astimezone(ZoneInfo(self.timezone))
+            table.add_column(f"{day} {date:%m-%d}", key=day, width=10)
 
     async def fetch(self) -> data.PostsView:
         return await data.load_posts(
@@ -455,9 +494,25 @@ class PostsScreen(LiveScreen):
             connection_id=self.account,
             week_of=(self.week_of or self.deck.now()) if self.calendar else None,
             timezone=self.timezone,
+            offset=window_offset(self.list_table, data.WINDOW_ROWS),
+            search=self.filter_text or None,
         )
 
+    def _tick(self) -> None:
+        # The list scrolled or jumped past the posts read: read the window there now.
+        rows = self.list_table.rows
+        if (
+            not self.calendar
+            and isinstance(rows, Window)
+            and not self._loading
+            and window_is_stale(self.list_table, rows)
+        ):
+            self._reload_asked = True
+        super()._tick()
+
     def show(self, view: data.PostsView) -> None:
+        if not self.calendar and view.search != (self.filter_text or None):
+            return  # the filter changed while this load ran; the next load is on its way
         changed = view != self.view
         self.view = view
         if changed or self.table.row_count == 0:
@@ -466,7 +521,7 @@ class PostsScreen(LiveScreen):
         account = self._account_name()
         mode = "week of " + self._week_label() if self.calendar else "list"
         self.set_status(
-            f"{len(view.posts)} posts · {mode} · account: {escape(account)} · {counts} · "
+            f"{view.total} posts · {mode} · account: {escape(account)} · {counts} · "
             f"updated {self.deck.now():%H:%M:%S}"
         )
 
@@ -481,28 +536,24 @@ class PostsScreen(LiveScreen):
         return f"{start.astimezone(ZoneInfo(self.timezone)):%Y-%m-%d} ({self.timezone})"
 
     def _redraw(self) -> None:
-        filter_text = self.query_one(FilterBar).value.strip()
-        self.shown = [p for p in self.view.posts if not filter_text or p.matches(filter_text)]
-        table = self.table
-        table.clear()
         if self.calendar:
+            filter_text = self.filter_text
+            self.shown = [p for p in self.view.posts if not filter_text or p.matches(filter_text)]
+            self.week_table.clear()
             self._render_week()
         else:
-            for post in self.shown:
-                table.add_row(
-                    str(post.id),
-                    styled(post.status),
-                    post.local_time(),
-                    post.targets(),
-                    post.first_line,
-                    key=str(post.id),
-                )
+            # The filter ran in the query; the table paints only the rows on screen.
+            view = self.view
+            self.shown = Window[data.PostRow](view.posts, view.offset, view.total, post_id)
+            self.list_table.set_rows(self.shown)
         self._show_detail()
 
     def _render_week(self) -> None:
         start = data.week_start(self.week_of or self.deck.now(), self.timezone)
         days: list[list[data.PostRow]] = [[] for _ in DAYS]
-        for post in sorted(self.shown, key=lambda p: p.scheduled_at or start):
+        for post in sorted(
+            (p for p in self.shown if p is not None), key=lambda p: p.scheduled_at or start
+        ):
             if post.scheduled_at is None:
                 continue
             index = (post.scheduled_at - start).days
@@ -523,20 +574,19 @@ class PostsScreen(LiveScreen):
                     )
                 else:
                     cells.append("")
-            self.table.add_row(*cells)
+            self.week_table.add_row(*cells)
 
     def selected(self) -> data.PostRow | None:
-        table = self.table
         if self.calendar:
-            coordinate = table.cursor_coordinate
+            coordinate = self.week_table.cursor_coordinate
             days = getattr(self, "grid", [])
             if coordinate.column < len(days) and coordinate.row < len(days[coordinate.column]):
                 post: data.PostRow = days[coordinate.column][coordinate.row]
                 return post
             return None
-        return row_at_cursor(table, self.shown)
+        return self.list_table.row_at_cursor()
 
-    @on(DataTable.RowHighlighted)
+    @on(VirtualTable.RowHighlighted)
     @on(DataTable.CellHighlighted)
     def _show_detail(self) -> None:
         post = self.selected()
@@ -556,7 +606,18 @@ class PostsScreen(LiveScreen):
 
     @on(FilterBar.Changed)
     def _filter_changed(self) -> None:
-        self._redraw()
+        if self.calendar:
+            self._redraw()  # the week is in memory
+            return
+        # The list filters in the query: once typing pauses, from the top of the list.
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self._filter_timer = self.set_timer(FILTER_DEBOUNCE_S, self._apply_filter)
+
+    def _apply_filter(self) -> None:
+        self._filter_timer = None
+        self.list_table.move_cursor(row=0)
+        self.request_reload()
 
     def action_filter(self) -> None:
         self.query_one(FilterBar).open()
@@ -756,7 +817,8 @@ class PostsScreen(LiveScreen):
         if post is not None:
             self._open_detail(post)
 
-    @on(DataTable.RowSelected)
+    @on(VirtualTable.RowSelected)
+    @on(DataTable.CellSelected)
     def _row_selected(self) -> None:
         self.action_detail()
 

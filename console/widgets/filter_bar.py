@@ -41,6 +41,7 @@ class FilterBar(Input):
         self._back_to_table()
 
     def _back_to_table(self) -> None:
-        tables = self.screen.query("DataTable, VirtualTable")
-        if tables:
-            tables.first().focus()
+        for table in self.screen.query("DataTable, VirtualTable"):
+            if table.display:  # a screen may hold two, one of them hidden (posts: list, week)
+                table.focus()
+                return

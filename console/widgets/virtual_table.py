@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, overload
 
 from rich.segment import Segment
 from rich.style import Style
@@ -40,6 +40,54 @@ from textual.strip import Strip
 T = TypeVar("T")
 Cell = Text | str
 CELL_PADDING = 1
+
+
+class Window(Sequence[T | None], Generic[T]):
+    """A list of `total` rows of which only `rows` (from index `offset`) were read: None
+    elsewhere (a screen's cells show a placeholder until a load reads them there)."""
+
+    def __init__(
+        self, rows: Sequence[T], offset: int, total: int, key: Callable[[Any], object]
+    ) -> None:
+        self.rows, self.offset, self.total, self._key = rows, offset, total, key
+
+    def __len__(self) -> int:
+        return self.total
+
+    @overload
+    def __getitem__(self, index: int) -> T | None: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[T | None]: ...
+    def __getitem__(self, index: int | slice) -> T | Sequence[T | None] | None:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        position = index - self.offset
+        return self.rows[position] if 0 <= position < len(self.rows) else None
+
+    def index_of(self, key: object) -> int | None:
+        for position, row in enumerate(self.rows):
+            if self._key(row) == key:
+                return self.offset + position
+        return None
+
+    def loaded(self, start: int, stop: int) -> bool:
+        """Whether rows start..stop (say, those on screen) were all read."""
+        stop = min(stop, len(self))
+        return start >= stop or (self.offset <= start and stop <= self.offset + len(self.rows))
+
+
+def window_offset(table: VirtualTable[Any], size: int) -> int:
+    """Where a window of `size` rows should start to hold the table's screen in its middle."""
+    return max(0, round(table.scroll_y) - (size - table.size.height) // 2)
+
+
+def window_is_stale(table: VirtualTable[Any], rows: Window[Any]) -> bool:
+    top = round(table.scroll_y)
+    return not rows.loaded(top, top + table.size.height)
 
 
 @dataclass(frozen=True, slots=True)

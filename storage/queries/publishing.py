@@ -954,17 +954,14 @@ class PostRow:
     publications: list[tuple[Publication, Connection]]
 
 
-async def list_posts(
-    session: AsyncSession,
-    *,
-    connection_id: int | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    status: str | None = None,
-    limit: int = 500,
-) -> list[PostRow]:
-    """Posts (newest schedule first) with their publications; optionally one account or week."""
-    query = select(Post).order_by(Post.scheduled_at.desc().nulls_first(), Post.id.desc())
+def _posts_where(
+    query: Any,
+    connection_id: int | None,
+    start: datetime | None,
+    end: datetime | None,
+    status: str | None,
+    search: str | None,
+) -> Any:
     if connection_id is not None:
         query = query.where(
             Post.id.in_(
@@ -977,6 +974,50 @@ async def list_posts(
         query = query.where(Post.scheduled_at < end)
     if status:
         query = query.where(Post.status == status)
+    if search:
+        # As the console's filter did in memory: the text, the status, or an account's name.
+        accounts = (
+            select(Publication.post_id)
+            .join(Connection, Connection.id == Publication.connection_id)
+            .where(Connection.display_name.icontains(search, autoescape=True))
+        )
+        query = query.where(
+            Post.body.icontains(search, autoescape=True)
+            | Post.status.icontains(search, autoescape=True)
+            | Post.id.in_(accounts)
+        )
+    return query
+
+
+async def count_posts(
+    session: AsyncSession,
+    *,
+    connection_id: int | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    status: str | None = None,
+    search: str | None = None,
+) -> int:
+    """How many posts `list_posts` would list with these filters (and no limit)."""
+    query = _posts_where(select(func.count(Post.id)), connection_id, start, end, status, search)
+    return int(await session.scalar(query) or 0)
+
+
+async def list_posts(
+    session: AsyncSession,
+    *,
+    connection_id: int | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    status: str | None = None,
+    search: str | None = None,
+    limit: int = 500,
+    offset: int = 0,
+) -> list[PostRow]:
+    """Posts (newest schedule first) with their publications; optionally one account or week,
+    or those matching `search`: the `limit` of them from `offset` on."""
+    query = select(Post).order_by(Post.scheduled_at.desc().nulls_first(), Post.id.desc())
+    query = _posts_where(query, connection_id, start, end, status, search).offset(offset)
     posts = list(await session.scalars(query.limit(limit)))
     if not posts:
         return []
@@ -1024,7 +1065,3 @@ async def status_counts(session: AsyncSession) -> dict[str, int]:
         select(Publication.status, func.count()).group_by(Publication.status)
     )
     return {status: int(count) for status, count in rows.all()}
-
-
-async def count_posts(session: AsyncSession) -> int:
-    return int(await session.scalar(select(func.count()).select_from(Post)) or 0)
