@@ -8,11 +8,9 @@ skip redrawing when nothing changed.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -22,16 +20,13 @@ from engine import queue
 from storage.database import Database
 from storage.models import JobRun
 from storage.queries import runs as run_queries
-from storage.queries.regions import list_region_summaries, regions_fingerprint
+from storage.queries.regions import list_region_summaries
 from storage.queries.runs import LastRun
 from storage.schedule import Schedule, ScheduleError, parse_schedule
 from storage.settings import Settings
 
 NEXT_RUNS = 3
 RUNS_LIMIT = 500
-# The Regions screen reads the region table again only when its fingerprint changed, and in
-# full at least this often (the fingerprint misses writes that bypass the ORM's updated_at).
-FULL_READ_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,115 +124,30 @@ def region_rows(
     now: datetime,
     cache: NextRunCache,
 ) -> list[RegionRow]:
-    return RegionTable(cache).build(regions, last_runs, now)
+    rows = []
+    for code, name, cron, timezone, active in regions:
+        checked = checked_schedule(cron, timezone)
+        last = last_runs.get(code)
+        rows.append(
+            RegionRow(
+                code=code,
+                name=name,
+                cron=cron,
+                timezone=timezone,
+                active=active,
+                next_runs=cache.next_runs(checked, now) if isinstance(checked, Schedule) else (),
+                invalid=checked if isinstance(checked, str) else None,
+                last_status=last.status if last else None,
+                last_lag_ms=last.lag_ms if last else None,
+                last_scheduled=last.scheduled_for if last else None,
+                search=search_text(code, name, cron, timezone),
+            )
+        )
+    return rows
 
 
-class RegionTable:
-    """Builds the Regions screen's rows, reusing the row object of every region whose columns
-    did not change since the last build (a refresh of 10,000 unchanged regions allocates
-    nothing but the list).
-
-    `last_runs` accumulates the latest run of the regions read so far; a refresh reads only the
-    regions near the screen (`window`), so a region scrolled away keeps the value it had when
-    it was last on screen until it comes back (the screen then reads it again at once).
-    """
-
-    def __init__(self, cache: NextRunCache | None = None) -> None:
-        self.next_runs = cache or NextRunCache()
-        self.last_runs: dict[str, LastRun] = {}
-        self._rows: dict[str, RegionRow] = {}
-        # The last build, reused as a whole while its input and its next runs are unchanged.
-        self._source: list[Any] = []
-        self._built: list[RegionRow] = []
-        self._valid_until: datetime | None = None
-        self._last_runs_changed = True
-        self._fingerprint: tuple[int, Decimal] | None = None
-        self._read_at = 0.0  # time.monotonic() of the last full read
-
-    def unchanged_since_read(self, fingerprint: tuple[int, Decimal]) -> bool:
-        """Whether the regions read last are still the table's (so need no new read)."""
-        return fingerprint == self._fingerprint and time.monotonic() - self._read_at < FULL_READ_S
-
-    def note_read(self, fingerprint: tuple[int, Decimal]) -> None:
-        self._fingerprint, self._read_at = fingerprint, time.monotonic()
-
-    @property
-    def source(self) -> list[Any]:
-        return self._source
-
-    def update_last_runs(self, window: Iterable[str], found: dict[str, LastRun]) -> None:
-        for code in window:
-            last = found.get(code)
-            if last is None:
-                if self.last_runs.pop(code, None) is not None:
-                    self._last_runs_changed = True
-            elif self.last_runs.get(code) != last:
-                self.last_runs[code] = last
-                self._last_runs_changed = True
-
-    def build(
-        self,
-        regions: Iterable[Iterable[Any]],  # (code, name, cron, timezone, active)
-        last_runs: dict[str, LastRun] | None,
-        now: datetime,
-    ) -> list[RegionRow]:
-        """The rows; the very list of the last build when nothing changed since (the screen
-        then skips its redraw): same regions, same latest runs, no next run passed."""
-        if last_runs is not None:
-            self.last_runs.update(last_runs)
-            self._last_runs_changed = True
-        source = regions if isinstance(regions, list) else list(regions)
-        if (
-            not self._last_runs_changed
-            and self._valid_until is not None
-            and now < self._valid_until
-            and (source is self._source or source == self._source)
-        ):
-            return self._built  # nothing changed, no next run passed: the same list
-        known, previous = self.last_runs, self._rows
-        valid_until: datetime | None = None
-        rows: list[RegionRow] = []
-        built: dict[str, RegionRow] = {}
-        for code, name, cron, timezone, active in regions:
-            checked = checked_schedule(cron, timezone)
-            fires = self.next_runs.next_runs(checked, now) if isinstance(checked, Schedule) else ()
-            if fires and (valid_until is None or fires[0] < valid_until):
-                valid_until = fires[0]
-            last = known.get(code)
-            old = previous.get(code)
-            if (
-                old is not None
-                and old.next_runs is fires
-                and old.active == active
-                and old.name == name
-                and old.cron == cron
-                and old.timezone == timezone
-                and old.last_status == (last.status if last else None)
-                and old.last_lag_ms == (last.lag_ms if last else None)
-                and old.last_scheduled == (last.scheduled_for if last else None)
-            ):
-                row = old
-            else:
-                row = RegionRow(
-                    code=code,
-                    name=name,
-                    cron=cron,
-                    timezone=timezone,
-                    active=active,
-                    next_runs=fires,
-                    invalid=checked if isinstance(checked, str) else None,
-                    last_status=last.status if last else None,
-                    last_lag_ms=last.lag_ms if last else None,
-                    last_scheduled=last.scheduled_for if last else None,
-                    search="\0".join((code, name, cron, timezone)).lower(),
-                )
-            rows.append(row)
-            built[code] = row
-        self._rows = built
-        self._source, self._built = source, rows
-        self._valid_until = valid_until or datetime.max.replace(tzinfo=now.tzinfo)
-        self._last_runs_changed = False
-        return rows
+def search_text(code: str, name: str, cron: str, timezone: str) -> str:
+    return "\0".join((code, name, cron, timezone)).lower()
 
 
 async def load_regions(
@@ -245,43 +155,13 @@ async def load_regions(
 ) -> list[RegionRow]:
     """Every region with its next runs (and, unless `last_runs` is False, its latest run: a
     DISTINCT ON over the whole ledger, ~150 ms at 10,000 regions; the Regions screen reads
-    only the regions on screen instead, see `load_region_window`)."""
+    only the regions on screen instead, see console.data_regions)."""
     # Plain column rows, not ORM objects: 10,000 regions load in a fraction of the time.
     async with db.session() as session:
         regions = await list_region_summaries(session)
         last = await run_queries.last_run_summary_per_region(session) if last_runs else {}
     # The per-row work runs in a thread so the UI loop keeps answering keys meanwhile.
     return await asyncio.to_thread(region_rows, regions, last, now, cache)
-
-
-@dataclass(frozen=True, slots=True)
-class RegionsLoad:
-    rows: list[RegionRow]
-    window: frozenset[str]  # the regions whose latest run this load read
-
-
-async def load_region_window(
-    db: Database,
-    now: datetime,
-    table: RegionTable,
-    window: Callable[[Sequence[Any]], list[str]],  # (code, name, ...) records -> codes
-) -> RegionsLoad:
-    """Every region (one ~10 ms read at 10,000), and the latest run of only the regions
-    `window(regions)` picks by code (those on and near the screen: one index probe each)."""
-    async with db.session() as session:
-        # The fingerprint first: a region written meanwhile changes it again, so at worst
-        # the next refresh reads once more (never a stale table).
-        fingerprint = await regions_fingerprint(session)
-        fresh = not table.unchanged_since_read(fingerprint)
-        # No region written since the last read: no 10,000-row read.
-        regions = await list_region_summaries(session) if fresh else table.source
-        codes = window(regions)
-        found = await run_queries.last_runs_of(session, codes)
-    table.update_last_runs(codes, found)
-    rows = await asyncio.to_thread(table.build, regions, None, now)
-    if fresh:
-        table.note_read(fingerprint)  # only once built: `source` is these regions now
-    return RegionsLoad(rows, frozenset(codes))
 
 
 def run_row(run: JobRun) -> RunRow:

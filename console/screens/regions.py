@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.markup import escape
 from rich.text import Text
@@ -13,7 +12,8 @@ from textual.binding import Binding
 from textual.timer import Timer
 from textual.widgets import Static
 
-from console.data import RegionRow, RegionsLoad, RegionTable, filtered, load_region_window
+from console.data import RegionRow, filtered
+from console.data_regions import RegionsLoad, RegionTable, load_region_window
 from console.screens.dialogs import ConfirmModal, CronEditModal, RegionFormModal, ScheduleChange
 from console.screens.live import LiveScreen
 from console.widgets.filter_bar import FilterBar
@@ -135,11 +135,11 @@ class RegionsScreen(LiveScreen):
             self.deck.db, self.deck.now(), self._regions, self._window_codes
         )
 
-    def _window_codes(self, regions: Sequence[Any]) -> list[str]:
+    def _window_codes(self) -> list[str] | None:
         """The regions whose latest run a load reads: those on screen and a screen around."""
         height = max(self.table.size.height, 24)
         if not self.shown:
-            return [region[0] for region in regions[: height * (1 + WINDOW_SCREENS)]]
+            return None
         top = round(self.table.scroll_y)
         start = max(0, top - height * WINDOW_SCREENS)
         return [row.code for row in self.shown[start : top + height * (1 + WINDOW_SCREENS)]]
