@@ -6,6 +6,8 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
+from console.data import RegionRow
+from console.data_regions import RegionTable, load_region_window
 from storage.database import Database
 from storage.queries import regions
 from storage.queries.regions import RegionInput, regions_fingerprint
@@ -48,3 +50,33 @@ async def test_every_kind_of_write_changes_the_fingerprint(db: Database) -> None
     async with db.session() as session:
         await regions.delete_region(session, "CHICAGO_METRO", actor="t")
     assert (await fingerprint(db))[0] == before[0]
+
+
+async def test_the_regions_read_model_follows_edits_inserts_and_deletes(db: Database) -> None:
+    for code in ("AUSTIN_METRO", "BOSTON_METRO", "DALLAS_METRO"):
+        await add_region(db, code)
+    table = RegionTable()
+
+    async def load() -> list[RegionRow]:
+        return (await load_region_window(db, FROZEN, table, lambda: None)).rows
+
+    first = await load()
+    assert [r.code for r in first] == ["AUSTIN_METRO", "BOSTON_METRO", "DALLAS_METRO"]
+    assert await load() is first  # nothing written: the same list, no redraw
+
+    async with db.session() as session:
+        await regions.update_region(session, "BOSTON_METRO", actor="t", name="Boston edited")
+    edited = await load()
+    assert [r.name for r in edited][1] == "Boston edited"
+    assert edited[0] is first[0] and edited[2] is first[2]  # only the edited row is new
+
+    async with db.session() as session:
+        await regions.create_region(
+            session,
+            RegionInput(code="CHICAGO_METRO", name="Chicago", cron="0 3 * * *"),
+            actor="t",
+            now=FROZEN,
+        )
+        await regions.delete_region(session, "AUSTIN_METRO", actor="t")
+    # Same count (one in, one out): the new code forces a full read, in the database's order.
+    assert [r.code for r in await load()] == ["BOSTON_METRO", "CHICAGO_METRO", "DALLAS_METRO"]

@@ -193,3 +193,23 @@ async def regions_fingerprint(session: AsyncSession) -> tuple[int, Decimal]:
     epoch = cast(func.extract("epoch", Region.updated_at), Numeric)
     count, total = (await session.execute(select(func.count(), func.sum(epoch)))).one()
     return int(count), Decimal(total or 0)
+
+
+async def regions_changed_since(session: AsyncSession, since: datetime) -> list[asyncpg.Record]:
+    """(code, name, cron, timezone, active) of the regions updated after `since` (a scan of
+    the table in PostgreSQL, ~10 ms at 100,000 regions; only the changed rows come back)."""
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+    return await driver.fetch(
+        "SELECT code, name, cron, timezone, active FROM region WHERE updated_at > $1", since
+    )
+
+
+async def transaction_now(session: AsyncSession) -> datetime:
+    """The database's now(): the start of the session's transaction. A reader that read the
+    regions in this transaction has seen every write committed before it (and passes it, less
+    a margin for transactions that began earlier and commit later, as `since` next time)."""
+    now = await session.scalar(select(func.now()))
+    assert isinstance(now, datetime)
+    return now
