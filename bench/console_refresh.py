@@ -236,7 +236,7 @@ async def measure(settings: Settings, count: int, rounds: int) -> None:
         f"  warm refresh    : fetch {p50(fetches)}; show {p50(shows)};"
         f" total p50 {ms(statistics.median(totals))} ({rounds} rounds)"
     )
-    print(f"  1 region edited : fetch + show {p50(edited)} (fingerprint changed: the rows updated lately read)")
+    print(f"  1 region edited : fetch + show {p50(edited)} (recent edits read)")
     print(f"  worker reload   : {p50(reloads)} from request to rows on screen")
     for action, times in jumps.items():
         print(f"  jump {action:<9}: {p50(times)} (key action + repaint)")
