@@ -23,6 +23,8 @@ from tests.conftest import engine_env
 from tests.test_console import SIZE, wait_until
 from tests.test_embedded import TIMEOUT_S, cli_env, run_cli
 
+PROCESS_START_S = 60.0  # a child process to start and report (slow only on a loaded machine)
+
 if TYPE_CHECKING:
     from console.demo import DemoApp, Supervisor
 
@@ -117,8 +119,12 @@ async def test_a_background_process_that_dies_is_shown_in_the_console(
     try:
         app = DemoApp(settings, supervisor)
         async with app.run_test(size=SIZE) as pilot:
+            # The api is a real process: Python starting on a loaded machine takes its time.
             await wait_until(
-                pilot, lambda: "api exited" in _header(app), "the header to report the api"
+                pilot,
+                lambda: "api exited" in _header(app),
+                "the header to report the api",
+                timeout=PROCESS_START_S,
             )
             await wait_until(
                 pilot, lambda: any("api exited" in n.message for n in app._notifications), "toast"
