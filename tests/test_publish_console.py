@@ -12,7 +12,8 @@ from textual.widgets import Input, SelectionList, Static, TextArea
 
 from console.screens.connections import ConnectionsScreen
 from console.screens.dialogs import ConfirmModal
-from console.screens.posts import ComposeModal, DetailModal, PostsScreen, ResolveModal
+from console.screens.post_modals import ComposeModal, DetailModal, ResolveModal
+from console.screens.posts import PostsScreen
 from engine import publish_queue, queue
 from storage.database import Database
 from storage.models import Connection, Post, Publication

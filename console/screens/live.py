@@ -8,7 +8,7 @@ screen, and the next try waits twice as long (up to `MAX_BACKOFF_S`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from rich.markup import escape
@@ -27,6 +27,7 @@ MAX_BACKOFF_S = 30.0
 
 
 Row = TypeVar("Row")
+Result = TypeVar("Result")
 
 
 def row_at_cursor(table: DataTable[Any], rows: Sequence[Row]) -> Row | None:
@@ -77,6 +78,27 @@ class LiveScreen(Screen[None]):
 
     def on_screen_resume(self) -> None:
         # Back on top (a modal closed, or `:` jumped here): show fresh data at once.
+        self.request_reload()
+
+    async def run_edit(
+        self,
+        write: Awaitable[Result],
+        *,
+        failed: str,
+        done: Callable[[Result], str],
+        expected: tuple[type[Exception], ...] = (),
+    ) -> None:
+        """The one path of an edit once it is asked for: write, say in one line what happened,
+        load again. An `expected` error is the user's to act on and shows as its message; any
+        other shows its type too, so a bug is not mistaken for a refusal."""
+        try:
+            result = await write
+        except expected as exc:
+            self.notify(f"{failed}: {exc}", severity="error")
+        except Exception as exc:
+            self.notify(f"{failed}: {type(exc).__name__}: {exc}", severity="error")
+        else:
+            self.notify(done(result))
         self.request_reload()
 
     def request_reload(self) -> None:

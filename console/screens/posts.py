@@ -4,28 +4,32 @@ retry failed, resolve outcome-unknown, and a publication detail with every attem
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import ClassVar
 from zoneinfo import ZoneInfo
 
 from arq.connections import ArqRedis
-from pydantic import ValidationError
 from rich.markup import escape
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.timer import Timer
-from textual.widgets import DataTable, Input, Label, SelectionList, Static, TextArea
+from textual.widgets import DataTable, Static
 
 from console import data_publishing as data
 from console.screens.dialogs import ConfirmModal
 from console.screens.live import LiveScreen
+from console.screens.post_modals import (
+    ComposeModal,
+    DetailModal,
+    ResolveModal,
+    ScheduleModal,
+    WhenChoice,
+    styled,
+)
+from console.screens.post_week import DAYS, week_grid, week_rows
 from console.widgets.filter_bar import FilterBar
-from console.widgets.formatting import millis, when
 from console.widgets.virtual_table import (
     Column,
     VirtualTable,
@@ -33,17 +37,8 @@ from console.widgets.virtual_table import (
     window_is_stale,
     window_offset,
 )
-from storage.queries.publishing import PostInput, PublishingError, parse_local_time, zone
+from storage.queries.publishing import PostInput, PublishingError
 
-POST_STYLES = {
-    "published": "green",
-    "partial": "yellow",
-    "failed": "bold red",
-    "publishing": "bold yellow",
-    "scheduled": "cyan",
-    "cancelled": "dim",
-    "draft": "dim",
-}
 LIST_COLUMNS = (
     Column("#", "id", 5),
     Column("Status", "status", 10),
@@ -53,11 +48,6 @@ LIST_COLUMNS = (
 )
 PLACEHOLDER = (Text("…", style="dim"),)
 FILTER_DEBOUNCE_S = 0.3
-DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-
-
-def styled(status: str) -> Text:
-    return Text(status, style=POST_STYLES.get(status, ""))
 
 
 def post_cells(post: data.PostRow | None) -> tuple[Text | str, ...]:
@@ -72,293 +62,6 @@ def post_key(post: data.PostRow | None) -> int | None:
 
 def post_id(post: data.PostRow) -> int:
     return post.id
-
-
-def _pydantic_reason(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(part) for part in first.get("loc", ()))
-    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
-
-
-# --- modals --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class WhenChoice:
-    at: datetime
-    timezone: str
-
-
-def check_when(text: str, timezone: str, now: datetime) -> WhenChoice | str:
-    """A future, existing wall time in a known timezone, or why not."""
-    try:
-        zone(timezone)
-        at = parse_local_time(text, timezone)
-    except ValueError as exc:
-        return str(exc)
-    if at < now - timedelta(minutes=1):
-        return f"{at:%Y-%m-%d %H:%M} UTC is in the past"
-    return WhenChoice(at, timezone)
-
-
-def describe_when(choice: WhenChoice, now: datetime) -> str:
-    ahead = millis(int((choice.at - now).total_seconds() * 1000))
-    local = choice.at.astimezone(ZoneInfo(choice.timezone))
-    return f"= {local:%a %Y-%m-%d %H:%M %Z} = {choice.at:%Y-%m-%d %H:%M} UTC (in {ahead})"
-
-
-class ScheduleModal(ModalScreen[WhenChoice | None]):
-    """Schedule or reschedule: a wall time in a timezone, checked as you type."""
-
-    BINDINGS: ClassVar = [
-        Binding("escape", "cancel", "cancel", id="post_schedule.cancel"),
-        Binding("ctrl+s", "save", "save", id="post_schedule.save"),
-    ]
-
-    def __init__(self, title: str, start: str, timezone: str, now: datetime) -> None:
-        super().__init__()
-        self.title_text = title
-        self.start = start
-        self.timezone = timezone
-        self.now = now
-        self.choice: WhenChoice | str = ""
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Label(f"[b]{escape(self.title_text)}[/]")
-            with Horizontal(classes="field"):
-                yield Label("when", classes="field-label")
-                yield Input(self.start, placeholder="YYYY-MM-DD HH:MM", id="when", compact=True)
-            with Horizontal(classes="field"):
-                yield Label("timezone", classes="field-label")
-                yield Input(self.timezone, placeholder="e.g. Europe/Paris", id="tz", compact=True)
-            yield Static(id="preview")
-            yield Label("[b]enter[/]/[b]ctrl+s[/] save   [b]esc[/] cancel", classes="hint")
-
-    def on_mount(self) -> None:
-        self.validate_input()
-        self.query_one("#when", Input).focus()
-
-    def on_input_changed(self, _event: Input.Changed) -> None:
-        self.validate_input()
-
-    def on_input_submitted(self, _event: Input.Submitted) -> None:
-        self.action_save()
-
-    def validate_input(self) -> None:
-        text = self.query_one("#when", Input).value
-        tz = self.query_one("#tz", Input).value.strip()
-        self.choice = check_when(text, tz, self.now)
-        preview = self.query_one("#preview", Static)
-        if isinstance(self.choice, str):
-            preview.update(f"[b red]cannot save:[/] {escape(self.choice)}")
-            preview.set_class(True, "-invalid")
-        else:
-            preview.update(describe_when(self.choice, self.now))
-            preview.set_class(False, "-invalid")
-
-    def action_save(self) -> None:
-        self.validate_input()
-        if isinstance(self.choice, str):
-            self.notify(f"not saved: {self.choice}", severity="error")
-            return
-        self.dismiss(self.choice)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-
-class ComposeModal(ModalScreen[PostInput | None]):
-    """Write a post (multi-line), pick accounts (space), optionally schedule it."""
-
-    BINDINGS: ClassVar = [
-        Binding("escape", "cancel", "cancel", id="post_compose.cancel"),
-        Binding("ctrl+s", "save", "save", id="post_compose.save"),
-    ]
-
-    def __init__(
-        self, connections: tuple[data.ConnectionRow, ...], timezone: str, now: datetime
-    ) -> None:
-        super().__init__()
-        self.connections = connections
-        self.timezone = timezone
-        self.now = now
-        self.result: PostInput | str = ""
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog", id="compose-dialog"):
-            yield Label("[b]New post[/]  (body: multi-line; [b]tab[/] moves on)")
-            yield TextArea(id="body", soft_wrap=True, show_line_numbers=False)
-            yield SelectionList[int](
-                *((f"{c.platform}: {c.display_name} ({c.status})", c.id) for c in self.connections),
-                id="accounts",
-            )
-            with Horizontal(classes="field"):
-                yield Label("media", classes="field-label")
-                yield Input(placeholder="URLs, comma separated", id="media", compact=True)
-            with Horizontal(classes="field"):
-                yield Label("when", classes="field-label")
-                yield Input(placeholder="YYYY-MM-DD HH:MM (empty: draft)", id="when", compact=True)
-            with Horizontal(classes="field"):
-                yield Label("timezone", classes="field-label")
-                yield Input(self.timezone, id="tz", compact=True)
-            yield Static(id="preview")
-            yield Label(
-                "[b]ctrl+s[/] save   [b]space[/] pick account   [b]esc[/] cancel", classes="hint"
-            )
-
-    def on_mount(self) -> None:
-        self.validate_input()
-        self.query_one("#body", TextArea).focus()
-
-    def on_input_changed(self, _event: Input.Changed) -> None:
-        self.validate_input()
-
-    def on_text_area_changed(self, _event: TextArea.Changed) -> None:
-        self.validate_input()
-
-    def on_selection_list_selected_changed(
-        self, _event: SelectionList.SelectedChanged[int]
-    ) -> None:
-        self.validate_input()
-
-    def validate_input(self) -> None:
-        preview = self.query_one("#preview", Static)
-        self.result = self._build()
-        if isinstance(self.result, str):
-            preview.update(f"[b red]cannot save:[/] {escape(self.result)}")
-            preview.set_class(True, "-invalid")
-            return
-        preview.set_class(False, "-invalid")
-        post = self.result
-        text = f"{len(post.body)} characters to {len(post.connection_ids)} account(s)"
-        if post.scheduled_at is None:
-            text += " · saved as a draft"
-        else:
-            text += " · " + describe_when(WhenChoice(post.scheduled_at, post.timezone), self.now)
-        preview.update(text)
-
-    def _build(self) -> PostInput | str:
-        body = self.query_one("#body", TextArea).text
-        chosen = list(self.query_one("#accounts", SelectionList).selected)
-        media = [m.strip() for m in self.query_one("#media", Input).value.split(",") if m.strip()]
-        when_text = self.query_one("#when", Input).value.strip()
-        tz = self.query_one("#tz", Input).value.strip()
-        if not body.strip():
-            return "the post is empty"
-        if not chosen:
-            return "pick at least one account (space)"
-        platforms = [c.platform for c in self.connections if c.id in chosen]
-        limit = data.body_limit(platforms)
-        if limit is not None and len(body) > limit:
-            return f"{len(body)} characters; the strictest account takes {limit}"
-        scheduled: datetime | None = None
-        if when_text:
-            choice = check_when(when_text, tz, self.now)
-            if isinstance(choice, str):
-                return choice
-            scheduled = choice.at
-        try:
-            return PostInput(
-                body=body, media=media, connection_ids=chosen, timezone=tz, scheduled_at=scheduled
-            )
-        except ValidationError as exc:
-            return _pydantic_reason(exc)
-
-    def action_save(self) -> None:
-        self.validate_input()
-        if isinstance(self.result, str):
-            self.notify(f"not saved: {self.result}", severity="error")
-            return
-        self.dismiss(self.result)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-
-class ResolveModal(ModalScreen[bool | None]):
-    """Outcome unknown: a person checked the platform. `p` it is there, `n` it is not."""
-
-    BINDINGS: ClassVar = [
-        Binding("p", "answer(True)", "it is published", id="post_resolve.published"),
-        Binding("n", "answer(False)", "not there: send again", id="post_resolve.send_again"),
-        Binding("escape", "cancel", "cancel", id="post_resolve.cancel"),
-    ]
-
-    def __init__(self, pub: data.PublicationRow) -> None:
-        super().__init__()
-        self.pub = pub
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Label(
-                f"[b]Outcome unknown[/] on {escape(self.pub.platform)} "
-                f"{escape(self.pub.connection)}: the request may have reached the platform."
-            )
-            yield Label(escape(self.pub.last_error or ""), classes="hint")
-            yield Label(
-                "Check the account, then: [b]p[/] it is there (published)   "
-                "[b]n[/] it is not (send again)   [b]esc[/] later",
-                classes="hint",
-            )
-
-    def action_answer(self, published: bool) -> None:
-        self.dismiss(published)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-
-class DetailModal(ModalScreen[None]):
-    """A post's publications with every attempt and error."""
-
-    BINDINGS: ClassVar = [
-        Binding("escape", "close", "close", id="post_detail.close"),
-        Binding("q", "close", "close", id="post_detail.close"),
-    ]
-
-    def __init__(
-        self, post: data.PostRow, attempts: dict[int, tuple[data.AttemptLine, ...]]
-    ) -> None:
-        super().__init__()
-        self.post = post
-        self.attempts = attempts
-
-    def compose(self) -> ComposeResult:
-        lines = [
-            f"[b]Post #{self.post.id}[/] {styled(self.post.status).markup} · "
-            f"{escape(self.post.local_time())} {escape(self.post.timezone)}",
-            escape(self.post.body),
-        ]
-        if self.post.media:
-            lines.append("media: " + escape(", ".join(self.post.media)))
-        for pub in self.post.publications:
-            lines.append("")
-            lines.append(
-                f"[b]{escape(pub.platform)} {escape(pub.connection)}[/] — {escape(pub.status)}, "
-                f"{pub.attempts} attempt(s)"
-                + (f", due {when(pub.due_at)}" if pub.status == "scheduled" else "")
-            )
-            if pub.external_url:
-                lines.append(f"  {escape(pub.external_url)}")
-            if pub.last_error:
-                lines.append(f"  [red]{escape(pub.last_error)}[/]")
-            for n, attempt in enumerate(self.attempts.get(pub.id, ()), start=1):
-                late = f" late {millis(attempt.lateness_ms)}" if attempt.lateness_ms else ""
-                http = f" HTTP {attempt.http_status}" if attempt.http_status else ""
-                lines.append(
-                    f"  {n}. {attempt.started_at.astimezone(UTC):%m-%d %H:%M:%S} "
-                    f"{escape(attempt.outcome)}{http}{late}"
-                    + (f" — {escape(attempt.error)}" if attempt.error else "")
-                )
-        with Vertical(classes="dialog", id="post-detail"):
-            with VerticalScroll():
-                yield Static("\n".join(lines), id="detail-text")
-            yield Label("[b]esc[/] close", classes="hint")
-
-    def action_close(self) -> None:
-        self.dismiss(None)
 
 
 # --- the screen ----------------------------------------------------------------------------------
@@ -550,30 +253,8 @@ class PostsScreen(LiveScreen):
 
     def _render_week(self) -> None:
         start = data.week_start(self.week_of or self.deck.now(), self.timezone)
-        days: list[list[data.PostRow]] = [[] for _ in DAYS]
-        for post in sorted(
-            (p for p in self.shown if p is not None), key=lambda p: p.scheduled_at or start
-        ):
-            if post.scheduled_at is None:
-                continue
-            index = (post.scheduled_at - start).days
-            if 0 <= index < 7:
-                days[index].append(post)
-        self.grid = days
-        for row in range(max((len(d) for d in days), default=0)):
-            cells: list[Text | str] = []
-            for day in days:
-                if row < len(day):
-                    post = day[row]
-                    local = post.scheduled_at.astimezone(ZoneInfo(self.timezone))  # type: ignore[union-attr]
-                    cells.append(
-                        Text(
-                            f"{local:%H:%M} {post.first_line[:4]}",
-                            style=POST_STYLES.get(post.status, ""),
-                        )
-                    )
-                else:
-                    cells.append("")
+        self.grid = week_grid(self.shown, start)
+        for cells in week_rows(self.grid, self.timezone):
             self.week_table.add_row(*cells)
 
     def selected(self) -> data.PostRow | None:
@@ -677,18 +358,14 @@ class PostsScreen(LiveScreen):
 
     @work(group="edit", exit_on_error=False)
     async def _write_compose(self, post: PostInput) -> None:
-        try:
-            post_id, note = await data.compose_post(
-                self.deck.db, await self._pool(), self.deck.settings, post, self.deck.now()
-            )
-        except PublishingError as exc:
-            self.notify(f"not saved: {exc}", severity="error")
-        except Exception as exc:
-            self.notify(f"not saved: {type(exc).__name__}: {exc}", severity="error")
-        else:
-            what = "scheduled" if post.scheduled_at else "saved as a draft"
-            self.notify(f"post #{post_id} {what}{note}")
-        self.request_reload()
+        deck = self.deck
+        what = "scheduled" if post.scheduled_at else "saved as a draft"
+        await self.run_edit(
+            data.compose_post(deck.db, await self._pool(), deck.settings, post, deck.now()),
+            failed="not saved",
+            done=lambda saved: f"post #{saved[0]} {what}{saved[1]}",
+            expected=(PublishingError,),
+        )
 
     def action_schedule(self) -> None:
         post = self._target("schedule")
@@ -710,23 +387,21 @@ class PostsScreen(LiveScreen):
 
     @work(group="edit", exit_on_error=False)
     async def _write_schedule(self, post_id: int, choice: WhenChoice) -> None:
-        try:
-            note = await data.reschedule_post(
-                self.deck.db,
+        deck = self.deck
+        await self.run_edit(
+            data.reschedule_post(
+                deck.db,
                 await self._pool(),
-                self.deck.settings,
+                deck.settings,
                 post_id,
                 choice.at,
                 choice.timezone,
-                self.deck.now(),
-            )
-        except PublishingError as exc:
-            self.notify(f"not scheduled: {exc}", severity="error")
-        except Exception as exc:
-            self.notify(f"not scheduled: {type(exc).__name__}: {exc}", severity="error")
-        else:
-            self.notify(f"post #{post_id} scheduled for {choice.at:%Y-%m-%d %H:%M} UTC{note}")
-        self.request_reload()
+                deck.now(),
+            ),
+            failed="not scheduled",
+            done=lambda note: f"post #{post_id} scheduled for {choice.at:%Y-%m-%d %H:%M} UTC{note}",
+            expected=(PublishingError,),
+        )
 
     def action_cancel_post(self) -> None:
         post = self._target("cancel")
@@ -743,17 +418,13 @@ class PostsScreen(LiveScreen):
 
     @work(group="edit", exit_on_error=False)
     async def _write_cancel(self, post_id: int) -> None:
-        try:
-            note = await data.cancel_post(
-                self.deck.db, await self._pool(), self.deck.settings, post_id
-            )
-        except PublishingError as exc:
-            self.notify(f"not cancelled: {exc}", severity="error")
-        except Exception as exc:
-            self.notify(f"not cancelled: {type(exc).__name__}: {exc}", severity="error")
-        else:
-            self.notify(f"post #{post_id} cancelled{note}")
-        self.request_reload()
+        deck = self.deck
+        await self.run_edit(
+            data.cancel_post(deck.db, await self._pool(), deck.settings, post_id),
+            failed="not cancelled",
+            done=lambda note: f"post #{post_id} cancelled{note}",
+            expected=(PublishingError,),
+        )
 
     def action_retry(self) -> None:
         post = self._target("retry")
@@ -767,18 +438,15 @@ class PostsScreen(LiveScreen):
 
     @work(group="edit", exit_on_error=False)
     async def _write_retry(self, post_id: int, publication_ids: list[int]) -> None:
-        try:
-            deck = self.deck
-            note = await data.retry_failed(
+        deck, count = self.deck, len(publication_ids)
+        await self.run_edit(
+            data.retry_failed(
                 deck.db, await self._pool(), deck.settings, publication_ids, deck.now()
-            )
-        except PublishingError as exc:
-            self.notify(f"not retried: {exc}", severity="error")
-        except Exception as exc:
-            self.notify(f"not retried: {type(exc).__name__}: {exc}", severity="error")
-        else:
-            self.notify(f"post #{post_id}: {len(publication_ids)} publication(s) retried{note}")
-        self.request_reload()
+            ),
+            failed="not retried",
+            done=lambda note: f"post #{post_id}: {count} publication(s) retried{note}",
+            expected=(PublishingError,),
+        )
 
     def action_resolve(self) -> None:
         post = self._target("resolve")
@@ -798,19 +466,16 @@ class PostsScreen(LiveScreen):
 
     @work(group="edit", exit_on_error=False)
     async def _write_resolve(self, publication_id: int, published: bool) -> None:
-        try:
-            deck = self.deck
-            note = await data.resolve_unknown(
+        deck = self.deck
+        verdict = "marked published" if published else "sent again"
+        await self.run_edit(
+            data.resolve_unknown(
                 deck.db, await self._pool(), deck.settings, publication_id, published, deck.now()
-            )
-        except PublishingError as exc:
-            self.notify(f"not resolved: {exc}", severity="error")
-        except Exception as exc:
-            self.notify(f"not resolved: {type(exc).__name__}: {exc}", severity="error")
-        else:
-            verdict = "marked published" if published else "sent again"
-            self.notify(f"publication {publication_id} {verdict}{note}")
-        self.request_reload()
+            ),
+            failed="not resolved",
+            done=lambda note: f"publication {publication_id} {verdict}{note}",
+            expected=(PublishingError,),
+        )
 
     def action_detail(self) -> None:
         post = self.selected()
