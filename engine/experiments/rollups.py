@@ -5,6 +5,9 @@ recomputes its window from the event log and writes only rows that changed; each
 recorded in rollup_runs with the tables' checksum. An incremental run (same window as the last
 successful run) recomputes only the days and experiments that received events since that run's
 watermark; late events inside the window are therefore picked up by the next run.
+
+Retention (engine/jobs/maintenance.py) drops whole days of raw events: daily rows of days
+before `retention_horizon` are never recomputed, so they outlive the raw data.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from enum import StrEnum
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine import logs
+from storage import partitions
 from storage.database import Database
 from storage.models import RollupRun
 from storage.queries import experiments as q
+from storage.queries.partitions import horizon
 
 log = logs.get("engine.rollups")
 
@@ -146,6 +151,10 @@ async def _compute(
             days = [window.start + timedelta(days=i) for i in range(window.days)]
         else:
             days = await q.touched_days(session, window, since)
+        # Days whose events retention dropped keep the rollups computed while they existed.
+        gone = await horizon(session, partitions.EVENTS)
+        if gone is not None:
+            days = [d for d in days if d >= gone.date()]
         # One statement (one scan of the window) for all the days to recompute.
         rows = await q.rollup_daily_days(session, days)
         label = f"daily {days[0].isoformat()} … {days[-1].isoformat()}" if days else "daily"

@@ -36,6 +36,7 @@ from storage.models.publishing import (
     PublicationStatus,
 )
 from storage.models.regions import CatchupPolicy, OverlapPolicy, Region
+from storage.models.retention import RetentionHorizon
 from storage.models.runs import JobRun, RunStatus
 
 __all__ = [
@@ -71,6 +72,7 @@ __all__ = [
     "PublicationAttempt",
     "PublicationStatus",
     "Region",
+    "RetentionHorizon",
     "RollupRun",
     "RunStatus",
     "TrackedPlatform",

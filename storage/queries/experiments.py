@@ -381,9 +381,18 @@ async def _assign_once(
 
 # One statement per batch: the batch arrives as one JSON array, Postgres unpacks it, corrects the
 # clock skew, looks up the unit's assignments and skips event ids it already has.
+#
+# event_log is partitioned by day of occurred_at, so its key is (event_id, occurred_at) and
+# cannot by itself catch a resend whose skew (hence occurred_at) differs. The NOT EXISTS looks
+# for the id within DEDUPE_WINDOW of the new time: an index probe in at most three daily
+# partitions (run-time pruning). A resend whose corrected time moved by more than a day (the
+# device's clock jumped between sends) is stored twice; exact repeats racing each other are
+# caught by the key.
+DEDUPE_WINDOW = timedelta(days=1)
 _INSERT_EVENTS_SQL = """
 WITH batch AS (
-    SELECT e.event_id, e.unit_id, e.name, e.ts, e.properties
+    SELECT DISTINCT ON (e.event_id) e.event_id, e.unit_id, e.name, e.ts, e.properties,
+           e.ts + make_interval(secs => $2) AS occurred_at
     FROM jsonb_to_recordset($1::jsonb)
         AS e(event_id uuid, unit_id text, name text, ts timestamptz, properties jsonb)
 ), enrichment AS (
@@ -396,10 +405,16 @@ WITH batch AS (
 ), ins AS (
     INSERT INTO event_log
         (event_id, unit_id, name, occurred_at, client_ts, received_at, properties, assignments)
-    SELECT b.event_id, b.unit_id, b.name, b.ts + make_interval(secs => $2), b.ts, $3,
+    SELECT b.event_id, b.unit_id, b.name, b.occurred_at, b.ts, $3,
            b.properties, COALESCE(n.assignments, '{}'::jsonb)
     FROM batch b LEFT JOIN enrichment n ON n.unit_id = b.unit_id
-    ON CONFLICT (event_id) DO NOTHING
+    WHERE NOT EXISTS (
+        SELECT 1 FROM event_log o
+        WHERE o.event_id = b.event_id
+          AND o.occurred_at >= b.occurred_at - interval '1 day'
+          AND o.occurred_at <= b.occurred_at + interval '1 day'
+    )
+    ON CONFLICT (event_id, occurred_at) DO NOTHING
     RETURNING 1
 )
 SELECT count(*) FROM ins
