@@ -109,6 +109,51 @@ def upgrade() -> None:
         sa.Column("dropped_before", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("table_name", name="pk_retention_horizon"),
     )
+    _rollup_days()
+
+
+def _rollup_days() -> None:
+    """Day-grained experiment rollup state (storage/models/rollup_days.py)."""
+    op.create_table(
+        "rollup_experiment_day",
+        sa.Column("window_days", sa.Integer(), nullable=False),
+        sa.Column("experiment_id", sa.BigInteger(), nullable=False),
+        sa.Column("variant_key", sa.String(100), nullable=False),
+        sa.Column("assigned_day", sa.Date(), nullable=False),
+        sa.Column("event_day", sa.Date(), nullable=False),
+        sa.Column("events", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "window_days",
+            "experiment_id",
+            "variant_key",
+            "assigned_day",
+            "event_day",
+            name="pk_rollup_experiment_day",
+        ),
+        sa.ForeignKeyConstraint(
+            ["experiment_id"],
+            ["experiment.id"],
+            ondelete="CASCADE",
+            name="fk_rollup_experiment_day_experiment_id_experiment",
+        ),
+    )
+    op.create_table(
+        "rollup_experiment_unit",
+        sa.Column("window_days", sa.Integer(), nullable=False),
+        sa.Column("experiment_id", sa.BigInteger(), nullable=False),
+        sa.Column("unit_id", sa.String(200), nullable=False),
+        sa.Column("variant_key", sa.String(100), nullable=False),
+        sa.Column("first_day", sa.Date(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "window_days", "experiment_id", "unit_id", name="pk_rollup_experiment_unit"
+        ),
+        sa.ForeignKeyConstraint(
+            ["experiment_id"],
+            ["experiment.id"],
+            ondelete="CASCADE",
+            name="fk_rollup_experiment_unit_experiment_id_experiment",
+        ),
+    )
 
 
 def _unpartition(name: str, columns: str, key: str, extra: str = "") -> None:
@@ -122,6 +167,8 @@ def _unpartition(name: str, columns: str, key: str, extra: str = "") -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("rollup_experiment_unit")
+    op.drop_table("rollup_experiment_day")
     op.drop_table("retention_horizon")
     op.execute("DROP INDEX IF EXISTS ix_event_log_occurred_at")
     op.execute("DROP INDEX IF EXISTS ix_event_log_received_at")

@@ -37,6 +37,7 @@ from storage.models.publishing import (
 )
 from storage.models.regions import CatchupPolicy, OverlapPolicy, Region
 from storage.models.retention import RetentionHorizon
+from storage.models.rollup_days import ExperimentDayRollup, ExperimentUnitRollup
 from storage.models.runs import JobRun, RunStatus
 
 __all__ = [
@@ -55,9 +56,11 @@ __all__ = [
     "DeadLetterStatus",
     "Event",
     "Experiment",
+    "ExperimentDayRollup",
     "ExperimentFunnel",
     "ExperimentRollup",
     "ExperimentStatus",
+    "ExperimentUnitRollup",
     "ExperimentVariant",
     "FetchBatch",
     "FollowerSample",

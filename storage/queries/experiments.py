@@ -556,66 +556,6 @@ async def rollup_experiments_list(session: AsyncSession) -> list[RollupExperimen
     ]
 
 
-async def rollup_experiment(session: AsyncSession, exp: RollupExperiment, window: Window) -> int:
-    """Units assigned in the window per variant, how many converted (the primary metric)."""
-    result = await session.execute(
-        text(
-            """
-            WITH cohort AS (
-                SELECT unit_id, variant_key FROM assignment
-                WHERE experiment_id = :id AND assigned_at >= :start AND assigned_at < :end
-            ), conv AS (
-                SELECT unit_id, count(*) AS n FROM event_log
-                WHERE occurred_at >= :start AND occurred_at < :end AND name = :metric
-                  AND assignments ? :key
-                GROUP BY unit_id
-            ), agg AS (
-                SELECT c.variant_key, count(*) AS units, count(v.unit_id) AS conversions,
-                       COALESCE(sum(v.n), 0) AS events
-                FROM cohort c LEFT JOIN conv v USING (unit_id)
-                GROUP BY c.variant_key
-            ), fresh AS (
-                SELECT CAST(:days AS integer) AS window_days, CAST(:id AS bigint) AS experiment_id,
-                       k.variant_key, CAST(:window_end AS date) AS window_end,
-                       COALESCE(a.units, 0) AS units, COALESCE(a.conversions, 0) AS conversions,
-                       COALESCE(a.events, 0) AS events
-                FROM unnest(CAST(:variants AS text[])) AS k(variant_key)
-                LEFT JOIN agg a USING (variant_key)
-            ), up AS (
-                INSERT INTO rollup_experiment AS r
-                    (window_days, experiment_id, variant_key, window_end, units, conversions,
-                     events)
-                SELECT * FROM fresh
-                ON CONFLICT (window_days, experiment_id, variant_key) DO UPDATE
-                    SET window_end = EXCLUDED.window_end, units = EXCLUDED.units,
-                        conversions = EXCLUDED.conversions, events = EXCLUDED.events
-                    WHERE (r.window_end, r.units, r.conversions, r.events) IS DISTINCT FROM
-                          (EXCLUDED.window_end, EXCLUDED.units, EXCLUDED.conversions,
-                           EXCLUDED.events)
-                RETURNING 1
-            ), gone AS (
-                DELETE FROM rollup_experiment r
-                WHERE r.window_days = :days AND r.experiment_id = :id
-                  AND r.variant_key <> ALL(CAST(:variants AS text[]))
-                RETURNING 1
-            )
-            SELECT (SELECT count(*) FROM up) + (SELECT count(*) FROM gone) AS n
-            """
-        ),
-        {
-            "id": exp.id,
-            "key": exp.key,
-            "metric": exp.primary_metric,
-            "variants": list(exp.variant_keys),
-            "days": window.days,
-            "window_end": window.end,
-            "start": window.start_ts,
-            "end": window.end_ts,
-        },
-    )
-    return int(result.scalar_one())
-
-
 _FUNNEL_TAIL = """, counted AS (__COUNTED__),
         grid AS (
             SELECT k.variant_key, s.step, s.step_name
