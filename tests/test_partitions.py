@@ -179,4 +179,3 @@ async def test_a_sample_for_a_missing_month_is_kept_and_moved(
         past,
     )
     assert await conn.fetchval("SELECT followers FROM follower_sample") == 10
-
