@@ -1,6 +1,7 @@
 """Partition maintenance and retention: an arq cron job on the rollups queue.
 
-Every run, for event_log (daily) and follower_sample (monthly):
+Every run first downsamples follower_sample into hourly and daily series
+(storage/queries/series.py), then, for event_log (daily) and follower_sample (monthly):
 1. retention: rows of the DEFAULT older than the cutoff are deleted, partitions that end at
    or before the cutoff are dropped (`EVENT_RETENTION_DAYS`, `SAMPLE_RETENTION_DAYS`; 0 keeps
    everything), and `retention_horizon` records how far the table was cut (rollups never
@@ -27,6 +28,7 @@ from engine import logs
 from storage import partitions as p
 from storage.database import Database
 from storage.queries import partitions as q
+from storage.queries import series
 from storage.settings import Settings
 
 MAINTAIN_FUNCTION = "maintain_partitions"
@@ -89,7 +91,26 @@ async def maintain_table(
     return report
 
 
+async def downsample(db: Database, now: datetime) -> dict[str, int]:
+    """Hourly and daily follower series over the last LOOK_BACK (everything the first time);
+    before retention runs, so the daily series holds what the dropped samples said."""
+    written: dict[str, int] = {}
+    for resolution in series.RESOLUTIONS:
+        async with db.session() as session, session.begin():
+            done = await series.done_until(session, resolution)
+            since = (
+                done - series.LOOK_BACK if done is not None else datetime(1970, 1, 1, tzinfo=UTC)
+            )
+            written[resolution] = await series.downsample(session, resolution, since)
+            await series.set_done_until(session, resolution, series.bucket_start(resolution, now))
+            if resolution == "hour":
+                await series.prune_hourly(session, now - series.HOURLY_KEEP)
+    log.info("series.downsampled", **written)
+    return written
+
+
 async def maintain(db: Database, settings: Settings, now: datetime) -> dict[str, TableReport]:
+    await downsample(db, now)
     reports = {}
     for table in p.TABLES:
         report = await maintain_table(db, table, keep_days(settings, table), now)

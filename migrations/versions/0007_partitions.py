@@ -110,6 +110,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("table_name", name="pk_retention_horizon"),
     )
     _rollup_days()
+    _series()
 
 
 def _rollup_days() -> None:
@@ -156,6 +157,35 @@ def _rollup_days() -> None:
     )
 
 
+def _series() -> None:
+    """Downsampled follower series (storage/queries/series.py): charts never read raw samples
+    past a couple of days, and the daily series outlives the samples' retention."""
+    op.create_table(
+        "follower_series",
+        sa.Column("creator_id", sa.BigInteger(), nullable=False),
+        sa.Column("resolution", sa.String(8), nullable=False),
+        sa.Column("bucket", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("followers", sa.BigInteger(), nullable=True),
+        sa.Column("following", sa.BigInteger(), nullable=True),
+        sa.Column("posts", sa.BigInteger(), nullable=True),
+        sa.Column("views", sa.BigInteger(), nullable=True),
+        sa.PrimaryKeyConstraint("creator_id", "resolution", "bucket", name="pk_follower_series"),
+        sa.ForeignKeyConstraint(
+            ["creator_id"],
+            ["creator.id"],
+            ondelete="CASCADE",
+            name="fk_follower_series_creator_id_creator",
+        ),
+        sa.CheckConstraint("resolution in ('hour', 'day')", name="ck_follower_series_resolution"),
+    )
+    op.create_table(
+        "downsample_state",
+        sa.Column("resolution", sa.String(8), nullable=False),
+        sa.Column("done_until", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("resolution", name="pk_downsample_state"),
+    )
+
+
 def _unpartition(name: str, columns: str, key: str, extra: str = "") -> None:
     op.execute(f"ALTER TABLE {name} RENAME TO {name}_partitioned")
     op.execute(f"ALTER TABLE {name}_partitioned RENAME CONSTRAINT pk_{name} TO pk_{name}_old")
@@ -167,6 +197,8 @@ def _unpartition(name: str, columns: str, key: str, extra: str = "") -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("downsample_state")
+    op.drop_table("follower_series")
     op.drop_table("rollup_experiment_unit")
     op.drop_table("rollup_experiment_day")
     op.drop_table("retention_horizon")

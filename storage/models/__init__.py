@@ -39,6 +39,7 @@ from storage.models.regions import CatchupPolicy, OverlapPolicy, Region
 from storage.models.retention import RetentionHorizon
 from storage.models.rollup_days import ExperimentDayRollup, ExperimentUnitRollup
 from storage.models.runs import JobRun, RunStatus
+from storage.models.series import DownsampleState, FollowerSeries
 
 __all__ = [
     "AlertSilence",
@@ -54,6 +55,7 @@ __all__ = [
     "DailyRollup",
     "DeadLetter",
     "DeadLetterStatus",
+    "DownsampleState",
     "Event",
     "Experiment",
     "ExperimentDayRollup",
@@ -64,6 +66,7 @@ __all__ = [
     "ExperimentVariant",
     "FetchBatch",
     "FollowerSample",
+    "FollowerSeries",
     "FunnelRollup",
     "JobRun",
     "KeyCheck",
