@@ -15,7 +15,7 @@ The daily series is kept for ever (it outlives SAMPLE_RETENTION_DAYS); hourly ro
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import text
@@ -37,7 +37,7 @@ WITH fresh AS (
                date_trunc(CAST(:res AS text), observed_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
                    AS bucket
         FROM follower_sample
-        WHERE observed_at >= :since
+        WHERE observed_at >= :since AND observed_at < :until
     ) s
     ORDER BY creator_id, bucket, observed_at DESC
 ), up AS (
@@ -61,10 +61,16 @@ def bucket_start(resolution: Resolution, at: datetime) -> datetime:
     return at.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-async def downsample(session: AsyncSession, resolution: Resolution, since: datetime) -> int:
-    """Rewrite every bucket from the one holding `since` on. Returns rows that changed."""
+async def downsample(
+    session: AsyncSession, resolution: Resolution, since: datetime, until: datetime | None = None
+) -> int:
+    """Rewrite every bucket from the one holding `since` to the one before `until` (a bucket
+    boundary; None: all). Returns rows that changed."""
     start = bucket_start(resolution, since)
-    result = await session.execute(text(_DOWNSAMPLE_SQL), {"res": resolution, "since": start})
+    end = until or datetime(9999, 1, 1, tzinfo=UTC)
+    result = await session.execute(
+        text(_DOWNSAMPLE_SQL), {"res": resolution, "since": start, "until": end}
+    )
     return int(result.scalar_one())
 
 
