@@ -18,6 +18,7 @@ exist rows wait in the DEFAULT). Idempotent throughout.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +45,7 @@ class TableReport:
     created: list[str] = field(default_factory=list)
     moved_rows: int = 0
     dropped: list[str] = field(default_factory=list)
+    drop_s: float = 0.0  # the retention transaction (drops are catalog operations)
     deleted_default_rows: int = 0
     failed: list[str] = field(default_factory=list)
 
@@ -60,6 +62,7 @@ async def maintain_table(
     if cutoff is not None:
         # The first partition start at or before the cutoff: everything before it goes.
         edge = p.floor(table, cutoff)
+        started = time.perf_counter()
         async with db.session() as session, session.begin():
             await q.lock_table(session, table)
             report.deleted_default_rows = await q.delete_default_before(session, table, edge)
@@ -68,6 +71,7 @@ async def maintain_table(
                     await q.drop_partition(session, part.name)
                     report.dropped.append(part.name)
             await q.raise_horizon(session, table, edge)
+        report.drop_s = time.perf_counter() - started
     async with db.session() as session:
         waiting = await q.default_starts(session, table)
     upcoming = p.starts_between(table, now, now)
