@@ -145,14 +145,10 @@ def _rollup_days() -> None:
         sa.Column("unit_id", sa.String(200), nullable=False),
         sa.Column("variant_key", sa.String(100), nullable=False),
         sa.Column("first_day", sa.Date(), nullable=False),
+        # No foreign key: a full run inserts a whole cohort, and a per-row check would double
+        # its cost; rows of a deleted experiment are inert (ids are never reused).
         sa.PrimaryKeyConstraint(
             "window_days", "experiment_id", "unit_id", name="pk_rollup_experiment_unit"
-        ),
-        sa.ForeignKeyConstraint(
-            ["experiment_id"],
-            ["experiment.id"],
-            ondelete="CASCADE",
-            name="fk_rollup_experiment_unit_experiment_id_experiment",
         ),
     )
 

@@ -37,9 +37,8 @@ class ExperimentUnitRollup(Base):
     __tablename__ = "rollup_experiment_unit"
 
     window_days: Mapped[int] = mapped_column(Integer, primary_key=True)
-    experiment_id: Mapped[int] = mapped_column(
-        ForeignKey("experiment.id", ondelete="CASCADE"), primary_key=True
-    )
+    # No foreign key (a full run inserts a whole cohort; see migration 0007).
+    experiment_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     unit_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     variant_key: Mapped[str] = mapped_column(String(100))
     first_day: Mapped[date] = mapped_column(Date)
