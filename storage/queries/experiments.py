@@ -421,15 +421,28 @@ SELECT count(*) FROM ins
 """
 
 
+_INDEX_PROBES_ONLY = (
+    "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; "
+    "SET LOCAL enable_seqscan = off"
+)
+
+
 async def insert_events(
     conn: Conn, batch_json: bytes | str, skew_s: float, received_at: datetime
 ) -> int:
     """Store a validated batch (a JSON array of {event_id, unit_id, name, ts, properties}).
 
-    Returns how many were new; the rest were duplicates of stored event ids.
+    Returns how many were new; the rest were duplicates of stored event ids. Commits (one
+    statement in its own transaction), unless the caller holds one.
     """
     payload = batch_json.decode() if isinstance(batch_json, bytes) else batch_json
-    stored = await conn.fetchval(_INSERT_EVENTS_SQL, payload, skew_s, received_at)
+    # Its own short transaction (a savepoint inside a caller's): the dedupe must probe the
+    # primary key, never hash a whole partition. Today's partition fills faster than
+    # autovacuum analyzes it, and with "empty" statistics the planner would otherwise pick a
+    # hash anti-join over a sequential scan of it (measured: 10x slower ingestion).
+    async with conn.transaction():
+        await conn.execute(_INDEX_PROBES_ONLY)
+        stored = await conn.fetchval(_INSERT_EVENTS_SQL, payload, skew_s, received_at)
     return int(stored or 0)
 
 
