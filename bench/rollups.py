@@ -23,6 +23,7 @@ import asyncpg
 
 from bench.support import bench_settings
 from engine.experiments.rollups import run_rollups, window_for
+from storage import partitions as p
 from storage.database import Database, plain_dsn
 from storage.settings import Settings
 
@@ -73,6 +74,9 @@ async def generate(
     window = window_for(14)
     try:
         if not late:
+            # Day partitions exist ahead of the events in production (engine maintenance).
+            for day in p.starts_between(p.EVENTS, window.start_ts, window.end_ts):
+                await conn.execute(p.create_sql(p.EVENTS, day))
             await conn.execute(SETUP_SQL)
             await conn.execute(ASSIGN_SQL, units)
         # From the window's first midnight up to an hour ago (never in the future).

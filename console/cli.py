@@ -265,12 +265,18 @@ def creators_import(file: Path, errors_file: Path | None) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to bind")
 @click.option("--port", default=8000, show_default=True, type=int, envvar="PORT")
-@click.option("--workers", default=1, show_default=True, type=int, help="uvicorn processes")
-def api(host: str, port: int, workers: int) -> None:
+@click.option(
+    "--workers",
+    default=None,
+    type=click.IntRange(1, 64),
+    help="uvicorn processes  [default: API_WORKERS, else one per CPU core]",
+)
+def api(host: str, port: int, workers: int | None) -> None:
     """Serve the HTTP API (assignment, events, metrics, /health); JSON logs on stdout."""
-    from engine.api.serve import serve
+    from engine.api.serve import serve, worker_count
 
-    serve(settings_or_exit(), host, port, workers)
+    settings = settings_or_exit()
+    serve(settings, host, port, worker_count(settings, workers))
 
 
 @main.command()

@@ -15,9 +15,10 @@ from engine.platforms.config import get_tracking_settings
 from engine.platforms.registry import build_adapters
 from engine.resilience import CircuitBreaker, RateLimiter
 from storage.database import Database
-from storage.models import Creator, DeadLetter, FollowerSample
+from storage.models import Creator, DeadLetter
 from storage.queries import creators, dead_letters
 from storage.queries.creators import CreatorRow
+from storage.queries.series import Point, follower_series
 from storage.settings import Settings
 
 # The Creators table reads the creators on and around the screen: a window of this many rows
@@ -115,8 +116,9 @@ async def load_platform_health(redis: ArqRedis, settings: Settings) -> tuple[Pla
 @dataclass(frozen=True, slots=True)
 class CreatorDetail:
     creator: Creator
-    samples: tuple[FollowerSample, ...]
+    samples: tuple[Point, ...]  # downsampled: raw, hourly or daily by the chart's span
     letters: tuple[DeadLetter, ...]
+    resolution: str = "raw"
 
 
 async def load_creator_detail(
@@ -126,13 +128,15 @@ async def load_creator_detail(
         creator = await creators.get_creator(session, creator_id)
         if creator is None:
             return None
-        series = await creators.samples(session, creator_id, since=now - timedelta(days=days))
+        resolution, points = await follower_series(
+            session, creator_id, now - timedelta(days=days), now
+        )
         letters = [
             letter
             for letter in await dead_letters.list_letters(session, kind=dead_letters.FETCH)
             if letter.creator_id == creator_id
         ]
-    return CreatorDetail(creator, tuple(series), tuple(letters))
+    return CreatorDetail(creator, tuple(points), tuple(letters), resolution or "raw")
 
 
 async def load_dead_letters(db: Database) -> tuple[DeadLetter, ...]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from arq.connections import ArqRedis
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.data import NextRunCache, load_regions
 from console.data_creators import PlatformHealth
@@ -19,7 +20,7 @@ from engine import dead_letters as dead_letter_ops
 from engine import heartbeat, queue_admin
 from engine.queue_admin import JobPage, JobSummary, QueueCounts, WorkerReport
 from storage.database import Database
-from storage.queries import dead_letters, ingestion
+from storage.queries import dead_letters, ingestion, partitions
 from storage.queries import runs as run_queries
 from storage.settings import Settings
 
@@ -91,6 +92,8 @@ class OverviewData:
     platforms: tuple[PlatformHealth, ...] | None  # None: could not be read
     events_per_min: tuple[int, ...] | None  # last 30 minutes, oldest first; None: no table
     lags_ms: tuple[int, ...]  # tick lag of the latest runs, oldest first
+    # event_log and follower_sample: size and oldest partition (empty: could not be read)
+    tables: tuple[partitions.TableSize, ...] = ()
 
 
 async def load_overview(
@@ -111,6 +114,7 @@ async def load_overview(
         letters = await dead_letters.count_letters(session, status="pending")
         recent = await run_queries.list_runs(session, region_code=None, status=None, limit=LAG_RUNS)
         events = await ingestion.events_per_minute(session, now - timedelta(minutes=30), now)
+        tables = await table_sizes(session)
     try:
         platforms: tuple[PlatformHealth, ...] | None = await load_platforms(redis, settings)
     except Exception:  # no platform configured or its settings are invalid: show n/a
@@ -126,4 +130,10 @@ async def load_overview(
         platforms=platforms,
         events_per_min=events,
         lags_ms=lags,
+        tables=tables,
     )
+
+
+async def table_sizes(session: AsyncSession) -> tuple[partitions.TableSize, ...]:
+    """The partitioned tables' sizes (catalog reads only: no table is scanned)."""
+    return tuple(await partitions.table_sizes(session))

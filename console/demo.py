@@ -88,7 +88,12 @@ class Supervisor:
         # Each logs to DATA_DIR/logs/NAME.log.
         children = [
             Child("engine", ("engine",), logs / "engine.log"),
-            Child("api", ("api", "--host", LOOPBACK, "--port", str(ports.api)), logs / "api.log"),
+            # One api process: the demo's load is one person's clicks.
+            Child(
+                "api",
+                ("api", "--host", LOOPBACK, "--port", str(ports.api), "--workers", "1"),
+                logs / "api.log",
+            ),
             Child(
                 "mockstagram",
                 ("mockstagram", "--host", LOOPBACK, "--port", str(ports.mock)),

@@ -85,6 +85,23 @@ class Settings(BaseSettings):
         description="caps every alert condition's `for` duration in the console and the "
         "engine's webhooks (the demo sets 30); the Prometheus rules keep the table's",
     )
+    api_workers: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="uvicorn processes of `creatordeck api`; 0 = one per CPU core available",
+    )
+    event_retention_days: int = Field(
+        default=90,
+        ge=0,
+        description="days of raw events kept (whole daily partitions are dropped); 0 = for ever",
+    )
+    sample_retention_days: int = Field(
+        default=730,
+        ge=0,
+        description="days of follower samples kept (whole monthly partitions are dropped); "
+        "0 = for ever",
+    )
 
     @field_validator("alert_webhook_page", "alert_webhook_ticket", mode="before")
     @classmethod

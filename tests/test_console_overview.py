@@ -8,18 +8,22 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from redis.asyncio import Redis
 from textual.pilot import Pilot
 from textual.widgets import Sparkline, Static
 
+from console import data_ops
 from console.app import CreatordeckApp
 from console.screens.help import HelpModal
-from console.screens.overview import OverviewScreen
+from console.screens.overview import OverviewScreen, size_text
 from console.screens.queues import QueuesScreen
 from engine import heartbeat, queue
 from engine.queue import TickRequest, enqueue_ticks
 from storage.database import Database
 from storage.models import DeadLetter, Event, JobRun
+from storage.queries import partitions
+from storage.queries.partitions import TableSize
 from storage.settings import Settings
 from tests.test_console import FROZEN, SIZE, add_region, frozen_clock, wait_until
 from tests.test_console_snapshots import _seed, settled
@@ -122,6 +126,15 @@ async def test_overview_is_the_landing_screen_and_shows_the_figures(
         assert "Dead letters 1" in health
         assert "5 in 30 min" in health
         assert "mock" in health and "closed" in health
+        # Each partitioned table's size and oldest partition, read from the catalog.
+        async with db.session() as session:
+            sizes = {t.table: t for t in await partitions.table_sizes(session)}
+        events, samples = sizes["event_log"], sizes["follower_sample"]
+        assert events.oldest is not None and samples.oldest is not None
+        assert f"{'events':<8}{size_text(events.bytes):>9} from {events.oldest:%Y-%m-%d}" in health
+        assert (
+            f"{'samples':<8}{size_text(samples.bytes):>9} from {samples.oldest:%Y-%m-%d}" in health
+        )
 
         assert screen.query_one("#ov-lag", Sparkline).data == [50.0, 120.0, 900.0]
         assert sum(screen.query_one("#ov-events", Sparkline).data or []) == 5
@@ -170,17 +183,32 @@ async def test_overview_does_not_refresh_behind_a_modal_and_backs_off_on_errors(
         assert retry is not None and int(retry[1]) >= failing.refresh_s * 2
 
 
-def seeded_landing(settings: Settings) -> CreatordeckApp:
+def seeded_landing(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> CreatordeckApp:
     asyncio.run(_seed(settings))
+
+    # Partitions are named by real dates: the snapshots show fixed sizes on the frozen clock.
+    async def sizes(_session: object) -> tuple[TableSize, ...]:
+        return (
+            TableSize("event_log", 5 * 1024**3, 91, FROZEN - timedelta(days=90), 0),
+            TableSize("follower_sample", 310 * 1024**2, 26, FROZEN - timedelta(days=700), 0),
+        )
+
+    monkeypatch.setattr(data_ops, "table_sizes", sizes)
     return landing_app(settings)
 
 
-def test_overview_snapshot_80x24(snap_compare: Any, test_settings: Settings) -> None:
-    assert snap_compare(seeded_landing(test_settings), terminal_size=SIZE, run_before=settled)
+def test_overview_snapshot_80x24(
+    snap_compare: Any, test_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = seeded_landing(test_settings, monkeypatch)
+    assert snap_compare(app, terminal_size=SIZE, run_before=settled)
 
 
-def test_overview_snapshot_200x60(snap_compare: Any, test_settings: Settings) -> None:
-    assert snap_compare(seeded_landing(test_settings), terminal_size=(200, 60), run_before=settled)
+def test_overview_snapshot_200x60(
+    snap_compare: Any, test_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = seeded_landing(test_settings, monkeypatch)
+    assert snap_compare(app, terminal_size=(200, 60), run_before=settled)
 
 
 async def test_heartbeat_lists_live_replicas_and_forgets_stopped_ones(

@@ -37,9 +37,11 @@ async def test_enqueued_rollup_runs_on_the_rollups_queue(
 
 
 def test_cron_job_ids_live_under_the_prefix(test_settings: Settings) -> None:
-    [job] = cron_jobs(test_settings)
-    assert job.name.startswith(f"{test_settings.redis_prefix}:")
-    assert job.unique
+    jobs = cron_jobs(test_settings)
+    assert [j.name.rsplit(":", 1)[-1] for j in jobs] == ["rollups", "maintain_partitions"]
+    for job in jobs:
+        assert job.name.startswith(f"{test_settings.redis_prefix}:")
+        assert job.unique
 
 
 async def test_demo_seed_fills_the_console_once(db: Database) -> None:

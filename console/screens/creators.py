@@ -409,9 +409,10 @@ class CreatorDetailScreen(Screen[None]):
                 label = high if index == 0 else low if index == len(lines) - 1 else ""
                 body.append(f"{label:>10} ", style="dim")
                 body.append(line + "\n", style="cyan")
-            first, last = detail.samples[0].observed_at, detail.samples[-1].observed_at
+            first, last = detail.samples[0].at, detail.samples[-1].at
             body.append(f"{'':>11}{when(first)} … {when(last)} UTC", style="dim")
             chart.update(body)
         self.query_one("#status-line", Static).update(
-            f"{len(detail.samples)} samples (last 30 days) · esc back · r reload"
+            f"{len(detail.samples)} points, {detail.resolution} (last 30 days)"
+            " · esc back · r reload"
         )

@@ -2,8 +2,9 @@
 
 Engine replicas (engine.heartbeat) and per-queue worker figures (arq's health-check lines),
 queue depth per queue (ready / deferred / running), the next runs across all regions,
-failures in the last hour, pending dead letters, breaker state and quota use per platform,
-event ingestion, and small charts of throughput, tick lag and events per minute.
+failures in the last hour, pending dead letters, the size and oldest partition of event_log
+and follower_sample, breaker state and quota use per platform, event ingestion, and small
+charts of throughput, tick lag and events per minute.
 
 Loads run through LiveScreen: never two at once, never behind a modal, backing off on errors.
 """
@@ -101,6 +102,7 @@ def health_text(data: OverviewData) -> Text:
         last = data.events_per_min[-2] if len(data.events_per_min) > 1 else 0
         total = sum(data.events_per_min)
         out.append(f"{last}/min, {total} in 30 min")
+    out.append_text(data_text(data))
     out.append("\nPlatforms  breaker  quota used", style="bold")
     if data.platforms is None:
         out.append("  n/a (not configured)", style="dim")
@@ -118,6 +120,29 @@ def health_text(data: OverviewData) -> Text:
         )
         if p.paused_for_s > 0:
             out.append(f" paused {p.paused_for_s:.0f}s", style="yellow")
+    return out
+
+
+_SHORT = {"event_log": "events", "follower_sample": "samples"}
+
+
+def size_text(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"
+
+
+def data_text(data: OverviewData) -> Text:
+    """Each partitioned table's size and its oldest partition (what retention has kept)."""
+    out = Text(no_wrap=True, overflow="ellipsis")
+    for index, table in enumerate(data.tables):
+        out.append("\nData " if index == 0 else "\n     ", style="bold")
+        oldest = table.oldest.strftime("%Y-%m-%d") if table.oldest is not None else "-"
+        out.append(f"{_SHORT.get(table.table, table.table):<8}{size_text(table.bytes):>9}")
+        out.append(f" from {oldest}", style="dim")
     return out
 
 

@@ -5,6 +5,9 @@ recomputes its window from the event log and writes only rows that changed; each
 recorded in rollup_runs with the tables' checksum. An incremental run (same window as the last
 successful run) recomputes only the days and experiments that received events since that run's
 watermark; late events inside the window are therefore picked up by the next run.
+
+Retention (engine/jobs/maintenance.py) drops whole days of raw events: daily rows of days
+before `retention_horizon` are never recomputed, so they outlive the raw data.
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ from enum import StrEnum
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine import logs
+from storage import partitions
 from storage.database import Database
 from storage.models import RollupRun
 from storage.queries import experiments as q
+from storage.queries import rollup_days
+from storage.queries.partitions import horizon
 
 log = logs.get("engine.rollups")
 
@@ -54,7 +60,7 @@ class JobResult:
     rows_written: int
     duration_ms: int
     checksum: str
-    units_of_work: int  # days, experiments or funnels recomputed
+    units_of_work: int  # days, experiment-days or funnels recomputed
 
 
 @dataclass(slots=True)
@@ -146,6 +152,10 @@ async def _compute(
             days = [window.start + timedelta(days=i) for i in range(window.days)]
         else:
             days = await q.touched_days(session, window, since)
+        # Days whose events retention dropped keep the rollups computed while they existed.
+        gone = await horizon(session, partitions.EVENTS)
+        if gone is not None:
+            days = [d for d in days if d >= gone.date()]
         # One statement (one scan of the window) for all the days to recompute.
         rows = await q.rollup_daily_days(session, days)
         label = f"daily {days[0].isoformat()} … {days[-1].isoformat()}" if days else "daily"
@@ -156,13 +166,30 @@ async def _compute(
         touched = await q.touched_experiments(session, since)
         experiments = [e for e in experiments if e.key in touched]
     if job == Job.EXPERIMENTS:
+        # Day-grained: a full run rebuilds every day of the window, an incremental one only the
+        # days that received events; the figures are then summed from that state.
+        if since is None:
+            days = [window.start + timedelta(days=i) for i in range(window.days)]
+        else:
+            days = await q.touched_days(session, window, since)
         rows = 0
         for index, exp in enumerate(experiments):
-            rows += await q.rollup_experiment(session, exp, window)
+            params = {
+                "id": exp.id,
+                "key": exp.key,
+                "metric": exp.primary_metric,
+                "wd": window.days,
+                "first": window.start,
+                "last": window.end,
+                "start": window.start_ts,
+                "end": window.end_ts,
+            }
+            rows += await rollup_days.patch_days(session, params, days, full=since is None)
+            rows += await rollup_days.write_experiment(session, params, exp.variant_keys)
             progress(f"experiment {exp.key}", index + 1, len(experiments))
         if not experiments:
             progress("experiments: nothing new", 1, 1)
-        return rows, len(experiments)
+        return rows, len(experiments) * len(days)
     work = [(exp, name, steps) for exp in experiments for name, steps in exp.funnels]
     rows = await q.prune_funnels(session, window.days)
     for index, (exp, name, steps) in enumerate(work):

@@ -15,6 +15,7 @@ from arq.worker import Worker, func
 
 from engine import logs, queue
 from engine.experiments.rollups import run_rollups, window_for
+from engine.jobs import maintenance
 from engine.runtime import Runtime
 from storage.settings import Settings
 
@@ -65,7 +66,9 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
             unique=True,
             timeout=ROLLUP_TIMEOUT_S,
             max_tries=3,
-        )
+        ),
+        # Partition maintenance and retention ride on this queue: one job at a time.
+        *maintenance.cron_jobs(settings),
     ]
 
 

@@ -36,7 +36,10 @@ from storage.models.publishing import (
     PublicationStatus,
 )
 from storage.models.regions import CatchupPolicy, OverlapPolicy, Region
+from storage.models.retention import RetentionHorizon
+from storage.models.rollup_days import ExperimentDayRollup, ExperimentUnitRollup
 from storage.models.runs import JobRun, RunStatus
+from storage.models.series import DownsampleState, FollowerSeries
 
 __all__ = [
     "AlertSilence",
@@ -52,14 +55,18 @@ __all__ = [
     "DailyRollup",
     "DeadLetter",
     "DeadLetterStatus",
+    "DownsampleState",
     "Event",
     "Experiment",
+    "ExperimentDayRollup",
     "ExperimentFunnel",
     "ExperimentRollup",
     "ExperimentStatus",
+    "ExperimentUnitRollup",
     "ExperimentVariant",
     "FetchBatch",
     "FollowerSample",
+    "FollowerSeries",
     "FunnelRollup",
     "JobRun",
     "KeyCheck",
@@ -71,6 +78,7 @@ __all__ = [
     "PublicationAttempt",
     "PublicationStatus",
     "Region",
+    "RetentionHorizon",
     "RollupRun",
     "RunStatus",
     "TrackedPlatform",

@@ -79,6 +79,8 @@ class FollowerSample(Base):
     """One row per creator per sampling slot (`observed_at` is the slot's start)."""
 
     __tablename__ = "follower_sample"
+    # Monthly partitions (migration 0007, storage/partitions.py).
+    __table_args__ = {"postgresql_partition_by": "RANGE (observed_at)"}
 
     creator_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("creator.id", ondelete="CASCADE"), primary_key=True

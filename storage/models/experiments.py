@@ -126,13 +126,15 @@ class Event(Base):
         # Both times grow with insertion order, so BRIN indexes cost almost nothing on ingest.
         Index("ix_event_log_occurred_at", "occurred_at", postgresql_using="brin"),
         Index("ix_event_log_received_at", "received_at", postgresql_using="brin"),
+        # Daily partitions (migration 0007, storage/partitions.py): the key includes the time.
+        {"postgresql_partition_by": "RANGE (occurred_at)"},
     )
 
     event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     unit_id: Mapped[str] = mapped_column(String(200))
     name: Mapped[str] = mapped_column(String(100))
     # The device's time corrected by the batch's clock skew (server receive time - sent_at).
-    occurred_at: Mapped[datetime]
+    occurred_at: Mapped[datetime] = mapped_column(primary_key=True)
     client_ts: Mapped[datetime]
     received_at: Mapped[datetime]
     properties: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
