@@ -1,10 +1,17 @@
-"""The seam around arq: job ids, enqueueing, removal and queue inspection.
+"""The seam around arq: job ids, enqueueing, removal, queue inspection and worker wake-ups.
 
 The rest of the code speaks of ticks; only this module knows arq's Redis keys.
+
+Ticks come in shards: one job per fire time and shard of regions,
+`{prefix}:tick-shard:{shard}:{epoch}`, whatever the number of replicas (a region's shard is
+the first 32 bits of md5(code) modulo TICK_SHARDS). A manual run ("run now") is one job for one
+region, `{prefix}:tick:{REGION}:{epoch}:manual`. Every enqueue that creates a job publishes on
+the queue's wake channel, so idle workers sleep instead of polling (engine.worker).
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -42,34 +49,63 @@ def health_check_key(settings: Settings, queue: str = TICKS) -> str:
     return f"{queue_name(settings, queue)}:health-check"
 
 
+def wake_channel(queue: str) -> str:
+    """Pub/sub channel of a queue (its full name): a message means "look at the queue now"."""
+    return f"{queue}:wake"
+
+
+def shard_key(region_code: str) -> int:
+    """The first 32 bits of md5(code): Postgres computes the same (`region.shard_key`)."""
+    return int(hashlib.md5(region_code.encode(), usedforsecurity=False).hexdigest()[:8], 16)
+
+
+def shard_of(settings: Settings, region_code: str) -> int:
+    return shard_key(region_code) % settings.tick_shards
+
+
 @dataclass(frozen=True, slots=True)
 class TickRef:
-    """A tick as it sits in the queue."""
+    """A tick as it sits in the queue: a shard of regions, or one region's manual run."""
 
     job_id: str
-    region_code: str
+    shard: int | None  # None: a manual run of `region_code`
     fire: datetime
     manual: bool
+    region_code: str | None = None
+    buffered: bool = False  # a shard's follow-up for regions waiting on a previous run
+
+
+def shard_job_id(settings: Settings, shard: int, fire: datetime, buffered: bool = False) -> str:
+    suffix = ":buffer" if buffered else ""
+    return f"{settings.redis_prefix}:tick-shard:{shard}:{int(fire.timestamp())}{suffix}"
 
 
 def tick_job_id(settings: Settings, region_code: str, fire: datetime, manual: bool = False) -> str:
-    stamp = int(fire.timestamp())
-    suffix = ":manual" if manual else ""
-    return f"{settings.redis_prefix}:tick:{region_code}:{stamp}{suffix}"
+    """The job that runs `region_code` at `fire`: its shard's, or its own manual one."""
+    if not manual:
+        return shard_job_id(settings, shard_of(settings, region_code), fire)
+    return f"{settings.redis_prefix}:tick:{region_code}:{int(fire.timestamp())}:manual"
 
 
 def parse_tick_job_id(settings: Settings, job_id: str) -> TickRef | None:
+    shard_head = f"{settings.redis_prefix}:tick-shard:"
+    if job_id.startswith(shard_head):
+        rest = job_id[len(shard_head) :]
+        buffered = rest.endswith(":buffer")
+        if buffered:
+            rest = rest[: -len(":buffer")]
+        shard, _, stamp = rest.partition(":")
+        if not shard.isdigit() or not stamp.isdigit():
+            return None
+        fire = datetime.fromtimestamp(int(stamp), UTC)
+        return TickRef(job_id, int(shard), fire, False, buffered=buffered)
     head = f"{settings.redis_prefix}:tick:"
-    if not job_id.startswith(head):
+    if not job_id.startswith(head) or not job_id.endswith(":manual"):
         return None
-    rest = job_id[len(head) :]
-    manual = rest.endswith(":manual")
-    if manual:
-        rest = rest[: -len(":manual")]
-    code, _, stamp = rest.rpartition(":")
+    code, _, stamp = job_id[len(head) : -len(":manual")].rpartition(":")
     if not code or not stamp.isdigit():
         return None
-    return TickRef(job_id, code, datetime.fromtimestamp(int(stamp), UTC), manual)
+    return TickRef(job_id, None, datetime.fromtimestamp(int(stamp), UTC), True, code)
 
 
 async def connect(settings: Settings, retries: int = 5) -> ArqRedis:
@@ -123,26 +159,58 @@ async def enqueue_if_absent(redis: ArqRedis, queue: str, jobs: Iterable[NewJob])
                 )
             results = await pipe.execute()
         added += sum(int(r) for r in results)
+    if added:
+        await redis.publish(wake_channel(queue), b"1")
     return added
 
 
-async def enqueue_ticks(redis: ArqRedis, settings: Settings, ticks: list[TickRequest]) -> int:
-    """Enqueue tick jobs to run at their fire time; an id that exists (queued, running or done)
-    is left alone. A manual tick's fire time is the moment it was asked for, by the caller's
-    clock (the console's `now`), so it is ready at once."""
-    return await enqueue_if_absent(
-        redis,
-        queue_name(settings),
-        (
-            NewJob(
-                job_id=tick_job_id(settings, tick.region_code, tick.fire, tick.manual),
-                function=TICK_FUNCTION,
-                args=(tick.region_code, int(tick.fire.timestamp()), tick.manual),
-                run_at_ms=int(tick.fire.timestamp() * 1000),
-            )
-            for tick in ticks
-        ),
+@dataclass(frozen=True, slots=True)
+class ShardTick:
+    """The tick job of one shard at one fire time (`codes`: only these regions, a follow-up)."""
+
+    shard: int
+    fire: datetime
+    codes: tuple[str, ...] | None = None
+    run_at: datetime | None = None  # default: the fire time
+
+    def job(self, settings: Settings) -> NewJob:
+        buffered = self.codes is not None
+        return NewJob(
+            job_id=shard_job_id(settings, self.shard, self.fire, buffered),
+            function=TICK_FUNCTION,
+            args=(
+                int(self.fire.timestamp()),
+                self.shard,
+                list(self.codes) if self.codes is not None else None,
+                False,
+            ),
+            run_at_ms=int((self.run_at or self.fire).timestamp() * 1000),
+        )
+
+
+def _tick_job(settings: Settings, tick: TickRequest) -> NewJob:
+    if not tick.manual:
+        return ShardTick(shard_of(settings, tick.region_code), tick.fire).job(settings)
+    return NewJob(
+        job_id=tick_job_id(settings, tick.region_code, tick.fire, True),
+        function=TICK_FUNCTION,
+        args=(int(tick.fire.timestamp()), None, [tick.region_code], True),
+        run_at_ms=int(tick.fire.timestamp() * 1000),
     )
+
+
+async def enqueue_ticks(redis: ArqRedis, settings: Settings, ticks: list[TickRequest]) -> int:
+    """Enqueue the tick jobs that run these regions at these fire times (a scheduled one is its
+    shard's job); an id that exists (queued, running or done) is left alone. A manual tick's
+    fire time is the moment it was asked for, by the caller's clock (the console's `now`), so it
+    is ready at once."""
+    jobs = {job.job_id: job for job in (_tick_job(settings, tick) for tick in ticks)}
+    return await enqueue_if_absent(redis, queue_name(settings), jobs.values())
+
+
+async def enqueue_shards(redis: ArqRedis, settings: Settings, shards: Iterable[ShardTick]) -> int:
+    jobs = {job.job_id: job for job in (shard.job(settings) for shard in shards)}
+    return await enqueue_if_absent(redis, queue_name(settings), jobs.values())
 
 
 async def pending_ticks(redis: ArqRedis, settings: Settings) -> list[TickRef]:

@@ -1,8 +1,13 @@
 """The region scheduler: reconciles the `region` table into deferred tick jobs.
 
 It runs on start, every REGION_REFRESH_INTERVAL_MS, and within a second of a region change
-(Postgres NOTIFY). Any number of replicas may run it: job ids are deterministic per fire time and
-the ledger's unique key settles the rest.
+(Postgres NOTIFY). Any number of replicas may run it: a tick job is one per fire time and shard
+of regions (engine.queue), and the ledger's unique key settles the rest.
+
+A shard's job at a fire time exists while at least one region of the shard wants that fire time;
+the job itself decides, region by region, from the region row and the ledger. A full pass also
+sweeps the ledger: a run claimed but never fanned out (its shard died, or Redis lost the job) gets
+its shard's job back and is taken over; a run whose batches never all reported is closed.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import Coroutine
+from collections.abc import Collection, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,7 +24,7 @@ from engine import logs, metrics, publish_queue, queue
 from engine.runtime import Runtime
 from storage.database import REGIONS_CHANNEL, listen
 from storage.models import CatchupPolicy, Region, RunStatus
-from storage.queries import regions, runs
+from storage.queries import regions, runs, ticks
 from storage.redis import key
 from storage.schedule import Calendar, Schedule, ScheduleError, parse_schedule
 
@@ -28,14 +33,17 @@ MAX_CATCHUP_FIRES = 1000
 SENTINEL_CHECK_S = 1.0
 MAX_CALENDAR_FIRES = 100_000
 NEVER = datetime.min.replace(tzinfo=UTC)
+UNFANNED_GRACE = timedelta(seconds=15)
+ABANDONED_AFTER = 2  # tick time limits
 
 
 @dataclass
 class Plan:
-    """What one reconcile does for one region."""
+    """What one reconcile does for one region: the fire times its shard must have queued
+    (`wanted`), those of them not queued yet (`enqueue`), and those recorded as missed."""
 
     enqueue: list[datetime] = field(default_factory=list)
-    remove: list[str] = field(default_factory=list)
+    wanted: set[datetime] = field(default_factory=set)
     missed: list[datetime] = field(default_factory=list)
 
 
@@ -48,41 +56,28 @@ def anchor(region: Region, latest_run: datetime | None, now: datetime) -> dateti
 def plan_region(
     region: Region,
     calendar: Calendar | None,
-    pending: list[queue.TickRef],
+    queued: Collection[datetime],
     latest_run: datetime | None,
     now: datetime,
 ) -> Plan:
-    """What to enqueue, remove and record as missed for one region (pure: no I/O)."""
+    """What this region needs of its shard's queue (`queued`: its scheduled fire times), and
+    what to record as missed (pure: no I/O)."""
     plan = Plan()
-    scheduled = [ref for ref in pending if not ref.manual]
     if calendar is None or not region.active:
-        plan.remove = [ref.job_id for ref in scheduled]
         return plan
-    valid: dict[datetime, str] = {}
-    for ref in scheduled:
-        if ref.fire < region.schedule_since or not calendar.is_fire_time(ref.fire):
-            plan.remove.append(ref.job_id)
-        else:
-            valid[ref.fire] = ref.job_id
-
-    if calendar.next_fire not in valid:
-        plan.enqueue.append(calendar.next_fire)
-
+    plan.wanted.add(calendar.next_fire)
     due = calendar.due(anchor(region, latest_run, now))[-MAX_CATCHUP_FIRES:]
-    if not due:
-        return plan
-    if region.catchup_policy == CatchupPolicy.RUN_ONCE:
-        # Every owed fire time coalesces into one run: the latest.
-        owed_late, to_run = due[:-1], due[-1:]
-    else:
-        cutoff = now - timedelta(seconds=region.misfire_grace_s)
-        owed_late = [fire for fire in due if fire <= cutoff]
-        to_run = [fire for fire in due if fire > cutoff]
-    for fire in owed_late:
-        plan.missed.append(fire)
-        if fire in valid:
-            plan.remove.append(valid[fire])
-    plan.enqueue.extend(fire for fire in to_run if fire not in valid)
+    if due:
+        if region.catchup_policy == CatchupPolicy.RUN_ONCE:
+            # Every owed fire time coalesces into one run: the latest.
+            owed_late, to_run = due[:-1], due[-1:]
+        else:
+            cutoff = now - timedelta(seconds=region.misfire_grace_s)
+            owed_late = [fire for fire in due if fire <= cutoff]
+            to_run = [fire for fire in due if fire > cutoff]
+        plan.missed.extend(owed_late)
+        plan.wanted.update(to_run)
+    plan.enqueue = sorted(fire for fire in plan.wanted if fire not in queued)
     return plan
 
 
@@ -121,48 +116,48 @@ class ReconcileReport:
 async def reconcile(
     rt: Runtime, only: set[str] | None = None, now: datetime | None = None
 ) -> ReconcileReport:
-    """Make the queue match the region table (all regions, or the codes in `only`)."""
+    """Make the queue match the region table (all regions, or the shards of the codes in `only`:
+    a shard's job is wanted by any of its regions, so those shards are planned whole)."""
     now = now or datetime.now(UTC)
+    settings = rt.settings
+    shards = None if only is None else {queue.shard_of(settings, code) for code in only}
     # Read the queue before the ledger: a tick that ends in between is then seen in the ledger.
-    pending: dict[str, list[queue.TickRef]] = defaultdict(list)
-    for ref in await queue.pending_ticks(rt.redis, rt.settings):
-        if only is None or ref.region_code in only:
-            pending[ref.region_code].append(ref)
+    queued: dict[int, dict[datetime, str]] = defaultdict(dict)
+    for ref in await queue.pending_ticks(rt.redis, settings):
+        if ref.shard is None or ref.buffered or (shards is not None and ref.shard not in shards):
+            continue  # manual runs and buffered follow-ups are not the schedule's to change
+        queued[ref.shard][ref.fire] = ref.job_id
     async with rt.db.session() as session:
-        if only is None:
+        if shards is None:
             table = await regions.list_regions(session)
         else:
-            found = [await regions.get_region(session, code) for code in sorted(only)]
-            table = [region for region in found if region is not None]
+            table = await ticks.shard_regions(session, shards, settings.tick_shards)
         latest = await runs.latest_fire_per_region(session)
 
     report = ReconcileReport(regions=len(table))
     by_code, report.invalid = calendars(table, latest, now)
     for code, error in report.invalid.items():
         log.warning("region.invalid_cron", region=code, error=error)
-    to_enqueue: list[queue.TickRequest] = []
-    to_remove: list[str] = []
+    to_enqueue: set[tuple[int, datetime]] = set()
+    wanted: dict[int, set[datetime]] = defaultdict(set)
     missed: dict[str, list[datetime]] = {}
-    known = set()
     for region in table:
-        known.add(region.code)
+        shard = region.shard_key % settings.tick_shards
         plan = plan_region(
-            region,
-            by_code.get(region.code),
-            pending.get(region.code, []),
-            latest.get(region.code),
-            now,
+            region, by_code.get(region.code), queued.get(shard, {}), latest.get(region.code), now
         )
-        to_enqueue.extend(queue.TickRequest(region.code, fire) for fire in plan.enqueue)
-        to_remove.extend(plan.remove)
+        to_enqueue.update((shard, fire) for fire in plan.enqueue)
+        wanted[shard].update(plan.wanted)
         if plan.missed:
             missed[region.code] = plan.missed
-    # Ticks of regions that no longer exist.
-    for code, refs in pending.items():
-        if code not in known:
-            to_remove.extend(ref.job_id for ref in refs if not ref.manual)
-
-    report.removed = await queue.remove_jobs(rt.redis, rt.settings, to_remove)
+    # Jobs no region of their shard wants any more (schedule changed, paused, deleted).
+    to_remove = [
+        job_id
+        for shard, fires in queued.items()
+        for fire, job_id in fires.items()
+        if fire not in wanted.get(shard, set())
+    ]
+    report.removed = await queue.remove_jobs(rt.redis, settings, to_remove)
     async with rt.db.session() as session:
         for code, fires in missed.items():
             report.missed += await runs.record_final(
@@ -173,9 +168,28 @@ async def reconcile(
                 status=RunStatus.MISSED,
                 error="no engine ran at this fire time",
             )
-    report.enqueued = await queue.enqueue_ticks(rt.redis, rt.settings, to_enqueue)
+    report.enqueued = await queue.enqueue_shards(
+        rt.redis, settings, (queue.ShardTick(shard, fire) for shard, fire in to_enqueue)
+    )
     metrics.TICKS.labels("missed").inc(report.missed)
     return report
+
+
+async def sweep_ledger(rt: Runtime, now: datetime | None = None) -> tuple[int, int]:
+    """Runs claimed but never fanned out get their tick job back (it takes them over); runs
+    whose batches never all reported are closed. Returns (requeued, closed)."""
+    now = now or datetime.now(UTC)
+    timeout = timedelta(seconds=rt.settings.tick_timeout_s)
+    async with rt.db.autocommit() as session:
+        # A shard fans out within a second; one that did not within its time limit + arq's
+        # re-delivery margin is dead, and its job may be gone with Redis.
+        stale = await ticks.unfanned_claims(session, now - timeout - UNFANNED_GRACE)
+        closed = await ticks.close_abandoned(session, now - ABANDONED_AFTER * timeout)
+    requests = [queue.TickRequest(s.region_code, s.fire, s.manual) for s in stale]
+    requeued = await queue.enqueue_ticks(rt.redis, rt.settings, requests) if requests else 0
+    if requeued or closed:
+        log.warning("scheduler.ledger_swept", requeued=requeued, closed=closed)
+    return requeued, closed
 
 
 class Scheduler:
@@ -224,6 +238,7 @@ class Scheduler:
             self.full = False
             self.dirty.clear()
             report = await reconcile(self.rt)
+            await sweep_ledger(self.rt)
             await self._reconcile_publications()
             await self.rt.redis.set(self.sentinel, "1")
         elif self.dirty:

@@ -45,6 +45,13 @@ class Settings(BaseSettings):
         default=False, description="behind PgBouncer (transaction mode): no statement cache"
     )
     db_pool_size: int = Field(default=10, ge=1)
+    tick_shards: int = Field(
+        default=16,
+        ge=1,
+        le=4096,
+        description="tick jobs per fire time (regions split by a hash of their code); "
+        "every engine of a deployment must use the same number",
+    )
     tick_timeout_s: int = Field(default=300, ge=1, description="a tick's time limit")
     shutdown_grace_s: float = Field(default=25.0, ge=0)
     log_level: str = Field(default="INFO")

@@ -98,7 +98,7 @@ async def add_region(db: Database, code: str = "TEST_REGION", cron: str = "0 3 *
 
 
 async def add_creators(
-    db: Database, count: int, region: str = "TEST_REGION", platform: str = "mock"
+    db: Database, count: int, region: str = "TEST_REGION", platform: str = "mock", first: int = 0
 ) -> list[int]:
     rows = [
         CreatorInput(
@@ -107,7 +107,7 @@ async def add_creators(
             handle=f"@creator{n}",
             region_code=region,
         )
-        for n in range(count)
+        for n in range(first, first + count)
     ]
     async with db.session() as session:
         await creators.upsert_creators(session, rows)

@@ -86,10 +86,11 @@ async def test_queues_lists_pages_and_deletes_with_confirm(
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_queues(pilot)
         assert screen.queue == "ticks" and screen.table.row_count == 3
-        assert [j.args.split(",")[0] for j in screen.jobs] == [
-            "'DETROIT_METRO'",
-            "'CHICAGO_METRO'",
-            "'NASHVILLE'",
+        # Scheduled ticks are their shard's job at that fire time.
+        assert [j.job_id for j in screen.jobs] == [
+            queue.tick_job_id(test_settings, "DETROIT_METRO", FAR),
+            queue.tick_job_id(test_settings, "CHICAGO_METRO", FAR + timedelta(hours=6)),
+            queue.tick_job_id(test_settings, "NASHVILLE", FAR + timedelta(days=1)),
         ]
         await pilot.press("2")
         await wait_until(
@@ -191,7 +192,8 @@ def test_queues_screen_snapshot(snap_compare: Any, test_settings: Settings) -> N
                 fire = FAR + timedelta(hours=n)
                 job_id = queue.tick_job_id(test_settings, code, fire)
                 score = int(fire.timestamp() * 1000)
-                payload = _fixed_job("tick", (code, int(fire.timestamp()), False))
+                shard = queue.shard_of(test_settings, code)
+                payload = _fixed_job("tick", (int(fire.timestamp()), shard, None, False))
                 await client.set(f"arq:job:{job_id}", payload)
                 await client.zadd(name, {job_id: score})
             retried = queue.tick_job_id(test_settings, "NASHVILLE", FAR + timedelta(hours=2))

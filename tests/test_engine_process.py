@@ -174,9 +174,8 @@ async def test_engine_survives_postgres_dropping_its_connections(
 
         async def rescheduled() -> bool:
             refs = await queue.pending_ticks(redis, test_settings)  # type: ignore[arg-type]
-            return [(r.fire.hour, r.fire.minute) for r in refs if r.region_code == "STEADY"] == [
-                (5, 15)
-            ]
+            shard = queue.shard_of(test_settings, "STEADY")
+            return [(r.fire.hour, r.fire.minute) for r in refs if r.shard == shard] == [(5, 15)]
 
         await eventually(rescheduled, timeout=30)
         assert engine.proc.poll() is None

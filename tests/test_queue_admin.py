@@ -41,7 +41,8 @@ async def test_list_jobs_pages_in_run_at_order_with_counts(
     assert [j.job_id for j in page.jobs] == [nashville, detroit]
     first = page.jobs[0]
     assert first.function == "tick" and first.state is JobState.READY
-    assert first.args.startswith("'NASHVILLE', ") and first.args.endswith(", True")
+    # A manual run: (fire time, no shard, the one region, manual).
+    assert ", None, ['NASHVILLE'], True" in first.args
     assert first.tries == 0 and first.enqueued_at is not None
     assert page.jobs[1].state is JobState.DEFERRED
     rest = await queue_admin.list_jobs(redis, test_settings, "ticks", 2, 2)
@@ -96,8 +97,10 @@ class PlatformDown(Exception):
     pass
 
 
-async def _fails(ctx: dict[str, Any], region: str, fire: int, manual: bool) -> None:
-    raise PlatformDown(f"platform down for {region}")
+async def _fails(
+    ctx: dict[str, Any], fire: int, shard: int | None, codes: list[str], manual: bool
+) -> None:
+    raise PlatformDown(f"platform down for {codes[0]}")
 
 
 async def _works(ctx: dict[str, Any], *args: Any) -> dict[str, int]:

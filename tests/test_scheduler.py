@@ -24,9 +24,11 @@ from tests.engine_support import (
 
 
 async def pending(settings: Settings, code: str | None = None) -> list[datetime]:
+    """Fire times queued for `code`'s shard (each of these tests has one region per shard)."""
     async with runtime(settings) as rt:
         refs = await queue.pending_ticks(rt.redis, settings)
-    return sorted(ref.fire for ref in refs if code is None or ref.region_code == code)
+    shard = None if code is None else queue.shard_of(settings, code)
+    return sorted(ref.fire for ref in refs if code is None or ref.shard == shard)
 
 
 async def test_new_region_gets_its_next_fire_time_enqueued(

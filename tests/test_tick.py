@@ -1,22 +1,43 @@
-"""The region tick: ledger rows, overlap policies, stale jobs and takeovers after a dead worker."""
+"""The region tick (a shard of regions per job): ledger rows, overlap policies, stale jobs and
+takeovers after a dead worker."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from arq.worker import Retry
 
 from engine import queue
 from engine.jobs import tick as tick_module
-from engine.jobs.tick import run_tick
-from engine.locks import OwnedLock
+from engine.jobs.tick import run_shard
+from engine.runtime import Runtime
 from storage.database import Database
-from storage.models import Region
+from storage.models import Region, RunStatus
 from storage.queries import regions, runs
-from storage.redis import key
 from storage.settings import Settings
 from tests.engine_support import add_region, eventually, ledger, running_worker, runtime
+
+
+async def run_tick(rt: Runtime, code: str, fire: datetime, job_id: str, manual: bool) -> str:
+    """Run the shard job of `code` at `fire` and say what became of `code`'s fire time."""
+    shard = queue.shard_of(rt.settings, code)
+    report = await run_shard(rt, fire, shard, None, job_id, manual)
+    return report.line()
+
+
+async def previous_run_still_going(db: Database, code: str, fire: datetime, job: str) -> int:
+    """A run of `code` at an earlier fire time that has not completed (its batches still run)."""
+    async with db.session() as session:
+        claim = await runs.claim(
+            session,
+            kind="tick",
+            region_code=code,
+            scheduled_for=fire - timedelta(minutes=1),
+            job_id=job,
+            worker="other",
+        )
+    assert claim is not None
+    return claim.run_id
 
 
 def upcoming_minute() -> datetime:
@@ -58,16 +79,13 @@ async def test_a_tick_writes_its_ledger_row_and_enqueues_its_successor(
 async def test_overlap_skip_records_a_skipped_run(test_settings: Settings, db: Database) -> None:
     MINUTE = upcoming_minute()
     await minutely(db)
+    await previous_run_still_going(db, "TICKER", MINUTE, "earlier-job")
     async with runtime(test_settings) as rt:
-        held = OwnedLock(
-            rt.redis, key(test_settings, "tick-running", "TICKER"), "earlier-job", 60_000
-        )
-        assert await held.acquire()
         outcome = await run_tick(rt, "TICKER", MINUTE, "job-2", manual=False)
-    [row] = await ledger(db, "TICKER")
+    rows = await ledger(db, "TICKER")
     assert outcome == "skipped"
-    assert row["status"] == "skipped"
-    assert row["error"] == "previous tick still running (earlier-job)"
+    assert rows[-1]["status"] == "skipped" and rows[-1]["scheduled_for"] == MINUTE
+    assert rows[-1]["error"] == "previous tick still running (earlier-job)"
 
 
 async def test_overlap_buffer_keeps_one_waiting_and_skips_the_rest(
@@ -75,18 +93,23 @@ async def test_overlap_buffer_keeps_one_waiting_and_skips_the_rest(
 ) -> None:
     await minutely(db, overlap_policy="buffer")
     previous, MINUTE = upcoming_minute(), upcoming_minute() + timedelta(minutes=1)
+    earlier = await previous_run_still_going(db, "TICKER", previous, "earlier-job")
+    shard = queue.shard_of(test_settings, "TICKER")
     async with runtime(test_settings) as rt:
-        held = OwnedLock(
-            rt.redis, key(test_settings, "tick-running", "TICKER"), "earlier-job", 60_000
-        )
-        assert await held.acquire()
-        with pytest.raises(Retry):
-            await run_tick(rt, "TICKER", previous, "job-buffered", manual=False)
+        assert await run_tick(rt, "TICKER", previous, "job-shard", manual=False) == "buffered"
+        # The waiting fire time sits in a deferred follow-up job, not in a worker slot.
+        waiting = [r for r in await queue.pending_ticks(rt.redis, test_settings) if r.buffered]
+        assert [(w.shard, w.fire) for w in waiting] == [(shard, previous)]
         assert await run_tick(rt, "TICKER", MINUTE, "job-extra", manual=False) == "skipped"
-        await held.release()
-        assert await run_tick(rt, "TICKER", previous, "job-buffered", manual=False) == "ok"
+        follow_up = waiting[0].job_id
+        report = await run_shard(rt, previous, shard, ["TICKER"], follow_up, False)
+        assert report.waiting == ["TICKER"]  # still behind the earlier run
+        async with db.session() as session:
+            await runs.finish(session, earlier, status=RunStatus.OK)
+        report = await run_shard(rt, previous, shard, ["TICKER"], follow_up, False)
+        assert report.line() == "ok" and report.waiting == []
     rows = await ledger(db, "TICKER")
-    assert [(r["scheduled_for"], r["status"]) for r in rows] == [
+    assert [(r["scheduled_for"], r["status"]) for r in rows][1:] == [
         (previous, "ok"),
         (MINUTE, "skipped"),
     ]
@@ -104,7 +127,11 @@ async def test_a_job_for_an_old_schedule_does_nothing(
         async with db.session() as session:
             await regions.update_region(session, "TICKER", actor="test", active=False)
         assert await run_tick(rt, "TICKER", MINUTE, "job-old", manual=False) == "paused"
-        assert await run_tick(rt, "NOWHERE", MINUTE, "job-gone", manual=False) == "gone"
+        # A manual run of a region deleted meanwhile; a shard left without regions.
+        gone = await run_shard(rt, MINUTE, None, ["NOWHERE"], "job-gone", True)
+        assert gone.line() == "gone"
+        others = (queue.shard_of(test_settings, "TICKER") + 1) % test_settings.tick_shards
+        assert (await run_shard(rt, MINUTE, others, None, "job-none", False)).line() == "empty"
     assert await ledger(db) == []
 
 
@@ -114,6 +141,7 @@ async def test_a_run_left_running_by_a_dead_worker_is_taken_over_once(
     MINUTE = upcoming_minute()
     await minutely(db)
     async with db.session() as session:
+        # The shard's first attempt claimed the fire time, then its worker died.
         claim = await runs.claim(
             session,
             kind="tick",
@@ -140,7 +168,7 @@ async def test_a_failing_tick_is_recorded_with_its_error(
     async def broken(*_args: object) -> dict[str, object]:
         raise ValueError("platform returned nonsense")
 
-    monkeypatch.setattr(tick_module, "refresh_region", broken)  # fault injection
+    monkeypatch.setattr(tick_module, "fan_out", broken)  # fault injection
     async with runtime(test_settings) as rt:
         assert await run_tick(rt, "TICKER", MINUTE, "job-4", manual=False) == "failed"
     [row] = await ledger(db, "TICKER")

@@ -2,7 +2,8 @@
 
 Idempotent under arq's at-least-once delivery: the job first loads only the creators still
 owed in its slot (`last_slot_at < slot`), and writes samples (ON CONFLICT DO NOTHING on
-creator + slot), latest stats, dead letters and its batch counts in ONE transaction. A job
+creator + slot), latest stats, dead letters, its batch counts and its report to the tick's run
+row (the last batch to report completes the run: storage.queries.ticks) in ONE transaction. A job
 killed mid-batch and run again therefore writes each sample once and counts each creator once.
 
 Outcomes per creator: new stats (a sample), not modified (ETag: no sample, the check time
@@ -20,17 +21,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from arq.worker import Retry
-from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine import logs, metrics
 from engine.platforms.caller import FetchOutcome, PlatformCaller
 from engine.platforms.config import TrackingSettings, get_tracking_settings
 from engine.resilience import AuthFailure, Failure, NotFound
 from engine.runtime import Runtime
-from storage.models import CreatorStatus, JobRun, RunStatus
-from storage.queries import creators, dead_letters
+from storage.models import CreatorStatus
+from storage.queries import creators, dead_letters, ticks
 from storage.queries.creators import FetchTarget, SampleRow, StatusChange
 
 log = logs.get("engine.fetch")
@@ -182,7 +181,7 @@ async def run_fetch(
         await dead_letters.resolve_creators(session, fine)
         await dead_letters.record(session, letters, commit=False)
         if run_id:
-            await creators.add_batch_counts(
+            first = await creators.add_batch_counts(
                 session,
                 run_id=run_id,
                 batch_no=batch_no,
@@ -192,9 +191,9 @@ async def run_fetch(
                 counts=counts,
                 error=error,
             )
+            # The run's ledger row, in this same transaction: completion and counts.
+            await ticks.report_batch(session, run_id=run_id, batch_no=batch_no, first_report=first)
         await session.commit()
-        if run_id:
-            await _update_finished_run(session, run_id)
     log.info(
         "fetch.batch",
         run_id=run_id,
@@ -206,12 +205,3 @@ async def run_fetch(
         **counts,
     )
     return FetchReport(counts, outcome.retry_in_s if waiting else None)
-
-
-async def _update_finished_run(session: AsyncSession, run_id: int) -> None:
-    """A batch that ends after its tick finished still lands in the tick's ledger counts."""
-    status = await session.scalar(select(JobRun.status).where(JobRun.id == run_id))
-    if status is None or status == RunStatus.RUNNING.value:
-        return
-    totals = await creators.batch_totals(session, run_id)
-    await creators.merge_run_counts(session, run_id, {**totals.counts, "batches_done": totals.done})

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, String, func
+from sqlalchemy import BigInteger, CheckConstraint, Computed, String, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -44,5 +44,9 @@ class Region(Base):
     misfire_grace_s: Mapped[int] = mapped_column(default=60, server_default="60")
     # Fire times before this instant are not owed: set on create, schedule change and resume.
     schedule_since: Mapped[datetime] = mapped_column(server_default=func.now())
+    # First 32 bits of md5(code): tick shard = shard_key % TICK_SHARDS (engine.queue.shard_of).
+    shard_key: Mapped[int] = mapped_column(
+        BigInteger, Computed("(('x' || substr(md5(code), 1, 8))::bit(32)::bigint)", persisted=True)
+    )
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())

@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -48,3 +48,6 @@ class JobRun(Base):
     job_id: Mapped[str | None] = mapped_column(String(300))
     manual: Mapped[bool] = mapped_column(default=False, server_default="false")
     counts: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
+    # NULL until the tick has enqueued its fetch batches; the last batch to report completes it.
+    batches_expected: Mapped[int | None] = mapped_column(Integer)
+    batches_reported: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

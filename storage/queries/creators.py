@@ -170,6 +170,27 @@ async def due_creators(
     return [(int(r[0]), str(r[1])) for r in rows]
 
 
+async def due_creators_of(
+    session: AsyncSession, region_codes: Sequence[str], slot: datetime
+) -> dict[str, list[tuple[int, str]]]:
+    """(id, platform) of the active creators not yet checked in this slot, per region: one
+    query for a whole tick shard."""
+    if not region_codes:
+        return {}
+    driver = await _driver(session)
+    rows = await driver.fetch(
+        "SELECT region_code, id, platform FROM creator WHERE region_code = ANY($1::text[]) "
+        "AND status = 'active' AND (last_slot_at IS NULL OR last_slot_at < $2) "
+        "ORDER BY region_code, platform, id",
+        list(region_codes),
+        slot,
+    )
+    found: dict[str, list[tuple[int, str]]] = {}
+    for code, creator_id, platform in rows:
+        found.setdefault(str(code), []).append((int(creator_id), str(platform)))
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class FetchTarget:
     creator_id: int
@@ -370,11 +391,12 @@ async def add_batch_counts(
     status: str,
     counts: dict[str, int],
     error: str | None = None,
-) -> None:
+) -> bool:
     """Add one attempt's counts to its batch row, in the caller's transaction (no commit).
 
     Written in the same transaction as the attempt's results, so a killed attempt adds
     nothing and a re-run (which skips creators already written) never counts twice.
+    True when this is the batch's first report (its row is new).
     """
     existing = await session.get(FetchBatch, (run_id, batch_no), with_for_update=True)
     if existing is None:
@@ -389,7 +411,8 @@ async def add_batch_counts(
                 error=error,
             )
         )
-        return
+        await session.flush()
+        return True
     merged = dict(existing.counts or {})
     for name, value in counts.items():
         merged[name] = int(merged.get(name, 0)) + value
@@ -398,6 +421,8 @@ async def add_batch_counts(
     existing.error = error
     existing.attempts = existing.attempts + 1
     existing.finished_at = datetime.now(UTC)
+    await session.flush()
+    return False
 
 
 @dataclass
