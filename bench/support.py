@@ -197,3 +197,49 @@ async def exchange(
     if not head.startswith(b"HTTP/1.1 200"):
         raise RuntimeError(f"api answered {head.splitlines()[0]!r}: {body[:300]!r}")
     return body, elapsed
+
+
+async def _noop(ctx: dict[str, Any]) -> None:
+    return None
+
+
+async def _arq_noop_rate(settings: Settings, jobs: int) -> float:
+    from arq.worker import Worker, func
+
+    from engine import queue
+
+    redis = await queue.connect(settings)
+    name = queue.queue_name(settings, "bench-noop")
+    try:
+        now_ms = int(time.time() * 1000)
+        await queue.enqueue_if_absent(
+            redis,
+            name,
+            (
+                queue.NewJob(f"{settings.redis_prefix}:noop:{n}", "noop", (), now_ms)
+                for n in range(jobs)
+            ),
+        )
+        # arq's own worker with its defaults (max_jobs=10), polling as fast as it likes.
+        worker = Worker(
+            functions=[func(_noop, name="noop")],
+            queue_name=name,
+            redis_pool=redis,
+            burst=True,
+            poll_delay=0.0,
+            handle_signals=False,
+            keep_result=0,
+        )
+        started = time.perf_counter()
+        await worker.async_run()
+        elapsed = time.perf_counter() - started
+        done = worker.jobs_complete
+    finally:
+        await redis.aclose()
+    return done / elapsed
+
+
+def arq_noop_ceiling(settings: Settings, jobs: int = 3000) -> float:
+    """Jobs/s arq's own worker runs in this process, no-op jobs: the baseline every engine
+    bench prints beside its figure (a job carrying many items must beat it by that many)."""
+    return asyncio.run(_arq_noop_rate(settings, jobs))

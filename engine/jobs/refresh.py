@@ -37,6 +37,7 @@ from storage.queries.ticks import ClaimedRun, FanOut
 
 log = logs.get("engine.refresh")
 ATTEMPT_STRIDE = ticks.ATTEMPT_STRIDE
+NOTHING_DUE: dict[str, Any] = {"creators_due": 0, "batches": 0}
 
 
 def plan_batches(due: list[tuple[int, str]], batch_size: int) -> list[tuple[str, list[int]]]:
@@ -72,7 +73,10 @@ def plan_shard(
     plan = ShardPlan()
     slot_ts = int(slot.timestamp())
     for run in claimed:
-        owed = due.get(run.region_code, [])
+        owed = due.get(run.region_code)
+        if not owed:  # most regions of a big burst, in the bench at least: no work, no batches
+            plan.fan_outs.append(FanOut(run.run_id, run.attempt, 0, NOTHING_DUE))
+            continue
         counts: dict[str, Any] = {"creators_due": len(owed)}
         skipped: dict[str, int] = defaultdict(int)
         fetchable = []

@@ -24,6 +24,7 @@ dead one claimed and did not fan out.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,12 +37,14 @@ from engine import logs, metrics, queue, scheduler
 from engine.jobs.refresh import fan_out
 from engine.locks import OwnedLock
 from engine.runtime import Runtime
-from storage.models import CatchupPolicy, OverlapPolicy, Region, RunStatus
+from storage.models import CatchupPolicy, OverlapPolicy, RunStatus
 from storage.queries import ticks
+from storage.queries.ticks import RegionRow
 from storage.redis import key
 from storage.schedule import ScheduleError, parse_schedule
 
-log = logs.get("engine.tick")
+log_name = "engine.tick"
+log = logs.get(log_name)
 BUFFER_POLL_S = 1.0
 DB_DOWN_ERRORS = (OSError, OperationalError, InterfaceError, DBAPIError)
 RUN, LATE = "run", "late"
@@ -110,7 +113,7 @@ def facts(cron: str, timezone: str, fire: datetime) -> FireFacts:
     return FireFacts(True, True, schedule.next_fire(fire))
 
 
-def decide(region: Region, known: FireFacts, fire: datetime, now: datetime) -> str:
+def decide(region: RegionRow, known: FireFacts, fire: datetime, now: datetime) -> str:
     """RUN, LATE (the catch-up policy decides) or why this fire time is not owed (pure)."""
     if not known.valid:
         return "invalid-cron"
@@ -135,12 +138,10 @@ async def run_shard(
     report = ShardReport()
     settings = rt.settings
     async with rt.db.autocommit() as session:
-        table = await ticks.shard_regions(
-            session, None if shard is None else {shard}, settings.tick_shards, codes
-        )
+        table = await ticks.shard_region_rows(session, shard, settings.tick_shards, codes)
     if codes is not None:
         report.outcomes["gone"] += len(set(codes) - {r.code for r in table})
-    owed = table if manual else await _owed(rt, table, fire, report)
+    owed = table if manual else await _owed(rt, table, fire, shard, report)
     if not owed:
         return report
     follow_up = shard is not None and codes is None  # a buffered region waits in a follow-up
@@ -172,20 +173,22 @@ async def run_shard(
         report.outcomes["failed"] += len(claimed)
         metrics.TICKS.labels("failed").inc(len(claimed))
         return report
+    per_region = logging.getLogger(log_name).isEnabledFor(logging.INFO)  # 10k lines cost
     for run in claimed:
         if run.run_id not in statuses:
             report.outcomes["taken-over"] += 1  # a newer attempt of this shard owns it now
             continue
         report.outcomes["ok"] += 1
-        log.info(
-            "tick.ok",
-            region=run.region_code,
-            fire=fire.isoformat(),
-            job_id=job_id,
-            run_id=run.run_id,
-            attempt=run.attempt,
-            completed=statuses[run.run_id] == RunStatus.OK.value,
-        )
+        if per_region:
+            log.info(
+                "tick.ok",
+                region=run.region_code,
+                fire=fire.isoformat(),
+                job_id=job_id,
+                run_id=run.run_id,
+                attempt=run.attempt,
+                completed=statuses[run.run_id] == RunStatus.OK.value,
+            )
     metrics.TICKS.labels("ok").inc(report.outcomes["ok"])
     log.info(
         "tick.shard",
@@ -199,8 +202,8 @@ async def run_shard(
 
 
 async def _owed(
-    rt: Runtime, table: list[Region], fire: datetime, report: ShardReport
-) -> list[Region]:
+    rt: Runtime, table: list[RegionRow], fire: datetime, shard: int | None, report: ShardReport
+) -> list[RegionRow]:
     """The regions that run at `fire`; also enqueues their successors' shard jobs."""
     now = datetime.now(UTC)
     known: dict[tuple[str, str], FireFacts] = {}
@@ -224,33 +227,43 @@ async def _owed(
         for code in missed:
             verdicts[code] = "missed"
     owed = [region for region in table if verdicts[region.code] in (RUN, LATE)]
-    successors = {
-        queue.TickRequest(region.code, successor)
-        for region in owed
-        if verdicts[region.code] == RUN
-        and (successor := known[(region.cron, region.timezone)].successor) is not None
-    }
-    if successors:
-        # First, so a long shard never delays the next fire time.
-        await queue.enqueue_ticks(rt.redis, rt.settings, list(successors))
+    # First, so a long shard never delays the next fire time.
+    if shard is not None:
+        fires = {
+            successor
+            for region in owed
+            if verdicts[region.code] == RUN
+            and (successor := known[(region.cron, region.timezone)].successor) is not None
+        }
+        await queue.enqueue_shards(
+            rt.redis, rt.settings, (queue.ShardTick(shard, f) for f in fires)
+        )
+    else:
+        successors = [
+            queue.TickRequest(region.code, successor)
+            for region in owed
+            if verdicts[region.code] == RUN
+            and (successor := known[(region.cron, region.timezone)].successor) is not None
+        ]
+        await queue.enqueue_ticks(rt.redis, rt.settings, successors)
     return owed
 
 
 async def _overlap(
     rt: Runtime,
-    owed: list[Region],
+    owed: list[RegionRow],
     fire: datetime,
     job_id: str,
     manual: bool,
     follow_up: bool,
     report: ShardReport,
-) -> list[Region]:
+) -> list[RegionRow]:
     """Regions free to run now; the others are recorded skipped or wait (buffer policy)."""
     since = datetime.now(UTC) - timedelta(seconds=rt.settings.tick_timeout_s)
     async with rt.db.autocommit() as session:
         busy = await ticks.running_since(session, [r.code for r in owed], fire, since)
     ttl_ms = (rt.settings.tick_timeout_s + 15) * 1000
-    free: list[Region] = []
+    free: list[RegionRow] = []
     skipped: list[tuple[str, str]] = []
     buffered: list[str] = []
     for region in owed:

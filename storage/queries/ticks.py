@@ -58,6 +58,36 @@ class ClaimedRun:
     attempt: int
 
 
+@dataclass(frozen=True, slots=True)
+class RegionRow:
+    """What a tick shard needs of a region (plain values: cheaper than ORM objects)."""
+
+    code: str
+    cron: str
+    timezone: str
+    active: bool
+    overlap_policy: str
+    catchup_policy: str
+    misfire_grace_s: int
+    schedule_since: datetime
+
+
+async def shard_region_rows(
+    session: AsyncSession, shard: int | None, count: int, codes: Sequence[str] | None
+) -> list[RegionRow]:
+    """The regions of one shard (`shard_key % count = shard`), or the named ones: one query."""
+    driver = await _driver(session)
+    rows = await driver.fetch(
+        "SELECT code, cron, timezone, active, overlap_policy, catchup_policy, misfire_grace_s, "
+        "schedule_since FROM region WHERE ($1::int IS NULL OR shard_key % $2 = $1) "
+        "AND ($3::text[] IS NULL OR code = ANY($3::text[])) ORDER BY code",
+        shard,
+        count,
+        None if codes is None else list(codes),
+    )
+    return [RegionRow(*row) for row in rows]
+
+
 async def shard_regions(
     session: AsyncSession,
     shards: Collection[int] | None,
