@@ -34,7 +34,7 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 
-from bench.support import bench_settings, free_port, machine, summary, wait_http
+from bench.support import arq_noop_ceiling, bench_settings, free_port, machine, summary, wait_http
 from engine import publish_queue
 from engine.runtime import Runtime
 from storage.crypto import TokenCipher
@@ -176,6 +176,7 @@ def run(args: argparse.Namespace, faults: dict[str, Any], label: str) -> None:
         bench_settings(encryption_key=SecretStr(key)) as settings,
         tempfile.TemporaryFile() as logs,
     ):
+        ceiling = arq_noop_ceiling(settings)
         port = free_port()
         mock_url = f"http://127.0.0.1:{port}"
         mock = subprocess.Popen(
@@ -251,7 +252,10 @@ def run(args: argparse.Namespace, faults: dict[str, Any], label: str) -> None:
     if found["published"]:
         print(f"publish lateness (ms, published - due):     {summary(found['published'])}")
         span = max(found["published"]) / 1000
-        print(f"throughput: {published / span:.0f} publications/s over {span:.1f}s")
+        rate = published / span
+        print(f"throughput: {rate:.0f} publications/s over {span:.1f}s")
+        print(f"baseline: arq no-op ceiling {ceiling:.0f} jobs/s (same run, one process)")
+        print(f"ratio: {rate / ceiling:.2f}x the arq ceiling")
     print(f"DUPLICATES: {duplicates}  (posts on the platform beyond one per publication)")
     print(f"posts on the platform not (yet) recorded as published: {unrecorded}")
     if final < args.posts:
