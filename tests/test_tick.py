@@ -211,3 +211,36 @@ async def test_a_tick_behind_a_newer_due_fire_time_defers_to_the_catch_up_policy
     assert stale_fire in {r["scheduled_for"] for r in rows}
     # The run-once policy coalesced what was owed into one run of the latest due fire time.
     assert latest_due in pending and latest_due >= floor
+
+
+async def test_a_claim_whose_shard_job_was_lost_is_swept_back_and_run_once(
+    test_settings: Settings, db: Database
+) -> None:
+    """A shard claimed its regions, then died, and Redis lost its job: a full pass re-creates
+    the job, whose run takes the claim over; a second sweep finds nothing to do."""
+    from engine.scheduler import sweep_ledger
+    from storage.queries import ticks
+
+    MINUTE = upcoming_minute()
+    await minutely(db)
+    async with db.session() as session:
+        await ticks.claim_many(
+            session,
+            region_codes=["TICKER"],
+            fire=MINUTE,
+            job_id="lost-job",
+            worker="dead-worker",
+            manual=False,
+            now=MINUTE - timedelta(hours=1),  # claimed long ago, never fanned out
+        )
+        await session.commit()
+    async with runtime(test_settings, "sweeper") as rt:
+        assert await queue.pending_ticks(rt.redis, test_settings) == []
+        assert await sweep_ledger(rt) == (1, 0)
+        [ref] = await queue.pending_ticks(rt.redis, test_settings)
+        assert (ref.shard, ref.fire) == (queue.shard_of(test_settings, "TICKER"), MINUTE)
+        report = await run_shard(rt, MINUTE, ref.shard, None, ref.job_id, False)
+        assert report.line() == "ok"
+        assert await sweep_ledger(rt) == (0, 0)
+    [row] = await ledger(db, "TICKER")
+    assert (row["status"], row["attempt"], row["worker"]) == ("ok", 2, "sweeper")
