@@ -34,6 +34,7 @@ SENTINEL_CHECK_S = 1.0
 MAX_CALENDAR_FIRES = 100_000
 NEVER = datetime.min.replace(tzinfo=UTC)
 UNFANNED_GRACE = timedelta(seconds=15)
+SWEEP_S = 30.0  # between ledger sweeps (two indexed reads on the ledger's running rows)
 ABANDONED_AFTER = 2  # tick time limits
 
 
@@ -175,15 +176,24 @@ async def reconcile(
     return report
 
 
-async def sweep_ledger(rt: Runtime, now: datetime | None = None) -> tuple[int, int]:
+async def sweep_ledger(
+    rt: Runtime, now: datetime | None = None, redis_lost: bool = False
+) -> tuple[int, int]:
     """Runs claimed but never fanned out get their tick job back (it takes them over); runs
-    whose batches never all reported are closed. Returns (requeued, closed)."""
+    whose batches never all reported are closed. Returns (requeued, closed).
+
+    After Redis lost its data every running run lost its fetch batches too: all of them are
+    fanned out again, by a new attempt that fetches only the creators still owed in the slot.
+    """
     now = now or datetime.now(UTC)
     timeout = timedelta(seconds=rt.settings.tick_timeout_s)
     async with rt.db.autocommit() as session:
+        if redis_lost:
+            await ticks.unfan_running(session)
         # A shard fans out within a second; one that did not within its time limit + arq's
         # re-delivery margin is dead, and its job may be gone with Redis.
-        stale = await ticks.unfanned_claims(session, now - timeout - UNFANNED_GRACE)
+        before = now if redis_lost else now - timeout - UNFANNED_GRACE
+        stale = await ticks.unfanned_claims(session, before)
         closed = await ticks.close_abandoned(session, now - ABANDONED_AFTER * timeout)
     requests = [queue.TickRequest(s.region_code, s.fire, s.manual) for s in stale]
     requeued = await queue.enqueue_ticks(rt.redis, rt.settings, requests) if requests else 0
@@ -207,6 +217,7 @@ class Scheduler:
         self.sentinel = key(
             rt.settings, "scheduler", "sentinel"
         )  # set after each successful pass (tests and --check)
+        self.next_sweep = 0.0
 
     def notify(self, code: str) -> None:
         self.dirty.add(code)
@@ -237,8 +248,10 @@ class Scheduler:
         if self.full:
             self.full = False
             self.dirty.clear()
+            lost = not await self.rt.redis.exists(self.sentinel)
             report = await reconcile(self.rt)
-            await sweep_ledger(self.rt)
+            await sweep_ledger(self.rt, redis_lost=lost)
+            self.next_sweep = asyncio.get_running_loop().time() + SWEEP_S
             await self._reconcile_publications()
             await self.rt.redis.set(self.sentinel, "1")
         elif self.dirty:
@@ -289,6 +302,12 @@ class Scheduler:
                 log.warning("scheduler.redis_data_lost")
                 self.full = True
                 return
+            if asyncio.get_running_loop().time() >= self.next_sweep:
+                self.next_sweep = asyncio.get_running_loop().time() + SWEEP_S
+                try:
+                    await sweep_ledger(self.rt)
+                except Exception as exc:
+                    log.warning("scheduler.sweep_failed", error=repr(exc))
 
     async def _listen(self, stop: asyncio.Event) -> None:
         backoff = 0.5

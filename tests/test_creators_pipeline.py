@@ -255,3 +255,26 @@ async def test_batches_of_a_replaced_attempt_add_counts_but_do_not_complete_the_
         # The old attempt's batch adds its counts but is not one this attempt waits for.
         assert run.status == ("running" if batch_no == stale_batch else "ok")
     assert run.counts["fetched"] == 7 and run.batches_reported == 1
+
+
+async def test_batches_lost_with_redis_are_fanned_out_again_by_a_new_attempt(
+    rt: Runtime, db: Database, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.scheduler import sweep_ledger
+
+    ts = tracking(fetch_batch_size=50)
+    monkeypatch.setattr(refresh, "get_tracking_settings", lambda: ts)
+    await add_region(db)
+    await add_creators(db, 60)
+    run_id = (await _tick(rt, "TEST_REGION"))["TEST_REGION"]
+    assert (await _run(db, run_id)).batches_expected == 2
+    await redis.delete(fetch_queue.queue_name(rt.settings))  # Redis restarted empty
+    assert await sweep_ledger(rt, redis_lost=True) == (1, 0)
+    [job_id] = [raw.decode() for raw in await rt.redis.zrange(queue.queue_name(rt.settings), 0, -1)]
+    report = await run_shard(rt, FIRE, None, ["TEST_REGION"], job_id, True)
+    assert report.line() == "ok"
+    run = await _run(db, run_id)
+    assert (run.attempt, run.batches_expected, run.status) == (2, 2, "running")
+    async with _run_worker(rt, redis, mock_platform(), ts):
+        done = await _completed(db, run_id)
+    assert done.counts["fetched"] == 60 and done.batches_reported == 2

@@ -361,6 +361,18 @@ async def unfanned_claims(session: AsyncSession, before: datetime) -> list[Stale
     return [Stale(str(r[0]), r[1], bool(r[2])) for r in rows if r[0] is not None]
 
 
+async def unfan_running(session: AsyncSession) -> int:
+    """Every running, fanned-out run goes back to "claimed, not fanned out" (its batches were
+    lost with Redis): its shard's re-run takes it over and fans it out again."""
+    driver = await _driver(session)
+    rows = await driver.fetch(
+        "UPDATE job_run SET batches_expected = NULL WHERE kind = $1 AND status = 'running' "
+        "AND batches_expected IS NOT NULL RETURNING id",
+        TICK,
+    )
+    return len(rows)
+
+
 async def close_abandoned(session: AsyncSession, before: datetime) -> int:
     """Fanned-out runs started before `before` whose batches never all reported (lost with
     Redis, say): completed with what they have; batches that still report add their counts.
