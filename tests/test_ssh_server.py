@@ -23,6 +23,8 @@ from engine.queue import TickRequest, enqueue_ticks
 from storage.settings import Settings
 
 pytestmark = pytest.mark.slow
+# A scheduled tick is its shard's job (default TICK_SHARDS, as the tests' settings use).
+DETROIT_SHARD = queue.shard_key("DETROIT_METRO") % Settings.model_fields["tick_shards"].default
 
 DEADLINE_S = 60.0  # a console process starts in a few seconds; the machine may be busy
 ANSI = re.compile(rb"\x1b(\[[0-9;?<>=]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])")
@@ -161,7 +163,7 @@ async def test_a_listed_key_gets_a_console_and_can_edit(
         await screen.wait_for("No matches found", at)
         await screen.keys("\x1b")
         await screen.command("queues")
-        at = await screen.wait_for("tick:DETROIT_METRO")
+        at = await screen.wait_for(f"tick-shard:{DETROIT_SHARD}:")
         await screen.keys("x")
         await screen.wait_for("Delete job", at)
         await screen.keys("y")
@@ -186,7 +188,7 @@ async def test_a_read_only_key_cannot_edit_and_is_told_why(
         screen = await open_console(conn)
         await screen.wait_for("READ-ONLY")
         await screen.command("queues")
-        at = await screen.wait_for("tick:DETROIT_METRO")
+        at = await screen.wait_for(f"tick-shard:{DETROIT_SHARD}:")
         await screen.keys("x")
         await screen.wait_for("read-only console", at)
         await screen.wait_for("SSH key is marked", at)

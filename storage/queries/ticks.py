@@ -365,10 +365,18 @@ async def unfan_running(session: AsyncSession) -> int:
     """Every running, fanned-out run goes back to "claimed, not fanned out" (its batches were
     lost with Redis): its shard's re-run takes it over and fans it out again."""
     driver = await _driver(session)
-    rows = await driver.fetch(
-        "UPDATE job_run SET batches_expected = NULL WHERE kind = $1 AND status = 'running' "
-        "AND batches_expected IS NOT NULL RETURNING id",
+    # A plain read first: the common case (none) takes no row lock on the ledger.
+    found = await driver.fetch(
+        "SELECT id FROM job_run WHERE kind = $1 AND status = 'running' "
+        "AND batches_expected IS NOT NULL",
         TICK,
+    )
+    if not found:
+        return 0
+    rows = await driver.fetch(
+        "UPDATE job_run SET batches_expected = NULL WHERE id = ANY($1::bigint[]) "
+        "AND status = 'running' AND batches_expected IS NOT NULL RETURNING id",
+        [int(r[0]) for r in found],
     )
     return len(rows)
 
