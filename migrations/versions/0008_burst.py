@@ -6,7 +6,7 @@
 batches (NULL: claimed, not yet fanned out); `batches_reported` counts batches that reported in
 their own transaction, and the last one to report completes the run.
 
-Revision ID: 0007_burst
+Revision ID: 0008_burst
 Revises: 0001_spine
 Create Date: 2026-11-24
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_burst"
+revision = "0008_burst"
 down_revision = "0001_spine"
 branch_labels = None
 depends_on = None
