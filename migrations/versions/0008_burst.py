@@ -7,7 +7,7 @@ batches (NULL: claimed, not yet fanned out); `batches_reported` counts batches t
 their own transaction, and the last one to report completes the run.
 
 Revision ID: 0008_burst
-Revises: 0001_spine
+Revises: 0007_partitions
 Create Date: 2026-11-24
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008_burst"
-down_revision = "0001_spine"
+down_revision = "0007_partitions"
 branch_labels = None
 depends_on = None
 
