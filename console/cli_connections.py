@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from console.cli_support import settings_or_exit
+from console.cli_support import cipher_or_exit, settings_or_exit
 
 
 @click.group()
@@ -43,7 +43,6 @@ def connections_add(
 
     from pydantic import ValidationError
 
-    from storage.crypto import EncryptionKeyError, cipher
     from storage.database import Database
     from storage.queries.audit import current_actor
     from storage.queries.key_check import check_key
@@ -62,10 +61,7 @@ def connections_add(
     except (ValidationError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     settings = settings_or_exit()
-    try:
-        box = cipher(settings)
-    except EncryptionKeyError as exc:
-        raise click.ClickException(str(exc)) from exc
+    box = cipher_or_exit(settings)
 
     async def save() -> int:
         db = Database(settings)
@@ -97,16 +93,12 @@ def connections_rotate_key(forget_unreadable: bool) -> None:
     none of the given keys, nothing is written (exit 1). Afterwards ENCRYPTION_KEY=new alone
     reads everything.
     """
-    from storage.crypto import EncryptionKeyError, cipher
     from storage.database import Database
     from storage.queries.audit import current_actor
     from storage.queries.key_check import Rotation, RotationRefused, rotate_tokens
 
     settings = settings_or_exit()
-    try:
-        box = cipher(settings)
-    except EncryptionKeyError as exc:
-        raise click.ClickException(str(exc)) from exc
+    box = cipher_or_exit(settings)
 
     async def rotate() -> Rotation:
         db = Database(settings)

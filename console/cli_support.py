@@ -7,10 +7,14 @@ A bad setting or a key that cannot read the stored key check is a one-line error
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import click
 
 from storage.settings import Settings, get_settings
+
+if TYPE_CHECKING:  # the CLI imports cryptography only when a command needs it
+    from storage.crypto import TokenCipher
 
 
 def settings_or_exit(start_embedded: bool = True):  # type: ignore[no-untyped-def]
@@ -52,3 +56,13 @@ def check_encryption_key(settings: Settings) -> None:
         raise click.ClickException(str(exc)) from exc
     if not status.ok:
         click.secho(f"warning: {status.message} Publishing defers meanwhile.", fg="red", err=True)
+
+
+def cipher_or_exit(settings: Settings) -> TokenCipher:
+    """The token cipher of ENCRYPTION_KEY; a missing or malformed key is a one-line error."""
+    from storage.crypto import EncryptionKeyError, cipher
+
+    try:
+        return cipher(settings)
+    except EncryptionKeyError as exc:
+        raise click.ClickException(str(exc)) from exc
