@@ -32,7 +32,7 @@ from rich.text import Text
 from sqlalchemy import insert
 from textual.widgets import DataTable
 
-from bench.support import bench_settings, machine
+from bench.support import LoopStalls, bench_settings, machine
 from console.app import CreatordeckApp
 from console.data import NextRunCache, load_regions
 from console.screens.regions import COLUMNS, RegionsScreen, region_cells
@@ -128,18 +128,7 @@ async def measure(settings: Settings, count: int, rounds: int) -> None:
             await pilot.pause(0.01)
         screen._loading = True
 
-        gaps: list[float] = []
-        stop = asyncio.Event()
-
-        async def ticker() -> None:
-            last = time.perf_counter()
-            while not stop.is_set():
-                await asyncio.sleep(0.005)
-                now = time.perf_counter()
-                gaps.append(now - last - 0.005)
-                last = now
-
-        probe = asyncio.create_task(ticker())
+        probe = LoopStalls.start()
         fetches, shows, totals = [], [], []
         for _ in range(rounds):
             t0 = time.perf_counter()
@@ -208,8 +197,7 @@ async def measure(settings: Settings, count: int, rounds: int) -> None:
                 await pilot.pause(0.001)
             reloads.append(time.perf_counter() - t0)
         screen._loading = True
-        stop.set()
-        await probe
+        gaps = await probe.stop()
         rss = current_rss_mb()
 
         # The baseline: the previous read of every region's latest run, and a DataTable of the
@@ -227,7 +215,6 @@ async def measure(settings: Settings, count: int, rounds: int) -> None:
             table.add_row(*region_cells(row), key=row.code)
         old_show = time.perf_counter() - t0
 
-    gaps.sort()
     print(
         f"console refresh, {count} regions, all {count} in the table, 80x24 headless"
         " (Textual Pilot)"

@@ -19,7 +19,7 @@ import asyncio
 import statistics
 import time
 
-from bench.support import bench_settings, machine
+from bench.support import LoopStalls, bench_settings, machine
 from console.app import CreatordeckApp
 from console.data import load_engine_status
 from console.screens.queues import QueuesScreen
@@ -125,26 +125,14 @@ async def measure(settings: Settings, count: int, rounds: int, header: bool) -> 
 
         # The UI loop while loads keep running: a 5 ms ticker on the app's loop records how
         # late it wakes (a stall would delay every key press by as much).
-        gaps: list[float] = []
-        stop = asyncio.Event()
-
-        async def ticker() -> None:
-            last = time.perf_counter()
-            while not stop.is_set():
-                await asyncio.sleep(0.005)
-                now = time.perf_counter()
-                gaps.append(now - last - 0.005)
-                last = now
-
-        probe = asyncio.create_task(ticker())
+        probe = LoopStalls.start()
         for n in range(rounds * 3):
             loads_before = screen.loads
             screen.page_offset = (n * 7919 * queue_admin.PAGE_SIZE) % count
             screen.request_reload()
             while screen.loads == loads_before:
                 await pilot.pause(0.001)
-        stop.set()
-        await probe
+        gaps = await probe.stop()
 
         depth = []
         redis = await app.queue_pool()
@@ -169,7 +157,6 @@ async def measure(settings: Settings, count: int, rounds: int, header: bool) -> 
         f"max {ms(max(shows))}",
     )
     print(f"  `n` next page  : p50 {ms(statistics.median(pages))} max {ms(max(pages))}")
-    gaps.sort()
     print(
         f"  UI loop stall  : p99 {ms(gaps[int(len(gaps) * 0.99)])} max {ms(gaps[-1])}"
         f" over {rounds * 3} page loads at random offsets (5 ms ticker)"

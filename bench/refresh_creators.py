@@ -24,9 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,7 +31,16 @@ from datetime import UTC, datetime
 import asyncpg
 import httpx
 
-from bench.support import bench_settings, cpu_seconds, free_port, machine, wait_http
+from bench.support import (
+    bench_settings,
+    cpu_seconds,
+    free_port,
+    machine,
+    process_env,
+    start_cli,
+    stop_all,
+    wait_http,
+)
 from engine import queue
 from storage.database import plain_dsn
 from storage.settings import Settings
@@ -49,41 +55,7 @@ async def _backend_pids(conn: asyncpg.Connection) -> list[int]:
 
 
 def _env(settings: Settings, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=settings.database_url or "",
-        REDIS_URL=settings.redis_url or "",
-        REDIS_PREFIX=settings.redis_prefix,
-        ENV="test",
-        LOG_LEVEL="WARNING",
-        TICK_TIMEOUT_S="900",
-        PYTHONPATH=os.getcwd(),
-    )
-    env.update(extra)
-    return env
-
-
-def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "console.cli", *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    return process_env(settings, ENV="test", TICK_TIMEOUT_S="900", PYTHONPATH=os.getcwd(), **extra)
 
 
 async def _seed(settings: Settings, region: str, count: int, offset: int) -> None:
@@ -254,7 +226,7 @@ def main() -> None:
         port = free_port()
         mock_url = f"http://127.0.0.1:{port}"
         # A slot of an hour: the platform's numbers (and ETags) do not move during the run.
-        mock = _start(["mockstagram", "--port", str(port), "--slot-s", "3600"], _env(settings))
+        mock = start_cli(["mockstagram", "--port", str(port), "--slot-s", "3600"], _env(settings))
         try:
             wait_http(mock_url + "/health")
             for scenario in scenarios:
@@ -266,7 +238,9 @@ def main() -> None:
                     FETCH_JOBS=str(args.fetch_jobs if batch > 1 else 64),
                     FETCH_MAX_TRIES="50",
                 )
-                engines = [_start(["engine", "--role", "worker"], env) for _ in range(args.engines)]
+                engines = [
+                    start_cli(["engine", "--role", "worker"], env) for _ in range(args.engines)
+                ]
                 try:
                     time.sleep(2.0)  # let the engines connect and start polling
                     result = asyncio.run(
@@ -282,10 +256,10 @@ def main() -> None:
                         )
                     )
                 finally:
-                    _stop(engines)
+                    stop_all(engines)
                 print(result.show(), flush=True)
         finally:
-            _stop([mock])
+            stop_all([mock])
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -140,41 +141,94 @@ def postgres_cpu() -> float:
     return sum(cpu_seconds(int(pid)) for pid in out.split())
 
 
+def process_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a `creatordeck` child process on the bench's database and Redis prefix."""
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=settings.database_url or "",
+        REDIS_URL=settings.redis_url or "",
+        REDIS_PREFIX=settings.redis_prefix,
+        LOG_LEVEL="WARNING",
+    )
+    env.update(extra)
+    return env
+
+
+def start_cli(
+    args: list[str], env: dict[str, str], output: Any = subprocess.DEVNULL
+) -> subprocess.Popen[bytes]:
+    """`creatordeck ARGS...` as a child in its own session: a Ctrl-C reaches the bench only."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "console.cli", *args],
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=output,
+        stderr=subprocess.STDOUT if output is not subprocess.DEVNULL else subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]], timeout_s: float = 40) -> None:
+    """SIGTERM every child still running, wait for each, and kill one that overstays."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def start_api(
     settings: Settings, workers: int, pool_size: int
 ) -> tuple[subprocess.Popen[bytes], int]:
     """`creatordeck api` on a free loopback port, answering /health; returns it and its port."""
     port = free_port()
-    env = dict(
-        os.environ,
-        DATABASE_URL=settings.database_url or "",
-        REDIS_URL=settings.redis_url or "",
-        REDIS_PREFIX=settings.redis_prefix,
-        LOG_LEVEL="WARNING",
-        DB_POOL_SIZE=str(pool_size),
-    )
-    api = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "console.cli",
-            "api",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ],
-        env=env,
-        cwd=Path(__file__).resolve().parents[1],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    env = process_env(settings, DB_POOL_SIZE=str(pool_size))
+    api = start_cli(["api", "--port", str(port), "--workers", str(workers)], env)
     try:
         wait_http(f"http://127.0.0.1:{port}/health")
     except RuntimeError:
         api.kill()
         raise SystemExit("the api did not start") from None
     return api, port
+
+
+class LoopStalls:
+    """How late a 5 ms ticker on the running event loop wakes: the loop's stalls, in seconds.
+
+    `start()` on the loop under test, `await stop()` after the work; `gaps` holds one lateness
+    per wake-up (a stall of 40 ms delays every key press in that moment by as much).
+    """
+
+    def __init__(self, period_s: float = 0.005) -> None:
+        self.period_s = period_s
+        self.gaps: list[float] = []
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def start(cls, period_s: float = 0.005) -> LoopStalls:
+        probe = cls(period_s)
+        probe._task = asyncio.get_running_loop().create_task(probe._tick())
+        return probe
+
+    async def _tick(self) -> None:
+        last = time.perf_counter()
+        while not self._stop.is_set():
+            await asyncio.sleep(self.period_s)
+            now = time.perf_counter()
+            self.gaps.append(now - last - self.period_s)
+            last = now
+
+    async def stop(self) -> list[float]:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+        return sorted(self.gaps)
 
 
 async def exchange(

@@ -19,10 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -34,6 +30,9 @@ from bench.support import (
     free_port,
     machine,
     percentile,
+    process_env,
+    start_cli,
+    stop_all,
     summary,
     wait_http,
 )
@@ -94,26 +93,7 @@ async def ledger(settings: Settings, fire: datetime) -> list[tuple[str, float, s
 
 
 def _env(settings: Settings, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=settings.database_url or "",
-        REDIS_URL=settings.redis_url or "",
-        REDIS_PREFIX=settings.redis_prefix,
-        LOG_LEVEL="WARNING",
-        METRICS_PORT="0",
-    )
-    env.update(extra)
-    return env
-
-
-def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "console.cli", *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    return process_env(settings, METRICS_PORT="0", **extra)
 
 
 def main() -> None:
@@ -131,7 +111,7 @@ def main() -> None:
         fire = _fire_minute()
         asyncio.run(prepare(settings, args, fire))
         port = free_port()
-        mock = _start(
+        mock = start_cli(
             ["mockstagram", "--port", str(port), "--latency-ms", str(args.latency_ms)],
             _env(settings),
         )
@@ -139,7 +119,7 @@ def main() -> None:
         try:
             wait_http(f"http://127.0.0.1:{port}/health")
             procs.append(
-                _start(["engine"], _env(settings, MOCKSTAGRAM_URL=f"http://127.0.0.1:{port}"))
+                start_cli(["engine"], _env(settings, MOCKSTAGRAM_URL=f"http://127.0.0.1:{port}"))
             )
             deadline = time.monotonic() + args.timeout
             rows: list[tuple[str, float, str]] = []
@@ -151,14 +131,7 @@ def main() -> None:
             queued = asyncio.run(_fetch_depth(settings))
             completed = sum(1 for _, _, status in rows if status != "running")
         finally:
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-            for proc in procs:
-                try:
-                    proc.wait(timeout=40)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            stop_all(procs)
         small = [lag for code, lag, _ in rows if code.startswith("SMALL")]
         big = [lag for code, lag, _ in rows if code.startswith("BIG")]
         print(f"machine: {machine()}")
