@@ -76,11 +76,10 @@ async def seed(settings: Settings, count: int) -> None:
         for i in range(count)
     ]
     try:
-        async with db.session() as session:
+        async with db.transaction() as session:
             for start in range(0, count, 2000):
                 await session.execute(insert(Region), regions[start : start + 2000])
                 await session.execute(insert(JobRun), runs[start : start + 2000])
-            await session.commit()
     finally:
         await db.dispose()
 
@@ -145,7 +144,7 @@ async def measure(settings: Settings, count: int, rounds: int) -> None:
         # a rebuild of the rows (unchanged rows are reused).
         edited = []
         for n in range(rounds):
-            async with app.db.session() as session:
+            async with app.db.transaction() as session:
                 await update_region(
                     session, screen.rows[n].code, actor="bench", name=f"edited {time.time()}"
                 )

@@ -34,10 +34,9 @@ async def run(settings: Settings, count: int) -> None:
         }
         for i in range(count)
     ]
-    async with rt.db.session() as session:
+    async with rt.db.transaction() as session:
         for start in range(0, count, 2000):
             await session.execute(insert(Region).values(rows[start : start + 2000]))
-        await session.commit()
     print(f"machine: {machine()}")
     for label, only in (
         ("cold (enqueue all)", None),

@@ -48,10 +48,9 @@ async def prepare(settings: Settings, count: int, fire: datetime) -> None:
         }
         for i in range(count)
     ]
-    async with rt.db.session() as session:
+    async with rt.db.transaction() as session:
         for start in range(0, count, 2000):
             await session.execute(insert(Region).values(rows[start : start + 2000]))
-        await session.commit()
     report = await reconcile(rt)
     print(f"enqueued {report.enqueued} ticks for {fire:%H:%M:%S}Z")
     await rt.close()

@@ -67,7 +67,7 @@ def connections_add(
         db = Database(settings)
         try:
             # A token saved under a key other than the stored tokens' would mix keys.
-            async with db.session() as session, session.begin():
+            async with db.transaction() as session:
                 status = await check_key(session, box)
             if not status.ok:
                 raise click.ClickException(f"token not saved: {status.message}")
@@ -103,7 +103,7 @@ def connections_rotate_key(forget_unreadable: bool) -> None:
     async def rotate() -> Rotation:
         db = Database(settings)
         try:
-            async with db.session() as session, session.begin():
+            async with db.transaction() as session:
                 return await rotate_tokens(session, box, current_actor(), forget_unreadable)
         finally:
             await db.dispose()

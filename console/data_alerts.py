@@ -136,7 +136,7 @@ async def silence(
     if condition not in BY_NAME:
         raise SilenceError(f"no alert condition {condition!r}")
     until = deck.now() + duration
-    async with deck.db.session() as session, session.begin():
+    async with deck.db.transaction() as session:
         await queries.add_silence(
             session, condition=condition, until=until, reason=check_reason(reason), actor=actor
         )
@@ -144,5 +144,5 @@ async def silence(
 
 
 async def unsilence(deck: CreatordeckApp, condition: str, actor: str) -> int:
-    async with deck.db.session() as session, session.begin():
+    async with deck.db.transaction() as session:
         return await queries.end_silences(session, condition=condition, now=deck.now(), actor=actor)

@@ -120,7 +120,7 @@ async def import_file(
             on_progress(0, len(good))
         for start in range(0, len(good), CHUNK):
             chunk = good[start : start + CHUNK]
-            async with db.session() as session:
+            async with db.transaction() as session:
                 report.imported += await creators.upsert_creators(session, chunk)
             if on_progress:
                 on_progress(min(start + CHUNK, len(good)), len(good))

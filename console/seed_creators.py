@@ -53,7 +53,7 @@ async def seed_demo_creators(db: Database, now: datetime | None = None) -> int:
     new = [r for r in rows if r.external_id not in existing]
     if not new:
         return 0
-    async with db.session() as session:
+    async with db.transaction() as session:
         await creators.upsert_creators(session, new)
         ids = await creators.ids_by_external(session, "mock", [r.external_id for r in new])
     config = MockConfig()
@@ -76,6 +76,6 @@ async def seed_demo_creators(db: Database, now: datetime | None = None) -> int:
                     stats["views"],
                 )
             )
-    async with db.session() as session:
+    async with db.transaction() as session:
         await creators.insert_history(session, samples)
     return len(new)

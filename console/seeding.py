@@ -24,11 +24,11 @@ DEMO_REGIONS = [
 async def run_seed(settings: Settings, demo: bool = False) -> int:
     db = Database(settings)
     try:
-        async with db.session() as session:
+        async with db.transaction() as session:
             inserted = await seed_regions(session)
         if demo:
             now = datetime.now(UTC)
-            async with db.session() as session:
+            async with db.transaction() as session:
                 inserted += await upsert_seed_regions(
                     session,
                     [{"timezone": "UTC", **row, "schedule_since": now} for row in DEMO_REGIONS],

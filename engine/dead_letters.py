@@ -25,7 +25,7 @@ async def requeue(
     db: Database, redis: ArqRedis, settings: Settings, ids: list[int] | None, *, actor: str
 ) -> int:
     """Requeue these letters (every pending one when `ids` is None); returns how many."""
-    async with db.session() as session:
+    async with db.transaction() as session:
         letters = await dead_letters.mark_requeued(session, ids, actor=actor)
     if not letters:
         return 0
@@ -36,7 +36,7 @@ async def requeue(
         if letter.kind == dead_letters.FETCH and creator_id is not None and platform:
             per_platform[platform].append((letter.id, creator_id))
     all_creators = [cid for pairs in per_platform.values() for _, cid in pairs]
-    async with db.session() as session:
+    async with db.transaction() as session:
         await creators.set_status(session, all_creators, CreatorStatus.ACTIVE, actor=actor)
     tracking = get_tracking_settings()
     slot = creators.slot_start(datetime.now(UTC), tracking.sample_slot_s)
@@ -62,5 +62,5 @@ async def requeue(
 
 async def drop(db: Database, ids: list[int] | None, *, actor: str) -> int:
     """Drop these letters (all when `ids` is None); the audit log keeps a copy."""
-    async with db.session() as session:
+    async with db.transaction() as session:
         return await dead_letters.drop(session, ids, actor=actor)

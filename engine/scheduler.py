@@ -159,8 +159,8 @@ async def reconcile(
         if fire not in wanted.get(shard, set())
     ]
     report.removed = await queue.remove_jobs(rt.redis, settings, to_remove)
-    async with rt.db.session() as session:
-        for code, fires in missed.items():
+    for code, fires in missed.items():
+        async with rt.db.transaction() as session:
             report.missed += await runs.record_final(
                 session,
                 kind=runs.TICK,

@@ -82,7 +82,7 @@ async def caller_for(
 
 
 async def add_region(db: Database, code: str = "TEST_REGION", cron: str = "0 3 * * *") -> None:
-    async with db.session() as session:
+    async with db.transaction() as session:
         await upsert_seed_regions(
             session,
             [
@@ -109,7 +109,7 @@ async def add_creators(
         )
         for n in range(first, first + count)
     ]
-    async with db.session() as session:
+    async with db.transaction() as session:
         await creators.upsert_creators(session, rows)
         found = await creators.due_creators(session, region, datetime.now(UTC))
     return sorted(cid for cid, _ in found)

@@ -109,7 +109,7 @@ async def test_dead_letters_requeue_one_and_drop_all_with_confirm(
         )
         for n, cid in enumerate(ids[:2])
     ]
-    async with db.session() as session:
+    async with db.transaction() as session:
         await dead_letters.record(session, letters)
     app = make_app(test_settings)
     async with app.run_test(size=SIZE) as pilot:

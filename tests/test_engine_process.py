@@ -169,7 +169,7 @@ async def test_engine_survives_postgres_dropping_its_connections(
             await admin.close()
         await db.engine.dispose()  # this test's own pooled connections died too
         await engine.wait_for("scheduler.listen_failed", 20)
-        async with db.session() as session:
+        async with db.transaction() as session:
             await regions.update_region(session, "STEADY", actor="test", cron="15 5 * * *")
 
         async def rescheduled() -> bool:

@@ -28,9 +28,9 @@ async def test_every_kind_of_write_changes_the_fingerprint(db: Database) -> None
     # An edit in a transaction that began before another edit committed: its updated_at (the
     # start of its transaction) is older than the newest one already seen, so a max() of
     # updated_at would miss it; the sum does not.
-    async with db.session() as slow:
+    async with db.transaction() as slow:
         await slow.execute(text("SELECT 1"))  # its transaction begins: its now() is fixed
-        async with db.session() as quick:
+        async with db.transaction() as quick:
             await regions.update_region(quick, "BOSTON_METRO", actor="t", cron="0 4 * * *")
         seen = await fingerprint(db)
         assert seen != first
@@ -38,7 +38,7 @@ async def test_every_kind_of_write_changes_the_fingerprint(db: Database) -> None
     assert await fingerprint(db) != seen
 
     before = await fingerprint(db)
-    async with db.session() as session:
+    async with db.transaction() as session:
         await regions.create_region(
             session,
             RegionInput(code="CHICAGO_METRO", name="Chicago", cron="0 3 * * *"),
@@ -47,7 +47,7 @@ async def test_every_kind_of_write_changes_the_fingerprint(db: Database) -> None
         )
     after_insert = await fingerprint(db)
     assert after_insert[0] == before[0] + 1
-    async with db.session() as session:
+    async with db.transaction() as session:
         await regions.delete_region(session, "CHICAGO_METRO", actor="t")
     assert (await fingerprint(db))[0] == before[0]
 
@@ -64,13 +64,13 @@ async def test_the_regions_read_model_follows_edits_inserts_and_deletes(db: Data
     assert [r.code for r in first] == ["AUSTIN_METRO", "BOSTON_METRO", "DALLAS_METRO"]
     assert await load() is first  # nothing written: the same list, no redraw
 
-    async with db.session() as session:
+    async with db.transaction() as session:
         await regions.update_region(session, "BOSTON_METRO", actor="t", name="Boston edited")
     edited = await load()
     assert [r.name for r in edited][1] == "Boston edited"
     assert edited[0] is first[0] and edited[2] is first[2]  # only the edited row is new
 
-    async with db.session() as session:
+    async with db.transaction() as session:
         await regions.create_region(
             session,
             RegionInput(code="CHICAGO_METRO", name="Chicago", cron="0 3 * * *"),

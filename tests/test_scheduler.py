@@ -51,7 +51,7 @@ async def test_cron_change_replaces_the_pending_tick(test_settings: Settings, db
     await add_region(db, "LA", "0 */12 * * *", schedule_since=now)
     async with runtime(test_settings) as rt:
         await reconcile(rt, now=now)
-        async with db.session() as session:
+        async with db.transaction() as session:
             await regions.update_region(session, "LA", actor="test", now=now, cron="30 1 * * *")
         report = await reconcile(rt, only={"LA"}, now=now)
     fires = await pending(test_settings, "LA")
@@ -66,15 +66,15 @@ async def test_pause_resume_and_delete(test_settings: Settings, db: Database) ->
     async with runtime(test_settings) as rt:
         await reconcile(rt, now=now)
         assert len(await pending(test_settings, "CHI")) == 1
-        async with db.session() as session:
+        async with db.transaction() as session:
             await regions.update_region(session, "CHI", actor="test", now=now, active=False)
         await reconcile(rt, now=now)
         assert await pending(test_settings, "CHI") == []
-        async with db.session() as session:
+        async with db.transaction() as session:
             await regions.update_region(session, "CHI", actor="test", now=now, active=True)
         await reconcile(rt, now=now)
         assert len(await pending(test_settings, "CHI")) == 1
-        async with db.session() as session:
+        async with db.transaction() as session:
             await regions.delete_region(session, "CHI", actor="test")
         await reconcile(rt, now=now)
     assert await pending(test_settings, "CHI") == []
@@ -171,7 +171,7 @@ async def test_an_edit_reaches_the_scheduler_by_notify_not_by_its_interval(
         try:
             await eventually(lambda: _has_pending(test_settings, "LIVE"), timeout=10)
             await asyncio.wait_for(scheduler.listening.wait(), timeout=10)
-            async with db.session() as session:
+            async with db.transaction() as session:
                 await regions.update_region(
                     session, "LIVE", actor="test", cron=f"{later.minute} {later.hour} * * *"
                 )

@@ -27,7 +27,7 @@ async def run_tick(rt: Runtime, code: str, fire: datetime, job_id: str, manual: 
 
 async def previous_run_still_going(db: Database, code: str, fire: datetime, job: str) -> int:
     """A run of `code` at an earlier fire time that has not completed (its batches still run)."""
-    async with db.session() as session:
+    async with db.transaction() as session:
         claim = await runs.claim(
             session,
             kind="tick",
@@ -104,7 +104,7 @@ async def test_overlap_buffer_keeps_one_waiting_and_skips_the_rest(
         follow_up = waiting[0].job_id
         report = await run_shard(rt, previous, shard, ["TICKER"], follow_up, False)
         assert report.waiting == ["TICKER"]  # still behind the earlier run
-        async with db.session() as session:
+        async with db.transaction() as session:
             await runs.finish(session, earlier, status=RunStatus.OK)
         report = await run_shard(rt, previous, shard, ["TICKER"], follow_up, False)
         assert report.line() == "ok" and report.waiting == []
@@ -120,11 +120,11 @@ async def test_a_job_for_an_old_schedule_does_nothing(
 ) -> None:
     MINUTE = upcoming_minute()
     await minutely(db)
-    async with db.session() as session:
+    async with db.transaction() as session:
         await regions.update_region(session, "TICKER", actor="test", cron="0 0 1 1 *")
     async with runtime(test_settings) as rt:
         assert await run_tick(rt, "TICKER", MINUTE, "job-old", manual=False) == "stale"
-        async with db.session() as session:
+        async with db.transaction() as session:
             await regions.update_region(session, "TICKER", actor="test", active=False)
         assert await run_tick(rt, "TICKER", MINUTE, "job-old", manual=False) == "paused"
         # A manual run of a region deleted meanwhile; a shard left without regions.
@@ -140,7 +140,7 @@ async def test_a_run_left_running_by_a_dead_worker_is_taken_over_once(
 ) -> None:
     MINUTE = upcoming_minute()
     await minutely(db)
-    async with db.session() as session:
+    async with db.transaction() as session:
         # The shard's first attempt claimed the fire time, then its worker died.
         claim = await runs.claim(
             session,

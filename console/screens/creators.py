@@ -327,7 +327,7 @@ class CreatorsScreen(LiveScreen):
     @work(group="edit", exit_on_error=False)
     async def _write_status(self, creator_id: int, handle: str, target: CreatorStatus) -> None:
         try:
-            async with self.deck.db.session() as session:
+            async with self.deck.db.transaction() as session:
                 await creator_queries.set_status(
                     session, [creator_id], target, actor=audit.current_actor()
                 )

@@ -264,7 +264,7 @@ class RegionsScreen(LiveScreen):
     @work(group="edit", exit_on_error=False)
     async def _write_schedule(self, code: str, change: ScheduleChange) -> None:
         try:
-            async with self.deck.db.session() as session:
+            async with self.deck.db.transaction() as session:
                 await update_region(
                     session,
                     code,
@@ -291,7 +291,7 @@ class RegionsScreen(LiveScreen):
     async def _write_active(self, code: str, active: bool) -> None:
         verb = "resume" if active else "pause"
         try:
-            async with self.deck.db.session() as session:
+            async with self.deck.db.transaction() as session:
                 await update_region(
                     session,
                     code,
@@ -319,7 +319,7 @@ class RegionsScreen(LiveScreen):
     @work(group="edit", exit_on_error=False)
     async def _write_new(self, region: RegionInput) -> None:
         try:
-            async with self.deck.db.session() as session:
+            async with self.deck.db.transaction() as session:
                 await create_region(
                     session, region, actor=audit.current_actor(), now=self.deck.now()
                 )
@@ -345,7 +345,7 @@ class RegionsScreen(LiveScreen):
     @work(group="edit", exit_on_error=False)
     async def _write_delete(self, code: str) -> None:
         try:
-            async with self.deck.db.session() as session:
+            async with self.deck.db.transaction() as session:
                 await delete_region(session, code, actor=audit.current_actor())
         except Exception as exc:
             self.notify(f"not deleted: {exc}", severity="error")
@@ -366,7 +366,7 @@ class RegionsScreen(LiveScreen):
             added = await enqueue_ticks(
                 redis, self.deck.settings, [TickRequest(code, fire, manual=True)]
             )
-            async with self.deck.db.session() as session:
+            async with self.deck.db.transaction() as session:
                 await audit.record_action(
                     session,
                     actor=audit.current_actor(),

@@ -1,4 +1,11 @@
-"""What every request handler shares: settings, the database, Redis, the definition cache."""
+"""What every request handler shares: settings, the database, Redis, the definition cache.
+
+`pool` is the api's own asyncpg pool, one of the named exceptions to the transaction rule
+(storage/database.py): the request hot paths skip the ORM session and its pool checkout.
+An assignment is one self-contained statement (one round trip); an event batch opens one
+short transaction of its own on the connection (storage/queries/experiments.insert_events).
+Everything else goes through `db` like the rest of the code.
+"""
 
 from __future__ import annotations
 

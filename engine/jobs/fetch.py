@@ -167,7 +167,7 @@ async def run_fetch(
     if outcome.deferred:
         error = next(iter(outcome.deferred.values()))
     now = datetime.now(UTC)
-    async with rt.db.session() as session:
+    async with rt.db.transaction() as session:
         written = await creators.write_fetch_results(
             session,
             slot=slot,
@@ -175,11 +175,10 @@ async def run_fetch(
             samples=samples,
             not_modified=result.not_modified,
             status_changes=changes,
-            commit=False,
         )
         fine = [s.creator_id for s in samples] + list(result.not_modified)
         await dead_letters.resolve_creators(session, fine)
-        await dead_letters.record(session, letters, commit=False)
+        await dead_letters.record(session, letters)
         if run_id:
             first = await creators.add_batch_counts(
                 session,
@@ -193,7 +192,6 @@ async def run_fetch(
             )
             # The run's ledger row, in this same transaction: completion and counts.
             await ticks.report_batch(session, run_id=run_id, batch_no=batch_no, first_report=first)
-        await session.commit()
     log.info(
         "fetch.batch",
         run_id=run_id,

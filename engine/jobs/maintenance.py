@@ -63,7 +63,7 @@ async def maintain_table(
         # The first partition start at or before the cutoff: everything before it goes.
         edge = p.floor(table, cutoff)
         started = time.perf_counter()
-        async with db.session() as session, session.begin():
+        async with db.transaction() as session:
             await q.lock_table(session, table)
             report.deleted_default_rows = await q.delete_default_before(session, table, edge)
             for part in await q.partitions(session, table):
@@ -83,7 +83,7 @@ async def maintain_table(
             continue
         name = p.name_of(table, start)
         try:
-            async with db.session() as session, session.begin():
+            async with db.transaction() as session:
                 await q.lock_table(session, table)
                 moved = await q.ensure_partition(session, table, start)
         except Exception as exc:  # a lock timeout, say: the next run tries again
@@ -113,7 +113,7 @@ async def downsample(db: Database, now: datetime) -> dict[str, int]:
         chunks = p.starts_between(p.SAMPLES, since, now)
         for index, month in enumerate(chunks):
             last = index == len(chunks) - 1
-            async with db.session() as session, session.begin():
+            async with db.transaction() as session:
                 written[resolution] += await series.downsample(
                     session,
                     resolution,

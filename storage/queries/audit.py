@@ -1,3 +1,5 @@
+"""The audit log: who changed what, written in the same transaction as the change."""
+
 from __future__ import annotations
 
 import getpass
@@ -48,7 +50,8 @@ async def record_action(
     entity_id: str,
     details: dict[str, Any] | None = None,
 ) -> None:
-    """Audit an operator action that changes no row (e.g. a console run-now), and commit."""
+    """Audit an operator action that changes no row (e.g. a console run-now). The caller
+    commits."""
     record(
         session,
         actor=actor,
@@ -58,4 +61,4 @@ async def record_action(
         before=None,
         after=details,
     )
-    await session.commit()
+    await session.flush()

@@ -1,4 +1,7 @@
-"""The dead-letter queue: record permanent failures, list them, requeue or drop (audited)."""
+"""The dead-letter queue: record permanent failures, list them, requeue or drop (audited).
+
+No function commits: the caller owns the transaction (a fetch batch records its letters with
+its results; a requeue or a drop commits with its audit rows)."""
 
 from __future__ import annotations
 
@@ -6,11 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.database import driver
 from storage.models import DeadLetter, DeadLetterStatus
 from storage.queries import audit
 
@@ -32,11 +35,8 @@ def fetch_key(creator_id: int) -> str:
     return f"{FETCH}:{creator_id}"
 
 
-async def record(session: AsyncSession, letters: Sequence[Letter], commit: bool = True) -> int:
-    """Upsert failures (a requeued letter that fails again is pending again).
-
-    Commits unless `commit=False` (to join the caller's transaction).
-    """
+async def record(session: AsyncSession, letters: Sequence[Letter]) -> int:
+    """Upsert failures (a requeued letter that fails again is pending again)."""
     if not letters:
         return 0
     rows = [
@@ -62,21 +62,16 @@ async def record(session: AsyncSession, letters: Sequence[Letter], commit: bool 
         },
     )
     result = await session.execute(stmt.returning(DeadLetter.id))
-    written = len(result.all())
-    if commit:
-        await session.commit()
-    return written
+    return len(result.all())
 
 
 async def resolve_creators(session: AsyncSession, creator_ids: Sequence[int]) -> int:
-    """A creator fetched fine again: its dead letters are done. Does not commit."""
+    """A creator fetched fine again: its dead letters are done."""
     if not creator_ids:
         return 0
     # One array parameter, not one bind per id: this runs for every fetch batch.
-    conn = await session.connection()
-    raw = await conn.get_raw_connection()
-    driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
-    status = await driver.execute(
+    conn = await driver(session)
+    status = await conn.execute(
         "DELETE FROM dead_letter WHERE creator_id = ANY($1::bigint[])", list(creator_ids)
     )
     return int(status.rsplit(" ", 1)[-1])
@@ -113,7 +108,7 @@ def _snapshot(letter: DeadLetter) -> dict[str, Any]:
 async def mark_requeued(
     session: AsyncSession, ids: Sequence[int] | None, *, actor: str
 ) -> list[DeadLetter]:
-    """Mark letters requeued (all pending ones when `ids` is None); returns them. Commits.
+    """Mark letters requeued (all pending ones when `ids` is None); returns them.
 
     The caller then enqueues their work; a success deletes the letter, a failure makes it
     pending again with one more attempt.
@@ -127,7 +122,6 @@ async def mark_requeued(
         query = query.where(DeadLetter.id.in_(list(ids)))
     letters = list(await session.scalars(query))
     if not letters:
-        await session.rollback()
         return []
     await session.execute(
         update(DeadLetter)
@@ -144,7 +138,7 @@ async def mark_requeued(
             before=_snapshot(letter),
             after={"status": DeadLetterStatus.REQUEUED.value},
         )
-    await session.commit()
+    await session.flush()
     return letters
 
 
@@ -168,5 +162,5 @@ async def drop(session: AsyncSession, ids: Sequence[int] | None, *, actor: str) 
         await session.execute(
             delete(DeadLetter).where(DeadLetter.id.in_([letter.id for letter in letters]))
         )
-    await session.commit()
+    await session.flush()
     return len(letters)

@@ -144,7 +144,7 @@ async def startup_check(db: Database, settings: Settings) -> KeyStatus:
             status = KeyStatus(KeyState.WRONG, str(exc))
     if status is None:
         try:
-            async with db.session() as session, session.begin():
+            async with db.transaction() as session:
                 status = await check_key(session, box)
         except (OSError, SQLAlchemyError) as exc:
             status = KeyStatus(

@@ -1,4 +1,7 @@
-"""Regions: reads for the scheduler and console, and audited edits."""
+"""Regions: reads for the scheduler and console, and audited edits.
+
+No function commits: the caller owns the transaction (`Database.transaction()`), so an edit
+and its audit row commit together or not at all."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from sqlalchemy import Numeric, cast, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.database import driver
 from storage.models import CatchupPolicy, OverlapPolicy, Region
 from storage.queries import audit
 from storage.schedule import parse_schedule, validate_timezone
@@ -96,7 +100,7 @@ async def create_region(
         before=None,
         after=snapshot(region),
     )
-    await session.commit()
+    await session.flush()
     return region
 
 
@@ -110,7 +114,8 @@ async def update_region(
     **changes: Any,
 ) -> Region:
     """Change fields of a region; a schedule change or a resume starts the schedule anew at
-    `now` (the caller's clock; default the real one)."""
+    `now` (the caller's clock; default the real one). A change that leaves the region as it
+    was writes nothing (no update, no audit row)."""
     region = await session.get(Region, code, with_for_update=True)
     if region is None:
         raise RegionError(f"region {code} does not exist")
@@ -118,14 +123,14 @@ async def update_region(
     cron = changes.get("cron", region.cron)
     timezone = changes.get("timezone", region.timezone)
     changes["cron"] = parse_schedule(cron, timezone).cron
-    for key, value in changes.items():
+    for key in changes:
         if not hasattr(Region, key) or key in ("code", "created_at", "updated_at"):
             raise RegionError(f"cannot change {key!r} of a region")
+    if before == {**before, **{k: v for k, v in changes.items() if k in before}}:
+        return region
+    for key, value in changes.items():
         setattr(region, key, value)
     after = snapshot(region)
-    if before == after:
-        await session.rollback()
-        return region
     restarted = any(before[f] != after[f] for f in SCHEDULE_FIELDS) and region.active
     if restarted:
         region.schedule_since = now or datetime.now(UTC)
@@ -138,7 +143,7 @@ async def update_region(
         before=before,
         after=after,
     )
-    await session.commit()
+    await session.flush()
     return region
 
 
@@ -156,7 +161,6 @@ async def delete_region(session: AsyncSession, code: str, *, actor: str) -> None
         after=None,
     )
     await session.execute(delete(Region).where(Region.code == code))
-    await session.commit()
 
 
 async def upsert_seed_regions(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
@@ -165,19 +169,15 @@ async def upsert_seed_regions(session: AsyncSession, rows: list[dict[str, Any]])
         return 0
     stmt = insert(Region).values(rows).on_conflict_do_nothing(index_elements=[Region.code])
     result = await session.execute(stmt.returning(Region.code))
-    inserted = len(result.all())
-    await session.commit()
-    return inserted
+    return len(result.all())
 
 
 async def list_region_summaries(session: AsyncSession) -> list[asyncpg.Record]:
     """(code, name, cron, timezone, active) records of every region by code, straight from
     asyncpg: no ORM objects, no SQLAlchemy row processing, not even a tuple per row (records
     unpack like tuples), so reading 10,000 regions costs ~10 ms, most of it in PostgreSQL."""
-    conn = await session.connection()
-    raw = await conn.get_raw_connection()
-    driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
-    return await driver.fetch("SELECT code, name, cron, timezone, active FROM region ORDER BY code")
+    conn = await driver(session)
+    return await conn.fetch("SELECT code, name, cron, timezone, active FROM region ORDER BY code")
 
 
 async def regions_fingerprint(session: AsyncSession) -> tuple[int, Decimal]:
@@ -198,10 +198,8 @@ async def regions_fingerprint(session: AsyncSession) -> tuple[int, Decimal]:
 async def regions_changed_since(session: AsyncSession, since: datetime) -> list[asyncpg.Record]:
     """(code, name, cron, timezone, active) of the regions updated after `since` (a scan of
     the table in PostgreSQL, ~10 ms at 100,000 regions; only the changed rows come back)."""
-    conn = await session.connection()
-    raw = await conn.get_raw_connection()
-    driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
-    return await driver.fetch(
+    conn = await driver(session)
+    return await conn.fetch(
         "SELECT code, name, cron, timezone, active FROM region WHERE updated_at > $1", since
     )
 

@@ -1,4 +1,7 @@
-"""The run ledger: claim a fire time exactly once, finish it, and read it back."""
+"""The run ledger: claim a fire time exactly once, finish it, and read it back.
+
+No function commits: the caller owns the transaction (a claim is one statement, so an
+autocommit session makes it a committed claim on its own)."""
 
 from __future__ import annotations
 
@@ -60,7 +63,6 @@ async def claim(
         where=JobRun.status == RunStatus.RUNNING.value,
     ).returning(JobRun.id, JobRun.attempt)
     row = (await session.execute(upsert)).first()
-    await session.commit()
     return Claim(row.id, row.attempt) if row else None
 
 
@@ -84,7 +86,6 @@ async def finish(
     if counts is not None:
         values["counts"] = counts
     await session.execute(update(JobRun).where(JobRun.id == run_id).values(**values))
-    await session.commit()
 
 
 async def record_final(
@@ -119,9 +120,7 @@ async def record_final(
         return 0
     stmt = insert(JobRun).values(rows).on_conflict_do_nothing(constraint="uq_job_run_fire")
     result = await session.execute(stmt.returning(JobRun.id))
-    written = len(result.all())
-    await session.commit()
-    return written
+    return len(result.all())
 
 
 async def is_final(session: AsyncSession, *, kind: str, region_code: str, fire: datetime) -> bool:

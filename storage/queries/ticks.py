@@ -13,7 +13,8 @@ completes when the last of its fetch batches reports, in that batch's own transa
   report merges the batch totals into the row's counts (late batches still add theirs).
 
 Costs: each function is one or two statements whatever the number of regions or batches.
-None of them commits: the caller owns the transaction (autocommit sessions on the hot path).
+None of them commits: the caller owns the transaction (the tick and fan-out use autocommit
+sessions: each step is one self-contained statement; storage/database.py lists why).
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.database import driver
 from storage.models import Region, RunStatus
 
 TICK = "tick"
@@ -42,13 +43,6 @@ def batch_attempt(batch_no: int) -> int:
 
 def first_batch_no(attempt: int) -> int:
     return attempt * ATTEMPT_STRIDE if attempt > 1 else 0
-
-
-async def _driver(session: AsyncSession) -> asyncpg.Connection:
-    conn = await session.connection()
-    raw = await conn.get_raw_connection()
-    driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
-    return driver
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +70,8 @@ async def shard_region_rows(
     session: AsyncSession, shard: int | None, count: int, codes: Sequence[str] | None
 ) -> list[RegionRow]:
     """The regions of one shard (`shard_key % count = shard`), or the named ones: one query."""
-    driver = await _driver(session)
-    rows = await driver.fetch(
+    conn = await driver(session)
+    rows = await conn.fetch(
         "SELECT code, cron, timezone, active, overlap_policy, catchup_policy, misfire_grace_s, "
         "schedule_since FROM region WHERE ($1::int IS NULL OR shard_key % $2 = $1) "
         "AND ($3::text[] IS NULL OR code = ANY($3::text[])) ORDER BY code",
@@ -121,8 +115,8 @@ async def claim_many(
         return []
     now = now or datetime.now(UTC)
     lag_ms = max(0, round((now - fire).total_seconds() * 1000))
-    driver = await _driver(session)
-    rows = await driver.fetch(
+    conn = await driver(session)
+    rows = await conn.fetch(
         """
         INSERT INTO job_run (kind, region_code, scheduled_for, started_at, status, lag_ms,
                              attempt, worker, job_id, manual, counts, batches_reported)
@@ -155,8 +149,8 @@ async def running_since(
     """
     if not region_codes:
         return {}
-    driver = await _driver(session)
-    rows = await driver.fetch(
+    conn = await driver(session)
+    rows = await conn.fetch(
         "SELECT DISTINCT ON (region_code) region_code, coalesce(job_id, worker, '?') "
         "FROM job_run WHERE kind = $1 AND status = 'running' AND region_code = ANY($2::text[]) "
         "AND scheduled_for <> $3 AND started_at >= $4 "
@@ -175,8 +169,8 @@ async def final_regions(
     """Of these regions, those whose row for `fire` has ended (ok, failed, skipped, missed)."""
     if not region_codes:
         return set()
-    driver = await _driver(session)
-    rows = await driver.fetch(
+    conn = await driver(session)
+    rows = await conn.fetch(
         "SELECT region_code FROM job_run WHERE kind = $1 AND scheduled_for = $2 "
         "AND region_code = ANY($3::text[]) AND status <> 'running'",
         TICK,
@@ -200,8 +194,8 @@ async def record_final_many(
         return 0
     now = datetime.now(UTC)
     lag_ms = max(0, round((now - fire).total_seconds() * 1000))
-    driver = await _driver(session)
-    written = await driver.fetch(
+    conn = await driver(session)
+    written = await conn.fetch(
         """
         INSERT INTO job_run (kind, region_code, scheduled_for, finished_at, status, error,
                              lag_ms, duration_ms, attempt, job_id, manual, counts,
@@ -255,8 +249,8 @@ async def fan_out(session: AsyncSession, runs: Sequence[FanOut]) -> dict[int, st
     """
     if not runs:
         return {}
-    driver = await _driver(session)
-    rows = await driver.fetch(
+    conn = await driver(session)
+    rows = await conn.fetch(
         _FAN_OUT,
         [r.run_id for r in runs],
         [r.attempt for r in runs],
@@ -270,8 +264,8 @@ async def fail_runs(session: AsyncSession, claimed: Sequence[ClaimedRun], error:
     """Runs of a shard that failed before its fan-out: recorded failed with the error."""
     if not claimed:
         return
-    driver = await _driver(session)
-    await driver.execute(
+    conn = await driver(session)
+    await conn.execute(
         "UPDATE job_run AS j SET status = 'failed', error = $3, finished_at = now(), "
         "duration_ms = greatest(0, round(extract(epoch from now() - j.started_at) * 1000)) "
         "FROM unnest($1::bigint[], $2::int[]) AS v(id, attempt) "
@@ -325,10 +319,10 @@ async def report_batch(
     lock is FOR NO KEY UPDATE: the `fetch_batch` insert's foreign key already holds FOR KEY
     SHARE on the row, and two batches upgrading to FOR UPDATE would deadlock.
     """
-    driver = await _driver(session)
+    conn = await driver(session)
     attempt = batch_attempt(batch_no)
     # Only the first report of a batch of the current attempt counts towards completion.
-    count = await driver.fetchval(
+    count = await conn.fetchval(
         "SELECT CASE WHEN attempt = $2 AND $3::bool THEN 1 ELSE 0 END FROM job_run "
         "WHERE id = $1 FOR NO KEY UPDATE",
         run_id,
@@ -338,8 +332,8 @@ async def report_batch(
     if count is None:
         return
     if count:
-        await driver.execute(_REPORT, run_id)
-    await driver.execute(_MERGE, run_id)
+        await conn.execute(_REPORT, run_id)
+    await conn.execute(_MERGE, run_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,8 +345,8 @@ class Stale:
 
 async def unfanned_claims(session: AsyncSession, before: datetime) -> list[Stale]:
     """Runs claimed before `before` whose shard never fanned them out (it died, Redis lost it)."""
-    driver = await _driver(session)
-    rows = await driver.fetch(
+    conn = await driver(session)
+    rows = await conn.fetch(
         "SELECT region_code, scheduled_for, manual FROM job_run WHERE kind = $1 "
         "AND status = 'running' AND batches_expected IS NULL AND started_at < $2 LIMIT 10000",
         TICK,
@@ -364,16 +358,16 @@ async def unfanned_claims(session: AsyncSession, before: datetime) -> list[Stale
 async def unfan_running(session: AsyncSession) -> int:
     """Every running, fanned-out run goes back to "claimed, not fanned out" (its batches were
     lost with Redis): its shard's re-run takes it over and fans it out again."""
-    driver = await _driver(session)
+    conn = await driver(session)
     # A plain read first: the common case (none) takes no row lock on the ledger.
-    found = await driver.fetch(
+    found = await conn.fetch(
         "SELECT id FROM job_run WHERE kind = $1 AND status = 'running' "
         "AND batches_expected IS NOT NULL",
         TICK,
     )
     if not found:
         return 0
-    rows = await driver.fetch(
+    rows = await conn.fetch(
         "UPDATE job_run SET batches_expected = NULL WHERE id = ANY($1::bigint[]) "
         "AND status = 'running' AND batches_expected IS NOT NULL RETURNING id",
         [int(r[0]) for r in found],
@@ -386,8 +380,8 @@ async def close_abandoned(session: AsyncSession, before: datetime) -> int:
     Redis, say): completed with what they have; batches that still report add their counts.
 
     A plain read first: the common case (none) takes no row lock on the ledger."""
-    driver = await _driver(session)
-    found = await driver.fetch(
+    conn = await driver(session)
+    found = await conn.fetch(
         "SELECT id FROM job_run WHERE kind = $1 AND status = 'running' "
         "AND batches_expected IS NOT NULL AND started_at < $2 LIMIT 10000",
         TICK,
@@ -395,7 +389,7 @@ async def close_abandoned(session: AsyncSession, before: datetime) -> int:
     )
     if not found:
         return 0
-    rows = await driver.fetch(
+    rows = await conn.fetch(
         "UPDATE job_run SET status = 'ok', finished_at = now(), "
         "duration_ms = greatest(0, round(extract(epoch from now() - started_at) * 1000)), "
         "error = (batches_expected - batches_reported)::text || ' of ' "
