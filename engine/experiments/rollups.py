@@ -172,20 +172,22 @@ async def _compute(
             days = [window.start + timedelta(days=i) for i in range(window.days)]
         else:
             days = await q.touched_days(session, window, since)
-        rows = 0
+        window_params = {
+            "wd": window.days,
+            "first": window.start,
+            "last": window.end,
+            "start": window.start_ts,
+            "end": window.end_ts,
+        }
+        targets = [rollup_days.PatchTarget(e.id, e.key, e.primary_metric) for e in experiments]
+        # One pass over the days' events for every experiment, then per-experiment sums.
+        rows = await rollup_days.patch_days(
+            session, window_params, targets, days, full=since is None
+        )
         for index, exp in enumerate(experiments):
-            params = {
-                "id": exp.id,
-                "key": exp.key,
-                "metric": exp.primary_metric,
-                "wd": window.days,
-                "first": window.start,
-                "last": window.end,
-                "start": window.start_ts,
-                "end": window.end_ts,
-            }
-            rows += await rollup_days.patch_days(session, params, days, full=since is None)
-            rows += await rollup_days.write_experiment(session, params, exp.variant_keys)
+            rows += await rollup_days.write_experiment(
+                session, window_params, exp.id, exp.variant_keys
+            )
             progress(f"experiment {exp.key}", index + 1, len(experiments))
         if not experiments:
             progress("experiments: nothing new", 1, 1)

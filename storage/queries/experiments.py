@@ -474,6 +474,11 @@ async def lock_rollups(session: AsyncSession) -> None:
     # Rollups scan and join whole windows; the planner's guess for JSONB `?` filters is tiny and
     # a nested loop over two large sides then costs minutes. Hash and merge joins only.
     await session.execute(text("SET LOCAL enable_nestloop = off"))
+    # Sorts and hashes of a window's events in memory, not in temporary files (measured: an
+    # external merge of 1M rows); no JIT, whose compile time (~30-200 ms per statement, chosen
+    # from row estimates) is a fixed cost of every run, most visible when nothing is new.
+    await session.execute(text("SET LOCAL work_mem = '256MB'"))
+    await session.execute(text("SET LOCAL jit = off"))
 
 
 async def touched_days(session: AsyncSession, window: Window, since: datetime) -> list[date]:
@@ -510,14 +515,19 @@ async def rollup_daily_days(session: AsyncSession, days: Sequence[date]) -> int:
     upserted = await session.execute(
         text(
             """
-            WITH fresh AS (
+            WITH per_unit AS (
+                -- Distinct units as a hash aggregate per (day, name, unit), then counted: no
+                -- sort of the window (count(DISTINCT) sorts each group).
                 SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, name AS event_name,
-                       count(*) AS events, count(DISTINCT unit_id) AS units
+                       unit_id, count(*) AS events
                 FROM event_log
                 WHERE occurred_at >= (SELECT min(d) FROM unnest(CAST(:days AS date[])) d)
                   AND occurred_at < (SELECT max(d) + 1 FROM unnest(CAST(:days AS date[])) d)
                   AND (occurred_at AT TIME ZONE 'UTC')::date = ANY(CAST(:days AS date[]))
-                GROUP BY 1, 2
+                GROUP BY 1, 2, 3
+            ), fresh AS (
+                SELECT day, event_name, sum(events) AS events, count(*) AS units
+                FROM per_unit GROUP BY 1, 2
             ), up AS (
                 INSERT INTO rollup_daily AS r (day, event_name, events, units)
                 SELECT day, event_name, events, units FROM fresh
