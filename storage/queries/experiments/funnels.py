@@ -10,38 +10,45 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.queries.experiments.rollups import RollupExperiment, Window
 
-_FUNNEL_TAIL = """, counted AS (__COUNTED__),
-        grid AS (
-            SELECT k.variant_key, s.step, s.step_name
-            FROM unnest(CAST(:variants AS text[])) AS k(variant_key)
-            CROSS JOIN unnest(CAST(:steps AS text[])) WITH ORDINALITY AS s(step_name, step)
-        ), fresh AS (
-            SELECT CAST(:days AS integer) AS window_days, CAST(:id AS bigint) AS experiment_id,
-                   CAST(:funnel AS text) AS funnel_name, g.variant_key,
-                   CAST(g.step AS integer) AS step, CAST(:window_end AS date) AS window_end,
-                   g.step_name, COALESCE(c.units, 0) AS units
-            FROM grid g LEFT JOIN counted c ON c.variant_key = g.variant_key AND c.step = g.step
-        ), up AS (
-            INSERT INTO rollup_funnel AS r
-                (window_days, experiment_id, funnel_name, variant_key, step, window_end,
-                 step_name, units)
-            SELECT * FROM fresh
-            ON CONFLICT (window_days, experiment_id, funnel_name, variant_key, step) DO UPDATE
-                SET window_end = EXCLUDED.window_end, step_name = EXCLUDED.step_name,
-                    units = EXCLUDED.units
-                WHERE (r.window_end, r.step_name, r.units) IS DISTINCT FROM
-                      (EXCLUDED.window_end, EXCLUDED.step_name, EXCLUDED.units)
-            RETURNING 1
-        ), gone AS (
-            DELETE FROM rollup_funnel r
-            WHERE r.window_days = :days AND r.experiment_id = :id AND r.funnel_name = :funnel
-              AND NOT EXISTS (
-                  SELECT 1 FROM fresh f
-                  WHERE f.variant_key = r.variant_key AND f.step = r.step
-              )
-            RETURNING 1
-        )
-        SELECT (SELECT count(*) FROM up) + (SELECT count(*) FROM gone) AS n"""
+# The counts are read by a plain SELECT and written by a second statement: a statement that
+# writes (an INSERT in a CTE) never runs in parallel, a SELECT scans the window with parallel
+# workers when the planner finds it worth it (both cores of a quiet machine).
+_FUNNEL_WRITE_SQL = """
+WITH counted AS (
+    SELECT * FROM unnest(CAST(:counted_variants AS text[]), CAST(:counted_steps AS integer[]),
+                         CAST(:counted_units AS bigint[])) AS c(variant_key, step, units)
+), grid AS (
+    SELECT k.variant_key, s.step, s.step_name
+    FROM unnest(CAST(:variants AS text[])) AS k(variant_key)
+    CROSS JOIN unnest(CAST(:steps AS text[])) WITH ORDINALITY AS s(step_name, step)
+), fresh AS (
+    SELECT CAST(:days AS integer) AS window_days, CAST(:id AS bigint) AS experiment_id,
+           CAST(:funnel AS text) AS funnel_name, g.variant_key,
+           CAST(g.step AS integer) AS step, CAST(:window_end AS date) AS window_end,
+           g.step_name, COALESCE(c.units, 0) AS units
+    FROM grid g LEFT JOIN counted c ON c.variant_key = g.variant_key AND c.step = g.step
+), up AS (
+    INSERT INTO rollup_funnel AS r
+        (window_days, experiment_id, funnel_name, variant_key, step, window_end,
+         step_name, units)
+    SELECT * FROM fresh
+    ON CONFLICT (window_days, experiment_id, funnel_name, variant_key, step) DO UPDATE
+        SET window_end = EXCLUDED.window_end, step_name = EXCLUDED.step_name,
+            units = EXCLUDED.units
+        WHERE (r.window_end, r.step_name, r.units) IS DISTINCT FROM
+              (EXCLUDED.window_end, EXCLUDED.step_name, EXCLUDED.units)
+    RETURNING 1
+), gone AS (
+    DELETE FROM rollup_funnel r
+    WHERE r.window_days = :days AND r.experiment_id = :id AND r.funnel_name = :funnel
+      AND NOT EXISTS (
+          SELECT 1 FROM fresh f
+          WHERE f.variant_key = r.variant_key AND f.step = r.step
+      )
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM up) + (SELECT count(*) FROM gone) AS n
+"""
 
 
 def _funnel_sql(steps: int) -> str:
@@ -60,12 +67,13 @@ def _funnel_sql(steps: int) -> str:
             f"WHERE e.name = :step{k} AND e.occurred_at >= p.t "
             "GROUP BY e.unit_id, e.variant_key)"
         )
-    counted = " UNION ALL ".join(
-        f"SELECT variant_key, {k} AS step, count(*) AS units FROM s{k} GROUP BY variant_key"  # noqa: S608
-        for k in range(1, steps + 1)
-    )
     # Only step numbers are formatted in; every value is a bound parameter.
-    parts.append(_FUNNEL_TAIL.replace("__COUNTED__", counted))
+    parts.append(
+        " UNION ALL ".join(
+            f"SELECT variant_key, {k} AS step, count(*) AS units FROM s{k} GROUP BY variant_key"  # noqa: S608
+            for k in range(1, steps + 1)
+        )
+    )
     return "\n".join(parts)
 
 
@@ -87,8 +95,19 @@ async def rollup_funnel(
         "start": window.start_ts,
         "end": window.end_ts,
     }
-    params.update({f"step{k}": name for k, name in enumerate(steps, start=1)})
-    result = await session.execute(text(_funnel_sql(len(steps))), params)
+    steps_params = {f"step{k}": name for k, name in enumerate(steps, start=1)}
+    counted = (
+        await session.execute(text(_funnel_sql(len(steps))), {**params, **steps_params})
+    ).all()
+    result = await session.execute(
+        text(_FUNNEL_WRITE_SQL),
+        {
+            **params,
+            "counted_variants": [r.variant_key for r in counted],
+            "counted_steps": [r.step for r in counted],
+            "counted_units": [r.units for r in counted],
+        },
+    )
     return int(result.scalar_one())
 
 
