@@ -55,9 +55,6 @@ async def lock_rollups(session: AsyncSession) -> None:
     # from row estimates) is a fixed cost of every run, most visible when nothing is new.
     await session.execute(text("SET LOCAL work_mem = '256MB'"))
     await session.execute(text("SET LOCAL jit = off"))
-    # Aggregates per daily partition before they are combined (measured: 1.18 s against 1.44 s
-    # for the daily rows of 1M events).
-    await session.execute(text("SET LOCAL enable_partitionwise_aggregate = on"))
 
 
 async def touched_days(session: AsyncSession, window: Window, since: datetime) -> list[date]:
@@ -87,18 +84,13 @@ async def touched_experiments(session: AsyncSession, since: datetime) -> set[str
 
 
 _DAILY_READ_SQL = """
-WITH per_unit AS (
-    -- Distinct units as a hash aggregate per (day, name, unit), then counted: no sort of the
-    -- window (count(DISTINCT) sorts each group).
-    SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, name AS event_name,
-           unit_id, count(*) AS events
-    FROM event_log
-    WHERE occurred_at >= (SELECT min(d) FROM unnest(CAST(:days AS date[])) d)
-      AND occurred_at < (SELECT max(d) + 1 FROM unnest(CAST(:days AS date[])) d)
-      AND (occurred_at AT TIME ZONE 'UTC')::date = ANY(CAST(:days AS date[]))
-    GROUP BY 1, 2, 3
-)
-SELECT day, event_name, sum(events) AS events, count(*) AS units FROM per_unit GROUP BY 1, 2
+SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, name AS event_name,
+       count(*) AS events, count(DISTINCT unit_id) AS units
+FROM event_log
+WHERE occurred_at >= (SELECT min(d) FROM unnest(CAST(:days AS date[])) d)
+  AND occurred_at < (SELECT max(d) + 1 FROM unnest(CAST(:days AS date[])) d)
+  AND (occurred_at AT TIME ZONE 'UTC')::date = ANY(CAST(:days AS date[]))
+GROUP BY 1, 2
 """
 
 _DAILY_WRITE_SQL = """
