@@ -13,7 +13,8 @@ ones), so a unit's first day can only move earlier (`min` of the stored and the 
 day's counts are rewritten whole. A full run passes every day of the window with `full=True`:
 it removes grid rows that no longer belong (a moved window) and recomputes the sets outright.
 Costs: one scan of the days' events; an incremental run also unnests the stored sets of the
-experiments with new conversions (one row per converting unit, in memory). Functions never
+experiments with new conversions (one row per converting unit, in memory) and rebuilds only the
+sets of the first day read and later. Functions never
 commit; rows are written and counted only when they change, so a re-run writes nothing.
 """
 
@@ -78,9 +79,17 @@ WITH x AS (
     WHERE NOT CAST(:full AS boolean) AND f.window_days = :wd
       AND f.experiment_id IN (SELECT experiment_id FROM scope)
 ), merged AS (
-    -- a unit's first day only moves earlier (late events are added, never removed)
+    -- A unit's first day only moves earlier, so the sets of days before the first day read
+    -- cannot change: only the later ones are rebuilt, less the units that converted earlier.
     SELECT experiment_id, unit_id, min(variant_key) AS variant_key, min(first_day) AS first_day
-    FROM (SELECT * FROM known UNION ALL SELECT * FROM late) m GROUP BY 1, 2
+    FROM (
+        SELECT * FROM known WHERE first_day >= CAST(:lo_day AS date)
+        UNION ALL
+        SELECT * FROM late l WHERE NOT EXISTS (
+            SELECT 1 FROM known k
+            WHERE k.experiment_id = l.experiment_id AND k.unit_id = l.unit_id
+              AND k.first_day < CAST(:lo_day AS date))
+    ) m GROUP BY 1, 2
 ), sets AS (
     SELECT experiment_id, first_day, variant_key, array_agg(unit_id ORDER BY unit_id) AS units
     FROM merged GROUP BY 1, 2, 3
@@ -94,6 +103,7 @@ WITH x AS (
 ), sets_gone AS (
     DELETE FROM rollup_experiment_firsts r
     WHERE r.window_days = :wd AND r.experiment_id IN (SELECT experiment_id FROM scope)
+      AND (CAST(:full AS boolean) OR r.first_day >= CAST(:lo_day AS date))
       AND NOT EXISTS (
           SELECT 1 FROM sets s WHERE s.experiment_id = r.experiment_id
              AND s.first_day = r.first_day AND s.variant_key = r.variant_key)
@@ -140,6 +150,7 @@ async def patch_days(
             "metrics": [e.metric for e in experiments],
             "days": ordered,
             "full": full,
+            "lo_day": lo,
             "lo": datetime(lo.year, lo.month, lo.day, tzinfo=UTC),
             "hi": datetime(hi.year, hi.month, hi.day, tzinfo=UTC) + timedelta(days=1),
         },
