@@ -4,7 +4,10 @@ Each job runs in one transaction under an advisory lock (CLI and engine never in
 recomputes its window from the event log and writes only rows that changed; each run is
 recorded in rollup_runs with the tables' checksum. An incremental run (same window as the last
 successful run) recomputes only the days and experiments that received events since that run's
-watermark; late events inside the window are therefore picked up by the next run.
+watermark; late events inside the window are therefore picked up by the next run. Daily rows
+and experiment figures are recomputed for the touched days only (experiments from day-grained
+state, storage/queries/rollup_days.py); a touched experiment's funnels still scan the whole
+window, since a unit's progress depends on the order of its events across days.
 
 Retention (engine/jobs/maintenance.py) drops whole days of raw events: daily rows of days
 before `retention_horizon` are never recomputed, so they outlive the raw data.
