@@ -9,8 +9,9 @@ import httpx
 from sqlalchemy import select, text
 
 from engine.experiments.rollups import Job, run_rollups, window_for
+from engine.experiments.stats import ExperimentStats, VariantInput, compare
 from storage.database import Database
-from storage.models import ExperimentRollup
+from storage.models import Experiment, ExperimentRollup
 from tests.test_experiments_helpers import api_ctx, client, event, make_experiment
 
 __all__ = ["api_ctx", "client"]
@@ -92,3 +93,74 @@ async def test_incremental_equals_full(client: httpx.AsyncClient, db: Database) 
     full = await run_rollups(db, window, [Job.EXPERIMENTS])
     assert full.results[0].rows_written == 0  # the full run finds nothing to change
     assert await _figures(db) == incremental
+
+
+_RAW_SQL = """
+SELECT s.variant_key, count(DISTINCT s.unit_id) AS units,
+       count(DISTINCT e.unit_id) AS conversions, count(e.event_id) AS events
+FROM assignment s JOIN experiment x ON x.id = s.experiment_id
+LEFT JOIN event_log e ON e.unit_id = s.unit_id AND e.name = x.primary_metric
+     AND e.assignments ? x.key AND e.occurred_at >= :start AND e.occurred_at < :end
+WHERE x.key = :key AND s.assigned_at >= :start AND s.assigned_at < :end
+GROUP BY s.variant_key
+"""
+
+
+async def _raw(
+    db: Database, key: str, start: datetime, end: datetime
+) -> dict[str, tuple[int, ...]]:
+    """The figures straight from raw events: what the day-grained state must reproduce."""
+    async with db.session() as session:
+        rows = await session.execute(text(_RAW_SQL), {"key": key, "start": start, "end": end})
+        return {r.variant_key: (r.units, r.conversions, r.events) for r in rows}
+
+
+async def _stored(db: Database, key: str) -> dict[str, tuple[int, ...]]:
+    async with db.session() as session:
+        rows = await session.scalars(
+            select(ExperimentRollup)
+            .join(Experiment, Experiment.id == ExperimentRollup.experiment_id)
+            .where(ExperimentRollup.window_days == 7, Experiment.key == key)
+        )
+        return {r.variant_key: (r.units, r.conversions, r.events) for r in rows}
+
+
+def _stats(figures: dict[str, tuple[int, ...]]) -> ExperimentStats:
+    return compare(
+        [VariantInput(k, figures[k][0], figures[k][1], 0.5) for k in ("control", "v1")],
+        min_units=1,
+        min_conversions=1,
+    )
+
+
+async def test_statistics_from_daily_state_equal_those_from_raw_events(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    # Two experiments with different metrics share one pass over the events.
+    await make_experiment(db, "alpha", metric="purchase")
+    await make_experiment(db, "beta", metric="signup")
+    now = datetime.now(UTC)
+    for i in range(40):
+        await client.post("/v1/assignment", json={"unit_id": f"r{i}"})
+    names = ("purchase", "signup", "app_open")
+    batch = [
+        event(f"r{i}", names[(i + d) % 3], now - timedelta(days=d))
+        for i in range(40)
+        for d in range(i % 5)
+    ]
+    await client.post("/v1/events", json={"events": batch})
+    window = window_for(7, now.date())
+    await run_rollups(db, window, [Job.EXPERIMENTS])
+    await _received_earlier(db)
+    # Late events: earlier first conversions, repeat conversions, units new to the metric.
+    late = [event(f"r{i}", names[i % 2], now - timedelta(days=6 - i % 3)) for i in range(0, 40, 3)]
+    await client.post("/v1/events", json={"events": late})
+    result = await run_rollups(db, window, [Job.EXPERIMENTS], incremental=True)
+    assert result.results[0].incremental
+
+    for key in ("alpha", "beta"):
+        raw = await _raw(db, key, window.start_ts, window.end_ts)
+        stored = await _stored(db, key)
+        assert stored == raw
+        assert sum(c for _, c, _ in raw.values()) > 0
+        assert _stats(stored) == _stats(raw)

@@ -4,7 +4,10 @@ Each job runs in one transaction under an advisory lock (CLI and engine never in
 recomputes its window from the event log and writes only rows that changed; each run is
 recorded in rollup_runs with the tables' checksum. An incremental run (same window as the last
 successful run) recomputes only the days and experiments that received events since that run's
-watermark; late events inside the window are therefore picked up by the next run.
+watermark; late events inside the window are therefore picked up by the next run. Daily rows
+and experiment figures are recomputed for the touched days only (experiments from day-grained
+state, storage/queries/rollup_days.py); a touched experiment's funnels still scan the whole
+window, since a unit's progress depends on the order of its events across days.
 
 Retention (engine/jobs/maintenance.py) drops whole days of raw events: daily rows of days
 before `retention_horizon` are never recomputed, so they outlive the raw data.
@@ -172,20 +175,22 @@ async def _compute(
             days = [window.start + timedelta(days=i) for i in range(window.days)]
         else:
             days = await q.touched_days(session, window, since)
-        rows = 0
+        window_params = {
+            "wd": window.days,
+            "first": window.start,
+            "last": window.end,
+            "start": window.start_ts,
+            "end": window.end_ts,
+        }
+        targets = [rollup_days.PatchTarget(e.id, e.key, e.primary_metric) for e in experiments]
+        # One pass over the days' events for every experiment, then per-experiment sums.
+        rows = await rollup_days.patch_days(
+            session, window_params, targets, days, full=since is None
+        )
         for index, exp in enumerate(experiments):
-            params = {
-                "id": exp.id,
-                "key": exp.key,
-                "metric": exp.primary_metric,
-                "wd": window.days,
-                "first": window.start,
-                "last": window.end,
-                "start": window.start_ts,
-                "end": window.end_ts,
-            }
-            rows += await rollup_days.patch_days(session, params, days, full=since is None)
-            rows += await rollup_days.write_experiment(session, params, exp.variant_keys)
+            rows += await rollup_days.write_experiment(
+                session, window_params, exp.id, exp.variant_keys
+            )
             progress(f"experiment {exp.key}", index + 1, len(experiments))
         if not experiments:
             progress("experiments: nothing new", 1, 1)

@@ -37,7 +37,7 @@ from storage.models.publishing import (
 )
 from storage.models.regions import CatchupPolicy, OverlapPolicy, Region
 from storage.models.retention import RetentionHorizon
-from storage.models.rollup_days import ExperimentDayRollup, ExperimentUnitRollup
+from storage.models.rollup_days import ExperimentDayRollup, ExperimentFirstsRollup
 from storage.models.runs import JobRun, RunStatus
 from storage.models.series import DownsampleState, FollowerSeries
 
@@ -59,10 +59,10 @@ __all__ = [
     "Event",
     "Experiment",
     "ExperimentDayRollup",
+    "ExperimentFirstsRollup",
     "ExperimentFunnel",
     "ExperimentRollup",
     "ExperimentStatus",
-    "ExperimentUnitRollup",
     "ExperimentVariant",
     "FetchBatch",
     "FollowerSample",

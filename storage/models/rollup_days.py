@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, Date, ForeignKey, Integer, String, Text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models.base import Base
@@ -30,15 +31,18 @@ class ExperimentDayRollup(Base):
     events: Mapped[int] = mapped_column(BigInteger)
 
 
-class ExperimentUnitRollup(Base):
-    """A cohort unit's first primary-metric day in the window: distinct conversions are not
-    additive over days, but a first day only moves earlier when late events arrive."""
+class ExperimentFirstsRollup(Base):
+    """The cohort units whose first primary-metric day in the window is `first_day`, as one
+    sorted array per variant: distinct conversions are not additive over days, but a unit's
+    first day only moves earlier when late events arrive, and tens of rows per experiment
+    cost a fraction of one row per unit to rewrite."""
 
-    __tablename__ = "rollup_experiment_unit"
+    __tablename__ = "rollup_experiment_firsts"
 
     window_days: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # No foreign key (a full run inserts a whole cohort; see migration 0007).
-    experiment_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    unit_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    variant_key: Mapped[str] = mapped_column(String(100))
-    first_day: Mapped[date] = mapped_column(Date)
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiment.id", ondelete="CASCADE"), primary_key=True
+    )
+    first_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    variant_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    units: Mapped[list[str]] = mapped_column(ARRAY(Text))
