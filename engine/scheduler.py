@@ -210,6 +210,7 @@ class Scheduler:
         self.interval_s = rt.settings.engine.region_refresh_interval_ms / 1000
         self.dirty: set[str] = set()
         self.full = True
+        self.redis_lost = False  # the sentinel was found missing; the next sweep must know
         self.wake = asyncio.Event()
         self.reconciled = asyncio.Event()
         self.listening = asyncio.Event()  # set while the LISTEN connection is up
@@ -246,12 +247,16 @@ class Scheduler:
         if self.full:
             self.full = False
             self.dirty.clear()
-            lost = not await self.rt.redis.exists(self.sentinel)
+            # Sticky until a sweep used it: a pass that fails after this line still owes it.
+            self.redis_lost = self.redis_lost or not await self.rt.redis.exists(self.sentinel)
+            # Set before the work, not after: a wipe while the pass runs takes the sentinel with
+            # it and the next wait notices; set after, it would hide that wipe for an interval.
+            await self.rt.redis.set(self.sentinel, "1")
             report = await reconcile(self.rt)
-            await sweep_ledger(self.rt, redis_lost=lost)
+            await sweep_ledger(self.rt, redis_lost=self.redis_lost)
+            self.redis_lost = False
             self.next_sweep = asyncio.get_running_loop().time() + SWEEP_S
             await self._reconcile_publications()
-            await self.rt.redis.set(self.sentinel, "1")
         elif self.dirty:
             codes, self.dirty = self.dirty, set()
             report = await reconcile(self.rt, only=codes)
