@@ -27,7 +27,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from bench.support import arq_noop_ceiling, bench_settings, cpu_seconds, free_port, machine
-from engine import queue
+from engine import queues, tick_queue
 from storage.database import plain_dsn
 from storage.embedded import redis_server_binary
 from storage.settings import Settings
@@ -72,20 +72,22 @@ async def _started_at(settings: Settings, code: str, timeout: float = 10) -> dat
 
 async def _start_latency(settings: Settings) -> tuple[float, float]:
     """(ms from enqueue to start of a job due now, ms from due time to start of a deferred one)"""
-    redis = await queue.connect(settings)
+    redis = await queues.connect(settings)
     try:
         now = datetime.now(UTC).replace(microsecond=0)
         enqueued = datetime.now(UTC)
-        await queue.enqueue_ticks(redis, settings, [queue.TickRequest("IDLE0000", now, True)])
+        await tick_queue.enqueue_ticks(
+            redis, settings, [tick_queue.TickRequest("IDLE0000", now, True)]
+        )
         first = (await _started_at(settings, "IDLE0000") - enqueued).total_seconds() * 1000
         due_ms = int(time.time() * 1000) + 2000
-        job = queue.NewJob(
-            queue.tick_job_id(settings, "IDLE0001", now, True),
-            queue.TICK_FUNCTION,
+        job = queues.NewJob(
+            tick_queue.tick_job_id(settings, "IDLE0001", now, True),
+            tick_queue.TICK_FUNCTION,
             (int(now.timestamp()), None, ["IDLE0001"], True),
             due_ms,
         )
-        await queue.enqueue_if_absent(redis, queue.queue_name(settings), [job])
+        await queues.enqueue_if_absent(redis, tick_queue.queue_name(settings), [job])
         started = await _started_at(settings, "IDLE0001")
         second = started.timestamp() * 1000 - due_ms
     finally:

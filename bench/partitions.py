@@ -63,7 +63,7 @@ async def drop_day(settings: Settings, events: int, now: datetime) -> None:
             await session.execute(text("SELECT 1"))
         load = os.getloadavg()[0]
         started = time.perf_counter()
-        reports = await maintain(db, settings.model_copy(update={"event_retention_days": 90}), now)
+        reports = await maintain(db, settings.replace(retention={"event_days": 90}), now)
         drop_s = time.perf_counter() - started
         left = await conn.fetchval("SELECT count(*) FROM event_log")
         drop = reports["event_log"].drop_s

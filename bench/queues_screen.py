@@ -9,7 +9,7 @@ own batched enqueue; the console runs headless at 80x24 with Pilot. We time the 
 load (`fetch()`: counts of all four queues + one page of jobs) at the head, middle and tail
 of the queue, the table rebuild (`show()`), a first open through `:queues`, paging with `n`
 through the worker, and the round trip of a cursor key while loads run. For comparison, the
-header's queue depth (engine.queue.queue_depth, a SCAN for running jobs) is timed too.
+header's queue depth (engine.queue_admin.counts, a SCAN for running jobs) is timed too.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from console.app import CreatordeckApp
 from console.data import load_engine_status
 from console.screens.queues import QueuesScreen
 from console.widgets.status_header import StatusHeader
-from engine import fetch_queue, queue, queue_admin
+from engine import fetch_queue, queue_admin, queues
 from storage.settings import Settings
 
 
@@ -33,7 +33,7 @@ def ms(seconds: float) -> str:
 
 
 async def seed(settings: Settings, count: int) -> float:
-    redis = await queue.connect(settings)
+    redis = await queues.connect(settings)
     try:
         base = int(time.time() * 1000) + 3_600_000
         jobs = [
@@ -62,7 +62,7 @@ async def measure(settings: Settings, count: int, rounds: int, header: bool) -> 
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.5)
         if not header:
-            # The status header's own refresh (engine.queue.queue_depth SCANs the keyspace)
+            # The status header's own refresh (engine.queue_admin.counts SCANs the keyspace)
             # competes for the loop and Redis; hold it to see the screen's share alone.
             for widget in app.query(StatusHeader):
                 widget._loading = True
@@ -163,7 +163,7 @@ async def measure(settings: Settings, count: int, rounds: int, header: bool) -> 
     )
     print(
         f"  header depth   : p50 {ms(statistics.median(depth))} max {ms(max(depth))}"
-        " (engine.queue.queue_depth: SCAN for running jobs; for comparison)"
+        " (engine.queue_admin.counts: SCAN for running jobs; for comparison)"
     )
 
 

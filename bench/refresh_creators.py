@@ -41,7 +41,7 @@ from bench.support import (
     stop_all,
     wait_http,
 )
-from engine import queue
+from engine import queues, tick_queue
 from storage.database import plain_dsn
 from storage.settings import Settings
 
@@ -137,7 +137,7 @@ async def _run_scenario(
     async with httpx.AsyncClient(base_url=mock_url) as client:
         await client.put("/admin/faults", json={"error_rate": error_rate})
         before = (await client.get("/admin/stats")).json()
-    redis = await queue.connect(settings)
+    redis = await queues.connect(settings)
     conn = await asyncpg.connect(plain_dsn(settings.database_url or ""))
     try:
         # Postgres backends of the bench database (the engines' pools are open by now).
@@ -146,7 +146,9 @@ async def _run_scenario(
         fire = datetime.now(UTC).replace(microsecond=0)
         slot = datetime.fromtimestamp(int(fire.timestamp()) // 60 * 60, UTC)
         started = time.perf_counter()
-        await queue.enqueue_ticks(redis, settings, [queue.TickRequest(region, fire, manual=True)])
+        await tick_queue.enqueue_ticks(
+            redis, settings, [tick_queue.TickRequest(region, fire, manual=True)]
+        )
         deadline = started + timeout_s
         first_done = None
         while True:

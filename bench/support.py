@@ -260,17 +260,17 @@ async def _noop(ctx: dict[str, Any]) -> None:
 async def _arq_noop_rate(settings: Settings, jobs: int) -> float:
     from arq.worker import Worker, func
 
-    from engine import queue
+    from engine import queues, redis_keys
 
-    redis = await queue.connect(settings)
-    name = queue.queue_name(settings, "bench-noop")
+    redis = await queues.connect(settings)
+    name = redis_keys.queue_key(settings, "bench-noop")
     try:
         now_ms = int(time.time() * 1000)
-        await queue.enqueue_if_absent(
+        await queues.enqueue_if_absent(
             redis,
             name,
             (
-                queue.NewJob(f"{settings.redis_prefix}:noop:{n}", "noop", (), now_ms)
+                queues.NewJob(f"{settings.redis_prefix}:noop:{n}", "noop", (), now_ms)
                 for n in range(jobs)
             ),
         )

@@ -122,7 +122,7 @@ def main() -> None:
                 engine.wait(timeout=60)
         lags = [lag for lag, _ in rows]
         done = [finished for _, finished in rows]
-        concurrency = args.concurrency or Settings(_env_file=None).concurrency
+        concurrency = args.concurrency or Settings(_env_file=None).engine.concurrency
         print(f"machine: {machine()}")
         print(
             f"engines={args.engines} concurrency={concurrency} regions={args.regions} "

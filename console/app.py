@@ -4,7 +4,7 @@ Layout (as in posting and harlequin): `console/app.py` (this file: the app, glob
 screen registry), `console/screens/` (one module per screen, plus the modals they open),
 `console/widgets/` (pieces shared by screens), `console/creatordeck.tcss` (the look), and
 `console/data.py` (the read model: what screens show, loaded through `storage.queries` and
-`engine.queue`; the console runs no SQL and no Redis command of its own).
+the engine's queue modules; the console runs no SQL and no Redis command of its own).
 
 Adding a screen (the extension point)
 -------------------------------------
@@ -63,7 +63,7 @@ from console.screens.regions import RegionsScreen
 from console.screens.runs import RunsScreen
 from console.session import Session
 from console.themes import DEFAULT_THEME, THEMES
-from engine import queue
+from engine import queues
 from storage.clock import Clock, utc_now
 from storage.database import Database
 from storage.settings import Settings
@@ -182,7 +182,7 @@ class CreatordeckApp(App[None]):
         refresh loop, which shows it and retries with backoff."""
         async with self._redis_lock:
             if self._redis is None:
-                self._redis = await queue.connect(self.settings, retries=0)
+                self._redis = await queues.connect(self.settings, retries=0)
             return self._redis
 
     def known_binding_ids(self) -> set[str]:

@@ -1,4 +1,4 @@
-"""The console's read model: what each screen shows, via storage.queries and engine.queue.
+"""The console's read model: what each screen shows, via storage.queries and the engine's queues.
 
 Screens never run SQL or Redis commands; they call these functions from Textual workers. The
 row types are plain frozen dataclasses so a screen can compare a fresh load with the last one and
@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 
 from arq.connections import ArqRedis
 
-from engine import queue
+from engine import queue_admin, tick_queue
+from engine.redis_keys import TICKS
 from storage.database import Database
 from storage.models import JobRun
 from storage.queries import runs as run_queries
@@ -193,8 +194,8 @@ async def load_runs(
 async def load_engine_status(
     redis: ArqRedis, settings: Settings, now: datetime | None = None
 ) -> EngineStatus:
-    depth = await queue.queue_depth(redis, settings, now=now)
-    health = await queue.engine_health(redis, settings)
+    depth = await queue_admin.counts(redis, settings, TICKS, now)
+    health = await tick_queue.engine_health(redis, settings)
     return EngineStatus(
         ready=depth.ready,
         deferred=depth.deferred,

@@ -54,7 +54,7 @@ class AlertMonitor:
     def __init__(self, deck: CreatordeckApp) -> None:
         self.deck = deck
         self.reader = FactReader(deck.db, deck.settings)
-        self.tracker = AlertTracker(with_for_cap(deck.settings.alert_for_max_s))
+        self.tracker = AlertTracker(with_for_cap(deck.settings.alerts.for_max_s))
         self.view: AlertsView | None = None
         self._lock = asyncio.Lock()
         self._read_mono = 0.0

@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 
 from arq.connections import ArqRedis
 
-from engine.platforms.config import get_tracking_settings
 from engine.platforms.registry import build_adapters
 from engine.resilience import CircuitBreaker, RateLimiter
 from storage.database import Database
@@ -95,7 +94,7 @@ async def load_platform_health(redis: ArqRedis, settings: Settings) -> tuple[Pla
     if limiter is None:
         limiter = _limiters[redis] = RateLimiter(redis, settings)
     found = []
-    for name, adapter in sorted(build_adapters(get_tracking_settings()).items()):
+    for name, adapter in sorted(build_adapters(settings.tracking).items()):
         status = await CircuitBreaker(redis, settings, name).status()
         usage = await limiter.usage(adapter.quota, adapter.token_id)
         found.append(

@@ -171,8 +171,8 @@ def child_env(settings: Settings, ports: DemoPorts) -> dict[str, str]:
     env["MOCKSTAGRAM_URL"] = f"http://{LOOPBACK}:{ports.mock}"
     if settings.encryption_key is not None:
         env["ENCRYPTION_KEY"] = settings.encryption_key.get_secret_value()
-    if settings.alert_for_max_s is not None:
-        env["ALERT_FOR_MAX_S"] = str(settings.alert_for_max_s)
+    if settings.alerts.for_max_s is not None:
+        env["ALERT_FOR_MAX_S"] = str(settings.alerts.for_max_s)
     return env
 
 
@@ -194,9 +194,9 @@ def demo_encryption_key(settings: Settings, folder: Path) -> Settings:
 
 def demo_alert_timing(settings: Settings) -> Settings:
     """ALERT_FOR_MAX_S from the environment, else the demo's short cap (console and engine)."""
-    if settings.alert_for_max_s is not None:
+    if settings.alerts.for_max_s is not None:
         return settings
-    return settings.model_copy(update={"alert_for_max_s": DEMO_ALERT_FOR_MAX_S})
+    return settings.replace(alerts={"for_max_s": DEMO_ALERT_FOR_MAX_S})
 
 
 def run_demo(settings: Settings, ports: DemoPorts) -> int:

@@ -43,9 +43,9 @@ class DemoPorts:
     ) -> DemoPorts:
         """Flags first, then the settings (DEMO_API_PORT, DEMO_MOCK_PORT, METRICS_PORT)."""
         return cls(
-            api=settings.demo_api_port if api is None else api,
-            mock=settings.demo_mock_port if mock is None else mock,
-            metrics=settings.metrics_port if metrics is None else metrics,
+            api=settings.demo.api_port if api is None else api,
+            mock=settings.demo.mock_port if mock is None else mock,
+            metrics=settings.engine.metrics_port if metrics is None else metrics,
         )
 
     def listed(self) -> list[DemoPort]:

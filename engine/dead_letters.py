@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from arq.connections import ArqRedis
 
 from engine import fetch_queue
-from engine.platforms.config import get_tracking_settings
 from storage.database import Database
 from storage.models import CreatorStatus
 from storage.queries import creators, dead_letters
@@ -38,7 +37,7 @@ async def requeue(
     all_creators = [cid for pairs in per_platform.values() for _, cid in pairs]
     async with db.transaction() as session:
         await creators.set_status(session, all_creators, CreatorStatus.ACTIVE, actor=actor)
-    tracking = get_tracking_settings()
+    tracking = settings.tracking
     slot = creators.slot_start(datetime.now(UTC), tracking.sample_slot_s)
     stamp = int(time.time() * 1000)
     jobs = []

@@ -1,7 +1,8 @@
 """The arq seam for creator fetches: job ids, batched enqueue, queue depth.
 
 One job per (tick run, batch): `{prefix}:fetch:{run_id}:{batch_no}`; a dead letter sent back
-gets `{prefix}:fetch:requeue:{letter_id}:{stamp}`. Same rules as `engine.queue` for ticks.
+gets `{prefix}:fetch:requeue:{letter_id}:{stamp}`. Jobs are created through engine.queues (the
+same rules for every queue).
 """
 
 from __future__ import annotations
@@ -11,19 +12,19 @@ from dataclasses import dataclass
 
 from arq.connections import ArqRedis
 
-from engine import queue
+from engine import queue_admin, queues, redis_keys
 from storage.settings import Settings
 
-FETCH = "fetch"
+FETCH = redis_keys.FETCH
 FETCH_FUNCTION = "fetch_batch"
 
 
 def queue_name(settings: Settings) -> str:
-    return queue.queue_name(settings, FETCH)
+    return redis_keys.queue_key(settings, FETCH)
 
 
 def health_check_key(settings: Settings) -> str:
-    return queue.health_check_key(settings, FETCH)
+    return redis_keys.health_check_key(settings, FETCH)
 
 
 def fetch_job_id(settings: Settings, run_id: int, batch_no: int) -> str:
@@ -53,11 +54,11 @@ class FetchRequest:
 async def enqueue_fetches(redis: ArqRedis, settings: Settings, jobs: list[FetchRequest]) -> int:
     """Enqueue fetch jobs; an id already queued, running or done is kept."""
     now_ms = int(time.time() * 1000)
-    return await queue.enqueue_if_absent(
+    return await queues.enqueue_if_absent(
         redis,
         queue_name(settings),
         (
-            queue.NewJob(
+            queues.NewJob(
                 job.job_id, FETCH_FUNCTION, job.args(), max(job.defer_until_ms or now_ms, now_ms)
             )
             for job in jobs
@@ -65,5 +66,5 @@ async def enqueue_fetches(redis: ArqRedis, settings: Settings, jobs: list[FetchR
     )
 
 
-async def depth(redis: ArqRedis, settings: Settings) -> queue.QueueDepth:
-    return await queue.queue_depth(redis, settings, FETCH)
+async def depth(redis: ArqRedis, settings: Settings) -> queue_admin.QueueCounts:
+    return await queue_admin.counts(redis, settings, FETCH)

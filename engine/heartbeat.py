@@ -4,7 +4,8 @@ arq's health-check key is one per queue (the last worker to report overwrites it
 "some worker of this queue is alive" but not how many. Each engine process therefore beats
 every `INTERVAL_S` into one sorted set `{prefix}:engine:replicas` (member: the replica's name,
 score: the beat time in ms) and a small hash per replica with its role and start time that
-expires on its own. Readers drop members that have not beaten for `STALE_S`.
+expires on its own (keys: engine.redis_keys). Readers drop members that have not beaten for
+`STALE_S`.
 
 The engine runs it with one line in `engine.runner.run_engine`, next to the other tasks:
 
@@ -24,22 +25,14 @@ from datetime import UTC, datetime
 from redis.asyncio import Redis
 
 from engine import logs
+from engine.redis_keys import replica_key, replicas_key
 from engine.runtime import Runtime
-from storage.redis import key
 from storage.settings import Settings
 
 INTERVAL_S = 5.0
 STALE_S = 3 * INTERVAL_S
 
 log = logs.get("engine.heartbeat")
-
-
-def replicas_key(settings: Settings) -> str:
-    return key(settings, "engine", "replicas")
-
-
-def replica_key(settings: Settings, name: str) -> str:
-    return key(settings, "engine", "replica", name)
 
 
 async def beat_once(redis: Redis, settings: Settings, name: str, role: str, started: int) -> None:

@@ -3,7 +3,8 @@
 One deferred job per publication and generation: `{prefix}:publish:{publication}:{generation}`.
 The generation changes with every reschedule, retry, deferral and cancel (see
 storage.models.publishing), so a job id is never reused for a different plan and an old job that
-still runs finds itself stale. Same rules as `engine.queue` for ticks.
+still runs finds itself stale. Jobs are created through engine.queues (the same rules for every
+queue).
 """
 
 from __future__ import annotations
@@ -12,16 +13,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from arq.connections import ArqRedis
-from arq.constants import job_key_prefix
 
-from engine import logs, queue
+from engine import logs, queues, redis_keys
 from engine.runtime import Runtime
 from storage.models import PublicationStatus
 from storage.queries import publishing
 from storage.queries.publishing import JobChange, JobRef
 from storage.settings import Settings
 
-PUBLISH = "publish"
+PUBLISH = redis_keys.PUBLISH
 PUBLISH_FUNCTION = "publish"
 CHUNK = 2000
 MAX_PUBLISH_TIMEOUT_S = 60
@@ -30,16 +30,16 @@ log = logs.get("engine.publish_queue")
 
 
 def queue_name(settings: Settings) -> str:
-    return queue.queue_name(settings, PUBLISH)
+    return redis_keys.queue_key(settings, PUBLISH)
 
 
 def health_check_key(settings: Settings) -> str:
-    return queue.health_check_key(settings, PUBLISH)
+    return redis_keys.health_check_key(settings, PUBLISH)
 
 
 def publish_timeout_s(settings: Settings) -> float:
     """A publish job's time limit. Never more than a tick's (tests shorten both)."""
-    return float(min(MAX_PUBLISH_TIMEOUT_S, settings.tick_timeout_s))
+    return float(min(MAX_PUBLISH_TIMEOUT_S, settings.engine.tick_timeout_s))
 
 
 def publish_job_id(settings: Settings, publication_id: int, generation: int) -> str:
@@ -58,11 +58,11 @@ def parse_publish_job_id(settings: Settings, job_id: str) -> tuple[int, int] | N
 
 async def enqueue_publications(redis: ArqRedis, settings: Settings, jobs: list[JobRef]) -> int:
     """Enqueue deferred publish jobs; an id that exists (queued, running or done) is left alone."""
-    return await queue.enqueue_if_absent(
+    return await queues.enqueue_if_absent(
         redis,
         queue_name(settings),
         (
-            queue.NewJob(
+            queues.NewJob(
                 publish_job_id(settings, job.publication_id, job.generation),
                 PUBLISH_FUNCTION,
                 (job.publication_id, job.generation),
@@ -85,7 +85,7 @@ async def remove_publish_jobs(
         chunk = ids[start : start + CHUNK]
         async with redis.pipeline(transaction=True) as pipe:
             pipe.zrem(queue_name(settings), *chunk)
-            pipe.delete(*(job_key_prefix + job_id for job_id in chunk))
+            pipe.delete(*(redis_keys.job_key(job_id) for job_id in chunk))
             count, _ = await pipe.execute()
         removed += int(count)
     return removed

@@ -1,7 +1,7 @@
 """Inspecting and administering our arq queues: arq has no dashboard, this is ours.
 
-Part of the arq seam (with `engine.queue`): only engine modules know arq's keys
-(`arq:job:`, `arq:in-progress:`, `arq:result:`, `arq:retry:`, `arq:abort`). The console lists
+Part of the arq seam: the keys (`arq:job:`, `arq:in-progress:`, `arq:result:`, `arq:retry:`,
+the abort set, our queues) come from engine.redis_keys; nothing here spells one. The console lists
 jobs page by page, opens one, and retries, aborts or deletes it through these functions.
 
 Cost model (a queue may hold 100,000 jobs): a page is one ZRANGE by index with LIMIT-like bounds
@@ -20,24 +20,15 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from arq.constants import (
-    abort_jobs_ss,
-    in_progress_key_prefix,
-    job_key_prefix,
-    result_key_prefix,
-    retry_key_prefix,
-)
 from arq.jobs import DeserializationError, deserialize_job_raw, deserialize_result, serialize_job
 from redis.asyncio import Redis
 
-from engine import fetch_queue, publish_queue, queue
+from engine import redis_keys
 from engine.job_args import describe_call, redact
+from engine.queues import EXPIRES_EXTRA_MS
+from engine.redis_keys import QUEUES as QUEUES  # the console lists them from here
+from engine.redis_keys import in_progress_key, job_key, result_key, retry_key
 from storage.settings import Settings
-
-ROLLUPS = "rollups"  # engine.jobs.rollups.ROLLUPS (not imported: it pulls in the rollup engine)
-
-# Our queues, in the order the console shows them.
-QUEUES: tuple[str, ...] = (queue.TICKS, fetch_queue.FETCH, publish_queue.PUBLISH, ROLLUPS)
 
 # Queues whose worker runs with arq's allow_abort_jobs: a running job there can be cancelled
 # through arq's `arq:abort` set. None of ours does today (engine.worker), so aborting a running
@@ -45,7 +36,7 @@ QUEUES: tuple[str, ...] = (queue.TICKS, fetch_queue.FETCH, publish_queue.PUBLISH
 ABORTABLE: frozenset[str] = frozenset()
 
 # Dead-letter kind of the work each queue carries (storage.queries.dead_letters), if any.
-DEAD_LETTER_KIND: dict[str, str] = {fetch_queue.FETCH: "fetch"}
+DEAD_LETTER_KIND: dict[str, str] = {redis_keys.FETCH: "fetch"}
 
 PAGE_SIZE = 100  # a table page: DataTable measures every cell it holds
 # Running jobs are found among the head of the due jobs (workers take jobs from the head).
@@ -70,7 +61,7 @@ class QueueError(Exception):
 def queue_key(settings: Settings, name: str) -> str:
     if name not in QUEUES:
         raise QueueError(f"no queue {name!r}: ours are {', '.join(QUEUES)}")
-    return queue.queue_name(settings, name)
+    return redis_keys.queue_key(settings, name)
 
 
 def _ms_to_dt(ms: float | int | None) -> datetime | None:
@@ -180,7 +171,7 @@ async def counts(
     now_ms = _now_ms(now)
     script = redis.register_script(_COUNTS)
     total, due, running = await script(
-        keys=[key], args=[now_ms, RUNNING_PROBE, in_progress_key_prefix]
+        keys=[key], args=[now_ms, RUNNING_PROBE, redis_keys.IN_PROGRESS_PREFIX]
     )
     return QueueCounts(
         queue=name,
@@ -213,9 +204,9 @@ async def list_jobs(
     if ids:
         async with redis.pipeline(transaction=False) as pipe:
             for job_id in ids:
-                pipe.get(job_key_prefix + job_id)
-                pipe.get(retry_key_prefix + job_id)
-                pipe.exists(in_progress_key_prefix + job_id)
+                pipe.get(job_key(job_id))
+                pipe.get(retry_key(job_id))
+                pipe.exists(in_progress_key(job_id))
             values = await pipe.execute()
         now_ms = _now_ms(now)
         for i, (job_id, (_, score)) in enumerate(zip(ids, entries, strict=True)):
@@ -240,11 +231,11 @@ async def job_detail(
     """A job with its arguments and, once finished, its result or exception."""
     key = queue_key(settings, name)
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.get(job_key_prefix + job_id)
-        pipe.get(retry_key_prefix + job_id)
-        pipe.exists(in_progress_key_prefix + job_id)
+        pipe.get(job_key(job_id))
+        pipe.get(retry_key(job_id))
+        pipe.exists(in_progress_key(job_id))
         pipe.zscore(key, job_id)
-        pipe.get(result_key_prefix + job_id)
+        pipe.get(result_key(job_id))
         raw, retry_raw, running, score, result_raw = await pipe.execute()
     now_ms = _now_ms(now)
     summary = _summary(name, job_id, score, raw, retry_raw, bool(running), now_ms)
@@ -304,7 +295,7 @@ async def finished_jobs(
 
     Returns the jobs found and the cursor to continue from (0: the scan went round).
     """
-    match = f"{result_key_prefix}{settings.redis_prefix}:*"
+    match = redis_keys.result_pattern(settings)
     found: list[JobSummary] = []
     calls = 0
     qname = queue_key(settings, name)
@@ -325,7 +316,7 @@ async def finished_jobs(
                 found.append(
                     JobSummary(
                         name,
-                        k.decode()[len(result_key_prefix) :],
+                        k.decode()[len(redis_keys.RESULT_PREFIX) :],
                         res.function,
                         describe_call("", res.args, res.kwargs)[1:-1],
                         res.job_try,
@@ -348,10 +339,10 @@ async def retry(
     is refused. Returns what was done."""
     key = queue_key(settings, name)
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.exists(in_progress_key_prefix + job_id)
+        pipe.exists(in_progress_key(job_id))
         pipe.zscore(key, job_id)
-        pipe.exists(job_key_prefix + job_id)
-        pipe.get(result_key_prefix + job_id)
+        pipe.exists(job_key(job_id))
+        pipe.get(result_key(job_id))
         running, score, has_job, result_raw = await pipe.execute()
     now_ms = _now_ms(now)
     if running:
@@ -367,8 +358,8 @@ async def retry(
         raise QueueError(f"{job_id}: its result cannot be read here ({exc})") from exc
     payload = serialize_job(res.function, res.args, res.kwargs, None, now_ms)
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.delete(result_key_prefix + job_id, retry_key_prefix + job_id)
-        pipe.psetex(job_key_prefix + job_id, queue.EXPIRES_EXTRA_MS, payload)
+        pipe.delete(result_key(job_id), retry_key(job_id))
+        pipe.psetex(job_key(job_id), EXPIRES_EXTRA_MS, payload)
         pipe.zadd(key, {job_id: now_ms})
         await pipe.execute()
     return "enqueued again to run now"
@@ -378,7 +369,7 @@ async def abort(redis: Redis, settings: Settings, name: str, job_id: str) -> str
     """Stop a job. Not started yet: it is taken out of the queue. Running: cancelled through
     arq's abort set where the queue's worker allows it, otherwise refused with the reason."""
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.exists(in_progress_key_prefix + job_id)
+        pipe.exists(in_progress_key(job_id))
         pipe.zscore(queue_key(settings, name), job_id)
         running, score = await pipe.execute()
     if running:
@@ -388,7 +379,7 @@ async def abort(redis: Redis, settings: Settings, name: str, job_id: str) -> str
                 "(arq allow_abort_jobs is off); it will finish or time out"
             )
         # arq's abort set has a fixed name shared by every arq app (it cannot be namespaced).
-        await redis.zadd(abort_jobs_ss, {job_id: int(time.time() * 1000)})
+        await redis.zadd(redis_keys.ABORT_JOBS, {job_id: int(time.time() * 1000)})
         return "abort requested (the worker cancels it within a poll)"
     if score is None:
         raise QueueError(f"{job_id} is not queued (finished or gone): nothing to abort")
@@ -399,7 +390,7 @@ async def abort(redis: Redis, settings: Settings, name: str, job_id: str) -> str
 async def delete(redis: Redis, settings: Settings, name: str, job_id: str) -> str:
     """Forget a job: out of the queue, its job, retry and result keys gone. A running job is
     refused (arq would write its result back)."""
-    if await redis.exists(in_progress_key_prefix + job_id):
+    if await redis.exists(in_progress_key(job_id)):
         raise QueueError(f"{job_id} is running; abort it or wait, then delete")
     removed = await _remove(redis, settings, name, job_id)
     return "deleted" if removed else "deleted (it was no longer queued)"
@@ -408,7 +399,7 @@ async def delete(redis: Redis, settings: Settings, name: str, job_id: str) -> st
 async def _remove(redis: Redis, settings: Settings, name: str, job_id: str) -> int:
     async with redis.pipeline(transaction=True) as pipe:
         pipe.zrem(queue_key(settings, name), job_id)
-        pipe.delete(job_key_prefix + job_id, retry_key_prefix + job_id, result_key_prefix + job_id)
+        pipe.delete(job_key(job_id), retry_key(job_id), result_key(job_id))
         removed, _ = await pipe.execute()
     return int(removed)
 
@@ -444,7 +435,7 @@ def parse_health(name: str, line: str | None) -> WorkerReport:
 
 async def worker_reports(redis: Redis, settings: Settings) -> tuple[WorkerReport, ...]:
     """Each queue's health-check line (present while a worker of it runs: it expires)."""
-    keys = [queue.health_check_key(settings, name) for name in QUEUES]
+    keys = [redis_keys.health_check_key(settings, name) for name in QUEUES]
     lines = await redis.mget(keys)
     return tuple(
         parse_health(name, raw.decode() if raw else None)

@@ -17,17 +17,14 @@ from wsgiref.simple_server import WSGIServer
 
 from arq.worker import Worker
 
-from engine import heartbeat, logs, metrics, queue
+from engine import heartbeat, logs, metrics, queues, tick_queue
 from engine.alerts import sampler as alert_sampler
 from engine.alerts.notify import Notifier
+from engine.queue_specs import QUEUE_SPECS, QueueSpec
+from engine.resilience.backoff import Backoff
 from engine.runtime import Runtime
 from engine.scheduler import Scheduler
-from engine.worker import (
-    build_fetch_worker,
-    build_publish_worker,
-    build_rollup_worker,
-    build_worker,
-)
+from engine.worker import build_worker
 from storage.database import Database
 from storage.queries.key_check import KeyCheckFailed, startup_check
 from storage.settings import Settings
@@ -43,7 +40,7 @@ class Role(StrEnum):
 
 async def connect(settings: Settings, stop: asyncio.Event) -> Runtime | None:
     """Connect to Redis and Postgres, backing off while either is down."""
-    backoff = 0.5
+    backoff = Backoff()
     while not stop.is_set():
         rt: Runtime | None = None
         try:
@@ -53,37 +50,33 @@ async def connect(settings: Settings, stop: asyncio.Event) -> Runtime | None:
             await rt.db.ping()
             return rt
         except Exception as exc:
-            log.warning("engine.dependency_down", error=repr(exc), retry_in_s=backoff)
+            delay = backoff.next()
+            log.warning("engine.dependency_down", error=repr(exc), retry_in_s=delay)
             if rt is not None:
                 await rt.close()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=backoff)
-            backoff = min(backoff * 2, 30.0)
+            await _wait(stop, delay)
     return None
 
 
-async def supervise_worker(
-    rt: Runtime, stop: asyncio.Event, build: Callable[[Runtime], Worker] = build_worker
-) -> None:
-    """Run an arq worker; if Redis drops it, log, back off and start a fresh one."""
-    backoff = 0.5
+async def supervise_worker(rt: Runtime, stop: asyncio.Event, spec: QueueSpec) -> None:
+    """Run the arq worker of one queue; if Redis drops it, log, back off and start a fresh one."""
+    backoff = Backoff()
     while not stop.is_set():
-        worker = build(rt)
+        worker = build_worker(rt, spec)
         main = asyncio.create_task(worker.main())
         stopper = asyncio.create_task(stop.wait())
         await asyncio.wait([main, stopper], return_when=asyncio.FIRST_COMPLETED)
         if stop.is_set():
-            await _drain(worker, main, rt.settings.shutdown_grace_s)
+            await _drain(worker, main, rt.settings.engine.shutdown_grace_s)
             with contextlib.suppress(Exception):
                 await rt.redis.delete(worker.health_check_key)
             return
         stopper.cancel()
         error = main.exception() if not main.cancelled() else None
-        log.warning("engine.worker_stopped", error=repr(error), retry_in_s=backoff)
+        delay = backoff.next()
+        log.warning("engine.worker_stopped", queue=spec.name, error=repr(error), retry_in_s=delay)
         await _cancel_jobs(worker)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=backoff)
-        backoff = min(backoff * 2, 30.0)
+        await _wait(stop, delay)
 
 
 async def keep_running(name: str, loop: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
@@ -92,16 +85,21 @@ async def keep_running(name: str, loop: Callable[[], Awaitable[None]], stop: asy
     Each loop handles the outages it knows (Redis or Postgres down) itself; this is the floor
     beneath them, so that a failure nobody foresaw costs a backoff, never the whole engine.
     """
-    backoff = 0.5
+    backoff = Backoff()
     while not stop.is_set():
         try:
             await loop()
             return
         except Exception as exc:
-            log.error("engine.loop_crashed", loop=name, error=repr(exc), retry_in_s=backoff)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=backoff)
-            backoff = min(backoff * 2, 30.0)
+            delay = backoff.next()
+            log.error("engine.loop_crashed", loop=name, error=repr(exc), retry_in_s=delay)
+            await _wait(stop, delay)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep `seconds`, or less if the engine is told to stop meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
 async def _drain(worker: Worker, main: asyncio.Task[None], grace_s: float) -> None:
@@ -137,7 +135,7 @@ async def run_engine(
     log.info(
         "engine.start",
         role=role.value,
-        concurrency=settings.concurrency,
+        concurrency=settings.engine.concurrency,
         prefix=settings.redis_prefix,
     )
     _serve_metrics(settings)
@@ -154,13 +152,13 @@ async def run_engine(
     ]
     # The facts Prometheus cannot count, and the alert webhooks (engine.alerts.sampler, .notify).
     notifier = Notifier.from_settings(rt.redis, settings)
-    if settings.metrics_port or notifier is not None:
+    if settings.engine.metrics_port or notifier is not None:
         loops.append(("alert_sampler", partial(alert_sampler.run, rt, stop, notifier)))
     if role in (Role.ALL, Role.SCHEDULER):
         loops.append(("scheduler", partial(Scheduler(rt).run, stop)))
     if role in (Role.ALL, Role.WORKER):
-        for build in (build_worker, build_publish_worker, build_fetch_worker, build_rollup_worker):
-            loops.append(("worker", partial(supervise_worker, rt, stop, build)))
+        for spec in QUEUE_SPECS:
+            loops.append((f"worker:{spec.name}", partial(supervise_worker, rt, stop, spec)))
     tasks = [asyncio.create_task(keep_running(name, loop, stop)) for name, loop in loops]
     try:
         await asyncio.gather(*tasks)
@@ -185,7 +183,7 @@ async def check_encryption_key(rt: Runtime) -> None:
 
 
 def _serve_metrics(settings: Settings) -> WSGIServer | None:
-    port, host = settings.metrics_port, settings.metrics_host
+    port, host = settings.engine.metrics_port, settings.engine.metrics_host
     if not port:
         return None
     try:
@@ -206,11 +204,11 @@ def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
 async def check(settings: Settings) -> tuple[bool, str]:
     """For container health checks: an engine reported lately, and Postgres answers."""
     try:
-        redis = await queue.connect(settings, retries=0)
+        redis = await queues.connect(settings, retries=0)
     except Exception as exc:
         return False, f"redis unreachable: {exc!r}"
     try:
-        health = await queue.engine_health(redis, settings)
+        health = await tick_queue.engine_health(redis, settings)
     finally:
         await redis.aclose()
     db = Database(settings)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from arq.connections import ArqRedis
 
-from engine import queue
+from engine import queues
 from storage.database import Database
 from storage.settings import Settings
 
@@ -26,7 +26,7 @@ class Runtime:
 
     @classmethod
     async def connect(cls, settings: Settings, retries: int = 5) -> Runtime:
-        redis = await queue.connect(settings, retries=retries)
+        redis = await queues.connect(settings, retries=retries)
         return cls(settings=settings, db=Database(settings), redis=redis)
 
     async def close(self) -> None:

@@ -2,7 +2,7 @@
 
 It runs on start, every REGION_REFRESH_INTERVAL_MS, and within a second of a region change
 (Postgres NOTIFY). Any number of replicas may run it: a tick job is one per fire time and shard
-of regions (engine.queue), and the ledger's unique key settles the rest.
+of regions (engine.tick_queue), and the ledger's unique key settles the rest.
 
 A shard's job at a fire time exists while at least one region of the shard wants that fire time;
 the job itself decides, region by region, from the region row and the ledger. A full pass also
@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from engine import logs, metrics, publish_queue, queue
+from engine import logs, metrics, publish_queue, redis_keys, tick_queue
+from engine.resilience.backoff import Backoff
 from engine.runtime import Runtime
 from storage.database import REGIONS_CHANNEL, listen
 from storage.models import CatchupPolicy, Region, RunStatus
 from storage.queries import regions, runs, ticks
-from storage.redis import key
 from storage.schedule import Calendar, Schedule, ScheduleError, parse_schedule
 
 log = logs.get("engine.scheduler")
@@ -121,10 +121,10 @@ async def reconcile(
     a shard's job is wanted by any of its regions, so those shards are planned whole)."""
     now = now or datetime.now(UTC)
     settings = rt.settings
-    shards = None if only is None else {queue.shard_of(settings, code) for code in only}
+    shards = None if only is None else {tick_queue.shard_of(settings, code) for code in only}
     # Read the queue before the ledger: a tick that ends in between is then seen in the ledger.
     queued: dict[int, dict[datetime, str]] = defaultdict(dict)
-    for ref in await queue.pending_ticks(rt.redis, settings):
+    for ref in await tick_queue.pending_ticks(rt.redis, settings):
         if ref.shard is None or ref.buffered or (shards is not None and ref.shard not in shards):
             continue  # manual runs and buffered follow-ups are not the schedule's to change
         queued[ref.shard][ref.fire] = ref.job_id
@@ -132,7 +132,7 @@ async def reconcile(
         if shards is None:
             table = await regions.list_regions(session)
         else:
-            table = await ticks.shard_regions(session, shards, settings.tick_shards)
+            table = await ticks.shard_regions(session, shards, settings.engine.tick_shards)
         latest = await runs.latest_fire_per_region(session)
 
     report = ReconcileReport(regions=len(table))
@@ -143,7 +143,7 @@ async def reconcile(
     wanted: dict[int, set[datetime]] = defaultdict(set)
     missed: dict[str, list[datetime]] = {}
     for region in table:
-        shard = region.shard_key % settings.tick_shards
+        shard = region.shard_key % settings.engine.tick_shards
         plan = plan_region(
             region, by_code.get(region.code), queued.get(shard, {}), latest.get(region.code), now
         )
@@ -158,7 +158,7 @@ async def reconcile(
         for fire, job_id in fires.items()
         if fire not in wanted.get(shard, set())
     ]
-    report.removed = await queue.remove_jobs(rt.redis, settings, to_remove)
+    report.removed = await tick_queue.remove_jobs(rt.redis, settings, to_remove)
     for code, fires in missed.items():
         async with rt.db.transaction() as session:
             report.missed += await runs.record_final(
@@ -169,8 +169,8 @@ async def reconcile(
                 status=RunStatus.MISSED,
                 error="no engine ran at this fire time",
             )
-    report.enqueued = await queue.enqueue_shards(
-        rt.redis, settings, (queue.ShardTick(shard, fire) for shard, fire in to_enqueue)
+    report.enqueued = await tick_queue.enqueue_shards(
+        rt.redis, settings, (tick_queue.ShardTick(shard, fire) for shard, fire in to_enqueue)
     )
     metrics.TICKS.labels("missed").inc(report.missed)
     return report
@@ -186,7 +186,7 @@ async def sweep_ledger(
     fanned out again, by a new attempt that fetches only the creators still owed in the slot.
     """
     now = now or datetime.now(UTC)
-    timeout = timedelta(seconds=rt.settings.tick_timeout_s)
+    timeout = timedelta(seconds=rt.settings.engine.tick_timeout_s)
     async with rt.db.autocommit() as session:
         if redis_lost:
             await ticks.unfan_running(session)
@@ -195,8 +195,8 @@ async def sweep_ledger(
         before = now if redis_lost else now - timeout - UNFANNED_GRACE
         stale = await ticks.unfanned_claims(session, before)
         closed = await ticks.close_abandoned(session, now - ABANDONED_AFTER * timeout)
-    requests = [queue.TickRequest(s.region_code, s.fire, s.manual) for s in stale]
-    requeued = await queue.enqueue_ticks(rt.redis, rt.settings, requests) if requests else 0
+    requests = [tick_queue.TickRequest(s.region_code, s.fire, s.manual) for s in stale]
+    requeued = await tick_queue.enqueue_ticks(rt.redis, rt.settings, requests) if requests else 0
     if requeued or closed:
         log.warning("scheduler.ledger_swept", requeued=requeued, closed=closed)
     return requeued, closed
@@ -207,16 +207,15 @@ class Scheduler:
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self.interval_s = rt.settings.region_refresh_interval_ms / 1000
+        self.interval_s = rt.settings.engine.region_refresh_interval_ms / 1000
         self.dirty: set[str] = set()
         self.full = True
+        self.redis_lost = False  # the sentinel was found missing; the next sweep must know
         self.wake = asyncio.Event()
         self.reconciled = asyncio.Event()
         self.listening = asyncio.Event()  # set while the LISTEN connection is up
         # Set after every full pass; its absence means Redis lost what the scheduler put there.
-        self.sentinel = key(
-            rt.settings, "scheduler", "sentinel"
-        )  # set after each successful pass (tests and --check)
+        self.sentinel = redis_keys.scheduler_sentinel_key(rt.settings)
         self.next_sweep = 0.0
 
     def notify(self, code: str) -> None:
@@ -225,20 +224,20 @@ class Scheduler:
 
     async def run(self, stop: asyncio.Event) -> None:
         listener = asyncio.create_task(self._listen(stop))
-        backoff = 0.5
+        backoff = Backoff()
         try:
             while not stop.is_set():
                 try:
                     await self._pass()
-                    backoff = 0.5
+                    backoff.reset()
                     # The wait reads Redis too (the sentinel): a dead Redis there is the same
                     # outage as in the pass, and must not end the loop.
                     await self._wait(stop)
                 except Exception as exc:
-                    log.warning("scheduler.reconcile_failed", error=repr(exc), retry_in_s=backoff)
+                    delay = backoff.next()
+                    log.warning("scheduler.reconcile_failed", error=repr(exc), retry_in_s=delay)
                     self.full = True
-                    await _sleep_unless(stop, backoff)
-                    backoff = min(backoff * 2, 30.0)
+                    await _sleep_unless(stop, delay)
         finally:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
@@ -248,12 +247,16 @@ class Scheduler:
         if self.full:
             self.full = False
             self.dirty.clear()
-            lost = not await self.rt.redis.exists(self.sentinel)
+            # Sticky until a sweep used it: a pass that fails after this line still owes it.
+            self.redis_lost = self.redis_lost or not await self.rt.redis.exists(self.sentinel)
+            # Set before the work, not after: a wipe while the pass runs takes the sentinel with
+            # it and the next wait notices; set after, it would hide that wipe for an interval.
+            await self.rt.redis.set(self.sentinel, "1")
             report = await reconcile(self.rt)
-            await sweep_ledger(self.rt, redis_lost=lost)
+            await sweep_ledger(self.rt, redis_lost=self.redis_lost)
+            self.redis_lost = False
             self.next_sweep = asyncio.get_running_loop().time() + SWEEP_S
             await self._reconcile_publications()
-            await self.rt.redis.set(self.sentinel, "1")
         elif self.dirty:
             codes, self.dirty = self.dirty, set()
             report = await reconcile(self.rt, only=codes)
@@ -310,13 +313,13 @@ class Scheduler:
                     log.warning("scheduler.sweep_failed", error=repr(exc))
 
     async def _listen(self, stop: asyncio.Event) -> None:
-        backoff = 0.5
+        backoff = Backoff()
         while not stop.is_set():
             try:
                 async with listen(self.rt.db.url, REGIONS_CHANNEL, self.notify) as lost:
                     log.info("scheduler.listening", channel=REGIONS_CHANNEL)
                     self.listening.set()
-                    backoff = 0.5
+                    backoff.reset()
                     # Notifications may have been lost while we were not listening.
                     self.full = True
                     self.wake.set()
@@ -327,9 +330,9 @@ class Scheduler:
                 raise
             except Exception as exc:
                 self.listening.clear()
-                log.warning("scheduler.listen_failed", error=repr(exc), retry_in_s=backoff)
-                await _sleep_unless(stop, backoff)
-                backoff = min(backoff * 2, 30.0)
+                delay = backoff.next()
+                log.warning("scheduler.listen_failed", error=repr(exc), retry_in_s=delay)
+                await _sleep_unless(stop, delay)
 
 
 async def _first(*waits: Coroutine[Any, Any, Any]) -> None:

@@ -1,9 +1,12 @@
-"""arq worker settings for the engine's queues, and a worker that sleeps while idle.
+"""Building the engine's arq workers from their queue specs, and a worker that sleeps while idle.
+
+`build_worker(rt, spec)` is the one place a `Worker` is made: every queue's (engine.queue_specs)
+gets the same keys, result keeping, health checks and expiry, and differs only by its spec.
 
 arq's worker polls its queue every `poll_delay`: at 10 ms, four idle workers cost ~10% of a core
 and ~200 Redis commands/s. `SleepingWorker` polls only when there may be work: right after it
 started jobs, when one of its jobs ends, when an enqueue publishes on the queue's wake channel
-(engine.queue.enqueue_if_absent), at the score of the next deferred job, and at least every
+(engine.queues.enqueue_if_absent), at the score of the next deferred job, and at least every
 `IDLE_MAX_S` (for jobs arq re-delivers after a dead worker's lease, or added by other means).
 Idle cost: one ZRANGEBYSCORE pair per `IDLE_MAX_S` per queue; a new job starts within a
 round trip of its enqueue or its due time.
@@ -15,14 +18,11 @@ import asyncio
 import contextlib
 
 from arq.utils import timestamp_ms
-from arq.worker import Function, Worker, func
+from arq.worker import Worker, func
 
-from engine import fetch_queue, logs, publish_queue, queue
-from engine.jobs import fetch as fetch_job
-from engine.jobs import publish as publish_job
-from engine.jobs.rollups import build_rollup_worker as build_rollup_worker  # rollups queue + cron
-from engine.jobs.tick import tick
-from engine.platforms.config import get_tracking_settings
+from engine import logs, queues, redis_keys
+from engine.queue_specs import QueueSpec
+from engine.resilience.backoff import Backoff
 from engine.runtime import Runtime
 
 HEALTH_CHECK_INTERVAL_S = 5
@@ -30,14 +30,6 @@ HEALTH_CHECK_INTERVAL_S = 5
 POLL_DELAY_S = 0.0
 IDLE_MAX_S = 1.0
 KEEP_RESULT_S = 3600
-# Retries come from Retry (buffered ticks, database down) and from killed workers; the ledger
-# keeps the effect single, so the number only bounds a job that never succeeds.
-TICK_MAX_TRIES = 1000
-# Publish retries are planned in Postgres (new generation, new job); arq retries only cover a
-# database outage and a killed worker, and the claim keeps those single.
-PUBLISH_MAX_TRIES = 1000
-# Publish jobs mostly wait on the platform's answer: many fit in one concurrency slot.
-PUBLISH_JOBS_PER_SLOT = 10
 
 
 log = logs.get("engine.worker")
@@ -90,12 +82,12 @@ class SleepingWorker(Worker):
 
     async def _listen(self) -> None:
         """Wake on the queue's channel; resubscribe (and look once) after a lost connection."""
-        backoff = 0.5
+        backoff = Backoff()
         while True:
             pubsub = self.pool.pubsub()
             try:
-                await pubsub.subscribe(queue.wake_channel(self.queue_name))
-                backoff = 0.5
+                await pubsub.subscribe(redis_keys.wake_channel(self.queue_name))
+                backoff.reset()
                 self._wake.set()  # messages may have been missed while not subscribed
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
@@ -103,96 +95,41 @@ class SleepingWorker(Worker):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("worker.wake_listen_failed", error=repr(exc), retry_in_s=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+                delay = backoff.next()
+                log.warning("worker.wake_listen_failed", error=repr(exc), retry_in_s=delay)
+                await asyncio.sleep(delay)
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
-def functions(rt: Runtime) -> list[Function]:
-    return [
-        func(
-            tick,
-            name=queue.TICK_FUNCTION,
-            max_tries=TICK_MAX_TRIES,
-            timeout=rt.settings.tick_timeout_s,
-        ),
-    ]
-
-
-def build_worker(rt: Runtime) -> Worker:
-    return SleepingWorker(
-        functions=functions(rt),
-        queue_name=queue.queue_name(rt.settings),
-        redis_pool=rt.redis,
-        ctx={"runtime": rt},
-        handle_signals=False,
-        max_jobs=rt.settings.concurrency,
-        job_timeout=rt.settings.tick_timeout_s,
-        keep_result=KEEP_RESULT_S,
-        poll_delay=POLL_DELAY_S,
-        health_check_interval=HEALTH_CHECK_INTERVAL_S,
-        health_check_key=queue.health_check_key(rt.settings),
-        retry_jobs=True,
-        expires_extra_ms=queue.EXPIRES_EXTRA_MS,
-    )
-
-
-def build_publish_worker(rt: Runtime) -> Worker:
-    """The worker of the publish queue (engine.publish_queue)."""
-    timeout = publish_queue.publish_timeout_s(rt.settings)
-    return SleepingWorker(
+def build_worker(rt: Runtime, spec: QueueSpec) -> Worker:
+    """The worker of one queue, as its spec says; `ctx["runtime"]` is `rt` in every job."""
+    settings = rt.settings
+    timeout = spec.timeout_s(settings)
+    worker_class = SleepingWorker if spec.sleeps else Worker
+    return worker_class(
         functions=[
             func(
-                publish_job.publish,
-                name=publish_queue.PUBLISH_FUNCTION,
-                max_tries=PUBLISH_MAX_TRIES,
+                spec.function,
+                name=spec.function_name,
+                max_tries=spec.max_tries(settings),
                 timeout=timeout,
             )
         ],
-        queue_name=publish_queue.queue_name(rt.settings),
+        cron_jobs=spec.cron_jobs(settings) or None,
+        queue_name=redis_keys.queue_key(settings, spec.name),
         redis_pool=rt.redis,
         ctx={"runtime": rt},
-        on_startup=publish_job.on_startup,
+        on_startup=spec.on_startup,
+        on_shutdown=spec.on_shutdown,
         handle_signals=False,
-        max_jobs=rt.settings.concurrency * PUBLISH_JOBS_PER_SLOT,
+        max_jobs=spec.max_jobs(settings),
         job_timeout=timeout,
         keep_result=KEEP_RESULT_S,
-        poll_delay=POLL_DELAY_S,
+        poll_delay=POLL_DELAY_S if spec.sleeps else spec.poll_delay_s,
         health_check_interval=HEALTH_CHECK_INTERVAL_S,
-        health_check_key=publish_queue.health_check_key(rt.settings),
+        health_check_key=redis_keys.health_check_key(settings, spec.name),
         retry_jobs=True,
-        expires_extra_ms=queue.EXPIRES_EXTRA_MS,
-    )
-
-
-def build_fetch_worker(rt: Runtime) -> Worker:
-    """The worker of the creator fetch queue (engine.fetch_queue); jobs defer, not fail."""
-    tracking = get_tracking_settings()
-    timeout = rt.settings.tick_timeout_s
-    return SleepingWorker(
-        functions=[
-            func(
-                fetch_job.fetch_batch,
-                name=fetch_queue.FETCH_FUNCTION,
-                max_tries=tracking.fetch_max_tries,
-                timeout=timeout,
-            )
-        ],
-        queue_name=fetch_queue.queue_name(rt.settings),
-        redis_pool=rt.redis,
-        ctx={"runtime": rt},
-        on_startup=fetch_job.on_startup,
-        on_shutdown=fetch_job.on_shutdown,
-        handle_signals=False,
-        max_jobs=tracking.fetch_jobs,
-        job_timeout=timeout,
-        keep_result=KEEP_RESULT_S,
-        poll_delay=POLL_DELAY_S,
-        health_check_interval=HEALTH_CHECK_INTERVAL_S,
-        health_check_key=fetch_queue.health_check_key(rt.settings),
-        retry_jobs=True,
-        expires_extra_ms=queue.EXPIRES_EXTRA_MS,
+        expires_extra_ms=queues.EXPIRES_EXTRA_MS,
     )

@@ -90,8 +90,7 @@ def test_settings(server_urls: tuple[str, str]) -> Iterator[Settings]:
         redis_url=redis_url,
         redis_prefix=f"cdtest-{RUN_ID}",
         env="test",
-        tick_timeout_s=5,
-        shutdown_grace_s=5,
+        engine={"tick_timeout_s": 5, "shutdown_grace_s": 5},
         _env_file=None,  # type: ignore[call-arg]
     )
     try:
@@ -158,9 +157,9 @@ def engine_env(settings: Settings, **extra: str) -> dict[str, str]:
         REDIS_URL=settings.redis_url or "",
         REDIS_PREFIX=settings.redis_prefix,
         ENV="test",
-        TICK_TIMEOUT_S=str(settings.tick_timeout_s),
+        TICK_TIMEOUT_S=str(settings.engine.tick_timeout_s),
         METRICS_PORT="0",
-        SHUTDOWN_GRACE_S=str(settings.shutdown_grace_s),
+        SHUTDOWN_GRACE_S=str(settings.engine.shutdown_grace_s),
         PYTHONPATH=str(Path(__file__).resolve().parents[1]),
     )
     env.update(extra)

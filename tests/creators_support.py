@@ -12,7 +12,6 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from engine.platforms.caller import PlatformCaller
-from engine.platforms.config import TrackingSettings
 from engine.platforms.mockstagram.app import create_app
 from engine.platforms.mockstagram.config import MockConfig
 from engine.platforms.mockstagram.faults import MockState
@@ -21,7 +20,7 @@ from storage.database import Database
 from storage.queries import creators
 from storage.queries.creators import CreatorInput
 from storage.queries.regions import upsert_seed_regions
-from storage.settings import Settings
+from storage.settings import Settings, TrackingSettings
 
 MOCK_URL = "http://mockstagram.test"
 

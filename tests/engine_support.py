@@ -10,6 +10,8 @@ from typing import Any
 
 from sqlalchemy import text
 
+from engine.queue_specs import SPECS
+from engine.redis_keys import TICKS
 from engine.runtime import Runtime
 from engine.worker import build_worker
 from storage.database import Database
@@ -62,7 +64,7 @@ async def eventually(
 @asynccontextmanager
 async def running_worker(rt: Runtime) -> AsyncIterator[None]:
     """A real arq worker on the tick queue, in this event loop, for the duration of the block."""
-    worker = build_worker(rt)
+    worker = build_worker(rt, SPECS[TICKS])
     task = asyncio.create_task(worker.main())
     try:
         yield

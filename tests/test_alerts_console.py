@@ -26,11 +26,10 @@ from console.demo import DEMO_ALERT_FOR_MAX_S, child_env, demo_alert_timing
 from console.demo_ports import DemoPorts
 from console.screens.alerts import AlertsScreen
 from console.widgets.status_header import StatusHeader
-from engine import heartbeat
+from engine import redis_keys
 from engine.alerts import event_counts
 from engine.alerts.conditions import BY_NAME
 from engine.alerts.evaluate import AlertStatus, State
-from engine.platforms.config import get_tracking_settings
 from engine.resilience import CircuitBreaker, RateLimiter
 from engine.resilience.ratelimit import Quota
 from storage.database import Database
@@ -95,7 +94,7 @@ class Deck:
         if not self.engine_alive:
             return
         ms = int(self.clock.now.timestamp() * 1000)
-        await self.redis.zadd(heartbeat.replicas_key(self.settings), {"engine-test:1": ms})
+        await self.redis.zadd(redis_keys.replicas_key(self.settings), {"engine-test:1": ms})
 
     async def add(self, *rows: Any) -> None:
         async with self.db.session() as session:
@@ -272,7 +271,7 @@ async def _drop_letters(deck: Deck) -> None:
 
 async def _engine_gone(deck: Deck) -> None:
     deck.engine_alive = False  # stopped: it beats no more, and its entry is gone
-    await deck.redis.delete(heartbeat.replicas_key(deck.settings))
+    await deck.redis.delete(redis_keys.replicas_key(deck.settings))
 
 
 async def _engine_back(deck: Deck) -> None:
@@ -328,10 +327,11 @@ async def test_each_condition_fires_and_clears_in_the_console(
     test_settings: Settings,
     db: Database,
     redis: Redis,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("MOCKSTAGRAM_QUOTA", f"{QUOTA.calls}/{QUOTA.per_s}")
-    get_tracking_settings.cache_clear()
+    quota = test_settings.tracking.model_copy(
+        update={"mockstagram_quota": f"{QUOTA.calls}/{QUOTA.per_s}"}
+    )
+    settings = test_settings.model_copy(update={"tracking": quota})
     condition = BY_NAME[name]
     make, fix = CASES[name]
 
@@ -352,10 +352,7 @@ async def test_each_condition_fires_and_clears_in_the_console(
         await deck.beat()
         assert await deck.state(name) == State.OK
 
-    try:
-        await run(test_settings, db, redis)(body)
-    finally:
-        get_tracking_settings.cache_clear()
+    await run(settings, db, redis)(body)
 
 
 @pytest.mark.parametrize("dependency", ["PostgresUnreachable", "RedisUnreachable"])
@@ -486,7 +483,7 @@ async def test_the_demo_cap_fires_a_long_condition_after_the_cap(
 ) -> None:
     """The demo caps every `for` (ALERT_FOR_MAX_S): the breaker fires in 30 s, not 5 min."""
     settings = demo_alert_timing(test_settings)
-    assert settings.alert_for_max_s == DEMO_ALERT_FOR_MAX_S == 30
+    assert settings.alerts.for_max_s == DEMO_ALERT_FOR_MAX_S == 30
     assert BY_NAME["BreakerOpenLong"].for_s == 300
 
     async def body(deck: Deck) -> None:
@@ -503,5 +500,5 @@ async def test_the_demo_cap_fires_a_long_condition_after_the_cap(
 def test_the_demo_cap_reaches_the_engine_and_an_explicit_one_wins(test_settings: Settings) -> None:
     ports = DemoPorts(api=8000, mock=8765, metrics=0)
     assert child_env(demo_alert_timing(test_settings), ports)["ALERT_FOR_MAX_S"] == "30"
-    mine = test_settings.model_copy(update={"alert_for_max_s": 120})
-    assert demo_alert_timing(mine).alert_for_max_s == 120
+    mine = test_settings.replace(alerts={"for_max_s": 120})
+    assert demo_alert_timing(mine).alerts.for_max_s == 120

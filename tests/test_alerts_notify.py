@@ -78,10 +78,10 @@ def receiver() -> Iterator[Receiver]:
 
 
 def hooked(settings: Settings, *, page: str | None = None, ticket: str | None = None) -> Settings:
-    return settings.model_copy(
-        update={
-            "alert_webhook_page": SecretStr(page) if page else None,
-            "alert_webhook_ticket": SecretStr(ticket) if ticket else None,
+    return settings.replace(
+        alerts={
+            "webhook_page": SecretStr(page) if page else None,
+            "webhook_ticket": SecretStr(ticket) if ticket else None,
         }
     )
 
@@ -235,7 +235,7 @@ async def test_two_engines_judging_at_once_send_each_change_once(
 async def test_nothing_sent_when_unset_silenced_or_not_firing(
     test_settings: Settings, redis: Redis, receiver: Receiver
 ) -> None:
-    assert test_settings.alert_webhook_page is None and test_settings.alert_webhook_ticket is None
+    assert test_settings.alerts.webhook_page is None and test_settings.alerts.webhook_ticket is None
     assert Notifier.from_settings(redis, test_settings) is None
 
     notifier = Notifier(redis, hooked(test_settings, ticket=receiver.url()), wait=wait_none())
@@ -294,13 +294,13 @@ async def test_the_engine_loop_notifies_a_condition_that_really_holds(
 )
 def test_a_bad_webhook_url_is_refused_without_repeating_it(url: str) -> None:
     with pytest.raises(ValidationError) as refused:
-        Settings(alert_webhook_page=url, _env_file=None)  # type: ignore[call-arg]
+        Settings(alerts={"webhook_page": url}, _env_file=None)  # type: ignore[call-arg]
     assert "ALERT_WEBHOOK_PAGE:" in str(refused.value)
     assert TOKEN not in str(refused.value)
 
 
 def test_an_empty_webhook_is_off_and_loopback_http_is_allowed() -> None:
-    off = Settings(alert_webhook_page="", _env_file=None)  # type: ignore[call-arg]
-    assert off.alert_webhook_page is None
-    local = Settings(alert_webhook_ticket="http://127.0.0.1:9/h", _env_file=None)  # type: ignore[call-arg]
+    off = Settings(alerts={"webhook_page": ""}, _env_file=None)  # type: ignore[call-arg]
+    assert off.alerts.webhook_page is None
+    local = Settings(alerts={"webhook_ticket": "http://127.0.0.1:9/h"}, _env_file=None)  # type: ignore[call-arg]
     assert notify.webhooks(local) == {BY_NAME["TickLagHigh"].severity: "http://127.0.0.1:9/h"}

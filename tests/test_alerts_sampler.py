@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
-from engine import heartbeat, metrics
+from engine import metrics, redis_keys
 from engine.alerts import sampler
 from engine.alerts.facts import FactReader
 from storage.database import Database
@@ -37,7 +37,7 @@ async def test_export_sets_the_gauges_the_rules_read(
         )
         session.add(DeadLetter(kind="fetch", dedupe_key="k", error="e", payload={}))
         await session.commit()
-    await redis.zadd(heartbeat.replicas_key(test_settings), {"e:1": int(now.timestamp() * 1000)})
+    await redis.zadd(redis_keys.replicas_key(test_settings), {"e:1": int(now.timestamp() * 1000)})
     reader = FactReader(db, test_settings)
     try:
         sampler.export(await reader.read(now, redis))

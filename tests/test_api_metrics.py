@@ -29,7 +29,7 @@ async def test_missing_or_wrong_token_is_refused(client: httpx.AsyncClient, path
 
 @pytest.mark.parametrize("path", GUARDED)
 async def test_unset_token_refuses_with_a_clear_message(api_ctx: ApiContext, path: str) -> None:
-    settings = api_ctx.settings.model_copy(update={"dashboard_token": None})
+    settings = api_ctx.settings.replace(api={"dashboard_token": None})
     ctx = ApiContext(settings, api_ctx.db, api_ctx.pool, api_ctx.redis, api_ctx.definitions)
     transport = httpx.ASGITransport(app=create_app(settings, ctx=ctx))
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:

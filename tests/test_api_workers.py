@@ -10,6 +10,6 @@ from storage.settings import Settings
 
 def test_api_workers_default_to_the_cores_available(test_settings: Settings) -> None:
     cores = len(os.sched_getaffinity(0))
-    assert worker_count(test_settings.model_copy(update={"api_workers": 0})) == cores
-    assert worker_count(test_settings.model_copy(update={"api_workers": 3})) == 3
-    assert worker_count(test_settings.model_copy(update={"api_workers": 3}), 1) == 1
+    assert worker_count(test_settings.replace(api={"workers": 0})) == cores
+    assert worker_count(test_settings.replace(api={"workers": 3})) == 3
+    assert worker_count(test_settings.replace(api={"workers": 3}), 1) == 1

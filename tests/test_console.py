@@ -24,7 +24,7 @@ from console.screens.help import HelpModal
 from console.screens.regions import RegionsScreen
 from console.screens.runs import RunsScreen
 from console.session import Session
-from engine.queue import pending_ticks
+from engine.tick_queue import pending_ticks
 from storage.database import Database
 from storage.models import AuditEntry, JobRun, Region
 from storage.settings import Settings

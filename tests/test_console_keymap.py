@@ -15,7 +15,8 @@ from console.screens.dialogs import ConfirmModal
 from console.screens.help import HelpModal
 from console.screens.overview import OverviewScreen
 from console.themes import CREATORDECK, CREATORDECK_LIGHT, DEFAULT_THEME
-from engine.queue import TickRequest, connect, enqueue_ticks
+from engine.queues import connect
+from engine.tick_queue import TickRequest, enqueue_ticks
 from storage.settings import Settings
 from tests.test_console import FROZEN, SIZE, frozen_clock, notifications, wait_until
 from tests.test_console_queues import open_queues

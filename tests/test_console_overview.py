@@ -18,8 +18,8 @@ from console.app import CreatordeckApp
 from console.screens.help import HelpModal
 from console.screens.overview import OverviewScreen, size_text
 from console.screens.queues import QueuesScreen
-from engine import heartbeat, queue
-from engine.queue import TickRequest, enqueue_ticks
+from engine import heartbeat, queues, redis_keys, tick_queue
+from engine.tick_queue import TickRequest, enqueue_ticks
 from storage.database import Database
 from storage.models import DeadLetter, Event, JobRun
 from storage.queries import partitions
@@ -88,14 +88,14 @@ async def seed_activity(db: Database, settings: Settings, redis: Redis) -> None:
                 )
             )
         await session.commit()
-    arq = await queue.connect(settings)
+    arq = await queues.connect(settings)
     try:
         # Deferred and ready by the console's clock (the real one plays no part).
         await enqueue_ticks(arq, settings, [TickRequest("DETROIT_METRO", FROZEN + timedelta(1))])
         await enqueue_ticks(arq, settings, [TickRequest("CHICAGO_METRO", FROZEN, manual=True)])
     finally:
         await arq.aclose()
-    await redis.set(queue.health_check_key(settings), HEALTH.format(12), ex=60)
+    await redis.set(tick_queue.health_check_key(settings), HEALTH.format(12), ex=60)
     # A replica's liveness is a Redis TTL in real time; its uptime is read on the console's clock.
     started = FROZEN - timedelta(minutes=5)
     await heartbeat.beat_once(redis, settings, "host-a:101", "all", int(started.timestamp() * 1000))
@@ -140,7 +140,7 @@ async def test_overview_is_the_landing_screen_and_shows_the_figures(
         assert sum(screen.query_one("#ov-events", Sparkline).data or []) == 5
 
         # Throughput is the growth of arq's complete counter between refreshes.
-        await redis.set(queue.health_check_key(test_settings), HEALTH.format(20), ex=60)
+        await redis.set(tick_queue.health_check_key(test_settings), HEALTH.format(20), ex=60)
         await wait_until(pilot, lambda: 8.0 in screen.throughput, "the throughput sample")
         assert screen.query_one("#ov-throughput", Sparkline).data == list(screen.throughput)
 
@@ -216,7 +216,7 @@ async def test_heartbeat_lists_live_replicas_and_forgets_stopped_ones(
 ) -> None:
     from engine.runtime import Runtime
 
-    arq = await queue.connect(test_settings)
+    arq = await queues.connect(test_settings)
     rt = Runtime(settings=test_settings, db=db, redis=arq, name="host-b:202")
     stop = asyncio.Event()
     task = asyncio.create_task(heartbeat.beat(rt, stop, "worker"))
@@ -228,7 +228,7 @@ async def test_heartbeat_lists_live_replicas_and_forgets_stopped_ones(
         assert [(r.name, r.role) for r in found] == [("host-b:202", "worker")]
         # A replica that stopped beating (SIGKILL) drops out once its beat is stale.
         old = int((datetime.now(UTC).timestamp() - heartbeat.STALE_S - 1) * 1000)
-        await redis.zadd(heartbeat.replicas_key(test_settings), {"host-dead:1": old})
+        await redis.zadd(redis_keys.replicas_key(test_settings), {"host-dead:1": old})
         assert [r.name for r in await heartbeat.replicas(redis, test_settings)] == ["host-b:202"]
     finally:
         stop.set()

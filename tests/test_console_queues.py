@@ -13,8 +13,8 @@ from textual.pilot import Pilot
 from console.app import CreatordeckApp
 from console.screens.dialogs import ConfirmModal
 from console.screens.queues import JobDetailModal, QueuesScreen
-from engine import fetch_queue, queue
-from engine.queue import TickRequest, enqueue_ticks
+from engine import fetch_queue, queues, tick_queue
+from engine.tick_queue import TickRequest, enqueue_ticks
 from storage.settings import Settings
 from tests.test_console import (
     FROZEN,
@@ -50,7 +50,7 @@ async def reloaded(pilot: Pilot[Any], screen: QueuesScreen, condition: Any, what
 
 
 async def seed(settings: Settings, fetches: int = 150) -> None:
-    redis = await queue.connect(settings)
+    redis = await queues.connect(settings)
     try:
         await enqueue_ticks(
             redis,
@@ -88,9 +88,9 @@ async def test_queues_lists_pages_and_deletes_with_confirm(
         assert screen.queue == "ticks" and screen.table.row_count == 3
         # Scheduled ticks are their shard's job at that fire time.
         assert [j.job_id for j in screen.jobs] == [
-            queue.tick_job_id(test_settings, "DETROIT_METRO", FAR),
-            queue.tick_job_id(test_settings, "CHICAGO_METRO", FAR + timedelta(hours=6)),
-            queue.tick_job_id(test_settings, "NASHVILLE", FAR + timedelta(days=1)),
+            tick_queue.tick_job_id(test_settings, "DETROIT_METRO", FAR),
+            tick_queue.tick_job_id(test_settings, "CHICAGO_METRO", FAR + timedelta(hours=6)),
+            tick_queue.tick_job_id(test_settings, "NASHVILLE", FAR + timedelta(days=1)),
         ]
         await pilot.press("2")
         await wait_until(
@@ -143,7 +143,7 @@ async def test_read_only_console_refuses_queue_edits(test_settings: Settings, re
             await pilot.pause()
             assert not isinstance(app.screen, ConfirmModal)
         assert sum("read-only console" in m for m in notifications(app)) == 4
-        assert await redis.zscore(queue.queue_name(test_settings), job_id) is not None
+        assert await redis.zscore(tick_queue.queue_name(test_settings), job_id) is not None
 
 
 async def test_retry_and_requeue_dead_letters_from_the_screen(
@@ -155,7 +155,7 @@ async def test_retry_and_requeue_dead_letters_from_the_screen(
         screen = await open_queues(pilot)
         job_id = screen.jobs[0].job_id
         await pilot.press("r")
-        name = queue.queue_name(test_settings)
+        name = tick_queue.queue_name(test_settings)
         await wait_until(
             pilot, lambda: any("moved to run now" in m for m in notifications(app)), "the retry"
         )
@@ -187,16 +187,16 @@ def test_queues_screen_snapshot(snap_compare: Any, test_settings: Settings) -> N
     async def seed_fixed() -> None:
         client = Redis.from_url(test_settings.redis_url or "")
         try:
-            name = queue.queue_name(test_settings)
+            name = tick_queue.queue_name(test_settings)
             for n, code in enumerate(("DETROIT_METRO", "CHICAGO_METRO", "NASHVILLE")):
                 fire = FAR + timedelta(hours=n)
-                job_id = queue.tick_job_id(test_settings, code, fire)
+                job_id = tick_queue.tick_job_id(test_settings, code, fire)
                 score = int(fire.timestamp() * 1000)
-                shard = queue.shard_of(test_settings, code)
+                shard = tick_queue.shard_of(test_settings, code)
                 payload = _fixed_job("tick", (int(fire.timestamp()), shard, None, False))
                 await client.set(f"arq:job:{job_id}", payload)
                 await client.zadd(name, {job_id: score})
-            retried = queue.tick_job_id(test_settings, "NASHVILLE", FAR + timedelta(hours=2))
+            retried = tick_queue.tick_job_id(test_settings, "NASHVILLE", FAR + timedelta(hours=2))
             await client.set(f"arq:retry:{retried}", b"2")
         finally:
             await client.aclose()

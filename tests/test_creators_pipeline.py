@@ -15,17 +15,16 @@ from arq.worker import Worker, func
 from redis.asyncio import Redis
 from sqlalchemy import select
 
-from engine import fetch_queue, queue
+from engine import fetch_queue, queues, tick_queue
 from engine.jobs import refresh
 from engine.jobs.fetch import TRACKER, Tracker, fetch_batch
 from engine.jobs.tick import run_shard
-from engine.platforms.config import TrackingSettings
 from engine.resilience import BreakerConfig, CircuitBreaker, RetryPolicy
 from engine.runtime import Runtime
 from storage.database import Database
 from storage.models import JobRun, RunStatus
 from storage.queries import creators, ticks
-from storage.settings import Settings
+from storage.settings import Settings, TrackingSettings
 from tests.creators_support import (
     MockPlatform,
     add_creators,
@@ -40,7 +39,7 @@ FIRE = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 
 @pytest.fixture
 async def rt(test_settings: Settings, db: Database) -> AsyncIterator[Runtime]:
-    pool = await queue.connect(test_settings)
+    pool = await queues.connect(test_settings)
     yield Runtime(settings=test_settings, db=db, redis=pool)
     await pool.aclose()
 
@@ -99,10 +98,10 @@ async def _completed(db: Database, run_id: int, timeout: float = 15) -> JobRun:
 
 
 async def test_tick_fans_out_batches_and_the_last_batch_completes_the_run(
-    rt: Runtime, db: Database, redis: Redis, monkeypatch: pytest.MonkeyPatch
+    rt: Runtime, db: Database, redis: Redis
 ) -> None:
     ts = tracking(fetch_batch_size=50)
-    monkeypatch.setattr(refresh, "get_tracking_settings", lambda: ts)
+    rt.settings = rt.settings.model_copy(update={"tracking": ts})
     await add_region(db)
     await add_region(db, "OTHER_REGION")
     await add_creators(db, 230)
@@ -133,10 +132,10 @@ async def test_tick_fans_out_batches_and_the_last_batch_completes_the_run(
 
 
 async def test_open_breaker_defers_batches_and_the_tick_says_why(
-    rt: Runtime, db: Database, redis: Redis, monkeypatch: pytest.MonkeyPatch
+    rt: Runtime, db: Database, redis: Redis
 ) -> None:
     ts = tracking(fetch_batch_size=50)
-    monkeypatch.setattr(refresh, "get_tracking_settings", lambda: ts)
+    rt.settings = rt.settings.model_copy(update={"tracking": ts})
     await add_region(db)
     await add_creators(db, 60)
     await CircuitBreaker(redis, rt.settings, "mock").force_open(60, "HTTP 503 storm")
@@ -153,10 +152,10 @@ async def test_open_breaker_defers_batches_and_the_tick_says_why(
 
 
 async def test_batch_deferred_mid_tick_lands_in_the_ledger_when_it_ends(
-    rt: Runtime, db: Database, redis: Redis, monkeypatch: pytest.MonkeyPatch
+    rt: Runtime, db: Database, redis: Redis
 ) -> None:
     ts = tracking(fetch_batch_size=50, fetch_max_tries=10)
-    monkeypatch.setattr(refresh, "get_tracking_settings", lambda: ts)
+    rt.settings = rt.settings.model_copy(update={"tracking": ts})
     await add_region(db)
     await add_creators(db, 50)
     mock = mock_platform(error_rate=1.0)
@@ -179,11 +178,11 @@ async def test_batch_deferred_mid_tick_lands_in_the_ledger_when_it_ends(
 
 
 async def test_a_shard_killed_before_its_fan_out_is_taken_over_never_run_twice(
-    rt: Runtime, db: Database, redis: Redis, monkeypatch: pytest.MonkeyPatch
+    rt: Runtime, db: Database, redis: Redis
 ) -> None:
     """The shard claimed three regions and died; one of them had been fanned out already."""
     ts = tracking(fetch_batch_size=50)
-    monkeypatch.setattr(refresh, "get_tracking_settings", lambda: ts)
+    rt.settings = rt.settings.model_copy(update={"tracking": ts})
     for n, code in enumerate(("REGION_A", "REGION_B", "REGION_C")):
         await add_region(db, code)
         await add_creators(db, 10, region=code, first=100 * n)
@@ -258,19 +257,21 @@ async def test_batches_of_a_replaced_attempt_add_counts_but_do_not_complete_the_
 
 
 async def test_batches_lost_with_redis_are_fanned_out_again_by_a_new_attempt(
-    rt: Runtime, db: Database, redis: Redis, monkeypatch: pytest.MonkeyPatch
+    rt: Runtime, db: Database, redis: Redis
 ) -> None:
     from engine.scheduler import sweep_ledger
 
     ts = tracking(fetch_batch_size=50)
-    monkeypatch.setattr(refresh, "get_tracking_settings", lambda: ts)
+    rt.settings = rt.settings.model_copy(update={"tracking": ts})
     await add_region(db)
     await add_creators(db, 60)
     run_id = (await _tick(rt, "TEST_REGION"))["TEST_REGION"]
     assert (await _run(db, run_id)).batches_expected == 2
     await redis.delete(fetch_queue.queue_name(rt.settings))  # Redis restarted empty
     assert await sweep_ledger(rt, redis_lost=True) == (1, 0)
-    [job_id] = [raw.decode() for raw in await rt.redis.zrange(queue.queue_name(rt.settings), 0, -1)]
+    [job_id] = [
+        raw.decode() for raw in await rt.redis.zrange(tick_queue.queue_name(rt.settings), 0, -1)
+    ]
     report = await run_shard(rt, FIRE, None, ["TEST_REGION"], job_id, True)
     assert report.line() == "ok"
     run = await _run(db, run_id)

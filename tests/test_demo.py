@@ -88,7 +88,9 @@ def test_ports_come_from_flags_then_settings() -> None:
     from console import demo
     from console.demo_ports import DemoPorts
 
-    settings = Settings(demo_api_port=9001, demo_mock_port=9002, metrics_port=0, _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(
+        demo={"api_port": 9001, "mock_port": 9002}, engine={"metrics_port": 0}, _env_file=None
+    )  # type: ignore[call-arg]
     assert DemoPorts.of(settings, None, None, None) == DemoPorts(9001, 9002, 0)
     assert DemoPorts.of(settings, 7001, 7002, 7003) == DemoPorts(7001, 7002, 7003)
     env = demo.child_env(settings, DemoPorts(7001, 7002, 7003))

@@ -17,7 +17,7 @@ import pytest
 from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
 
-from engine import queue
+from engine import tick_queue
 from storage.database import Database, plain_dsn
 from storage.queries import regions
 from storage.settings import Settings
@@ -53,7 +53,7 @@ async def due_now(db: Database, code: str = "KILLME") -> datetime:
 
 
 async def job_in_progress(redis: Redis, settings: Settings, code: str, fire: datetime) -> bool:
-    job_id = queue.tick_job_id(settings, code, fire)
+    job_id = tick_queue.tick_job_id(settings, code, fire)
     return bool(await redis.exists(in_progress_key_prefix + job_id))
 
 
@@ -77,7 +77,7 @@ async def test_a_worker_killed_mid_tick_leaves_the_tick_to_complete_exactly_once
         async def completed() -> bool:
             return [r["status"] for r in await ledger(db, "KILLME")] == ["ok"]
 
-        await eventually(completed, timeout=test_settings.tick_timeout_s + 25)
+        await eventually(completed, timeout=test_settings.engine.tick_timeout_s + 25)
         second.signal(signal.SIGTERM)
         assert await second.exit_code(15) == 0
     finally:
@@ -99,12 +99,12 @@ async def test_sigterm_lets_the_running_tick_finish_then_exits_zero(
             await engine.wait_for("engine.draining", 15)
             assert engine.proc.poll() is None  # still finishing its tick
         started = time.monotonic()
-        assert await engine.exit_code(test_settings.shutdown_grace_s + 5) == 0
+        assert await engine.exit_code(test_settings.engine.shutdown_grace_s + 5) == 0
         took = time.monotonic() - started
     finally:
         engine.stop()
     assert [r["status"] for r in await ledger(db, "GRACEFUL")] == ["ok"]
-    assert took < test_settings.shutdown_grace_s
+    assert took < test_settings.engine.shutdown_grace_s
     assert not engine.saw("engine.grace_expired")
 
 
@@ -121,8 +121,8 @@ async def test_sigterm_past_the_grace_period_cancels_and_requeues(
             assert engine.saw("engine.grace_expired")
     finally:
         engine.stop()
-    job_id = queue.tick_job_id(test_settings, "SLOWPOKE", fire)
-    assert await redis.zscore(queue.queue_name(test_settings), job_id) is not None
+    job_id = tick_queue.tick_job_id(test_settings, "SLOWPOKE", fire)
+    assert await redis.zscore(tick_queue.queue_name(test_settings), job_id) is not None
     assert await ledger(db, "SLOWPOKE") == []
 
 
@@ -173,8 +173,8 @@ async def test_engine_survives_postgres_dropping_its_connections(
             await regions.update_region(session, "STEADY", actor="test", cron="15 5 * * *")
 
         async def rescheduled() -> bool:
-            refs = await queue.pending_ticks(redis, test_settings)  # type: ignore[arg-type]
-            shard = queue.shard_of(test_settings, "STEADY")
+            refs = await tick_queue.pending_ticks(redis, test_settings)  # type: ignore[arg-type]
+            shard = tick_queue.shard_of(test_settings, "STEADY")
             return [(r.fire.hour, r.fire.minute) for r in refs if r.shard == shard] == [(5, 15)]
 
         await eventually(rescheduled, timeout=30)

@@ -23,7 +23,7 @@ TOKEN = "test-dashboard-token"
 
 @pytest.fixture(scope="module")
 async def api_ctx(test_settings: Settings) -> AsyncIterator[ApiContext]:
-    settings = test_settings.model_copy(update={"dashboard_token": SecretStr(TOKEN)})
+    settings = test_settings.replace(api={"dashboard_token": SecretStr(TOKEN)})
     ctx = await ApiContext.open(settings)
     ctx.definitions._ttl_s = 0  # tests edit experiments between requests
     yield ctx

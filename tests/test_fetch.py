@@ -26,9 +26,9 @@ SLOT = 1_790_000_040  # a multiple of 60
 
 @pytest.fixture
 async def rt(test_settings: Settings, db: Database) -> Runtime:
-    from engine import queue
+    from engine import queues
 
-    pool = await queue.connect(test_settings)
+    pool = await queues.connect(test_settings)
     runtime = Runtime(settings=test_settings, db=db, redis=pool)
     yield runtime  # type: ignore[misc]
     await pool.aclose()

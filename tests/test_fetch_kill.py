@@ -18,7 +18,7 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
-from engine import fetch_queue, queue
+from engine import fetch_queue, queues
 from engine.jobs.fetch import run_fetch
 from engine.platforms.caller import PlatformCaller
 from engine.resilience import RetryPolicy
@@ -86,7 +86,7 @@ async def test_sigkill_mid_batch_then_rerun_writes_each_sample_once(
     await add_region(db)
     ids = await add_creators(db, 800)
     slot = creators.slot_start(datetime.now(UTC), 60)
-    pool = await queue.connect(test_settings)
+    pool = await queues.connect(test_settings)
     try:
         job = fetch_queue.FetchRequest(
             job_id=fetch_queue.fetch_job_id(test_settings, 0, 1),
@@ -140,7 +140,7 @@ async def test_platform_timeouts_are_retried_then_deferred(
     the creators are deferred to a later try, not failed."""
     await add_region(db)
     ids = await add_creators(db, 4)
-    pool = await queue.connect(test_settings)
+    pool = await queues.connect(test_settings)
     rt = Runtime(settings=test_settings, db=db, redis=pool)
     retry = RetryPolicy(attempts=2, initial_s=0.01, max_backoff_s=0.02, retry_outcome_unknown=True)
     slot = int(creators.slot_start(datetime.now(UTC), 60).timestamp())

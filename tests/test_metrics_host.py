@@ -33,12 +33,12 @@ def test_metrics_listen_on_loopback_by_default(
     monkeypatch: pytest.MonkeyPatch, started: list[runner.WSGIServer]
 ) -> None:
     monkeypatch.delenv("METRICS_HOST", raising=False)
-    settings = Settings(_env_file=None, metrics_port=free_port("127.0.0.1"))  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, engine={"metrics_port": free_port("127.0.0.1")})  # type: ignore[call-arg]
     server = runner._serve_metrics(settings)
     assert server is not None
     started.append(server)
     assert server.server_address[0] == "127.0.0.1"
-    response = httpx.get(f"http://127.0.0.1:{settings.metrics_port}/metrics", timeout=5)
+    response = httpx.get(f"http://127.0.0.1:{settings.engine.metrics_port}/metrics", timeout=5)
     assert response.status_code == 200 and "creatordeck_ticks" in response.text
 
 
@@ -52,11 +52,11 @@ def test_metrics_host_is_honoured(
     assert server is not None
     started.append(server)
     assert server.server_address[0] == "127.0.0.2"
-    response = httpx.get(f"http://127.0.0.2:{settings.metrics_port}/metrics", timeout=5)
+    response = httpx.get(f"http://127.0.0.2:{settings.engine.metrics_port}/metrics", timeout=5)
     assert response.status_code == 200
 
 
 @pytest.mark.parametrize("value", ["0.0.0.0:9108", "http://0.0.0.0", "", "two words"])
 def test_a_metrics_host_that_is_no_address_is_refused_with_the_reason(value: str) -> None:
     with pytest.raises(ValidationError, match=r"METRICS_HOST .* is not an IP address or host name"):
-        Settings(_env_file=None, metrics_host=value)  # type: ignore[call-arg]
+        Settings(_env_file=None, engine={"metrics_host": value})  # type: ignore[call-arg]

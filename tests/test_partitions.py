@@ -122,7 +122,7 @@ async def test_retention_drops_old_partitions_and_rollups_outlive_them(
     await _forget(conn, p.EVENTS, now - timedelta(days=45))
     await _events(conn, now - timedelta(days=45), 1)
 
-    keep_30 = test_settings.model_copy(update={"event_retention_days": 30})
+    keep_30 = test_settings.replace(retention={"event_days": 30})
     reports = await maintain(db, keep_30, now)
 
     report = reports["event_log"]

@@ -14,7 +14,7 @@ from console.screens.connections import ConnectionsScreen
 from console.screens.dialogs import ConfirmModal
 from console.screens.post_modals import ComposeModal, DetailModal, ResolveModal
 from console.screens.posts import PostsScreen
-from engine import publish_queue, queue
+from engine import publish_queue, queues
 from storage.database import Database
 from storage.models import Connection, Post, Publication
 from storage.queries import publishing
@@ -101,7 +101,7 @@ async def test_compose_and_schedule_a_post_from_the_keyboard(
         assert post is not None
         assert post.scheduled_at == when
         assert post.timezone == "Europe/Paris" and post.body == "Big news\nsecond line"
-    redis = await queue.connect(test_settings)
+    redis = await queues.connect(test_settings)
     try:
         jobs = await publish_queue.queued_jobs(redis, test_settings)
     finally:

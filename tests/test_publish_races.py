@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,9 +14,10 @@ from arq.worker import Retry
 
 from engine import publish_queue
 from engine.jobs.publish import PublishContext, run_publication
+from engine.queue_specs import SPECS
+from engine.redis_keys import PUBLISH
 from engine.runner import supervise_worker
 from engine.runtime import Runtime
-from engine.worker import build_publish_worker
 from storage.database import Database
 from storage.queries import publishing
 from tests.process_support import EngineProcess
@@ -134,7 +136,7 @@ async def test_double_delivery_of_one_job_publishes_once(
 
 
 async def test_redis_flushed_then_reconcile_rebuilds_every_pending_job(
-    pc: PublishContext, db: Database, platform: MockPlatform, monkeypatch: pytest.MonkeyPatch
+    pc: PublishContext, db: Database, platform: MockPlatform
 ) -> None:
     conn = await add_connection(db)
     other = await add_connection(db, "bob", "tok-bob")
@@ -153,9 +155,10 @@ async def test_redis_flushed_then_reconcile_rebuilds_every_pending_job(
     # Idempotent: a second pass adds nothing.
     assert (await publish_queue.reconcile(pc.rt)).enqueued == 0
     # A real arq worker publishes the due one, exactly once.
-    monkeypatch.setenv("MOCKSTAGRAM_URL", platform.url)
+    # The worker's publishers reach the mock platform through the settings it runs with.
+    rt = replace(pc.rt, settings=pc.rt.settings.replace(tracking={"mockstagram_url": platform.url}))
     stop = asyncio.Event()
-    worker = asyncio.create_task(supervise_worker(pc.rt, stop, build_publish_worker))
+    worker = asyncio.create_task(supervise_worker(rt, stop, SPECS[PUBLISH]))
     try:
 
         async def published() -> bool:

@@ -15,7 +15,7 @@ from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from engine import publish_queue, queue
+from engine import publish_queue, queues
 from engine.jobs.publish import PublishContext, PublishPolicy, run_publication
 from engine.platforms.mockstagram.publish import FaultConfig, PublishState, build_router
 from engine.runtime import Runtime
@@ -96,7 +96,7 @@ def pub_settings(test_settings: Settings) -> Settings:
 
 @pytest.fixture
 async def rt(pub_settings: Settings, db: Database) -> AsyncIterator[Runtime]:
-    redis = await queue.connect(pub_settings)
+    redis = await queues.connect(pub_settings)
     yield Runtime(settings=pub_settings, db=db, redis=redis, name="test-worker")
     await redis.aclose()
 

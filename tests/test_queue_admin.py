@@ -12,9 +12,9 @@ from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_pre
 from arq.worker import Worker, func
 from redis.asyncio import Redis
 
-from engine import fetch_queue, queue, queue_admin
-from engine.queue import TickRequest, enqueue_ticks
+from engine import fetch_queue, queue_admin, queues, redis_keys, tick_queue
 from engine.queue_admin import JobState, QueueError
+from engine.tick_queue import TickRequest, enqueue_ticks
 from storage.settings import Settings
 
 FAR = datetime.now(UTC) + timedelta(days=400)
@@ -28,7 +28,7 @@ async def _ticks(redis: Any, settings: Settings) -> list[str]:
         TickRequest("NASHVILLE", datetime.now(UTC), manual=True),
     ]
     assert await enqueue_ticks(redis, settings, requests) == 3
-    return [queue.tick_job_id(settings, r.region_code, r.fire, r.manual) for r in requests]
+    return [tick_queue.tick_job_id(settings, r.region_code, r.fire, r.manual) for r in requests]
 
 
 async def test_list_jobs_pages_in_run_at_order_with_counts(
@@ -75,7 +75,7 @@ async def test_abort_and_delete_take_a_queued_job_out(
     detroit, chicago, _ = await _ticks(redis, test_settings)
     outcome = await queue_admin.abort(redis, test_settings, "ticks", detroit)
     assert "removed from the queue" in outcome
-    assert await redis.zscore(queue.queue_name(test_settings), detroit) is None
+    assert await redis.zscore(tick_queue.queue_name(test_settings), detroit) is None
     assert not await redis.exists(job_key_prefix + detroit)
     with pytest.raises(QueueError, match="not queued"):
         await queue_admin.abort(redis, test_settings, "ticks", detroit)
@@ -87,7 +87,7 @@ async def test_retry_moves_a_deferred_job_to_now(redis: Redis, test_settings: Se
     detroit, _, _ = await _ticks(redis, test_settings)
     before = int(time.time() * 1000)
     assert await queue_admin.retry(redis, test_settings, "ticks", detroit) == "moved to run now"
-    score = await redis.zscore(queue.queue_name(test_settings), detroit)
+    score = await redis.zscore(tick_queue.queue_name(test_settings), detroit)
     assert score is not None and before <= score <= time.time() * 1000
     page = await queue_admin.list_jobs(redis, test_settings, "ticks")
     assert {j.job_id: j.state for j in page.jobs}[detroit] is JobState.READY
@@ -110,7 +110,7 @@ async def _works(ctx: dict[str, Any], *args: Any) -> dict[str, int]:
 async def _run_queue(redis: Any, settings: Settings, name: str, function: Any, fname: str) -> None:
     worker = Worker(
         functions=[func(function, name=fname, max_tries=1)],
-        queue_name=queue.queue_name(settings, name),
+        queue_name=redis_keys.queue_key(settings, name),
         redis_pool=redis,
         burst=True,
         poll_delay=0.01,
@@ -123,11 +123,11 @@ async def _run_queue(redis: Any, settings: Settings, name: str, function: Any, f
 async def test_detail_shows_the_traceback_and_retry_enqueues_a_finished_job_again(
     test_settings: Settings, redis: Redis
 ) -> None:
-    arq_redis = await queue.connect(test_settings)
+    arq_redis = await queues.connect(test_settings)
     try:
         # One "now" for the id and the request: ids carry the second, which may tick between.
         now = datetime.now(UTC)
-        job_id = queue.tick_job_id(test_settings, "NASHVILLE", now, manual=True)
+        job_id = tick_queue.tick_job_id(test_settings, "NASHVILLE", now, manual=True)
         await enqueue_ticks(arq_redis, test_settings, [TickRequest("NASHVILLE", now, True)])
         await _run_queue(arq_redis, test_settings, "ticks", _fails, "tick")
         assert await redis.exists(result_key_prefix + job_id)
@@ -158,7 +158,7 @@ async def test_detail_shows_the_traceback_and_retry_enqueues_a_finished_job_agai
 
 
 async def test_args_are_redacted_where_secret(redis: Redis, test_settings: Settings) -> None:
-    arq_redis = await queue.connect(test_settings)
+    arq_redis = await queues.connect(test_settings)
     try:
         await arq_redis.enqueue_job(
             "publish",
@@ -166,7 +166,7 @@ async def test_args_are_redacted_where_secret(redis: Redis, test_settings: Setti
             "Bearer abc.def",
             "a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8",
             _job_id=f"{test_settings.redis_prefix}:publish:7:1",
-            _queue_name=queue.queue_name(test_settings, "publish"),
+            _queue_name=redis_keys.queue_key(test_settings, "publish"),
             access_token="secret-value",
             options={"api_key": "k", "region": "DETROIT_METRO"},
         )
@@ -188,7 +188,7 @@ async def test_fetch_queue_counts_and_unknown_queue(redis: Redis, test_settings:
         )
         for n in range(5)
     ]
-    arq_redis = await queue.connect(test_settings)
+    arq_redis = await queues.connect(test_settings)
     try:
         await fetch_queue.enqueue_fetches(arq_redis, test_settings, jobs)
     finally:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from engine.jobs.rollups import build_rollup_worker, cron_jobs, enqueue_rollup, queue_name
+from engine.jobs.rollups import cron_jobs, enqueue_rollup, queue_name
+from engine.queue_specs import SPECS
+from engine.redis_keys import ROLLUPS
 from engine.runtime import Runtime
+from engine.worker import build_worker
 from storage.database import Database
 from storage.models import RollupRun
 from storage.settings import Settings
@@ -21,7 +24,7 @@ async def test_enqueued_rollup_runs_on_the_rollups_queue(
         job_id = await enqueue_rollup(rt, window_days=3)
         assert job_id is not None and job_id.startswith(test_settings.redis_prefix)
         assert await rt.redis.zcard(queue_name(test_settings)) == 1
-        worker = build_rollup_worker(rt)
+        worker = build_worker(rt, SPECS[ROLLUPS])
         worker.burst = True
         # Only the job enqueued above: the queue's crons (rollups at :02/:17/:32/:47,
         # partition upkeep at :07) would also run if the test happened to start on one.

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from arq.jobs import Job
 from redis.asyncio import Redis
 
-from engine import queue
+from engine import tick_queue
 from engine.scheduler import Scheduler, reconcile
 from storage.database import Database
 from storage.queries import regions
@@ -26,8 +26,8 @@ from tests.engine_support import (
 async def pending(settings: Settings, code: str | None = None) -> list[datetime]:
     """Fire times queued for `code`'s shard (each of these tests has one region per shard)."""
     async with runtime(settings) as rt:
-        refs = await queue.pending_ticks(rt.redis, settings)
-    shard = None if code is None else queue.shard_of(settings, code)
+        refs = await tick_queue.pending_ticks(rt.redis, settings)
+    shard = None if code is None else tick_queue.shard_of(settings, code)
     return sorted(ref.fire for ref in refs if code is None or ref.shard == shard)
 
 
@@ -244,7 +244,9 @@ async def test_a_wiped_redis_is_rebuilt_from_postgres_within_seconds(
     await add_region(db, "DURABLE", "0 3 * * *")
     stop = asyncio.Event()
     async with runtime(test_settings) as rt:
-        assert rt.settings.region_refresh_interval_ms >= 60_000  # the interval is no help here
+        assert (
+            rt.settings.engine.region_refresh_interval_ms >= 60_000
+        )  # the interval is no help here
         loop_task = asyncio.create_task(Scheduler(rt).run(stop))
         try:
             await eventually(lambda: _has_pending(test_settings, "DURABLE"), timeout=10)

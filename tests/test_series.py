@@ -90,7 +90,7 @@ async def test_the_daily_series_outlives_sample_retention(
     db: Database, creator: int, test_settings: Settings
 ) -> None:
     now = _now()
-    keep_90 = test_settings.model_copy(update={"sample_retention_days": 90})
+    keep_90 = test_settings.replace(retention={"sample_days": 90})
     await maintain(db, keep_90, now)
     async with db.session() as session:
         _, points = await series.follower_series(session, creator, now - timedelta(days=365), now)

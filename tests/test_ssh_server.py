@@ -18,13 +18,15 @@ from redis.asyncio import Redis
 
 from console import ssh
 from console.authorized_keys import load_authorized_keys, match_key
-from engine import queue
-from engine.queue import TickRequest, enqueue_ticks
-from storage.settings import Settings
+from engine import queues, tick_queue
+from engine.tick_queue import TickRequest, enqueue_ticks
+from storage.settings import EngineSettings, Settings
 
 pytestmark = pytest.mark.slow
 # A scheduled tick is its shard's job (default TICK_SHARDS, as the tests' settings use).
-DETROIT_SHARD = queue.shard_key("DETROIT_METRO") % Settings.model_fields["tick_shards"].default
+DETROIT_SHARD = (
+    tick_queue.shard_key("DETROIT_METRO") % EngineSettings.model_fields["tick_shards"].default
+)
 
 DEADLINE_S = 60.0  # a console process starts in a few seconds; the machine may be busy
 ANSI = re.compile(rb"\x1b(\[[0-9;?<>=]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])")
@@ -138,12 +140,12 @@ async def open_console(conn: asyncssh.SSHClientConnection) -> Screen:
 
 
 async def seed_tick(settings: Settings) -> str:
-    arq = await queue.connect(settings)
+    arq = await queues.connect(settings)
     try:
         # The console behind SSH runs on the real clock: a tick due tomorrow by that clock.
         fire = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
         await enqueue_ticks(arq, settings, [TickRequest("DETROIT_METRO", fire)])
-        return queue.tick_job_id(settings, "DETROIT_METRO", fire)
+        return tick_queue.tick_job_id(settings, "DETROIT_METRO", fire)
     finally:
         await arq.aclose()
 
@@ -168,7 +170,7 @@ async def test_a_listed_key_gets_a_console_and_can_edit(
         await screen.wait_for("Delete job", at)
         await screen.keys("y")
         deadline = time.monotonic() + DEADLINE_S
-        while await redis.zscore(queue.queue_name(test_settings), job_id) is not None:
+        while await redis.zscore(tick_queue.queue_name(test_settings), job_id) is not None:
             assert time.monotonic() < deadline, "the job was not deleted over SSH"
             await asyncio.sleep(0.05)
         # A window size change reaches the console (SIGWINCH): it redraws for 200 columns.
@@ -193,7 +195,7 @@ async def test_a_read_only_key_cannot_edit_and_is_told_why(
         await screen.wait_for("read-only console", at)
         await screen.wait_for("SSH key is marked", at)
         assert "Delete job" not in screen.text
-        assert await redis.zscore(queue.queue_name(test_settings), job_id) is not None
+        assert await redis.zscore(tick_queue.queue_name(test_settings), job_id) is not None
 
 
 async def test_keys_with_options_the_server_cannot_honour_are_refused_line_by_line(

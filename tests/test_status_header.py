@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from console.app import CreatordeckApp
 from console.widgets.status_header import StatusHeader
-from engine import queue
+from engine import tick_queue
 from storage.embedded import EmbeddedRedis
 from storage.settings import Settings
 from tests.test_console import SIZE, frozen_clock, wait_until
@@ -42,7 +42,7 @@ async def test_redis_going_away_turns_engine_alive_into_redis_down(
     settings = test_settings.model_copy(update={"redis_url": own_redis.url})
     client = Redis.from_url(own_redis.url)
     # What a live engine's arq worker writes (it expires unless rewritten): a fresh heartbeat.
-    await client.set(queue.health_check_key(settings), "j_complete=0 j_failed=0", ex=60)
+    await client.set(tick_queue.health_check_key(settings), "j_complete=0 j_failed=0", ex=60)
     await client.aclose()
     app = CreatordeckApp(settings, clock=frozen_clock, landing="regions")
     async with app.run_test(size=SIZE) as pilot:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine import queue
+from engine import tick_queue
 from engine.jobs import tick as tick_module
 from engine.jobs.tick import run_shard
 from engine.runtime import Runtime
@@ -20,7 +20,7 @@ from tests.engine_support import add_region, eventually, ledger, running_worker,
 
 async def run_tick(rt: Runtime, code: str, fire: datetime, job_id: str, manual: bool) -> str:
     """Run the shard job of `code` at `fire` and say what became of `code`'s fire time."""
-    shard = queue.shard_of(rt.settings, code)
+    shard = tick_queue.shard_of(rt.settings, code)
     report = await run_shard(rt, fire, shard, None, job_id, manual)
     return report.line()
 
@@ -62,7 +62,7 @@ async def test_a_tick_writes_its_ledger_row_and_enqueues_its_successor(
     await minutely(db)
     async with runtime(test_settings, "worker-1") as rt:
         outcome = await run_tick(rt, "TICKER", MINUTE, "job-1", manual=False)
-        successors = [r.fire for r in await queue.pending_ticks(rt.redis, test_settings)]
+        successors = [r.fire for r in await tick_queue.pending_ticks(rt.redis, test_settings)]
     [row] = await ledger(db, "TICKER")
     assert outcome == "ok"
     assert (row["status"], row["attempt"], row["worker"], row["job_id"]) == (
@@ -94,11 +94,11 @@ async def test_overlap_buffer_keeps_one_waiting_and_skips_the_rest(
     await minutely(db, overlap_policy="buffer")
     previous, MINUTE = upcoming_minute(), upcoming_minute() + timedelta(minutes=1)
     earlier = await previous_run_still_going(db, "TICKER", previous, "earlier-job")
-    shard = queue.shard_of(test_settings, "TICKER")
+    shard = tick_queue.shard_of(test_settings, "TICKER")
     async with runtime(test_settings) as rt:
         assert await run_tick(rt, "TICKER", previous, "job-shard", manual=False) == "buffered"
         # The waiting fire time sits in a deferred follow-up job, not in a worker slot.
-        waiting = [r for r in await queue.pending_ticks(rt.redis, test_settings) if r.buffered]
+        waiting = [r for r in await tick_queue.pending_ticks(rt.redis, test_settings) if r.buffered]
         assert [(w.shard, w.fire) for w in waiting] == [(shard, previous)]
         assert await run_tick(rt, "TICKER", MINUTE, "job-extra", manual=False) == "skipped"
         follow_up = waiting[0].job_id
@@ -130,7 +130,9 @@ async def test_a_job_for_an_old_schedule_does_nothing(
         # A manual run of a region deleted meanwhile; a shard left without regions.
         gone = await run_shard(rt, MINUTE, None, ["NOWHERE"], "job-gone", True)
         assert gone.line() == "gone"
-        others = (queue.shard_of(test_settings, "TICKER") + 1) % test_settings.tick_shards
+        others = (
+            tick_queue.shard_of(test_settings, "TICKER") + 1
+        ) % test_settings.engine.tick_shards
         assert (await run_shard(rt, MINUTE, others, None, "job-none", False)).line() == "empty"
     assert await ledger(db) == []
 
@@ -182,7 +184,9 @@ async def test_run_now_goes_through_the_queue_even_when_paused(
     await minutely(db, active=False)
     now = datetime.now(UTC).replace(microsecond=0)
     async with runtime(test_settings) as rt:
-        await queue.enqueue_ticks(rt.redis, test_settings, [queue.TickRequest("TICKER", now, True)])
+        await tick_queue.enqueue_ticks(
+            rt.redis, test_settings, [tick_queue.TickRequest("TICKER", now, True)]
+        )
         async with running_worker(rt):
 
             async def done() -> bool:
@@ -203,7 +207,7 @@ async def test_a_tick_behind_a_newer_due_fire_time_defers_to_the_catch_up_policy
     stale_fire = floor - timedelta(minutes=3)
     async with runtime(test_settings) as rt:
         outcome = await run_tick(rt, "TICKER", stale_fire, "job-late", manual=False)
-        pending = [r.fire for r in await queue.pending_ticks(rt.redis, test_settings)]
+        pending = [r.fire for r in await tick_queue.pending_ticks(rt.redis, test_settings)]
     rows = await ledger(db, "TICKER")
     assert outcome == "missed"
     latest_due = max(r["scheduled_for"] for r in rows) + timedelta(minutes=1)
@@ -235,10 +239,10 @@ async def test_a_claim_whose_shard_job_was_lost_is_swept_back_and_run_once(
         )
         await session.commit()
     async with runtime(test_settings, "sweeper") as rt:
-        assert await queue.pending_ticks(rt.redis, test_settings) == []
+        assert await tick_queue.pending_ticks(rt.redis, test_settings) == []
         assert await sweep_ledger(rt) == (1, 0)
-        [ref] = await queue.pending_ticks(rt.redis, test_settings)
-        assert (ref.shard, ref.fire) == (queue.shard_of(test_settings, "TICKER"), MINUTE)
+        [ref] = await tick_queue.pending_ticks(rt.redis, test_settings)
+        assert (ref.shard, ref.fire) == (tick_queue.shard_of(test_settings, "TICKER"), MINUTE)
         report = await run_shard(rt, MINUTE, ref.shard, None, ref.job_id, False)
         assert report.line() == "ok"
         assert await sweep_ledger(rt) == (0, 0)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from arq.worker import func
 
-from engine import queue
+from engine import queues, redis_keys
 from engine import worker as worker_module
 from engine.runtime import Runtime
 from engine.worker import SleepingWorker
@@ -32,7 +32,7 @@ async def sleeping_worker(rt: Runtime, started: dict[str, float]) -> AsyncIterat
 
     worker = SleepingWorker(
         functions=[func(job, name="job")],
-        queue_name=queue.queue_name(rt.settings, QUEUE),
+        queue_name=redis_keys.queue_key(rt.settings, QUEUE),
         redis_pool=rt.redis,
         handle_signals=False,
         poll_delay=worker_module.POLL_DELAY_S,
@@ -74,15 +74,15 @@ async def test_an_idle_worker_sleeps_and_wakes_for_new_and_deferred_jobs(
         # Polling every 10 ms made ~150 round trips here; asleep, it makes none or one.
         assert calls <= 3
 
-        name = queue.queue_name(test_settings, QUEUE)
+        name = redis_keys.queue_key(test_settings, QUEUE)
         now_ms = int(time.time() * 1000)
         enqueued = time.monotonic()
-        await queue.enqueue_if_absent(rt.redis, name, [queue.NewJob("now", "job", (), now_ms)])
+        await queues.enqueue_if_absent(rt.redis, name, [queues.NewJob("now", "job", (), now_ms)])
         assert await _wait(started, "now") - enqueued < 5  # woken by the channel, not the cap
 
         due_in = 1.0
-        later = queue.NewJob("later", "job", (), int((time.time() + due_in) * 1000))
+        later = queues.NewJob("later", "job", (), int((time.time() + due_in) * 1000))
         enqueued = time.monotonic()
-        await queue.enqueue_if_absent(rt.redis, name, [later])
+        await queues.enqueue_if_absent(rt.redis, name, [later])
         waited = await _wait(started, "later") - enqueued
         assert due_in - 0.05 <= waited < 5  # at its due time: the timer on the next score

@@ -19,7 +19,7 @@ from console.screens.live import LiveScreen
 from console.widgets.filter_bar import FilterBar
 from console.widgets.formatting import millis, status, when
 from console.widgets.virtual_table import Column, VirtualTable
-from engine.queue import TickRequest, enqueue_ticks
+from engine.tick_queue import TickRequest, enqueue_ticks
 from storage.queries import audit
 from storage.queries.regions import (
     RegionError,

@@ -38,7 +38,7 @@ class ReportsBackground(Protocol):
 
 
 class StatusHeader(Widget):
-    """Reads queue depth and engine health (engine.queue) in a worker; never blocks the UI."""
+    """Reads queue depth and engine health (engine.tick_queue) in a worker; never blocks the UI."""
 
     DEFAULT_CSS = """
     StatusHeader {

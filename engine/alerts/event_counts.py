@@ -13,7 +13,7 @@ from datetime import datetime
 
 from redis.asyncio import Redis
 
-from storage.redis import key
+from engine import redis_keys
 from storage.settings import Settings
 
 KEEP_S = 3600
@@ -21,7 +21,7 @@ RECORD_TIMEOUT_S = 0.25  # a slow Redis must not slow the events endpoint
 
 
 def minute_key(settings: Settings, minute: int) -> str:
-    return key(settings, "alerts", "events", str(minute))
+    return redis_keys.alert_events_key(settings, minute)
 
 
 async def record(

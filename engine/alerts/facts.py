@@ -21,11 +21,10 @@ from functools import lru_cache
 
 from redis.asyncio import Redis
 
-from engine import heartbeat
+from engine import heartbeat, redis_keys
 from engine.alerts import event_counts
 from engine.alerts.conditions import BY_NAME, DEAD_LETTER_WINDOW_S, RATE_WINDOW_S
 from engine.alerts.event_counts import EventCounts
-from engine.platforms.config import get_tracking_settings
 from engine.platforms.registry import build_adapters
 from engine.resilience import CircuitBreaker, RateLimiter
 from engine.resilience.ratelimit import Quota
@@ -107,9 +106,9 @@ def breaker_platforms(tracked: dict[str, Quota]) -> list[str]:
     return sorted(set(tracked) | {p.value for p in Platform})
 
 
-def tracked_quotas() -> dict[str, Quota]:
-    """The quota of every configured tracking platform (from the environment, as the engine)."""
-    return {name: a.quota for name, a in build_adapters(get_tracking_settings()).items()}
+def tracked_quotas(settings: Settings) -> dict[str, Quota]:
+    """The quota of every configured tracking platform (from the settings, as the engine)."""
+    return {name: a.quota for name, a in build_adapters(settings.tracking).items()}
 
 
 class FactReader:
@@ -130,7 +129,7 @@ class FactReader:
     def quotas(self) -> dict[str, Quota]:
         if self._quotas is None:
             try:
-                self._quotas = tracked_quotas()
+                self._quotas = tracked_quotas(self.settings)
             except Exception:  # invalid platform settings: no quotas to watch, breakers still
                 self._quotas = {}
         return self._quotas
@@ -182,7 +181,7 @@ class FactReader:
     async def _redis(self, facts: Facts, redis: Redis) -> Facts:
         now_ms = int(facts.now.timestamp() * 1000)
         alive = await redis.zcount(
-            heartbeat.replicas_key(self.settings),
+            redis_keys.replicas_key(self.settings),
             now_ms - int(heartbeat.STALE_S * 1000),
             "+inf",
         )

@@ -46,10 +46,9 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
-from engine import logs
+from engine import logs, redis_keys
 from engine.alerts.conditions import Severity, summary_of
 from engine.alerts.evaluate import AlertStatus, State
-from storage.redis import key
 from storage.settings import Settings
 
 TRIES = 5
@@ -76,14 +75,14 @@ return moved
 
 def notified_key(settings: Settings) -> str:
     """Hash: condition name → the state last notified ("firing" / "ok")."""
-    return key(settings, "alerts", "notified")
+    return redis_keys.alerts_notified_key(settings)
 
 
 def webhooks(settings: Settings) -> dict[Severity, str]:
     """The configured URL of each severity (none: notifications are off)."""
     found = {
-        Severity.PAGE: settings.alert_webhook_page,
-        Severity.TICKET: settings.alert_webhook_ticket,
+        Severity.PAGE: settings.alerts.webhook_page,
+        Severity.TICKET: settings.alerts.webhook_ticket,
     }
     return {sev: url.get_secret_value().strip() for sev, url in found.items() if url is not None}
 

@@ -80,7 +80,7 @@ async def judge(rt: Runtime, facts: Facts, tracker: AlertTracker, notifier: Noti
 async def run(rt: Runtime, stop: asyncio.Event, notifier: Notifier | None = None) -> None:
     """Sample until `stop`; a failed read is logged and tried again at the next interval."""
     reader = FactReader(rt.db, rt.settings)
-    tracker = AlertTracker(with_for_cap(rt.settings.alert_for_max_s))
+    tracker = AlertTracker(with_for_cap(rt.settings.alerts.for_max_s))
     try:
         while not stop.is_set():
             try:

@@ -21,7 +21,7 @@ def require_dashboard_token(
     token: str | None = Security(dashboard_key),
     ctx: ApiContext = Depends(context),
 ) -> None:
-    expected = ctx.settings.dashboard_token
+    expected = ctx.settings.api.dashboard_token
     if expected is None or not expected.get_secret_value():
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,

@@ -21,8 +21,8 @@ def worker_count(settings: Settings, requested: int | None = None) -> int:
     """--workers, else API_WORKERS, else the CPU cores this process may run on."""
     if requested:
         return requested
-    if settings.api_workers:
-        return settings.api_workers
+    if settings.api.workers:
+        return settings.api.workers
     try:
         return max(len(os.sched_getaffinity(0)), 1)
     except AttributeError:  # not on Linux

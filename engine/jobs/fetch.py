@@ -21,19 +21,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from arq.worker import Retry
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from engine import logs, metrics
 from engine.platforms.caller import FetchOutcome, PlatformCaller
-from engine.platforms.config import TrackingSettings, get_tracking_settings
 from engine.resilience import AuthFailure, Failure, NotFound
 from engine.runtime import Runtime
+from storage.errors import DB_DOWN_ERRORS
 from storage.models import CreatorStatus
 from storage.queries import creators, dead_letters, ticks
 from storage.queries.creators import FetchTarget, SampleRow, StatusChange
+from storage.settings import TrackingSettings
 
 log = logs.get("engine.fetch")
-DB_DOWN_ERRORS = (OSError, OperationalError, InterfaceError, DBAPIError)
 TRACKER = "tracker"
 
 
@@ -47,7 +46,7 @@ class Tracker:
 
 async def on_startup(ctx: dict[str, Any]) -> None:
     rt: Runtime = ctx["runtime"]
-    tracking = get_tracking_settings()
+    tracking = rt.settings.tracking
     ctx[TRACKER] = Tracker(tracking, PlatformCaller(rt.redis, rt.settings, tracking))
 
 

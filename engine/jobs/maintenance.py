@@ -26,7 +26,7 @@ from typing import Any
 from arq.cron import CronJob, cron
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from engine import logs
+from engine import logs, redis_keys
 from storage import partitions as p
 from storage.database import Database
 from storage.queries import partitions as q
@@ -51,7 +51,7 @@ class TableReport:
 
 
 def keep_days(settings: Settings, table: p.PartitionedTable) -> int:
-    return settings.event_retention_days if table is p.EVENTS else settings.sample_retention_days
+    return settings.retention.event_days if table is p.EVENTS else settings.retention.sample_days
 
 
 async def maintain_table(
@@ -171,7 +171,7 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
         cron(
             maintain_partitions,
             # The name makes the job id: one per fire time however many replicas run.
-            name=f"{settings.redis_prefix}:cron:{MAINTAIN_FUNCTION}",
+            name=redis_keys.cron_name(settings, MAINTAIN_FUNCTION),
             minute={CRON_MINUTE},
             unique=True,
             timeout=TIMEOUT_S,

@@ -28,7 +28,6 @@ from typing import Any
 
 import httpx
 from arq.worker import Retry
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from engine import logs, metrics, publish_queue
 from engine.publishers import build_publishers
@@ -44,12 +43,12 @@ from engine.resilience import (
 from engine.resilience.breaker import Permit
 from engine.runtime import Runtime
 from storage.crypto import EncryptionKeyError, TokenCipher, TokenUnreadable, cipher
+from storage.errors import DB_DOWN_ERRORS
 from storage.models import AttemptOutcome, ConnectionStatus, Platform, PublicationStatus
 from storage.queries import publishing
 from storage.queries.publishing import AttemptResult, JobRef, Work
 
 log = logs.get("engine.publish")
-DB_DOWN_ERRORS = (OSError, OperationalError, InterfaceError, DBAPIError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +87,7 @@ class PublishContext:
             timeout=httpx.Timeout(self.policy.request_timeout_s, connect=5.0),
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
         )
-        self.publishers = build_publishers(self.client, base_urls)
+        self.publishers = build_publishers(self.client, rt.settings.tracking, base_urls)
         self.limiter = RateLimiter(rt.redis, rt.settings)
         self._breakers: dict[str, CircuitBreaker] = {}
         self._cipher: TokenCipher | None = None

@@ -28,12 +28,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine import fetch_queue, logs
-from engine.platforms.config import TrackingSettings, get_tracking_settings
 from engine.platforms.registry import build_adapters
 from engine.resilience import BreakerState, CircuitBreaker
 from engine.runtime import Runtime
 from storage.queries import creators, ticks
 from storage.queries.ticks import ClaimedRun, FanOut
+from storage.settings import TrackingSettings
 
 log = logs.get("engine.refresh")
 ATTEMPT_STRIDE = ticks.ATTEMPT_STRIDE
@@ -120,7 +120,7 @@ async def fan_out(
     """
     if not claimed:
         return {}, 0
-    tracking = get_tracking_settings()
+    tracking = rt.settings.tracking
     slot = creators.slot_start(fire, tracking.sample_slot_s)
     async with rt.db.autocommit() as session:
         due = await creators.due_creators_of(session, [run.region_code for run in claimed], slot)

@@ -1,4 +1,5 @@
-"""Rollups as scheduled engine jobs: arq cron on their own queue (`{prefix}:queue:rollups`).
+"""Rollups as scheduled engine jobs: arq cron on their own queue (`{prefix}:queue:rollups`,
+worked as engine.queue_specs says).
 
 Every 15 minutes an incremental run of the 14-day window (a full one when the day changed);
 the same functions can be enqueued by hand. Several engine replicas fire one job per time
@@ -11,31 +12,24 @@ import time
 from typing import Any
 
 from arq.cron import CronJob, cron
-from arq.worker import Worker, func
 
-from engine import logs, queue
+from engine import logs, redis_keys
 from engine.experiments.rollups import run_rollups, window_for
 from engine.jobs import maintenance
 from engine.runtime import Runtime
 from storage.settings import Settings
 
-ROLLUPS = "rollups"
+ROLLUPS = redis_keys.ROLLUPS
 ROLLUP_FUNCTION = "rollup"
 DEFAULT_WINDOW_DAYS = 14
 CRON_MINUTES = {2, 17, 32, 47}
 ROLLUP_TIMEOUT_S = 3600
-HEALTH_CHECK_INTERVAL_S = 5
-KEEP_RESULT_S = 3600
 
 log = logs.get("engine.jobs.rollups")
 
 
 def queue_name(settings: Settings) -> str:
-    return queue.queue_name(settings, ROLLUPS)
-
-
-def health_check_key(settings: Settings) -> str:
-    return queue.health_check_key(settings, ROLLUPS)
+    return redis_keys.queue_key(settings, ROLLUPS)
 
 
 async def rollup(
@@ -61,7 +55,7 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
         cron(
             rollup_cron,
             # The name makes the job id: `{prefix}:cron:rollups:{time}`, one per fire time.
-            name=f"{settings.redis_prefix}:cron:{ROLLUPS}",
+            name=redis_keys.cron_name(settings, ROLLUPS),
             minute=CRON_MINUTES,
             unique=True,
             timeout=ROLLUP_TIMEOUT_S,
@@ -70,26 +64,6 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
         # Partition maintenance and retention ride on this queue: one job at a time.
         *maintenance.cron_jobs(settings),
     ]
-
-
-def build_rollup_worker(rt: Runtime) -> Worker:
-    """The worker of the rollups queue: one job at a time (they serialise in Postgres anyway)."""
-    return Worker(
-        functions=[func(rollup, name=ROLLUP_FUNCTION, timeout=ROLLUP_TIMEOUT_S, max_tries=3)],
-        cron_jobs=cron_jobs(rt.settings),
-        queue_name=queue_name(rt.settings),
-        redis_pool=rt.redis,
-        ctx={"runtime": rt},
-        handle_signals=False,
-        max_jobs=1,
-        job_timeout=ROLLUP_TIMEOUT_S,
-        keep_result=KEEP_RESULT_S,
-        poll_delay=0.5,
-        health_check_interval=HEALTH_CHECK_INTERVAL_S,
-        health_check_key=health_check_key(rt.settings),
-        retry_jobs=True,
-        expires_extra_ms=queue.EXPIRES_EXTRA_MS,
-    )
 
 
 async def enqueue_rollup(

@@ -1,6 +1,6 @@
 """The tick: one job per fire time and shard of regions; one ledger row per region and fire time.
 
-A shard job (engine.queue) does, for all its regions at once, in a handful of statements:
+A shard job (engine.tick_queue) does, for all its regions at once, in a handful of statements:
 
 1. reads the shard's regions (one query) and decides per region (pure, `decide`): not owed
    (paused, invalid cron, an old schedule: dropped), late (a newer fire time is already due, or
@@ -31,22 +31,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from arq.worker import Retry
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from engine import logs, metrics, queue, scheduler
+from engine import logs, metrics, redis_keys, scheduler, tick_queue
 from engine.jobs.refresh import fan_out
 from engine.locks import OwnedLock
 from engine.runtime import Runtime
+from storage.errors import DB_DOWN_ERRORS
 from storage.models import CatchupPolicy, OverlapPolicy, RunStatus
 from storage.queries import ticks
 from storage.queries.ticks import RegionRow
-from storage.redis import key
 from storage.schedule import ScheduleError, parse_schedule
 
 log_name = "engine.tick"
 log = logs.get(log_name)
 BUFFER_POLL_S = 1.0
-DB_DOWN_ERRORS = (OSError, OperationalError, InterfaceError, DBAPIError)
 RUN, LATE = "run", "late"
 
 
@@ -138,7 +136,7 @@ async def run_shard(
     report = ShardReport()
     settings = rt.settings
     async with rt.db.autocommit() as session:
-        table = await ticks.shard_region_rows(session, shard, settings.tick_shards, codes)
+        table = await ticks.shard_region_rows(session, shard, settings.engine.tick_shards, codes)
     if codes is not None:
         report.outcomes["gone"] += len(set(codes) - {r.code for r in table})
     owed = table if manual else await _owed(rt, table, fire, shard, report)
@@ -235,17 +233,17 @@ async def _owed(
             if verdicts[region.code] == RUN
             and (successor := known[(region.cron, region.timezone)].successor) is not None
         }
-        await queue.enqueue_shards(
-            rt.redis, rt.settings, (queue.ShardTick(shard, f) for f in fires)
+        await tick_queue.enqueue_shards(
+            rt.redis, rt.settings, (tick_queue.ShardTick(shard, f) for f in fires)
         )
     else:
         successors = [
-            queue.TickRequest(region.code, successor)
+            tick_queue.TickRequest(region.code, successor)
             for region in owed
             if verdicts[region.code] == RUN
             and (successor := known[(region.cron, region.timezone)].successor) is not None
         ]
-        await queue.enqueue_ticks(rt.redis, rt.settings, successors)
+        await tick_queue.enqueue_ticks(rt.redis, rt.settings, successors)
     return owed
 
 
@@ -259,16 +257,19 @@ async def _overlap(
     report: ShardReport,
 ) -> list[RegionRow]:
     """Regions free to run now; the others are recorded skipped or wait (buffer policy)."""
-    since = datetime.now(UTC) - timedelta(seconds=rt.settings.tick_timeout_s)
+    since = datetime.now(UTC) - timedelta(seconds=rt.settings.engine.tick_timeout_s)
     async with rt.db.autocommit() as session:
         busy = await ticks.running_since(session, [r.code for r in owed], fire, since)
-    ttl_ms = (rt.settings.tick_timeout_s + 15) * 1000
+    ttl_ms = (rt.settings.engine.tick_timeout_s + 15) * 1000
     free: list[RegionRow] = []
     skipped: list[tuple[str, str]] = []
     buffered: list[str] = []
     for region in owed:
         slot = OwnedLock(
-            rt.redis, key(rt.settings, "tick-buffer", region.code), _buffer_owner(fire), ttl_ms
+            rt.redis,
+            redis_keys.tick_buffer_key(rt.settings, region.code),
+            _buffer_owner(fire),
+            ttl_ms,
         )
         holder = busy.get(region.code)
         if holder is None:
@@ -297,14 +298,14 @@ async def _overlap(
     if buffered:
         report.outcomes["buffered"] += len(buffered)
     if buffered and follow_up:
-        shard = queue.shard_of(rt.settings, buffered[0])
-        waiter = queue.ShardTick(
+        shard = tick_queue.shard_of(rt.settings, buffered[0])
+        waiter = tick_queue.ShardTick(
             shard,
             fire,
             codes=tuple(buffered),
             run_at=datetime.now(UTC) + timedelta(seconds=BUFFER_POLL_S),
         )
-        await queue.enqueue_shards(rt.redis, rt.settings, [waiter])
+        await tick_queue.enqueue_shards(rt.redis, rt.settings, [waiter])
     return free
 
 

@@ -20,7 +20,6 @@ from redis.asyncio import Redis
 
 from engine import metrics
 from engine.platforms.base import Adapter, BatchResult
-from engine.platforms.config import TrackingSettings
 from engine.platforms.registry import MISSING_CREDENTIALS, build_adapters
 from engine.resilience import (
     BreakerConfig,
@@ -36,7 +35,7 @@ from engine.resilience import (
     retrying,
 )
 from storage.queries.creators import FetchTarget
-from storage.settings import Settings
+from storage.settings import Settings, TrackingSettings
 
 MAX_QUOTA_WAIT_S = 5.0
 FETCH_RETRY = RetryPolicy(

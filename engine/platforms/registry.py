@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from engine.platforms.base import Adapter
-from engine.platforms.config import TrackingSettings, parse_quota
+from engine.platforms.config import parse_quota
 from engine.platforms.instagram import InstagramAdapter
 from engine.platforms.mock import MockAdapter
 from engine.platforms.x import XAdapter
 from engine.platforms.youtube import YouTubeAdapter
 from engine.resilience import Quota
+from storage.settings import TrackingSettings
 
 
 class NotConfigured(LookupError):

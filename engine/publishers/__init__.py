@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import httpx
 
 from engine.publishers.base import Publisher
@@ -13,8 +11,7 @@ from engine.publishers.mock import MockPublisher
 from engine.publishers.x import XPublisher
 from engine.publishers.youtube import YouTubePublisher
 from storage.models import Platform
-
-DEFAULT_MOCK_URL = "http://127.0.0.1:8765"  # engine.platforms.mockstagram.server
+from storage.settings import TrackingSettings
 
 PUBLISHERS: dict[Platform, type[Publisher]] = {
     Platform.MOCK: MockPublisher,
@@ -25,14 +22,16 @@ PUBLISHERS: dict[Platform, type[Publisher]] = {
 }
 
 
-def default_base_urls() -> dict[Platform, str]:
+def default_base_urls(tracking: TrackingSettings) -> dict[Platform, str]:
     # The mock platform's address is deployment configuration (where `creatordeck mockstagram`
-    # listens); the real platforms' are fixed.
-    return {Platform.MOCK: os.environ.get("MOCKSTAGRAM_URL", DEFAULT_MOCK_URL)}
+    # listens: MOCKSTAGRAM_URL, shared with the tracking adapters); the real platforms' are fixed.
+    return {Platform.MOCK: tracking.mockstagram_url}
 
 
 def build_publishers(
-    client: httpx.AsyncClient, base_urls: dict[Platform, str] | None = None
+    client: httpx.AsyncClient,
+    tracking: TrackingSettings,
+    base_urls: dict[Platform, str] | None = None,
 ) -> dict[Platform, Publisher]:
-    urls = {**default_base_urls(), **(base_urls or {})}
+    urls = {**default_base_urls(tracking), **(base_urls or {})}
     return {platform: cls(client, urls.get(platform)) for platform, cls in PUBLISHERS.items()}

@@ -32,9 +32,8 @@ from enum import StrEnum
 
 from redis.asyncio import Redis
 
-from engine import metrics
+from engine import metrics, redis_keys
 from storage.clock import Clock
-from storage.redis import key
 from storage.settings import Settings
 
 
@@ -192,7 +191,7 @@ class CircuitBreaker:
         self.config = config or BreakerConfig()
         # None: Redis server time, one clock for every process. Tests pass their own.
         self.clock = clock
-        self.key = key(settings, "breaker", platform)
+        self.key = redis_keys.breaker_key(settings, platform)
         self._allow = redis.register_script(_ALLOW)
         self._record = redis.register_script(_RECORD)
 

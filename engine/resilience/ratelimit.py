@@ -32,7 +32,7 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from redis.asyncio import Redis
 
-from storage.redis import key
+from engine import redis_keys
 from storage.settings import Settings
 
 APP = "app"
@@ -89,13 +89,13 @@ class RateLimiter:
         storage = RedisStorage(
             limits_uri(settings.redis_url),
             implementation="redispy",
-            key_prefix=key(settings, "quota"),
+            key_prefix=redis_keys.quota_prefix(settings),
         )
         self.storage = storage
         self.strategy = SlidingWindowCounterRateLimiter(storage)
 
     def _pause_key(self, quota: Quota, token_id: str) -> str:
-        return key(self.settings, "quota-pause", quota.platform, token_id)
+        return redis_keys.quota_pause_key(self.settings, quota.platform, token_id)
 
     async def try_acquire(self, quota: Quota, token_id: str = APP, cost: int = 1) -> float:
         """0.0 when `cost` calls were granted; else seconds to wait before asking again."""

@@ -44,7 +44,7 @@ class Region(Base):
     misfire_grace_s: Mapped[int] = mapped_column(default=60, server_default="60")
     # Fire times before this instant are not owed: set on create, schedule change and resume.
     schedule_since: Mapped[datetime] = mapped_column(server_default=func.now())
-    # First 32 bits of md5(code): tick shard = shard_key % TICK_SHARDS (engine.queue.shard_of).
+    # First 32 bits of md5(code): tick shard = shard_key % TICK_SHARDS (engine.tick_queue.shard_of).
     shard_key: Mapped[int] = mapped_column(
         BigInteger, Computed("(('x' || substr(md5(code), 1, 8))::bit(32)::bigint)", persisted=True)
     )

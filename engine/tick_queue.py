@@ -1,6 +1,7 @@
-"""The seam around arq: job ids, enqueueing, removal, queue inspection and worker wake-ups.
+"""The tick queue: tick job ids, enqueueing ticks, listing and removing them.
 
-The rest of the code speaks of ticks; only this module knows arq's Redis keys.
+The rest of the code speaks of ticks; the keys come from engine.redis_keys and jobs are created
+through engine.queues (the same rules for every queue of ours).
 
 Ticks come in shards: one job per fire time and shard of regions,
 `{prefix}:tick-shard:{shard}:{epoch}`, whatever the number of replicas (a region's shard is
@@ -12,46 +13,26 @@ the queue's wake channel, so idle workers sleep instead of polling (engine.worke
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from arq.connections import ArqRedis, RedisSettings, create_pool
-from arq.constants import job_key_prefix, result_key_prefix
-from arq.jobs import serialize_job
+from arq.connections import ArqRedis
 
+from engine import redis_keys
+from engine.queues import NewJob, enqueue_if_absent
 from storage.settings import Settings
 
-TICKS = "ticks"
+TICKS = redis_keys.TICKS
 TICK_FUNCTION = "tick"
-CHUNK = 2000  # jobs per pipelined round trip
-# A job not started within a day of its time is dropped; the scheduler re-creates what is owed.
-EXPIRES_EXTRA_MS = 86_400_000
-
-# Same rule as arq's enqueue_job (no job, no result under that id), but one round trip per batch.
-_ENQUEUE_IF_ABSENT = """
-if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
-  return 0
-end
-redis.call('PSETEX', KEYS[1], ARGV[3], ARGV[1])
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[4])
-return 1
-"""
 
 
-def queue_name(settings: Settings, queue: str = TICKS) -> str:
-    return f"{settings.redis_prefix}:queue:{queue}"
+def queue_name(settings: Settings) -> str:
+    return redis_keys.queue_key(settings, TICKS)
 
 
-def health_check_key(settings: Settings, queue: str = TICKS) -> str:
-    return f"{queue_name(settings, queue)}:health-check"
-
-
-def wake_channel(queue: str) -> str:
-    """Pub/sub channel of a queue (its full name): a message means "look at the queue now"."""
-    return f"{queue}:wake"
+def health_check_key(settings: Settings) -> str:
+    return redis_keys.health_check_key(settings, TICKS)
 
 
 def shard_key(region_code: str) -> int:
@@ -60,7 +41,7 @@ def shard_key(region_code: str) -> int:
 
 
 def shard_of(settings: Settings, region_code: str) -> int:
-    return shard_key(region_code) % settings.tick_shards
+    return shard_key(region_code) % settings.engine.tick_shards
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,60 +89,11 @@ def parse_tick_job_id(settings: Settings, job_id: str) -> TickRef | None:
     return TickRef(job_id, None, datetime.fromtimestamp(int(stamp), UTC), True, code)
 
 
-async def connect(settings: Settings, retries: int = 5) -> ArqRedis:
-    if settings.redis_url is None:
-        raise RuntimeError("REDIS_URL is not set and no embedded server was started")
-    redis_settings = RedisSettings.from_dsn(settings.redis_url)
-    redis_settings.conn_retries = retries
-    pool: ArqRedis = await create_pool(
-        redis_settings,
-        default_queue_name=queue_name(settings),
-        expires_extra_ms=EXPIRES_EXTRA_MS,
-    )
-    return pool
-
-
 @dataclass(frozen=True, slots=True)
 class TickRequest:
     region_code: str
     fire: datetime
     manual: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class NewJob:
-    """An arq job to create unless its id exists: what every queue of ours enqueues."""
-
-    job_id: str
-    function: str
-    args: tuple[Any, ...]
-    run_at_ms: int
-
-
-async def enqueue_if_absent(redis: ArqRedis, queue: str, jobs: Iterable[NewJob]) -> int:
-    """Create jobs whose id has no job and no result yet (arq's rule), a chunk per round trip.
-
-    Returns how many were created; the rest already existed (queued, running or done).
-    """
-    script = redis.register_script(_ENQUEUE_IF_ABSENT)
-    now_ms = int(time.time() * 1000)
-    pending = list(jobs)
-    added = 0
-    for start in range(0, len(pending), CHUNK):
-        async with redis.pipeline(transaction=False) as pipe:
-            for job in pending[start : start + CHUNK]:
-                payload = serialize_job(job.function, job.args, {}, None, now_ms)
-                expires = max(job.run_at_ms - now_ms, 0) + EXPIRES_EXTRA_MS
-                await script(
-                    keys=[job_key_prefix + job.job_id, result_key_prefix + job.job_id, queue],
-                    args=[payload, job.run_at_ms, expires, job.job_id],
-                    client=pipe,
-                )
-            results = await pipe.execute()
-        added += sum(int(r) for r in results)
-    if added:
-        await redis.publish(wake_channel(queue), b"1")
-    return added
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,28 +158,9 @@ async def remove_jobs(redis: ArqRedis, settings: Settings, job_ids: list[str]) -
         return 0
     async with redis.pipeline(transaction=True) as pipe:
         pipe.zrem(queue_name(settings), *job_ids)
-        pipe.delete(*(job_key_prefix + job_id for job_id in job_ids))
+        pipe.delete(*(redis_keys.job_key(job_id) for job_id in job_ids))
         removed, _ = await pipe.execute()
     return int(removed)
-
-
-@dataclass(frozen=True, slots=True)
-class QueueDepth:
-    ready: int
-    deferred: int
-    running: int
-
-
-async def queue_depth(
-    redis: ArqRedis, settings: Settings, queue: str = TICKS, now: datetime | None = None
-) -> QueueDepth:
-    """Ready / deferred / running of one queue in one round trip (no keyspace SCAN); ready
-    means due by `now` (default: the real clock)."""
-    # queue_admin owns the counting script and imports this module, hence the late import.
-    from engine import queue_admin
-
-    counted = await queue_admin.counts(redis, settings, queue, now)
-    return QueueDepth(ready=counted.ready, deferred=counted.deferred, running=counted.running)
 
 
 async def engine_health(redis: ArqRedis, settings: Settings) -> str | None:
