@@ -115,7 +115,7 @@ async def add_connection(
     platform: Platform = Platform.MOCK,
     **extra: Any,
 ) -> Connection:
-    async with db.session() as session:
+    async with db.session() as session, session.begin():
         return await publishing.save_connection(
             session,
             TokenCipher(KEY),
@@ -137,7 +137,7 @@ async def add_post(
     body: str = "hello world",
 ) -> tuple[Post, publishing.JobChange]:
     when = when or datetime.now(UTC)
-    async with rt.db.session() as session:
+    async with rt.db.session() as session, session.begin():
         post, change = await publishing.create_post(
             session,
             publishing.PostInput(body=body, connection_ids=connection_ids, scheduled_at=when),
