@@ -20,6 +20,7 @@ from arq.worker import Function, Worker, func
 from engine import fetch_queue, logs, publish_queue, queue
 from engine.jobs import fetch as fetch_job
 from engine.jobs import publish as publish_job
+from engine.jobs import publish_batch as publish_batch_job
 from engine.jobs.rollups import build_rollup_worker as build_rollup_worker  # rollups queue + cron
 from engine.jobs.tick import tick
 from engine.platforms.config import get_tracking_settings
@@ -150,7 +151,13 @@ def build_publish_worker(rt: Runtime) -> Worker:
                 name=publish_queue.PUBLISH_FUNCTION,
                 max_tries=PUBLISH_MAX_TRIES,
                 timeout=timeout,
-            )
+            ),
+            func(
+                publish_batch_job.publish_batch,
+                name=publish_queue.PUBLISH_BATCH_FUNCTION,
+                max_tries=PUBLISH_MAX_TRIES,
+                timeout=timeout,
+            ),
         ],
         queue_name=publish_queue.queue_name(rt.settings),
         redis_pool=rt.redis,

@@ -46,7 +46,7 @@ from engine.runtime import Runtime
 from storage.crypto import EncryptionKeyError, TokenCipher, TokenUnreadable, cipher
 from storage.models import AttemptOutcome, ConnectionStatus, Platform, PublicationStatus
 from storage.queries import publishing
-from storage.queries.publishing import AttemptResult, JobRef, Work
+from storage.queries.publishing import AttemptResult, Done, JobRef, Work
 
 log = logs.get("engine.publish")
 DB_DOWN_ERRORS = (OSError, OperationalError, InterfaceError, DBAPIError)
@@ -238,7 +238,7 @@ async def _take_over(pc: PublishContext, work: Work) -> str:
         wait = (started - stale_before).total_seconds() + 1
         log.info("publish.busy_elsewhere", publication=pub.id, worker=pub.worker, wait_s=wait)
         raise Retry(defer=wait)
-    async with pc.rt.db.session() as session:
+    async with pc.rt.db.session() as session, session.begin():
         attempt_id = await publishing.take_over(
             session, pub.id, generation, pc.rt.name, stale_before
         )
@@ -259,7 +259,10 @@ async def _attempt(
     verify_first: bool,
     permit: Permit | None,
     token: str | None,
+    done: list[Done] | None = None,
 ) -> str:
+    """One attempt of a claimed publication. With `done` (a batch), a confirmed publication is
+    collected there for the batch to record in one statement instead of written at once."""
     pub, conn = work.publication, work.connection
     rt = pc.rt
     bound = log.bind(publication=pub.id, post=work.post.id, platform=conn.platform)
@@ -267,7 +270,7 @@ async def _attempt(
     if conn.status == ConnectionStatus.NEEDS_REAUTH.value or expired:
         reason = conn.status_reason or "the token expired"
         if expired:
-            async with rt.db.session() as session:
+            async with rt.db.session() as session, session.begin():
                 await publishing.mark_needs_reauth(session, conn.id, "the token expired")
         return await _fail(pc, work, attempt_id, _reauth_result(work, reason), bound)
     if token is None:  # a take-over: no gate ran
@@ -302,7 +305,7 @@ async def _attempt(
                 pc, work, publisher, attempt_id, failure, bound, lookup=True
             )
         if found is not None:
-            return await _published(pc, work, attempt_id, found, bound, found=True)
+            return await _published(pc, work, attempt_id, found, bound, found=True, done=done)
 
     async def checkpoint(data: dict[str, Any]) -> None:
         async with publishing.autocommit(rt.db.engine) as db_conn:
@@ -322,7 +325,7 @@ async def _attempt(
         unknown = OutcomeUnknown(f"{type(exc).__name__}: {exc}")
         return await _after_failure(pc, work, publisher, attempt_id, unknown, bound)
     await breaker.record_success(permit)
-    return await _published(pc, work, attempt_id, published, bound)
+    return await _published(pc, work, attempt_id, published, bound, done=done)
 
 
 def _reauth_result(work: Work, reason: str) -> AttemptResult:
@@ -340,7 +343,11 @@ async def _published(
     published: Published,
     bound: Any,
     found: bool = False,
+    done: list[Done] | None = None,
 ) -> str:
+    if done is not None:
+        done.append(Done(work, attempt_id, published.external_id, published.url, found))
+        return "found" if found else "published"
     async with publishing.autocommit(pc.rt.db.engine) as conn:
         ok = await publishing.mark_published(
             conn,
@@ -390,7 +397,7 @@ async def _after_failure(
     attempts = work.publication.attempts + 1  # the claim counted this one
     message = failure.message
     if failure.kind == FailureKind.UNAUTHORIZED:
-        async with pc.rt.db.session() as session:
+        async with pc.rt.db.session() as session, session.begin():
             await publishing.mark_needs_reauth(session, conn.id, message)
         return await _fail(pc, work, attempt_id, _reauth_result(work, message), bound)
     if failure.kind in (FailureKind.PERMANENT, FailureKind.NOT_FOUND):
