@@ -15,6 +15,7 @@ from sqlalchemy import update
 from engine import publish_queue
 from engine.jobs.publish import PublishContext
 from engine.jobs.publish_batch import run_batch
+from engine.jobs.send_slots import SendSlots
 from engine.runtime import Runtime
 from storage.database import Database
 from storage.models import Platform, Publication
@@ -234,3 +235,26 @@ async def test_redis_wiped_rebuilds_a_burst_as_batches(
     assert (await publish_queue.reconcile(pc.rt)).enqueued == 0
     assert Counter(await drain(pc)) == {"published": 20}
     assert platform.state.stats()["created"] == 20
+
+
+async def test_a_batch_claims_only_what_its_send_slots_allow_and_hands_on_the_rest(
+    pc: PublishContext, db: Database, platform: MockPlatform
+) -> None:
+    # Two sends at a time, each slow: the job's claiming window closes before all 20 are out.
+    pc.slots = SendSlots(2)
+    platform.configure(latency_s=0.3, honour_idempotency=False)
+    refs = await _burst(pc, db, 20, accounts=1)
+    ((first_id, pairs),) = (await _batches(pc)).items()
+    await publish_queue.remove_batch_jobs(pc.rt.redis, pc.rt.settings, [first_id])
+    first = await run_batch(pc, pairs)
+    assert 0 < len(first) < 20 and set(first) == {"published"}
+    # The rows it never claimed are still scheduled, under a follow-up batch job.
+    (follow_up,) = (await _batches(pc)).values()
+    assert len(follow_up) == 20 - len(first)
+    scheduled = {p.id for p in await publications(db) if p.status == "scheduled"}
+    assert scheduled == {pub for pub, _ in follow_up}
+    rest = await drain(pc, deadline_s=60)
+    assert Counter([*first, *rest]) == {"published": 20}
+    stats = platform.state.stats()
+    assert stats["created"] == 20 and stats["duplicate_texts"] == 0
+    assert len(refs) == 20

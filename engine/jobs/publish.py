@@ -1,4 +1,4 @@
-"""The publish job: one publication, one attempt, never a duplicate.
+"""The publish job: one publication, one attempt, never a duplicate (a batch: the same per row).
 
 How "never twice" holds with an at-least-once queue:
 
@@ -12,6 +12,11 @@ How "never twice" holds with an at-least-once queue:
    platform without a lookup, stops at "outcome unknown" for a person to decide.
 4. An error after the request may have left (timeout, dropped connection, 500) is never retried
    blindly: same verify-first rule.
+
+The batch path (engine.jobs.publish_batch) is these rules per row: a batch job carries
+(publication, generation) pairs, claims them with `claim_batch` (one conditional UPDATE for up to
+50 rows, each claimed or skipped on its own), and sends each claimed row through `_attempt`
+below; a row it did not get goes through `_not_claimed` (stale, gone, or a take-over).
 
 Breaker open, publishing limit reached, no encryption key, or a token that does not decrypt with
 it: the publication is deferred (new generation, later due time), not failed. An unreadable token
@@ -31,6 +36,7 @@ from arq.worker import Retry
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from engine import logs, metrics, publish_queue
+from engine.jobs.send_slots import SendSlots
 from engine.publishers import build_publishers
 from engine.publishers.base import Published, Publisher, PublishRequest
 from engine.resilience import (
@@ -92,6 +98,7 @@ class PublishContext:
         self.limiter = RateLimiter(rt.redis, rt.settings)
         self._breakers: dict[str, CircuitBreaker] = {}
         self._cipher: TokenCipher | None = None
+        self.slots = SendSlots()  # batch sends in flight in this process
 
     def breaker(self, platform: str) -> CircuitBreaker:
         if platform not in self._breakers:

@@ -17,24 +17,31 @@ holds per row, because a batch is its rows' single paths with the round trips sh
    after the request may have left is never retried blindly. Only one row's outcome is
    affected by its own failure.
 
-Shared per account: the token is decrypted once, the breaker asked once per platform (a
-half-open breaker lets one row probe, the rest wait), and the rate limiter asked for as many
-permits as there are rows in ONE call (halving until it grants; the rest are released, due
-when the limiter says). Released rows (nothing sent) go back to SCHEDULED in one statement.
-Confirmed publications are recorded in one statement when the sends are over; failures,
-retries and unknowns are written one by one (they are the rare case). A worker killed between
-a send and that statement leaves its rows PUBLISHING: the take-over verifies them first.
+Claiming follows capacity: the job takes send slots from its process (engine.jobs.send_slots)
+and claims at most that many rows per statement (CLAIM_CHUNK), so a claimed row's request leaves
+at once; it stops claiming half-way through what its time limit leaves after one request's
+timeout, and the rows left go to a follow-up batch job (same pairs, nothing changed in Postgres).
 
-Cost: about 3 round trips per batch for claim, budget and record, plus one Redis call per send
-for the breaker's count, against ~9 per publication on the single path.
+Shared per account and chunk: the token is decrypted once, the breaker asked once per platform
+(a half-open breaker lets one row probe, the rest wait), and the rate limiter asked for as many
+permits as there are rows in ONE call (halving until it grants; the rest are released, due when
+the limiter says). Released rows (nothing sent) go back to SCHEDULED in one statement. Confirmed
+publications are recorded in one statement every FLUSH_S and at the end; failures, retries and
+unknowns are written one by one (the rare case). A worker killed (or a job cut at its time
+limit) between a send and that statement leaves its rows PUBLISHING: the re-delivered job or the
+scheduler's reconcile takes them over, verify-first.
+
+Cost: per chunk one claim, one limiter call and a share of one record statement, plus one Redis
+call per send for the breaker's count, against ~9 round trips per publication on the single path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -57,6 +64,9 @@ from storage.queries.publishing import AttemptResult, Claimed, Done, JobRef
 
 log = logs.get("engine.publish_batch")
 PROBE_WAIT_S = 1.0  # rows held back while one row probes a half-open breaker
+CLAIM_CHUNK = 50  # rows claimed in one statement at most (fewer when fewer slots are free)
+CLAIM_WINDOW_MIN_S = 0.5  # a batch job claims for at least this long
+FLUSH_S = 0.05  # confirmed publications are written at least this often while a batch runs
 
 
 async def publish_batch(ctx: dict[str, Any], pairs: Sequence[Sequence[int]]) -> str:
@@ -75,23 +85,28 @@ async def publish_batch(ctx: dict[str, Any], pairs: Sequence[Sequence[int]]) -> 
 
 
 async def run_batch(pc: PublishContext, pairs: list[tuple[int, int]]) -> list[str]:
-    """Claim what can be claimed, send it concurrently, record; one outcome word per row."""
-    rt = pc.rt
-    async with publishing.autocommit(rt.db.engine) as conn:
-        claimed = await publishing.claim_batch(conn, pairs, rt.name)
-    got = {c.work.publication.id for c in claimed}
-    done: list[Done] = []
-    tasks = [_unclaimed(pc, pub, gen) for pub, gen in pairs if pub not in got]
-    by_account: dict[int, list[Claimed]] = defaultdict(list)
-    for item in claimed:
-        by_account[item.work.connection.id].append(item)
-    for items in by_account.values():
-        tasks.extend(await _account(pc, items, done))
-    results = await asyncio.gather(*tasks, return_exceptions=True)
-    if done:  # record what the platform confirmed before raising anything
-        async with publishing.autocommit(rt.db.engine) as conn:
-            await publishing.mark_published_many(conn, done)
-        log.info("publish_batch.published", rows=len(done))
+    """Claim rows as send slots free up, send each at once, record; one outcome word per row
+    handled (rows left over when the claiming window closes go to a follow-up batch job)."""
+    loop = asyncio.get_running_loop()
+    # Claim only while a send started now ends well within the job's time limit: half of what
+    # the limit leaves after one request's timeout (the rest covers a slow claim and recording).
+    window = (pc.policy.timeout_s - pc.policy.request_timeout_s) / 2
+    stop_at = loop.time() + max(window, CLAIM_WINDOW_MIN_S)
+    recorder = _Recorder(pc)
+    tasks: list[asyncio.Task[str]] = []
+    rest = list(pairs)
+    try:
+        while rest:
+            slots = await pc.slots.take(CLAIM_CHUNK, stop_at - loop.time())
+            if slots == 0:
+                break
+            chunk, rest = rest[:slots], rest[slots:]
+            tasks.extend(await _claim_and_send(pc, chunk, slots, recorder.rows))
+        if rest:
+            await _follow_up(pc, rest)
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        await recorder.close()
     outcomes: list[str] = []
     busy: list[Retry] = []
     for result in results:
@@ -106,28 +121,104 @@ async def run_batch(pc: PublishContext, pairs: list[tuple[int, int]]) -> list[st
     return outcomes
 
 
-async def _unclaimed(pc: PublishContext, publication_id: int, generation: int) -> str:
-    return await _not_claimed(pc, publication_id, generation)
+async def _claim_and_send(
+    pc: PublishContext, chunk: list[tuple[int, int]], slots: int, done: list[Done]
+) -> list[asyncio.Task[str]]:
+    """Claim `chunk` in one statement and start its sends (each holds one of `slots` until it
+    ends; slots not used are given back)."""
+    rt = pc.rt
+    try:
+        async with publishing.autocommit(rt.db.engine) as conn:
+            claimed = await publishing.claim_batch(conn, chunk, rt.name)
+    except BaseException:
+        await pc.slots.give(slots)
+        raise
+    got = {c.work.publication.id for c in claimed}
+    tasks = [
+        asyncio.create_task(_not_claimed(pc, pub, gen)) for pub, gen in chunk if pub not in got
+    ]
+    by_account: dict[int, list[Claimed]] = defaultdict(list)
+    for item in claimed:
+        by_account[item.work.connection.id].append(item)
+    sending = 0
+    try:
+        for items in by_account.values():
+            sends, held = await _account(pc, items, done)
+            sending += len(sends)
+            tasks.extend(asyncio.create_task(_holding_slot(pc, send)) for send in sends)
+            tasks.extend(asyncio.create_task(_word("deferred")) for _ in range(held))
+    finally:
+        await pc.slots.give(slots - sending)
+    return tasks
 
 
-async def _account(pc: PublishContext, items: list[Claimed], done: list[Done]) -> list[Any]:
-    """The sends of one account's claimed rows (coroutines), after its gates; rows a gate
-    holds back are released at once."""
+async def _holding_slot(pc: PublishContext, send: Coroutine[Any, Any, str]) -> str:
+    try:
+        return await send
+    finally:
+        await pc.slots.give(1)
+
+
+async def _follow_up(pc: PublishContext, rest: list[tuple[int, int]]) -> None:
+    """Rows this job had no time to claim: a new batch job for them, due now."""
+    now = datetime.now(UTC)
+    refs = [JobRef(pub, gen, now) for pub, gen in rest]
+    try:
+        await publish_queue.enqueue_publications(pc.rt.redis, pc.rt.settings, refs, batch_min=1)
+    except Exception as exc:  # Postgres has them; the scheduler's reconcile enqueues them later.
+        log.warning("publish_batch.enqueue_failed", rows=len(refs), error=repr(exc))
+    log.info("publish_batch.follow_up", rows=len(rest))
+
+
+class _Recorder:
+    """Writes confirmed publications (`rows`, appended by the sends) in one statement every
+    FLUSH_S while the batch runs, and once more at its end."""
+
+    def __init__(self, pc: PublishContext) -> None:
+        self.pc = pc
+        self.rows: list[Done] = []
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), FLUSH_S)
+            await self.flush()
+
+    async def flush(self) -> None:
+        batch = self.rows[:]
+        if not batch:
+            return
+        del self.rows[: len(batch)]  # no await between the copy and this: no row is lost
+        async with publishing.autocommit(self.pc.rt.db.engine) as conn:
+            await publishing.mark_published_many(conn, batch)
+
+    async def close(self) -> None:
+        self._stop.set()
+        await self._task
+
+
+async def _account(
+    pc: PublishContext, items: list[Claimed], done: list[Done]
+) -> tuple[list[Coroutine[Any, Any, str]], int]:
+    """The sends of one account's claimed rows (coroutines, not started) and how many rows its
+    gates held back (those are released at once, nothing sent)."""
     work = items[0].work
     publisher = pc.publishers.get(Platform(work.connection.platform))
     if publisher is None:
-        return [_no_publisher(pc, item) for item in items]
+        return [_no_publisher(pc, item) for item in items], 0
     token = _read_token(pc, work)
     if isinstance(token, tuple):
         await _release(pc, items, *token)
-        return [_word("deferred") for _ in items]
+        return [], len(items)
     try:
         permit = await pc.breaker(publisher.platform.value).allow()
     except BreakerOpen as exc:
         await _release(
             pc, items, max(exc.retry_in_s, 0.5), f"{publisher.platform} circuit breaker open"
         )
-        return [_word("deferred") for _ in items]
+        return [], len(items)
     go, held = items, []
     if permit.probe:
         go, held = items[:1], items[1:]
@@ -139,7 +230,7 @@ async def _account(pc: PublishContext, items: list[Claimed], done: list[Done]) -
         held = [*held, *go[granted:]]
         go = go[:granted]
     sends = [_send(pc, item, publisher, permit, token, done) for item in go]
-    return [*sends, *(_word("deferred") for _ in held)]
+    return sends, len(held)
 
 
 async def _budget(
