@@ -197,6 +197,7 @@ class _Recorder:
     async def close(self) -> None:
         self._stop.set()
         await self._task
+        await self.flush()  # rows the sends added while the loop's last flush was writing
 
 
 async def _account(
