@@ -11,8 +11,15 @@ With faults, 10% of publish requests fail: 503, 429 + Retry-After, 500 after sto
 timeout). The mock does NOT dedupe by idempotency key in these runs, so every duplicate our
 engine made would show as a second post.
 
+The burst is enqueued as the engine enqueues any burst (engine.publish_queue.plan_jobs): batch
+jobs of up to BATCH_SIZE publications, ordered by account, each claimed in one statement.
+
 Figures: start lateness (first attempt started - due time), publish lateness (published_at -
-due time, retries included), throughput, duplicates (must be 0), and the machine's load.
+due time, retries included), throughput, duplicates (must be 0), the arq no-op ceiling measured
+in the same run, and the machine's load. The floor (issue 10): without faults p99 publish
+lateness < 5 s; with faults every publication final (published, failed or unknown) within 60 s
+of its due time; 0 duplicates in both. Exits 1 on any duplicate or an unfinished run, and says
+whether each floor was met.
 """
 
 from __future__ import annotations
@@ -34,7 +41,15 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 
-from bench.support import arq_noop_ceiling, bench_settings, free_port, machine, summary, wait_http
+from bench.support import (
+    arq_noop_ceiling,
+    bench_settings,
+    free_port,
+    machine,
+    percentile,
+    summary,
+    wait_http,
+)
 from engine import publish_queue
 from engine.runtime import Runtime
 from storage.crypto import TokenCipher
@@ -67,7 +82,7 @@ async def prepare(settings: Settings, posts: int, accounts: int, due: datetime) 
     rt = await Runtime.connect(settings)
     cipher = TokenCipher(settings.encryption_key.get_secret_value())  # type: ignore[union-attr]
     ids: list[int] = []
-    async with rt.db.session() as session:
+    async with rt.db.session() as session, session.begin():
         for n in range(accounts):
             conn = await publishing.save_connection(
                 session,
@@ -117,12 +132,12 @@ async def prepare(settings: Settings, posts: int, accounts: int, due: datetime) 
                         for n, post_id in zip(chunk, post_ids, strict=True)
                     ]
                 )
-                .returning(Publication.id, Publication.generation)
+                .returning(Publication.id, Publication.generation, Publication.connection_id)
             )
-            jobs.extend(JobRef(pub, gen, due) for pub, gen in rows.all())
+            jobs.extend(JobRef(pub, gen, due, conn) for pub, gen, conn in rows.all())
         await session.commit()
     added = await publish_queue.enqueue_publications(rt.redis, settings, jobs)
-    print(f"  enqueued {added} publish jobs due at {due:%H:%M:%S}Z")
+    print(f"  enqueued {len(jobs)} publications as {added} publish jobs due at {due:%H:%M:%S}Z")
     await rt.close()
 
 
@@ -155,6 +170,14 @@ async def figures(settings: Settings, due: datetime) -> dict[str, Any]:
                 {"due": due},
             )
             published = [float(v) for (v,) in done]
+            settled = await conn.execute(
+                text(
+                    "SELECT extract(epoch from updated_at - :due) * 1000 FROM publication "
+                    "WHERE status IN ('published', 'failed', 'unknown')"
+                ),
+                {"due": due},
+            )
+            final = [float(v) for (v,) in settled]
             attempts = await conn.scalar(text("SELECT count(*) FROM publication_attempt"))
             outcomes = await conn.execute(
                 text("SELECT outcome, count(*) FROM publication_attempt GROUP BY outcome")
@@ -165,12 +188,14 @@ async def figures(settings: Settings, due: datetime) -> dict[str, Any]:
     return {
         "starts": starts,
         "published": published,
+        "final": final,
         "attempts": int(attempts or 0),
         "outcomes": by_outcome,
     }
 
 
-def run(args: argparse.Namespace, faults: dict[str, Any], label: str) -> None:
+def run(args: argparse.Namespace, faults: dict[str, Any], label: str) -> bool:
+    """One burst; prints its figures; False when an invariant broke (duplicates, unfinished)."""
     key = Fernet.generate_key().decode()
     with (
         bench_settings(encryption_key=SecretStr(key)) as settings,
@@ -260,6 +285,19 @@ def run(args: argparse.Namespace, faults: dict[str, Any], label: str) -> None:
     print(f"posts on the platform not (yet) recorded as published: {unrecorded}")
     if final < args.posts:
         print(f"NOT DONE within {args.timeout}s: {final}/{args.posts} final")
+    finals = found["final"]
+    if faults.get("rate"):
+        within = sum(1 for v in finals if v < 60_000)
+        met = within == args.posts and duplicates == 0
+        print(
+            f"floor (all final within 60 s, 0 duplicates): {'MET' if met else 'NOT MET'} "
+            f"({within}/{args.posts} final within 60 s)"
+        )
+    elif found["published"]:
+        p99 = percentile(found["published"], 99)
+        met = p99 < 5000 and duplicates == 0 and published == args.posts
+        print(f"floor (p99 < 5 s, 0 duplicates): {'MET' if met else 'NOT MET'} (p99 {p99:.0f} ms)")
+    return bool(duplicates == 0 and final >= args.posts)
 
 
 def main() -> None:
@@ -273,10 +311,14 @@ def main() -> None:
     parser.add_argument("--faults", choices=["both", "none", "10"], default="both")
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
+    ok = True
     if args.faults in ("both", "none"):
-        run(args, NO_FAULTS, "no faults")
+        ok = run(args, NO_FAULTS, "no faults") and ok
     if args.faults in ("both", "10"):
-        run(args, FAULTS, "10% injected faults")
+        ok = run(args, FAULTS, "10% injected faults") and ok
+    if not ok:
+        print("FAILED: duplicates or unfinished publications (see above)")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

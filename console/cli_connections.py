@@ -71,7 +71,7 @@ def connections_add(
                 status = await check_key(session, box)
             if not status.ok:
                 raise click.ClickException(f"token not saved: {status.message}")
-            async with db.session() as session:
+            async with db.session() as session, session.begin():
                 conn = await save_connection(session, box, data, current_actor())
                 return conn.id
         finally:

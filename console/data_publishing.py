@@ -250,7 +250,7 @@ async def compose_post(
     data: publishing.PostInput,
     now: datetime,
 ) -> tuple[int, str]:
-    async with db.session() as session:
+    async with db.session() as session, session.begin():
         post, change = await publishing.create_post(session, data, audit.current_actor(), now)
     return post.id, await _apply(redis, settings, change)
 
@@ -264,7 +264,7 @@ async def reschedule_post(
     timezone: str,
     now: datetime,
 ) -> str:
-    async with db.session() as session:
+    async with db.session() as session, session.begin():
         change = await publishing.schedule_post(
             session, post_id, when, timezone, audit.current_actor(), now
         )
@@ -274,7 +274,7 @@ async def reschedule_post(
 async def cancel_post(
     db: Database, redis: ArqRedis | None, settings: Settings, post_id: int
 ) -> str:
-    async with db.session() as session:
+    async with db.session() as session, session.begin():
         change = await publishing.cancel_post(session, post_id, audit.current_actor())
     return await _apply(redis, settings, change)
 
@@ -288,7 +288,7 @@ async def retry_failed(
 ) -> str:
     total = JobChange()
     for pub_id in publication_ids:
-        async with db.session() as session:
+        async with db.session() as session, session.begin():
             change = await publishing.retry_publication(session, pub_id, audit.current_actor(), now)
         total.enqueue.extend(change.enqueue)
     return await _apply(redis, settings, total)
@@ -303,7 +303,7 @@ async def resolve_unknown(
     now: datetime,
     external_url: str | None = None,
 ) -> str:
-    async with db.session() as session:
+    async with db.session() as session, session.begin():
         change = await publishing.resolve_unknown(
             session,
             publication_id,

@@ -19,6 +19,7 @@ from engine import publish_queue, redis_keys, tick_queue
 from engine.fetch_queue import FETCH_FUNCTION
 from engine.jobs import fetch as fetch_job
 from engine.jobs import publish as publish_job
+from engine.jobs import publish_batch as publish_batch_job
 from engine.jobs import rollups
 from engine.jobs.tick import tick
 from storage.settings import Settings
@@ -46,10 +47,8 @@ class QueueSpec:
 
     name: str
     """The queue (redis_keys.QUEUES); its key and health-check key follow from it."""
-    function: Job
-    """The arq job function that runs there."""
-    function_name: str
-    """The name jobs are enqueued under."""
+    functions: tuple[tuple[str, Job], ...]
+    """The arq job functions that run there, each with the name jobs are enqueued under."""
     max_tries: Callable[[Settings], int]
     """Tries of one job before arq gives up on it."""
     timeout_s: Callable[[Settings], float]
@@ -72,16 +71,14 @@ class QueueSpec:
 QUEUE_SPECS: tuple[QueueSpec, ...] = (
     QueueSpec(
         name=redis_keys.TICKS,
-        function=tick,
-        function_name=tick_queue.TICK_FUNCTION,
+        functions=((tick_queue.TICK_FUNCTION, tick),),
         max_tries=lambda s: TICK_MAX_TRIES,
         timeout_s=lambda s: s.engine.tick_timeout_s,
         max_jobs=lambda s: s.engine.concurrency,
     ),
     QueueSpec(
         name=redis_keys.FETCH,
-        function=fetch_job.fetch_batch,
-        function_name=FETCH_FUNCTION,
+        functions=((FETCH_FUNCTION, fetch_job.fetch_batch),),
         # Fetch jobs defer (Retry) while a platform is down, not fail.
         max_tries=lambda s: s.tracking.fetch_max_tries,
         timeout_s=lambda s: s.engine.tick_timeout_s,
@@ -91,8 +88,10 @@ QUEUE_SPECS: tuple[QueueSpec, ...] = (
     ),
     QueueSpec(
         name=redis_keys.PUBLISH,
-        function=publish_job.publish,
-        function_name=publish_queue.PUBLISH_FUNCTION,
+        functions=(
+            (publish_queue.PUBLISH_FUNCTION, publish_job.publish),
+            (publish_queue.PUBLISH_BATCH_FUNCTION, publish_batch_job.publish_batch),
+        ),
         max_tries=lambda s: PUBLISH_MAX_TRIES,
         timeout_s=publish_queue.publish_timeout_s,
         max_jobs=lambda s: s.engine.concurrency * PUBLISH_JOBS_PER_SLOT,
@@ -100,8 +99,7 @@ QUEUE_SPECS: tuple[QueueSpec, ...] = (
     ),
     QueueSpec(
         name=redis_keys.ROLLUPS,
-        function=rollups.rollup,
-        function_name=rollups.ROLLUP_FUNCTION,
+        functions=((rollups.ROLLUP_FUNCTION, rollups.rollup),),
         max_tries=lambda s: ROLLUP_MAX_TRIES,
         timeout_s=lambda s: rollups.ROLLUP_TIMEOUT_S,
         # One job at a time: rollups serialise in Postgres anyway.

@@ -110,12 +110,8 @@ def build_worker(rt: Runtime, spec: QueueSpec) -> Worker:
     worker_class = SleepingWorker if spec.sleeps else Worker
     return worker_class(
         functions=[
-            func(
-                spec.function,
-                name=spec.function_name,
-                max_tries=spec.max_tries(settings),
-                timeout=timeout,
-            )
+            func(job, name=name, max_tries=spec.max_tries(settings), timeout=timeout)
+            for name, job in spec.functions
         ],
         cron_jobs=spec.cron_jobs(settings) or None,
         queue_name=redis_keys.queue_key(settings, spec.name),

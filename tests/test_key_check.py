@@ -196,7 +196,7 @@ async def test_rotate_key_refuses_when_a_token_is_unreadable_and_changes_nothing
 ) -> None:
     await add_connection(db, "alice", refresh_token="rf-alice")
     stranger = Fernet.generate_key().decode()
-    async with db.session() as session:
+    async with db.session() as session, session.begin():
         from storage.queries import publishing
 
         mallory = await publishing.save_connection(

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from engine import publish_queue, queues
 from engine.jobs.publish import PublishContext, PublishPolicy, run_publication
+from engine.jobs.publish_batch import run_batch
 from engine.platforms.mockstagram.publish import FaultConfig, PublishState, build_router
 from engine.runtime import Runtime
 from storage.crypto import TokenCipher
@@ -115,7 +116,7 @@ async def add_connection(
     platform: Platform = Platform.MOCK,
     **extra: Any,
 ) -> Connection:
-    async with db.session() as session:
+    async with db.session() as session, session.begin():
         return await publishing.save_connection(
             session,
             TokenCipher(KEY),
@@ -137,7 +138,7 @@ async def add_post(
     body: str = "hello world",
 ) -> tuple[Post, publishing.JobChange]:
     when = when or datetime.now(UTC)
-    async with rt.db.session() as session:
+    async with rt.db.session() as session, session.begin():
         post, change = await publishing.create_post(
             session,
             publishing.PostInput(body=body, connection_ids=connection_ids, scheduled_at=when),
@@ -170,13 +171,17 @@ async def drain(pc: PublishContext, deadline_s: float = 15.0) -> list[str]:
     end = asyncio.get_running_loop().time() + deadline_s
     while True:
         due = await due_jobs(pc.rt)
-        if not due:
-            queued = await publish_queue.queued_jobs(pc.rt.redis, pc.rt.settings)
+        batches = await due_batches(pc.rt)
+        if not due and not batches:
+            queued = await publish_queue.queued_pairs(pc.rt.redis, pc.rt.settings)
             if not queued:
                 return results
         for pub, gen in due:
             await publish_queue.remove_publish_jobs(pc.rt.redis, pc.rt.settings, [(pub, gen)])
             results.append(await run_publication(pc, pub, gen))
+        for job_id, pairs in batches.items():
+            await publish_queue.remove_batch_jobs(pc.rt.redis, pc.rt.settings, [job_id])
+            results.extend(await run_batch(pc, pairs))
         if asyncio.get_running_loop().time() > end:
             raise AssertionError(f"publish queue not drained in {deadline_s}s: {results}")
         if not due:
@@ -188,6 +193,15 @@ async def run_queued(pc: PublishContext) -> list[str]:
     jobs = await publish_queue.queued_jobs(pc.rt.redis, pc.rt.settings)
     await publish_queue.remove_publish_jobs(pc.rt.redis, pc.rt.settings, jobs)
     return [await run_publication(pc, pub, gen) for pub, gen in sorted(jobs)]
+
+
+async def due_batches(rt: Runtime) -> dict[str, list[tuple[int, int]]]:
+    """The batch jobs that are due, by job id, with their pairs."""
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    raw = await rt.redis.zrangebyscore(publish_queue.queue_name(rt.settings), "-inf", now_ms)
+    due = {r.decode() for r in raw}
+    batches = await publish_queue.queued_batches(rt.redis, rt.settings)
+    return {job_id: pairs for job_id, pairs in batches.items() if job_id in due}
 
 
 async def due_jobs(rt: Runtime) -> list[tuple[int, int]]:

@@ -1,4 +1,4 @@
-"""The publish job: one publication, one attempt, never a duplicate.
+"""The publish job: one publication, one attempt, never a duplicate (a batch: the same per row).
 
 How "never twice" holds with an at-least-once queue:
 
@@ -12,6 +12,11 @@ How "never twice" holds with an at-least-once queue:
    platform without a lookup, stops at "outcome unknown" for a person to decide.
 4. An error after the request may have left (timeout, dropped connection, 500) is never retried
    blindly: same verify-first rule.
+
+The batch path (engine.jobs.publish_batch) is these rules per row: a batch job carries
+(publication, generation) pairs, claims them with `claim_batch` (one conditional UPDATE for up to
+50 rows, each claimed or skipped on its own), and sends each claimed row through `_attempt`
+below; a row it did not get goes through `_not_claimed` (stale, gone, or a take-over).
 
 Breaker open, publishing limit reached, no encryption key, or a token that does not decrypt with
 it: the publication is deferred (new generation, later due time), not failed. An unreadable token
@@ -30,6 +35,7 @@ import httpx
 from arq.worker import Retry
 
 from engine import logs, metrics, publish_queue
+from engine.jobs.send_slots import SendSlots
 from engine.publishers import build_publishers
 from engine.publishers.base import Published, Publisher, PublishRequest
 from engine.resilience import (
@@ -46,7 +52,7 @@ from storage.crypto import EncryptionKeyError, TokenCipher, TokenUnreadable, cip
 from storage.errors import DB_DOWN_ERRORS
 from storage.models import AttemptOutcome, ConnectionStatus, Platform, PublicationStatus
 from storage.queries import publishing
-from storage.queries.publishing import AttemptResult, JobRef, Work
+from storage.queries.publishing import AttemptResult, Done, JobRef, Work
 
 log = logs.get("engine.publish")
 
@@ -91,6 +97,7 @@ class PublishContext:
         self.limiter = RateLimiter(rt.redis, rt.settings)
         self._breakers: dict[str, CircuitBreaker] = {}
         self._cipher: TokenCipher | None = None
+        self.slots = SendSlots()  # batch sends in flight in this process
 
     def breaker(self, platform: str) -> CircuitBreaker:
         if platform not in self._breakers:
@@ -237,7 +244,7 @@ async def _take_over(pc: PublishContext, work: Work) -> str:
         wait = (started - stale_before).total_seconds() + 1
         log.info("publish.busy_elsewhere", publication=pub.id, worker=pub.worker, wait_s=wait)
         raise Retry(defer=wait)
-    async with pc.rt.db.session() as session:
+    async with pc.rt.db.session() as session, session.begin():
         attempt_id = await publishing.take_over(
             session, pub.id, generation, pc.rt.name, stale_before
         )
@@ -258,7 +265,10 @@ async def _attempt(
     verify_first: bool,
     permit: Permit | None,
     token: str | None,
+    done: list[Done] | None = None,
 ) -> str:
+    """One attempt of a claimed publication. With `done` (a batch), a confirmed publication is
+    collected there for the batch to record in one statement instead of written at once."""
     pub, conn = work.publication, work.connection
     rt = pc.rt
     bound = log.bind(publication=pub.id, post=work.post.id, platform=conn.platform)
@@ -266,7 +276,7 @@ async def _attempt(
     if conn.status == ConnectionStatus.NEEDS_REAUTH.value or expired:
         reason = conn.status_reason or "the token expired"
         if expired:
-            async with rt.db.session() as session:
+            async with rt.db.session() as session, session.begin():
                 await publishing.mark_needs_reauth(session, conn.id, "the token expired")
         return await _fail(pc, work, attempt_id, _reauth_result(work, reason), bound)
     if token is None:  # a take-over: no gate ran
@@ -301,7 +311,7 @@ async def _attempt(
                 pc, work, publisher, attempt_id, failure, bound, lookup=True
             )
         if found is not None:
-            return await _published(pc, work, attempt_id, found, bound, found=True)
+            return await _published(pc, work, attempt_id, found, bound, found=True, done=done)
 
     async def checkpoint(data: dict[str, Any]) -> None:
         async with publishing.autocommit(rt.db.engine) as db_conn:
@@ -321,7 +331,7 @@ async def _attempt(
         unknown = OutcomeUnknown(f"{type(exc).__name__}: {exc}")
         return await _after_failure(pc, work, publisher, attempt_id, unknown, bound)
     await breaker.record_success(permit)
-    return await _published(pc, work, attempt_id, published, bound)
+    return await _published(pc, work, attempt_id, published, bound, done=done)
 
 
 def _reauth_result(work: Work, reason: str) -> AttemptResult:
@@ -339,7 +349,11 @@ async def _published(
     published: Published,
     bound: Any,
     found: bool = False,
+    done: list[Done] | None = None,
 ) -> str:
+    if done is not None:
+        done.append(Done(work, attempt_id, published.external_id, published.url, found))
+        return "found" if found else "published"
     async with publishing.autocommit(pc.rt.db.engine) as conn:
         ok = await publishing.mark_published(
             conn,
@@ -389,7 +403,7 @@ async def _after_failure(
     attempts = work.publication.attempts + 1  # the claim counted this one
     message = failure.message
     if failure.kind == FailureKind.UNAUTHORIZED:
-        async with pc.rt.db.session() as session:
+        async with pc.rt.db.session() as session, session.begin():
             await publishing.mark_needs_reauth(session, conn.id, message)
         return await _fail(pc, work, attempt_id, _reauth_result(work, message), bound)
     if failure.kind in (FailureKind.PERMANENT, FailureKind.NOT_FOUND):
