@@ -1,0 +1,45 @@
+"""OAuth connections: granted scopes, a token generation per refresh, and the refresh index.
+
+`token_generation` counts the token writes of a connection (connect, refresh): a refresher
+that re-reads the row under its lock sees whether another one already wrote. The partial index
+serves the refresh loop's one query (connections that can be refreshed, by expiry).
+
+Revision ID: 0009_oauth
+Revises: 0008_burst (depends on 0003_publishing)
+Create Date: 2026-11-25
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0009_oauth"
+down_revision = "0008_burst"
+branch_labels = None
+depends_on = "0003_publishing"  # the connection table (a branch 0008 does not include)
+
+
+def upgrade() -> None:
+    op.add_column("connection", sa.Column("scopes", sa.Text(), nullable=True))
+    op.add_column(
+        "connection",
+        sa.Column("token_generation", sa.Integer(), server_default="0", nullable=False),
+    )
+    op.add_column(
+        "connection", sa.Column("refreshed_at", sa.DateTime(timezone=True), nullable=True)
+    )
+    op.create_index(
+        "ix_connection_refresh_due",
+        "connection",
+        ["expires_at"],
+        unique=False,
+        postgresql_where=sa.text("refresh_token_encrypted IS NOT NULL AND status = 'ok'"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_connection_refresh_due", table_name="connection")
+    op.drop_column("connection", "refreshed_at")
+    op.drop_column("connection", "token_generation")
+    op.drop_column("connection", "scopes")
