@@ -20,6 +20,7 @@ from arq.worker import Worker
 from engine import heartbeat, logs, metrics, queue
 from engine.alerts import sampler as alert_sampler
 from engine.alerts.notify import Notifier
+from engine.oauth import refresh as token_refresh
 from engine.runtime import Runtime
 from engine.scheduler import Scheduler
 from engine.worker import (
@@ -161,6 +162,7 @@ async def run_engine(
     if role in (Role.ALL, Role.WORKER):
         for build in (build_worker, build_publish_worker, build_fetch_worker, build_rollup_worker):
             loops.append(("worker", partial(supervise_worker, rt, stop, build)))
+        loops.append(("token_refresh", partial(token_refresh.run, rt, stop)))  # engine.oauth
     tasks = [asyncio.create_task(keep_running(name, loop, stop)) for name, loop in loops]
     try:
         await asyncio.gather(*tasks)
