@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import os
 import secrets
 import time
 from collections import Counter
@@ -57,6 +58,17 @@ class OAuthConfig(BaseModel):
     refresh_latency_s: float = Field(default=0.0, ge=0, le=30, description="held before answering")
     account_id: str = "mock-account-1"
     account_name: str = "Mock Creator"
+
+
+def config_from_env() -> OAuthConfig:
+    """`creatordeck mockstagram`'s OAuth settings: MOCKSTAGRAM_OAUTH_AUTO_APPROVE (polls before
+    a device code approves itself; the demo sets it) and MOCKSTAGRAM_OAUTH_INTERVAL_S."""
+    values: dict[str, str] = {}
+    if os.environ.get("MOCKSTAGRAM_OAUTH_AUTO_APPROVE"):
+        values["auto_approve_after"] = os.environ["MOCKSTAGRAM_OAUTH_AUTO_APPROVE"]
+    if os.environ.get("MOCKSTAGRAM_OAUTH_INTERVAL_S"):
+        values["interval_s"] = os.environ["MOCKSTAGRAM_OAUTH_INTERVAL_S"]
+    return OAuthConfig.model_validate(values)
 
 
 @dataclass
