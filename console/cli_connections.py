@@ -294,3 +294,99 @@ def connections_refresh(connection_id: int) -> None:
     click.echo(line, err=True)
     if "refreshed" not in line:
         raise SystemExit(1)
+
+
+@connections.group("credential")
+def credential() -> None:
+    """Tracking credentials (YOUTUBE_API_KEY, X_BEARER_TOKEN, INSTAGRAM_ACCESS_TOKEN,
+    INSTAGRAM_USER_ID) kept encrypted in the database; the environment wins over them. Engines
+    read them when they start."""
+
+
+@credential.command("set")
+@click.argument("name")
+@click.option(
+    "--value-env",
+    default="CREATORDECK_SECRET",
+    show_default=True,
+    help="environment variable holding the value; unset: read it from stdin",
+)
+def credential_set(name: str, value_env: str) -> None:
+    """Store one credential, encrypted (never pass it as an argument)."""
+    from storage.queries.tracking_credentials import UnknownCredential, check_name
+
+    try:
+        key = check_name(name)
+    except UnknownCredential as exc:
+        raise click.ClickException(str(exc)) from exc
+    value = os.environ.get(value_env) or sys.stdin.readline().strip()
+    if not value:
+        raise click.ClickException(f"no value: set {value_env} or pipe it on stdin")
+    settings = settings_or_exit()
+    box = cipher_or_exit(settings)
+
+    async def save() -> None:
+        from storage.database import Database
+        from storage.queries.audit import current_actor
+        from storage.queries.key_check import check_key
+        from storage.queries.tracking_credentials import set_credential
+
+        db = Database(settings)
+        try:
+            async with db.session() as session, session.begin():
+                status = await check_key(session, box)
+                if not status.ok:
+                    raise click.ClickException(f"not saved: {status.message}")
+                await set_credential(session, box, key, value, current_actor())
+        finally:
+            await db.dispose()
+
+    asyncio.run(save())
+    click.echo(f"{key.upper()} stored encrypted; engines use it from their next start", err=True)
+
+
+@credential.command("delete")
+@click.argument("name")
+def credential_delete(name: str) -> None:
+    """Forget one stored credential."""
+    from storage.queries.tracking_credentials import UnknownCredential, check_name
+
+    try:
+        key = check_name(name)
+    except UnknownCredential as exc:
+        raise click.ClickException(str(exc)) from exc
+    settings = settings_or_exit()
+
+    async def drop() -> bool:
+        from storage.database import Database
+        from storage.queries.audit import current_actor
+        from storage.queries.tracking_credentials import delete_credential
+
+        db = Database(settings)
+        try:
+            async with db.session() as session, session.begin():
+                return await delete_credential(session, key, current_actor())
+        finally:
+            await db.dispose()
+
+    click.echo(f"{key.upper()} {'deleted' if asyncio.run(drop()) else 'was not stored'}", err=True)
+
+
+@credential.command("list")
+def credential_list() -> None:
+    """The names of the stored credentials (never their values)."""
+    from storage.database import Database
+    from storage.queries.tracking_credentials import stored_names
+
+    settings = settings_or_exit()
+
+    async def names() -> list[str]:
+        db = Database(settings)
+        try:
+            async with db.session() as session:
+                return await stored_names(session)
+        finally:
+            await db.dispose()
+
+    for name in asyncio.run(names()):
+        click.echo(name.upper())

@@ -21,6 +21,7 @@ from engine import heartbeat, logs, metrics, queue
 from engine.alerts import sampler as alert_sampler
 from engine.alerts.notify import Notifier
 from engine.oauth import refresh as token_refresh
+from engine.platforms import stored_credentials
 from engine.runtime import Runtime
 from engine.scheduler import Scheduler
 from engine.worker import (
@@ -150,6 +151,7 @@ async def run_engine(
     except KeyCheckFailed:
         await rt.close()
         raise
+    await stored_credentials.adopt(rt)  # YOUTUBE_API_KEY & co from the encrypted store
     loops: list[tuple[str, Callable[[], Awaitable[None]]]] = [
         ("heartbeat", partial(heartbeat.beat, rt, stop, role.value))
     ]
