@@ -39,7 +39,6 @@ def upgrade() -> None:
         postgresql_where=sa.text("refresh_token_encrypted IS NOT NULL AND status = 'ok'"),
     )
 
-
     op.create_table(
         "tracking_credential",
         sa.Column("name", sa.String(64), nullable=False),
