@@ -23,6 +23,7 @@ from storage.crypto import TokenCipher
 from storage.database import Database
 from storage.models import Connection, Platform
 from tests.oauth_support import OAuthMock, Sleeps, http, oauth_mock, oauth_server
+from tests.process_support import free_port
 from tests.test_publish_support import (
     FAST,
     KEY,
@@ -211,3 +212,21 @@ async def test_a_publish_refreshes_a_due_token_itself(
     assert await run_queued(pc) == ["published"]
     assert oauth_mock.state.counters["refreshes"] == 1
     assert (await row(db, connection_id)).token_generation == 1
+
+
+async def test_a_refresh_that_cannot_reach_the_platform_changes_nothing(
+    oauth_mock: OAuthMock, http: httpx.AsyncClient, db: Database
+) -> None:
+    connection_id = await connect(oauth_mock, http, db)
+    before = await row(db, connection_id)
+    away = oauth_mock.settings(oauth_base_url=f"http://127.0.0.1:{free_port()}")
+    result = await TokenRefresher(db, BOX, http, away).refresh(connection_id)
+    assert result.outcome is Outcome.FAILED and "talking to the platform" in result.reason
+    after = await row(db, connection_id)
+    assert (after.status, after.token_generation, after.token_encrypted) == (
+        "ok",
+        before.token_generation,
+        before.token_encrypted,
+    )
+    # The next pass, with the platform back, refreshes it.
+    assert await refreshers(db, oauth_mock, [http])[0].refresh_due() == {"refreshed": 1}

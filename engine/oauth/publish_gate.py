@@ -24,7 +24,7 @@ from storage.models import Connection, ConnectionStatus
 from storage.queries import oauth_tokens
 
 REAUTH_RECHECK_S = 300.0  # a deferred post looks again this often until the account is back
-BUSY_RETRY_S = 5.0
+BUSY_RETRY_S = 30.0  # the refresh failed for now (platform down) and the token expired
 
 
 def _why(conn: Connection, reason: str) -> str:

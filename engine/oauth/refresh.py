@@ -138,10 +138,8 @@ class TokenRefresher:
                 )
                 if conn is None:
                     return RefreshResult(Outcome.BUSY if not wait else Outcome.GONE, connection_id)
-                result = await self._refresh_locked(session, conn, force)
-                if result.outcome is Outcome.FAILED:
-                    await session.rollback()
-                return result
+                # FAILED wrote nothing; REFUSED wrote needs-reauth: both commit as they are.
+                return await self._refresh_locked(session, conn, force)
         except DBAPIError as exc:
             if "lock" in str(exc.orig).lower():  # lock_timeout: the holder is slow
                 return RefreshResult(Outcome.BUSY, connection_id, "the row stayed locked")
