@@ -230,3 +230,18 @@ async def test_a_refresh_that_cannot_reach_the_platform_changes_nothing(
     )
     # The next pass, with the platform back, refreshes it.
     assert await refreshers(db, oauth_mock, [http])[0].refresh_due() == {"refreshed": 1}
+
+
+async def test_the_expiry_alert_counts_only_tokens_nobody_refreshes(
+    oauth_mock: OAuthMock, http: httpx.AsyncClient, db: Database
+) -> None:
+    from storage.queries.alerts import token_expiry_per_platform
+    from tests.test_publish_support import add_connection
+
+    await connect(oauth_mock, http, db)  # refreshable, expires within a minute
+    async with db.session() as session:
+        assert await token_expiry_per_platform(session) == {}
+    soon = datetime.now(UTC) + timedelta(hours=1)
+    await add_connection(db, "bob", "tok-bob", expires_at=soon)  # pasted token: it will lapse
+    async with db.session() as session:
+        assert await token_expiry_per_platform(session) == {"mock": soon}
