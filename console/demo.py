@@ -169,6 +169,9 @@ def child_env(settings: Settings, ports: DemoPorts) -> dict[str, str]:
     env["METRICS_PORT"] = str(ports.metrics)
     # The engine fetches from and publishes to the demo's own mock platform, wherever it listens.
     env["MOCKSTAGRAM_URL"] = f"http://{LOOPBACK}:{ports.mock}"
+    # Connections > c > mock: the mock's device code approves itself after two polls (oauth).
+    env.setdefault("MOCKSTAGRAM_OAUTH_AUTO_APPROVE", "2")
+    env.setdefault("MOCKSTAGRAM_OAUTH_INTERVAL_S", "2")
     if settings.encryption_key is not None:
         env["ENCRYPTION_KEY"] = settings.encryption_key.get_secret_value()
     if settings.alerts.for_max_s is not None:
@@ -214,6 +217,7 @@ def run_demo(settings: Settings, ports: DemoPorts) -> int:
         _step("seeding demo data")
         asyncio.run(run_seed(settings, demo=True))
         supervisor = Supervisor.for_demo(settings, ports, folder / "logs")
+        os.environ["MOCKSTAGRAM_URL"] = f"http://{LOOPBACK}:{ports.mock}"  # the console's OAuth
         try:
             supervisor.start()
             DemoApp(settings, supervisor).run()

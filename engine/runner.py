@@ -20,6 +20,8 @@ from arq.worker import Worker
 from engine import heartbeat, logs, metrics, queues, tick_queue
 from engine.alerts import sampler as alert_sampler
 from engine.alerts.notify import Notifier
+from engine.oauth import refresh as token_refresh
+from engine.platforms import stored_credentials
 from engine.queue_specs import QUEUE_SPECS, QueueSpec
 from engine.resilience.backoff import Backoff
 from engine.runtime import Runtime
@@ -147,6 +149,7 @@ async def run_engine(
     except KeyCheckFailed:
         await rt.close()
         raise
+    await stored_credentials.adopt(rt)  # YOUTUBE_API_KEY & co from the encrypted store
     loops: list[tuple[str, Callable[[], Awaitable[None]]]] = [
         ("heartbeat", partial(heartbeat.beat, rt, stop, role.value))
     ]
@@ -159,6 +162,7 @@ async def run_engine(
     if role in (Role.ALL, Role.WORKER):
         for spec in QUEUE_SPECS:
             loops.append((f"worker:{spec.name}", partial(supervise_worker, rt, stop, spec)))
+        loops.append(("token_refresh", partial(token_refresh.run, rt, stop)))  # engine.oauth
     tasks = [asyncio.create_task(keep_running(name, loop, stop)) for name, loop in loops]
     try:
         await asyncio.gather(*tasks)

@@ -2,7 +2,7 @@
 
 `Settings` is the root. Its top level holds what every process shares (where Postgres and
 Redis are, the key namespace, the encryption key, the mode); each process's own knobs live in a
-section: `settings.engine`, `.api`, `.alerts`, `.retention`, `.tracking`, `.demo`.
+section: `settings.engine`, `.api`, `.alerts`, `.retention`, `.tracking`, `.demo`, `.oauth`.
 
 Invariants:
 - Environment variable names are flat and never change with the tree (README's configuration
@@ -195,6 +195,46 @@ class DemoSettings(BaseSettings):
     """The mock platform's port (loopback; `--mock-port` wins)."""
 
 
+class OAuthSettings(BaseSettings):
+    """Connecting platform accounts (engine.oauth): client ids and secrets, refresh timing.
+    Client secrets come from the environment only, never the database, and are never logged."""
+
+    model_config = _config()
+
+    youtube_client_id: str | None = None
+    """Google OAuth client id of type "TVs and Limited Input devices" (device flow)."""
+    youtube_client_secret: SecretStr | None = None
+    """Its client secret (Google's device flow sends it with every token request)."""
+    facebook_app_id: str | None = None
+    """Facebook app id (Facebook Pages and Instagram business accounts, Login for Devices)."""
+    facebook_client_token: SecretStr | None = None
+    """The app's client token (App settings > Advanced): device login sends APP_ID|TOKEN."""
+    facebook_app_secret: SecretStr | None = None
+    """The app secret: exchanges the device login's token for a long-lived one, whose Page
+    tokens do not expire. Unset: Page tokens expire with the short-lived user token."""
+    x_client_id: str | None = None
+    """X OAuth 2.0 client id (authorization code flow with PKCE)."""
+    x_client_secret: SecretStr | None = None
+    """X client secret for a confidential client (sent as HTTP Basic); unset: public client."""
+    x_redirect_uri: str = "http://127.0.0.1:8976/callback"
+    """Callback URL registered with the X app; the operator pastes back where it led."""
+    mock_client_id: str = "creatordeck-demo"
+    """Client id at the mock platform (`creatordeck mockstagram`)."""
+    base_url: str | None = Field(default=None, validation_alias="oauth_base_url")
+    """Tests and demo only: send every platform's OAuth and identity requests to this base URL
+    (the mock platform), keeping each endpoint's path. Refused under ENV=prod."""
+    refresh_margin_s: float = Field(default=600.0, ge=1, validation_alias="oauth_refresh_margin_s")
+    """Refresh a token this long before it expires (at most a quarter of its lifetime)."""
+    refresh_jitter_s: float = Field(default=120.0, ge=0, validation_alias="oauth_refresh_jitter_s")
+    """Up to this much earlier again, by connection (spreads refreshes of tokens issued
+    together; at most a tenth of the lifetime)."""
+    refresh_every_s: float = Field(default=30.0, gt=0, validation_alias="oauth_refresh_every_s")
+    """How often each engine looks for tokens due for a refresh (one indexed query)."""
+    timeout_s: float = Field(default=15.0, gt=0, validation_alias="oauth_timeout_s")
+    """One OAuth request's timeout (a refresh holds the connection's row lock this long at
+    most)."""
+
+
 # The sections of the tree: field name on Settings -> its model.
 SECTIONS: dict[str, type[BaseSettings]] = {
     "engine": EngineSettings,
@@ -203,6 +243,7 @@ SECTIONS: dict[str, type[BaseSettings]] = {
     "retention": RetentionSettings,
     "tracking": TrackingSettings,
     "demo": DemoSettings,
+    "oauth": OAuthSettings,
 }
 
 
@@ -242,6 +283,8 @@ class Settings(BaseSettings):
     """Creator tracking and platform credentials."""
     demo: Annotated[DemoSettings, NoDecode] = Field(default_factory=DemoSettings)
     """`creatordeck demo`."""
+    oauth: Annotated[OAuthSettings, NoDecode] = Field(default_factory=OAuthSettings)
+    """Connecting platform accounts and keeping their tokens alive."""
 
     # NoDecode: a variable that happens to be named like a section (`API=…`) is not parsed as
     # the section's JSON; sections always come from __init__ below.

@@ -189,12 +189,15 @@ async def test_unauthorized_marks_the_connection_needs_reauth(
     assert await drain(pc) == ["published"]
 
 
-async def test_expired_token_fails_without_calling_the_platform(
+async def test_expired_token_defers_without_calling_the_platform(
     pc: PublishContext, db: Database, platform: MockPlatform
 ) -> None:
+    # Issue 12: a post to an account that needs re-authorisation waits for the reconnect.
     conn = await add_connection(db, expires_at=datetime.now(UTC) - timedelta(minutes=1))
-    await add_post(pc.rt, [conn.id])
-    assert await drain(pc) == ["failed"]
+    post, _ = await add_post(pc.rt, [conn.id])
+    assert await run_queued(pc) == ["deferred"]
+    (pub,) = await publications(db, post.id)
+    assert pub.status == "scheduled" and pub.last_error and "re-authorisation" in pub.last_error
     assert platform.state.requests == 0
     async with db.session() as session:
         fresh = await session.get(Connection, conn.id)

@@ -60,6 +60,20 @@ class ConnectionsScreen(LiveScreen):
         Binding(
             "p", "posts", "posts", tooltip="posts of the selected account", id="connections.posts"
         ),
+        Binding(
+            "c",
+            "connect",
+            "connect",
+            tooltip="connect an account (OAuth)",
+            id="connections.connect",
+        ),
+        Binding(
+            "r",
+            "reconnect",
+            "connect again",
+            tooltip="connect the selected account again",
+            id="connections.reconnect",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -98,7 +112,7 @@ class ConnectionsScreen(LiveScreen):
         if expiring:
             text += f", [yellow]{expiring} expire within 7 days[/]"
         self.set_status(
-            f"{text} · reconnect: `creatordeck connections add` (token from env/stdin) · "
+            f"{text} · c connect · r connect again (or `creatordeck connections connect`) · "
             f"updated {now:%H:%M:%S}"
         )
         self._show_detail()
@@ -126,6 +140,32 @@ class ConnectionsScreen(LiveScreen):
             f"[b]{escape(row.platform)} {escape(row.display_name)}[/] "
             f"({escape(row.account_id)}) · {escape(row.status)}{reason}"
         )
+
+    def action_connect(self, row: data.ConnectionRow | None = None) -> None:
+        from console.screens.connect_modal import ConnectModal
+        from storage.queries.audit import current_actor
+
+        def done(line: str | None) -> None:
+            if line:
+                self.notify(line)
+            self.request_reload()
+
+        modal = ConnectModal(
+            self.deck.settings,
+            self.deck.db,
+            current_actor(),
+            self.deck.now,
+            row.platform if row else None,
+            row.account_id if row else None,
+        )
+        self.app.push_screen(modal, done)
+
+    def action_reconnect(self) -> None:
+        row = self.selected()
+        if row is None:
+            self.notify("no account selected: c connects a new one", severity="warning")
+            return
+        self.action_connect(row)
 
     async def action_posts(self) -> None:
         row = self.selected()

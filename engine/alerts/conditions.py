@@ -203,8 +203,8 @@ CONDITIONS: tuple[Condition, ...] = (
         for_s=0,
         unit="s",
         summary="a connected account's token expires within {threshold} s (3 days)",
-        runbook=":connections shows which; reconnect it (`creatordeck connections add`) before "
-        "it expires, or publishing to it stops",
+        runbook=":connections shows which; connect it again (`r` there, or `creatordeck "
+        "connections connect`) before it expires, or publishing to it stops",
         expr="min by (platform) (creatordeck_token_expires_in_seconds) < {threshold}",
     ),
 )

@@ -36,6 +36,7 @@ from arq.worker import Retry
 
 from engine import logs, metrics, publish_queue
 from engine.jobs.send_slots import SendSlots
+from engine.oauth.publish_gate import token_for_publish
 from engine.publishers import build_publishers
 from engine.publishers.base import Published, Publisher, PublishRequest
 from engine.resilience import (
@@ -181,6 +182,12 @@ class _Go:
 async def _gate(pc: PublishContext, work: Work, publisher: Publisher) -> tuple[float, str] | _Go:
     """A reason to wait (seconds, why), or the breaker's permit and the token to go ahead."""
     token = _read_token(pc, work)
+    if isinstance(token, tuple):
+        return token
+    # The token store's word: refreshed now if due; needs-reauth or expired defers (oauth).
+    token = await token_for_publish(
+        pc.rt.db, pc.client, pc.cipher(), work.connection, token, pc.rt.settings
+    )
     if isinstance(token, tuple):
         return token
     try:

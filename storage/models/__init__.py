@@ -10,6 +10,7 @@ from storage.models.creators import (
     FollowerSample,
     TrackedPlatform,
 )
+from storage.models.credentials import TRACKING_CREDENTIALS, TrackingCredential
 from storage.models.dead_letters import DeadLetter, DeadLetterStatus
 from storage.models.experiments import (
     Assignment,
@@ -42,6 +43,7 @@ from storage.models.runs import JobRun, RunStatus
 from storage.models.series import DownsampleState, FollowerSeries
 
 __all__ = [
+    "TRACKING_CREDENTIALS",
     "AlertSilence",
     "Assignment",
     "AttemptOutcome",
@@ -82,4 +84,5 @@ __all__ = [
     "RollupRun",
     "RunStatus",
     "TrackedPlatform",
+    "TrackingCredential",
 ]

@@ -90,6 +90,11 @@ class Connection(Base):
         UniqueConstraint("platform", "account_id", name="uq_connection_account"),
         CheckConstraint(f"platform in ({_values(Platform)})", name="platform"),
         CheckConstraint(f"status in ({_values(ConnectionStatus)})", name="status"),
+        Index(
+            "ix_connection_refresh_due",
+            "expires_at",
+            postgresql_where="refresh_token_encrypted IS NOT NULL AND status = 'ok'",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -103,6 +108,11 @@ class Connection(Base):
         String(16), default=ConnectionStatus.OK, server_default=ConnectionStatus.OK.value
     )
     status_reason: Mapped[str | None] = mapped_column(Text)
+    # OAuth (engine.oauth): scopes as granted (space-separated), and one generation per token
+    # write, so a refresher that waited on the row lock sees that another one already wrote.
+    scopes: Mapped[str | None] = mapped_column(Text)
+    token_generation: Mapped[int] = mapped_column(default=0, server_default="0")
+    refreshed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 

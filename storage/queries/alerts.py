@@ -163,12 +163,14 @@ async def dead_letter_stats(session: AsyncSession, since: datetime) -> DeadLette
 
 
 async def token_expiry_per_platform(session: AsyncSession) -> dict[str, datetime]:
-    """The soonest token expiry of the connected (status ok) accounts of each platform."""
+    """The soonest token expiry of the connected (status ok) accounts of each platform; tokens
+    the engine refreshes (a refresh token is stored) are left out: they are not going to lapse."""
     rows = await session.execute(
         select(Connection.platform, func.min(Connection.expires_at))
         .where(
             Connection.status == ConnectionStatus.OK.value,
             Connection.expires_at.is_not(None),
+            Connection.refresh_token_encrypted.is_(None),
         )
         .group_by(Connection.platform)
     )

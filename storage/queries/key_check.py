@@ -19,6 +19,7 @@ Costs: `check_key` is one primary-key read and one decrypt; at first use it also
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -30,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.crypto import EncryptionKeyError, TokenCipher, TokenUnreadable, cipher
 from storage.database import Database
 from storage.models import Connection, ConnectionStatus, KeyCheck
-from storage.queries import audit
+from storage.queries import audit, tracking_credentials
 from storage.settings import EnvMode, Settings
 
 CANARY = "creatordeck ENCRYPTION_KEY check, v1"
@@ -197,8 +198,10 @@ async def rotate_tokens(
         rotated.append(values)
     canary = await session.scalar(select(KeyCheck.canary).where(KeyCheck.id == 1))
     canary_lost = canary is not None and not _canary_reads(box, canary)
-    if (unreadable or canary_lost) and not forget_unreadable:
-        raise RotationRefused(_refusal(unreadable, canary_lost))
+    stored = await tracking_credentials.rotation(session, box)  # YOUTUBE_API_KEY & co
+    if (unreadable or canary_lost or stored.unreadable) and not forget_unreadable:
+        raise RotationRefused(_refusal(unreadable, canary_lost, stored.unreadable))
+    tokens += await tracking_credentials.write_rotation(session, stored)
     for start in range(0, len(rotated), ROTATE_BATCH):
         await session.execute(update(Connection), rotated[start : start + ROTATE_BATCH])
     if unreadable:
@@ -232,8 +235,8 @@ async def rotate_tokens(
     return Rotation(connections=len(rotated), tokens=tokens, forgotten=len(unreadable))
 
 
-def _refusal(unreadable: list[int], canary_lost: bool) -> str:
-    what = []
+def _refusal(unreadable: list[int], canary_lost: bool, credentials: Sequence[str] = ()) -> str:
+    what = [f"the tracking credential(s) {', '.join(credentials)}"] if credentials else []
     if unreadable:
         shown = ", ".join(str(i) for i in unreadable[:20])
         more = f" and {len(unreadable) - 20} more" if len(unreadable) > 20 else ""

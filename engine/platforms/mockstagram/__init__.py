@@ -9,5 +9,8 @@ API (all JSON; `Authorization: Bearer <token>` names the token for rate limits a
 - `GET  /health`; `GET /admin/stats` (request counters); `GET|PUT /admin/faults` (read or
   change fault injection while running); `POST /admin/accounts/{id}/gone|restore`.
 
+OAuth (device flow, PKCE, rotating refresh tokens, revoke, expiry) is `oauth.py`; the
+publishing endpoints answer 401 to a token it issued that expired or was revoked.
+
 Stats grow deterministically per account (`growth.stats_at`), changing once per `slot_s`.
 """

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from engine.platforms.mockstagram import growth, publish
+from engine.platforms.mockstagram import growth, oauth, publish
 from engine.platforms.mockstagram.config import MockConfig
 from engine.platforms.mockstagram.faults import MockState, inject, state_of
 
@@ -140,5 +140,7 @@ def create_app(config: MockConfig | None = None, clock: Callable[[], float] = ti
     app.add_api_route("/admin/accounts/{user_id}/gone", mark_gone, methods=["POST"])
     app.add_api_route("/admin/accounts/{user_id}/restore", restore, methods=["POST"])
     # Routers of other mock features are included below, one line each.
-    app.include_router(publish.build_router())
+    app.state.oauth = oauth.OAuthState(config=oauth.config_from_env(), clock=clock)
+    app.include_router(oauth.build_router(app.state.oauth))
+    app.include_router(publish.build_router(publish.PublishState(refuses=app.state.oauth.refuses)))
     return app

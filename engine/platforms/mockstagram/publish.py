@@ -25,6 +25,7 @@ import hmac
 import random
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -83,6 +84,8 @@ class PublishState:
     replayed: int = 0
     faults: Counter[str] = field(default_factory=Counter)
     rng: random.Random = field(default_factory=random.Random)
+    # The OAuth mock's verdict on a token it issued (expired or revoked: 401); None: no check.
+    refuses: Callable[[str], bool] | None = None
 
     def draw_fault(self) -> str | None:
         if self.config.script:
@@ -114,6 +117,8 @@ def _token(authorization: str | None) -> str:
 
 def _check_token(state: PublishState, authorization: str | None) -> None:
     token = _token(authorization)
+    if state.refuses is not None and state.refuses(token):
+        raise HTTPException(401, detail="token expired or revoked")
     for revoked in state.config.revoked:
         if hmac.compare_digest(token.encode(), revoked.encode()):
             raise HTTPException(401, detail="token revoked or expired")
