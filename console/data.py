@@ -15,17 +15,25 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from arq.connections import ArqRedis
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from engine import queue
 from storage.database import Database
 from storage.models import JobRun
 from storage.queries import runs as run_queries
+from storage.queries.audit import current_actor as current_actor  # who edits, for screens
 from storage.queries.regions import list_region_summaries
 from storage.queries.runs import LastRun
 from storage.schedule import Schedule, ScheduleError, parse_schedule
 from storage.settings import Settings
 
 NEXT_RUNS = 3
+
+# What a load or an edit raises when Postgres or Redis is away or refuses (a refused or timed-out
+# connection is an OSError; the drivers wrap the rest). The console reports these as "could not
+# reach"; anything else that is not a storage.user_error.UserError is a bug.
+STORE_ERRORS: tuple[type[Exception], ...] = (OSError, SQLAlchemyError, RedisError)
 RUNS_LIMIT = 500
 
 

@@ -20,6 +20,11 @@ from storage.database import Database
 from storage.models import Platform
 from storage.queries import audit, publishing
 from storage.queries.publishing import JobChange
+
+# The post form's input type and its checks, for the screens (they import no storage module).
+from storage.queries.publishing import PostInput as PostInput
+from storage.queries.publishing import parse_local_time as parse_local_time
+from storage.queries.publishing import zone as zone
 from storage.settings import Settings
 
 STATUS_MARKS = {

@@ -33,6 +33,7 @@ from redis.asyncio import Redis
 from engine import fetch_queue, publish_queue, queue
 from engine.job_args import describe_call, redact
 from storage.settings import Settings
+from storage.user_error import UserError
 
 ROLLUPS = "rollups"  # engine.jobs.rollups.ROLLUPS (not imported: it pulls in the rollup engine)
 
@@ -63,8 +64,10 @@ class JobState(StrEnum):
     GONE = "gone"  # in the queue without its job key (expired), or not found at all
 
 
-class QueueError(Exception):
+class QueueError(UserError):
     """An admin action that cannot be done, with the reason a person can act on."""
+
+    title = "queue action refused"
 
 
 def queue_key(settings: Settings, name: str) -> str:

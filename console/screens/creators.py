@@ -36,7 +36,7 @@ from storage.queries import creators as creator_queries
 from storage.queries.creators import CreatorRow
 
 if TYPE_CHECKING:
-    from console.app import CreatordeckApp
+    from console.deck import Deck
 
 FILTER_DEBOUNCE_S = 0.3
 COLUMNS = (
@@ -365,7 +365,7 @@ class CreatorDetailScreen(Screen[None]):
 
     @work(group="creator-detail", exclusive=True, exit_on_error=False)
     async def action_reload(self) -> None:
-        deck = cast("CreatordeckApp", self.app)
+        deck = cast("Deck", self.app)
         try:
             detail = await data.load_creator_detail(deck.db, self.creator_id, deck.now())
         except Exception as exc:

@@ -18,8 +18,9 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Static
 
 from console import data_publishing as data
+from console.data import STORE_ERRORS
 from console.screens.dialogs import ConfirmModal
-from console.screens.live import LiveScreen
+from console.screens.live import LiveScreen, describe
 from console.screens.post_modals import (
     ComposeModal,
     DetailModal,
@@ -37,7 +38,6 @@ from console.widgets.virtual_table import (
     window_is_stale,
     window_offset,
 )
-from storage.queries.publishing import PostInput, PublishingError
 
 LIST_COLUMNS = (
     Column("#", "id", 5),
@@ -334,7 +334,7 @@ class PostsScreen(LiveScreen):
     async def _pool(self) -> ArqRedis | None:
         try:
             return await self.deck.queue_pool()
-        except Exception:
+        except STORE_ERRORS:
             return None  # Postgres still takes the edit; the engine's reconcile enqueues it
 
     def action_compose(self) -> None:
@@ -347,7 +347,7 @@ class PostsScreen(LiveScreen):
             )
             return
 
-        def save(post: PostInput | None) -> None:
+        def save(post: data.PostInput | None) -> None:
             if post is not None:
                 self.timezone = post.timezone
                 self._write_compose(post)
@@ -357,14 +357,13 @@ class PostsScreen(LiveScreen):
         )
 
     @work(group="edit", exit_on_error=False)
-    async def _write_compose(self, post: PostInput) -> None:
+    async def _write_compose(self, post: data.PostInput) -> None:
         deck = self.deck
         what = "scheduled" if post.scheduled_at else "saved as a draft"
         await self.run_edit(
             data.compose_post(deck.db, await self._pool(), deck.settings, post, deck.now()),
             failed="not saved",
             done=lambda saved: f"post #{saved[0]} {what}{saved[1]}",
-            expected=(PublishingError,),
         )
 
     def action_schedule(self) -> None:
@@ -400,7 +399,6 @@ class PostsScreen(LiveScreen):
             ),
             failed="not scheduled",
             done=lambda note: f"post #{post_id} scheduled for {choice.at:%Y-%m-%d %H:%M} UTC{note}",
-            expected=(PublishingError,),
         )
 
     def action_cancel_post(self) -> None:
@@ -423,7 +421,6 @@ class PostsScreen(LiveScreen):
             data.cancel_post(deck.db, await self._pool(), deck.settings, post_id),
             failed="not cancelled",
             done=lambda note: f"post #{post_id} cancelled{note}",
-            expected=(PublishingError,),
         )
 
     def action_retry(self) -> None:
@@ -445,7 +442,6 @@ class PostsScreen(LiveScreen):
             ),
             failed="not retried",
             done=lambda note: f"post #{post_id}: {count} publication(s) retried{note}",
-            expected=(PublishingError,),
         )
 
     def action_resolve(self) -> None:
@@ -474,7 +470,6 @@ class PostsScreen(LiveScreen):
             ),
             failed="not resolved",
             done=lambda note: f"publication {publication_id} {verdict}{note}",
-            expected=(PublishingError,),
         )
 
     def action_detail(self) -> None:
@@ -493,7 +488,7 @@ class PostsScreen(LiveScreen):
             attempts = {
                 pub.id: await data.load_attempts(self.deck.db, pub.id) for pub in post.publications
             }
-        except Exception as exc:
-            self.notify(f"cannot load attempts: {type(exc).__name__}: {exc}", severity="error")
+        except STORE_ERRORS as exc:
+            self.notify(f"cannot load attempts: {describe(exc)}", severity="error")
             return
         self.app.push_screen(DetailModal(post, attempts))

@@ -19,14 +19,15 @@ from textual import work
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from console.data import EngineStatus, load_engine_status
+from console.data import STORE_ERRORS, EngineStatus, load_engine_status
 from console.widgets.alerts_line import AlertsBadge, alerts_line
+from console.widgets.backoff import Backoff
 
 if TYPE_CHECKING:
-    from console.app import CreatordeckApp
+    from console.deck import Deck
 
 REFRESH_S = 2.0
-MAX_BACKOFF_S = 30.0
+TICK_S = 0.5
 PING_TIMEOUT_S = 5.0
 
 
@@ -60,17 +61,16 @@ class StatusHeader(Widget):
         super().__init__()
         self.title = title
         self._loading = False
-        self._failures = 0
-        self._wait_s = 0.0
+        self.backoff = Backoff(REFRESH_S)
 
     @property
-    def deck(self) -> CreatordeckApp:
-        return cast("CreatordeckApp", self.app)
+    def deck(self) -> Deck:
+        return cast("Deck", self.app)
 
     def on_mount(self) -> None:
         self._tick_clock()
         self.set_interval(1.0, self._tick_clock)
-        self.set_interval(0.5, self._maybe_reload)
+        self.set_interval(TICK_S, self._maybe_reload)
         self._reload()
 
     def _tick_clock(self) -> None:
@@ -85,8 +85,7 @@ class StatusHeader(Widget):
         # Nothing refreshes behind a modal or on a screen in the background.
         if self._loading or self.screen is not self.app.screen:
             return
-        self._wait_s -= 0.5
-        if self._wait_s <= 0:
+        if self.backoff.tick(TICK_S):
             self._reload()
 
     def _reload(self) -> None:
@@ -101,20 +100,21 @@ class StatusHeader(Widget):
                 redis = await self.deck.queue_pool()
                 self.engine = await load_engine_status(redis, self.deck.settings, self.deck.now())
                 self.error = None
-            except Exception as exc:  # Redis down: say so; figures read before say nothing now.
+            except STORE_ERRORS as exc:  # Redis down: say so; figures read before say nothing now.
                 self.engine = None
                 self.error = type(exc).__name__
             try:
                 await asyncio.wait_for(self.deck.db.ping(), PING_TIMEOUT_S)
                 self.db_error = None
-            except Exception as exc:
+            except STORE_ERRORS as exc:  # a timeout is an OSError too
                 self.db_error = type(exc).__name__
         finally:
             self._loading = False
         # Back off while either store fails, so a console left open does not hammer it.
-        failed = self.error is not None or self.db_error is not None
-        self._failures = self._failures + 1 if failed else 0
-        self._wait_s = min(REFRESH_S * 2**self._failures, MAX_BACKOFF_S)
+        if self.error is not None or self.db_error is not None:
+            self.backoff.failed()
+        else:
+            self.backoff.succeeded()
 
     def render(self) -> Text:
         line = Text(no_wrap=True, overflow="ellipsis")

@@ -28,6 +28,7 @@ from storage.models import (
     RollupRun,
 )
 from storage.queries import audit
+from storage.user_error import UserError
 
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
 EVENT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}$"
@@ -40,8 +41,10 @@ ROLLUP_LOCK = 0x6364_726F  # advisory lock id: one rollup job at a time, whoever
 Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 
 
-class ExperimentError(ValueError):
+class ExperimentError(ValueError, UserError):
     """An edit that cannot be made, with the reason."""
+
+    title = "experiment edit refused"
 
 
 # --- definitions -----------------------------------------------------------------------------

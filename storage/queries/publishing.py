@@ -47,6 +47,7 @@ from storage.models import (
     PublicationStatus,
 )
 from storage.queries import audit
+from storage.user_error import UserError
 
 # Per-platform text limits, checked where the post is typed.
 BODY_LIMITS = {
@@ -60,8 +61,10 @@ BODY_LIMITS = {
 PAST_TOLERANCE = timedelta(minutes=1)
 
 
-class PublishingError(ValueError):
+class PublishingError(ValueError, UserError):
     """A request that cannot be honoured, with a message for the person who made it."""
+
+    title = "post refused"
 
 
 # --- validated input -----------------------------------------------------------------------
