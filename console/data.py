@@ -27,6 +27,7 @@ from storage.queries.regions import list_region_summaries
 from storage.queries.runs import LastRun
 from storage.schedule import Schedule, ScheduleError, parse_schedule
 from storage.settings import Settings
+from storage.user_error import UserError
 
 NEXT_RUNS = 3
 
@@ -34,6 +35,8 @@ NEXT_RUNS = 3
 # connection is an OSError; the drivers wrap the rest). The console reports these as "could not
 # reach"; anything else that is not a storage.user_error.UserError is a bug.
 STORE_ERRORS: tuple[type[Exception], ...] = (OSError, SQLAlchemyError, RedisError)
+# A store away, or a refusal a person can act on: what a load or edit is expected to raise.
+KNOWN_ERRORS: tuple[type[Exception], ...] = (*STORE_ERRORS, UserError)
 RUNS_LIMIT = 500
 
 

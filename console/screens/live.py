@@ -22,7 +22,7 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from console.data import STORE_ERRORS
+from console.data import KNOWN_ERRORS, STORE_ERRORS
 from console.user_error import UserError
 from console.widgets.backoff import Backoff
 from console.widgets.status_header import StatusHeader
@@ -136,7 +136,7 @@ class LiveScreen(Screen[None]):
         try:
             data = await self.fetch()
         except Exception as exc:  # the load worker's boundary: keep the last data, back off
-            if not isinstance(exc, (*STORE_ERRORS, UserError)):
+            if not isinstance(exc, KNOWN_ERRORS):
                 log.exception("%s: load failed", self.TITLE)
             wait_s = self.backoff.failed()
             self.set_status(
