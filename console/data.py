@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from engine import queue
 from storage.database import Database
 from storage.models import JobRun
+from storage.models import RunStatus as RunStatus  # for the Runs screen's status filter
 from storage.queries import runs as run_queries
 from storage.queries.audit import current_actor as current_actor  # who edits, for screens
 from storage.queries.regions import list_region_summaries

@@ -13,6 +13,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from console import data_publishing as data
+from console.data import STORE_ERRORS
 from console.screens.live import LiveScreen, row_at_cursor
 from console.widgets.formatting import millis, when
 
@@ -78,7 +79,7 @@ class ConnectionsScreen(LiveScreen):
     async def fetch(self) -> tuple[data.ConnectionRow, ...]:
         try:
             redis = await self.deck.queue_pool()
-        except Exception:
+        except STORE_ERRORS:
             redis = None  # breaker states unknown; the rest still shows
         return await data.load_connections(self.deck.db, redis, self.deck.settings)
 

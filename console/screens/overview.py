@@ -24,10 +24,9 @@ from textual.widgets import Sparkline, Static
 
 from console import data_ops
 from console.data import NextRunCache
-from console.data_ops import OverviewData
+from console.data_ops import OverviewData, QueueCounts, WorkerReport
 from console.screens.live import LiveScreen
 from console.widgets.formatting import millis, when
-from engine.queue_admin import QueueCounts, WorkerReport
 
 HISTORY = 60  # throughput samples kept (one per refresh)
 
