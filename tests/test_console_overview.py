@@ -170,7 +170,7 @@ async def test_overview_does_not_refresh_behind_a_modal_and_backs_off_on_errors(
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(
             pilot,
-            lambda: isinstance(app.screen, OverviewScreen) and app.screen._failures >= 1,
+            lambda: isinstance(app.screen, OverviewScreen) and app.screen.backoff.failures >= 1,
             "a failed load",
         )
         failing = app.screen
