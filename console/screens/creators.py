@@ -16,12 +16,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from console import data_creators as data
 from console.data import STORE_ERRORS
 from console.data_creators import CreatorRow, CreatorStatus, TrackedPlatform
 from console.screens.live import LiveScreen, describe
+from console.widgets.deck_footer import DeckFooter
 from console.widgets.filter_bar import FilterBar
 from console.widgets.formatting import when
 from console.widgets.status_header import StatusHeader
@@ -40,7 +41,7 @@ FILTER_DEBOUNCE_S = 0.3
 COLUMNS = (
     Column("Handle", "handle", 16),
     Column("Plat", "platform", 5),
-    Column("Region", "region", 12),
+    Column("Region", "region", 17),
     Column("Status", "status", 7),
     Column("Followers", "followers", 10),
     Column("24h", "d1", 7),
@@ -345,7 +346,7 @@ class CreatorDetailScreen(Screen[None]):
         yield Static("loading…", id="creator-facts")
         yield Static(" ", id="creator-chart")
         yield Static(" ", id="status-line")
-        yield Footer(compact=True)
+        yield DeckFooter()
 
     def on_mount(self) -> None:
         self.action_reload()

@@ -20,11 +20,12 @@ from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from console.data import KNOWN_ERRORS, STORE_ERRORS
 from console.user_error import UserError
 from console.widgets.backoff import Backoff
+from console.widgets.deck_footer import DeckFooter
 from console.widgets.status_header import StatusHeader
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ class LiveScreen(Screen[None]):
         yield StatusHeader(self.TITLE)
         yield from self.compose_body()
         yield Static("loading…", id="status-line")
-        yield Footer(compact=True)
+        yield DeckFooter()
 
     def compose_body(self) -> ComposeResult:
         raise NotImplementedError

@@ -29,7 +29,7 @@ from console.screens.post_modals import (
     WhenChoice,
     styled,
 )
-from console.screens.post_week import DAYS, week_grid, week_rows
+from console.screens.post_week import DAYS, day_width, week_grid, week_rows
 from console.widgets.filter_bar import FilterBar
 from console.widgets.virtual_table import (
     Column,
@@ -178,6 +178,15 @@ class PostsScreen(LiveScreen):
     def filter_text(self) -> str:
         return self.query_one(FilterBar).value.strip()
 
+    @property
+    def day_width(self) -> int:
+        return day_width(self.size.width - 2)  # less the table's scrollbar and border
+
+    def on_resize(self) -> None:
+        if self.calendar and self.is_mounted:  # wider days show more of each post's title
+            self._columns()
+            self._redraw()
+
     def _columns(self) -> None:
         self.week_table.display = self.calendar
         self.list_table.display = not self.calendar
@@ -189,7 +198,7 @@ class PostsScreen(LiveScreen):
         start = data.week_start(self.week_of or self.deck.now(), self.timezone)
         for n, day in enumerate(DAYS):
             date = (start + timedelta(days=n)).astimezone(ZoneInfo(self.timezone))
-            table.add_column(f"{day} {date:%m-%d}", key=day, width=10)
+            table.add_column(f"{day} {date:%m-%d}", key=day, width=self.day_width)
 
     async def fetch(self) -> data.PostsView:
         return await data.load_posts(
@@ -254,7 +263,7 @@ class PostsScreen(LiveScreen):
     def _render_week(self) -> None:
         start = data.week_start(self.week_of or self.deck.now(), self.timezone)
         self.grid = week_grid(self.shown, start)
-        for cells in week_rows(self.grid, self.timezone):
+        for cells in week_rows(self.grid, self.timezone, self.day_width):
             self.week_table.add_row(*cells)
 
     def selected(self) -> data.PostRow | None:

@@ -28,8 +28,9 @@ WINDOW_SCREENS = 1
 FILTER_DEBOUNCE_ROWS = 1000
 FILTER_DEBOUNCE_S = 0.3
 
-# Most telling first: at 80 columns code, state, last run, cron and the next runs show; the
-# detail line under the table repeats the selected region in full.
+# Most telling first: at 80 columns code, state, last run, cron and the next runs show; at 120
+# the name too (before the timezone, which the detail line shows). The detail line under the
+# table repeats the selected region in full.
 COLUMNS = (
     Column("Code", "code", 17),
     Column("On", "on", 3),
@@ -37,8 +38,8 @@ COLUMNS = (
     Column("Lag", "lag", 6),
     Column("Cron", "cron", 12),
     Column("Next 3 runs (UTC)", "next", 37),
-    Column("TZ", "tz", 16),
     Column("Name", "name", 24),
+    Column("TZ", "tz", 16),
 )
 
 
@@ -60,8 +61,8 @@ def region_cells(row: RegionRow) -> tuple[Text | str, ...]:
         millis(row.last_lag_ms),
         row.cron,
         next_runs,
-        row.timezone,
         row.name,
+        row.timezone,
     )
 
 

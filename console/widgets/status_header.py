@@ -152,11 +152,12 @@ class StatusHeader(Widget):
         right.append(self.clock + " ")
         if self.alerts is not None:  # the full words where they fit, else `!N` firing
             line.append_text(self.alerts.fit(self.size.width - line.cell_len - right.cell_len - 1))
-        pad = self.size.width - line.cell_len - right.cell_len
-        if pad > 0:
-            line.append(" " * pad)
-            line.append_text(right)
-        else:
-            line = Text.assemble(line, " ", right)
-            line.truncate(max(self.size.width, 1))
+        # The mode and the clock always show: what does not fit is cut from the figures.
+        room = self.size.width - right.cell_len
+        if line.cell_len > room:
+            line.truncate(max(room - 1, 0), overflow="ellipsis")
+            line.append(" ")
+        line.append(" " * (room - line.cell_len))
+        line.append_text(right)
+        line.truncate(max(self.size.width, 1))
         return line
