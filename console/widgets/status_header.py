@@ -116,6 +116,32 @@ class StatusHeader(Widget):
         else:
             self.backoff.succeeded()
 
+    def _figures(self, compact: bool) -> Text:
+        out = Text(no_wrap=True)
+        engine = self.engine
+        if engine is None:
+            if self.error is None:
+                out.append("  queue …", style="dim")
+            return out
+        alive = Text("alive", style="bold green") if engine.alive else Text("no report", "bold red")
+        if compact:
+            out.append("  engine ")
+            out.append_text(alive)
+            out.append("  queue ")
+            out.append(f"{engine.ready}/{engine.deferred}/{engine.running}", style="bold")
+            out.append(" r/d/run", style="dim")
+            return out
+        out.append("  queue ")
+        out.append(f"{engine.ready}", style="bold")
+        out.append(" ready ")
+        out.append(f"{engine.deferred}", style="bold")
+        out.append(" deferred ")
+        out.append(f"{engine.running}", style="bold")
+        out.append(" running")
+        out.append("  engine ")
+        out.append_text(alive)
+        return out
+
     def render(self) -> Text:
         line = Text(no_wrap=True, overflow="ellipsis")
         line.append(f" {self.title} ", style="bold reverse")
@@ -128,28 +154,16 @@ class StatusHeader(Widget):
             line.append("  db down", style="bold red")
         if self.background:
             line.append(f"  {'; '.join(self.background)}", style="bold red")
-        engine = self.engine
-        if engine is None:
-            if self.error is None:
-                line.append("  queue …", style="dim")
-        else:
-            line.append("  queue ")
-            line.append(f"{engine.ready}", style="bold")
-            line.append(" ready ")
-            line.append(f"{engine.deferred}", style="bold")
-            line.append(" deferred ")
-            line.append(f"{engine.running}", style="bold")
-            line.append(" running")
-            line.append("  engine ")
-            if engine.alive:
-                line.append("alive", style="bold green")
-            else:
-                line.append("no report", style="bold red")
         right = Text(no_wrap=True)
         if self.deck.read_only:
             right.append(" READ-ONLY ", style="bold black on yellow")
             right.append(" ")
         right.append(self.clock + " ")
+        # The figures in words where they fit, else the engine first and the queue as r/d/run.
+        figures = self._figures(compact=False)
+        if line.cell_len + figures.cell_len + right.cell_len > self.size.width:
+            figures = self._figures(compact=True)
+        line.append_text(figures)
         if self.alerts is not None:  # the full words where they fit, else `!N` firing
             line.append_text(self.alerts.fit(self.size.width - line.cell_len - right.cell_len - 1))
         # The mode and the clock always show: what does not fit is cut from the figures.
