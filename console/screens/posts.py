@@ -21,6 +21,7 @@ from console import data_publishing as data
 from console.data import STORE_ERRORS
 from console.screens.dialogs import ConfirmModal
 from console.screens.live import LiveScreen, describe
+from console.screens.post_list import LIST_COLUMNS, post_cells, post_id, post_key
 from console.screens.post_modals import (
     ComposeModal,
     DetailModal,
@@ -32,36 +33,13 @@ from console.screens.post_modals import (
 from console.screens.post_week import DAYS, day_width, week_grid, week_rows
 from console.widgets.filter_bar import FilterBar
 from console.widgets.virtual_table import (
-    Column,
     VirtualTable,
     Window,
     window_is_stale,
     window_offset,
 )
 
-LIST_COLUMNS = (
-    Column("#", "id", 5),
-    Column("Status", "status", 10),
-    Column("When (post's tz)", "when", 16),
-    Column("Accounts", "targets", 24),
-    Column("Post", "body", 40),
-)
-PLACEHOLDER = (Text("…", style="dim"),)
 FILTER_DEBOUNCE_S = 0.3
-
-
-def post_cells(post: data.PostRow | None) -> tuple[Text | str, ...]:
-    if post is None:  # not read yet: the load after the scroll brings it
-        return PLACEHOLDER
-    return (str(post.id), styled(post.status), post.local_time(), post.targets(), post.first_line)
-
-
-def post_key(post: data.PostRow | None) -> int | None:
-    return post.id if post is not None else None
-
-
-def post_id(post: data.PostRow) -> int:
-    return post.id
 
 
 # --- the screen ----------------------------------------------------------------------------------
