@@ -125,11 +125,11 @@ class StatusHeader(Widget):
             return out
         alive = Text("alive", style="bold green") if engine.alive else Text("no report", "bold red")
         if compact:
-            out.append("  engine ")
-            out.append_text(alive)
             out.append("  queue ")
             out.append(f"{engine.ready}/{engine.deferred}/{engine.running}", style="bold")
             out.append(" r/d/run", style="dim")
+            out.append("  engine ")
+            out.append_text(alive)
             return out
         out.append("  queue ")
         out.append(f"{engine.ready}", style="bold")
@@ -159,7 +159,7 @@ class StatusHeader(Widget):
             right.append(" READ-ONLY ", style="bold black on yellow")
             right.append(" ")
         right.append(self.clock + " ")
-        # The figures in words where they fit, else the engine first and the queue as r/d/run.
+        # The figures in words where they fit, else the queue as r/d/run.
         figures = self._figures(compact=False)
         if line.cell_len + figures.cell_len + right.cell_len > self.size.width:
             figures = self._figures(compact=True)
