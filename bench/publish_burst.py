@@ -82,7 +82,7 @@ async def prepare(settings: Settings, posts: int, accounts: int, due: datetime) 
     rt = await Runtime.connect(settings)
     cipher = TokenCipher(settings.encryption_key.get_secret_value())  # type: ignore[union-attr]
     ids: list[int] = []
-    async with rt.db.session() as session, session.begin():
+    async with rt.db.transaction() as session:
         for n in range(accounts):
             conn = await publishing.save_connection(
                 session,

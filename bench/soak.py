@@ -178,7 +178,7 @@ async def schedule_posts(settings_env: dict[str, str], count: int, span_s: float
             data = publishing.PostInput(
                 body=f"soak post {n}", connection_ids=accounts, scheduled_at=when
             )
-            async with rt.db.session() as session, session.begin():
+            async with rt.db.transaction() as session:
                 _, change = await publishing.create_post(session, data, actor="soak")
             await publish_queue.apply(rt.redis, settings, change)
             scheduled += 1

@@ -12,10 +12,13 @@ Adding a screen (the extension point)
    set `TITLE`, `BINDINGS` (each `Binding` with a description: `?` help lists them), yield the
    body in `compose_body()`, load in `async fetch()` (it runs in a worker, only while the
    screen is on top, never twice at once, backing off on errors) and draw in `show(data)`.
-   Put the loading functions in `console/data.py` (or `console/data_<name>.py`); they call
-   `storage.queries.*` / `engine.*`, never SQL or Redis directly. Edits check
-   `self.deck.refuse_read_only("verb")` first and write through an audited storage.queries
-   function from a `@work` method.
+   Put the loading and edit functions in `console/data.py` (or `console/data_<name>.py`, the
+   screen's read model); they call `storage.queries.*` / `engine.*`, never SQL or Redis
+   directly, and a screen imports no storage module (lint-imports checks). Edits check
+   `self.deck.refuse_read_only("verb")` first, then a `@work(group="edit")` method awaits
+   `self.run_edit(read_model_write(...), failed=..., done=...)`: refusals raise a
+   `storage.user_error.UserError`. Screens reach the app as `self.deck` (console.deck.Deck),
+   never by importing this module.
 2. Register it with ONE line in `CONSOLE_SCREENS` below:
 
        ConsoleScreen("creators", "creators and their follower stats", CreatorsScreen),

@@ -79,7 +79,7 @@ def connections_add(
                 status = await check_key(session, box)
             if not status.ok:
                 raise click.ClickException(f"token not saved: {status.message}")
-            async with db.session() as session, session.begin():
+            async with db.transaction() as session:
                 conn = await save_connection(session, box, data, current_actor())
                 return conn.id
         finally:
@@ -332,7 +332,7 @@ def credential_set(name: str, value_env: str) -> None:
 
         db = Database(settings)
         try:
-            async with db.session() as session, session.begin():
+            async with db.transaction() as session:
                 status = await check_key(session, box)
                 if not status.ok:
                     raise click.ClickException(f"not saved: {status.message}")
@@ -363,7 +363,7 @@ def credential_delete(name: str) -> None:
 
         db = Database(settings)
         try:
-            async with db.session() as session, session.begin():
+            async with db.transaction() as session:
                 return await delete_credential(session, key, current_actor())
         finally:
             await db.dispose()

@@ -15,18 +15,30 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from arq.connections import ArqRedis
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from engine import queue_admin, tick_queue
 from engine.redis_keys import TICKS
 from storage.database import Database
 from storage.models import JobRun
+from storage.models import RunStatus as RunStatus  # for the Runs screen's status filter
 from storage.queries import runs as run_queries
+from storage.queries.audit import current_actor as current_actor  # who edits, for screens
 from storage.queries.regions import list_region_summaries
 from storage.queries.runs import LastRun
 from storage.schedule import Schedule, ScheduleError, parse_schedule
 from storage.settings import Settings
+from storage.user_error import UserError
 
 NEXT_RUNS = 3
+
+# What a load or an edit raises when Postgres or Redis is away or refuses (a refused or timed-out
+# connection is an OSError; the drivers wrap the rest). The console reports these as "could not
+# reach"; anything else that is not a storage.user_error.UserError is a bug.
+STORE_ERRORS: tuple[type[Exception], ...] = (OSError, SQLAlchemyError, RedisError)
+# A store away, or a refusal a person can act on: what a load or edit is expected to raise.
+KNOWN_ERRORS: tuple[type[Exception], ...] = (*STORE_ERRORS, UserError)
 RUNS_LIMIT = 500
 
 

@@ -21,14 +21,16 @@ from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
 
+from console.data import STORE_ERRORS
 from engine.alerts.conditions import BY_NAME, with_for_cap
 from engine.alerts.evaluate import AlertStatus, AlertTracker, State
 from engine.alerts.facts import FactReader, Facts
 from storage.queries import alerts as queries
 from storage.queries.alerts import Silence
+from storage.user_error import UserError
 
 if TYPE_CHECKING:
-    from console.app import CreatordeckApp
+    from console.deck import Deck
 
 EVAL_S = 10.0
 MAX_SILENCE = timedelta(days=7)
@@ -51,7 +53,7 @@ class AlertsView:
 
 
 class AlertMonitor:
-    def __init__(self, deck: CreatordeckApp) -> None:
+    def __init__(self, deck: Deck) -> None:
         self.deck = deck
         self.reader = FactReader(deck.db, deck.settings)
         self.tracker = AlertTracker(with_for_cap(deck.settings.alerts.for_max_s))
@@ -76,7 +78,7 @@ class AlertMonitor:
             why = ""
             try:
                 redis = await self.deck.queue_pool()
-            except Exception as exc:  # Redis down: judged as unreachable, the rest still read
+            except STORE_ERRORS as exc:  # Redis down: judged as unreachable, the rest still read
                 why = f"{type(exc).__name__}: {exc}"[:200]
             facts = await self.reader.read(now, redis, why)
             silences: dict[str, Silence] = {}
@@ -85,7 +87,7 @@ class AlertMonitor:
                 try:
                     async with self.deck.db.session() as session:
                         silences = await queries.active_silences(session, now)
-                except Exception as exc:
+                except STORE_ERRORS as exc:
                     error = f"{type(exc).__name__}: {exc}"[:200]
             statuses, _changes = self.tracker.evaluate(facts, silences)
             self.view = AlertsView(tuple(statuses), now, facts, error)
@@ -93,18 +95,20 @@ class AlertMonitor:
             return self.view
 
 
-_monitors: weakref.WeakKeyDictionary[CreatordeckApp, AlertMonitor] = weakref.WeakKeyDictionary()
+_monitors: weakref.WeakKeyDictionary[Deck, AlertMonitor] = weakref.WeakKeyDictionary()
 
 
-def monitor_for(deck: CreatordeckApp) -> AlertMonitor:
+def monitor_for(deck: Deck) -> AlertMonitor:
     monitor = _monitors.get(deck)
     if monitor is None:
         monitor = _monitors[deck] = AlertMonitor(deck)
     return monitor
 
 
-class SilenceError(ValueError):
+class SilenceError(ValueError, UserError):
     """A silence that cannot be saved, with the reason a person can act on."""
+
+    title = "silence refused"
 
 
 def parse_duration(text: str) -> timedelta:
@@ -130,7 +134,7 @@ def check_reason(text: str) -> str:
 
 
 async def silence(
-    deck: CreatordeckApp, condition: str, duration: timedelta, reason: str, actor: str
+    deck: Deck, condition: str, duration: timedelta, reason: str, actor: str
 ) -> datetime:
     """Silence `condition` for `duration` from the console's now; returns the end."""
     if condition not in BY_NAME:
@@ -143,6 +147,6 @@ async def silence(
     return until
 
 
-async def unsilence(deck: CreatordeckApp, condition: str, actor: str) -> int:
+async def unsilence(deck: Deck, condition: str, actor: str) -> int:
     async with deck.db.transaction() as session:
         return await queries.end_silences(session, condition=condition, now=deck.now(), actor=actor)

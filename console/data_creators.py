@@ -1,6 +1,8 @@
 """The console's read model for creator tracking: creators, samples, dead letters, and the
 health of each platform (breaker state, quota use). Loaded through storage.queries and
 engine.resilience; the screens call these from Textual workers.
+
+Edits (each one audited write): `set_creator_status`, `requeue_letters`, `drop_letters`.
 """
 
 from __future__ import annotations
@@ -8,21 +10,32 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from arq.connections import ArqRedis
 
+from console.data import STORE_ERRORS
+from engine import dead_letters as dead_letter_ops
 from engine.platforms.registry import build_adapters
 from engine.resilience import CircuitBreaker, RateLimiter
 from storage.database import Database
-from storage.models import Creator, DeadLetter
-from storage.queries import creators, dead_letters
+from storage.models import Creator, CreatorStatus, DeadLetter, TrackedPlatform
+from storage.queries import audit, creators, dead_letters
 from storage.queries.creators import CreatorRow
 from storage.queries.series import Point, follower_series
 from storage.settings import Settings
 
+if TYPE_CHECKING:
+    from console.deck import Deck
+
+# Types the screens name (they import no storage module).
+__all__ = ["CreatorRow", "CreatorStatus", "DeadLetter", "TrackedPlatform"]
+
 # The Creators table reads the creators on and around the screen: a window of this many rows
 # (a few screens) at the scroll position, plus the count of all that match the filters.
 WINDOW_ROWS = 200
+
+HEALTH_ERRORS: tuple[type[Exception], ...] = (*STORE_ERRORS, ValueError, LookupError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +99,16 @@ class PlatformHealth:
 # One rate-limiter reader per Redis pool: its `limits` storage holds connections bound to the
 # pool's event loop, so it must not outlive the app (a new console, or a test, gets its own).
 _limiters: weakref.WeakKeyDictionary[ArqRedis, RateLimiter] = weakref.WeakKeyDictionary()
+
+
+async def platform_health_or_none(deck: Deck) -> tuple[PlatformHealth, ...] | None:
+    """`load_platform_health`, or None when Redis is away or the platform settings are unusable
+    (NotConfigured is a LookupError, invalid settings a ValueError): the caller says so."""
+    try:
+        redis = await deck.queue_pool()
+        return await load_platform_health(redis, deck.settings)
+    except HEALTH_ERRORS:
+        return None
 
 
 async def load_platform_health(redis: ArqRedis, settings: Settings) -> tuple[PlatformHealth, ...]:
@@ -180,3 +203,24 @@ def chart(values: list[int], width: int, height: int) -> list[str]:
             line.append("█" if fill >= 8 else (SPARK[fill - 1] if fill > 0 else " "))
         lines.append("".join(line))
     return lines
+
+
+# --- edits ---------------------------------------------------------------------------------
+
+
+async def set_creator_status(db: Database, creator_id: int, target: CreatorStatus) -> None:
+    """Pause or resume one creator's tracking."""
+    async with db.transaction() as session:
+        await creators.set_status(session, [creator_id], target, actor=audit.current_actor())
+
+
+async def requeue_letters(
+    db: Database, redis: ArqRedis, settings: Settings, ids: list[int] | None
+) -> int:
+    """Requeue these dead letters (None: every pending one); how many were requeued."""
+    return await dead_letter_ops.requeue(db, redis, settings, ids, actor=audit.current_actor())
+
+
+async def drop_letters(db: Database, ids: list[int] | None) -> int:
+    """Drop these dead letters (None: all of them); how many were dropped."""
+    return await dead_letter_ops.drop(db, ids, actor=audit.current_actor())

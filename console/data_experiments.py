@@ -4,6 +4,9 @@ the parsing of typed weights.
 
 Cost: one read of the experiments with their variants, one of the rollup rows in the window,
 and one of the funnels; statistics are computed in memory from those counts.
+
+Edits (each one audited transaction; a refusal raises ExperimentError, a UserError):
+`set_experiment_status`, `set_variant_weights`, `add_variant`.
 """
 
 from __future__ import annotations
@@ -11,8 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from engine.experiments import stats
+from engine.experiments.stats import Verdict
 from storage.database import Database
+from storage.models import ExperimentStatus
+from storage.queries import audit
 from storage.queries import experiments as q
+from storage.queries.experiments import ExperimentError, VariantInput
+
+# Types the screens name (they import no storage module).
+__all__ = ["ExperimentError", "ExperimentStatus", "VariantInput", "Verdict"]
 
 WINDOW_DAYS = 14
 
@@ -41,6 +51,23 @@ class ExperimentRow:
     @property
     def srm_flagged(self) -> bool:
         return bool(self.computed and self.computed.srm and self.computed.srm.flagged)
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentsView:
+    rows: list[ExperimentRow]
+    running: int  # experiments serving variants now
+    flagged: int  # experiments whose split shows a sample ratio mismatch
+
+
+async def load_experiments_view(db: Database, window_days: int = WINDOW_DAYS) -> ExperimentsView:
+    """Every experiment's row, and the counts the screen's status line states."""
+    rows = await load_experiments(db, window_days)
+    return ExperimentsView(
+        rows,
+        running=sum(1 for r in rows if r.status == ExperimentStatus.RUNNING),
+        flagged=sum(1 for r in rows if r.srm_flagged),
+    )
 
 
 async def load_experiments(db: Database, window_days: int = WINDOW_DAYS) -> list[ExperimentRow]:
@@ -120,3 +147,27 @@ def parse_weights(text: str, keys: list[str]) -> dict[str, float]:
         raise q.ExperimentError(f"missing weights for {', '.join(missing)}")
     q.check_weights(list(weights.values()))
     return weights
+
+
+# --- edits ---------------------------------------------------------------------------------
+
+
+async def set_experiment_status(db: Database, key: str, status: ExperimentStatus) -> None:
+    async with db.transaction() as session:
+        await q.set_status(session, key, status, actor=audit.current_actor())
+
+
+async def set_variant_weights(
+    db: Database, key: str, text: str, keys: list[str]
+) -> dict[str, float]:
+    """Parse `text` (see parse_weights) and save the weights; returns them."""
+    weights = parse_weights(text, keys)
+    async with db.transaction() as session:
+        await q.set_weights(session, key, weights, actor=audit.current_actor())
+    return weights
+
+
+async def add_variant(db: Database, key: str, variant: str) -> None:
+    """A new variant of a draft experiment; the weights become an equal split."""
+    async with db.transaction() as session:
+        await q.add_variant(session, key, variant, actor=audit.current_actor())

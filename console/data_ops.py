@@ -14,15 +14,37 @@ from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.data import NextRunCache, load_regions
-from console.data_creators import PlatformHealth
+from console.data_creators import HEALTH_ERRORS, PlatformHealth
 from console.data_creators import load_platform_health as load_platforms
 from engine import dead_letters as dead_letter_ops
 from engine import heartbeat, queue_admin
-from engine.queue_admin import JobPage, JobSummary, QueueCounts, WorkerReport
+from engine.queue_admin import (
+    DEAD_LETTER_KIND,
+    PAGE_SIZE,
+    QUEUES,
+    JobDetail,
+    JobPage,
+    JobState,
+    JobSummary,
+    QueueCounts,
+    WorkerReport,
+)
 from storage.database import Database
 from storage.queries import dead_letters, ingestion, partitions
 from storage.queries import runs as run_queries
 from storage.settings import Settings
+
+# Names the screens use (they reach the queues only through this read model).
+__all__ = [
+    "DEAD_LETTER_KIND",
+    "PAGE_SIZE",
+    "QUEUES",
+    "JobDetail",
+    "JobState",
+    "JobSummary",
+    "QueueCounts",
+    "WorkerReport",
+]
 
 NEXT_RUNS_SHOWN = 6
 LAG_RUNS = 60
@@ -44,7 +66,7 @@ async def load_queues(
     name: str,
     offset: int,
     finished: bool,
-    page_size: int = queue_admin.PAGE_SIZE,
+    page_size: int = PAGE_SIZE,
     now: datetime | None = None,
 ) -> QueuesView:
     """`now` (the console's clock) decides which queued jobs count as ready or deferred."""
@@ -58,6 +80,26 @@ async def load_queues(
         return QueuesView(name, True, every, None, done, cursor)
     page = await queue_admin.list_jobs(redis, settings, name, offset, page_size, now)
     return QueuesView(name, False, every, page, (), 0)
+
+
+async def job_detail(
+    redis: ArqRedis, settings: Settings, queue: str, job_id: str, now: datetime
+) -> JobDetail:
+    return await queue_admin.job_detail(redis, settings, queue, job_id, now)
+
+
+async def job_action(
+    redis: ArqRedis, settings: Settings, verb: str, queue: str, job_id: str, now: datetime
+) -> str:
+    """Retry, abort or delete one job; what happened, in words. QueueError (a UserError) when
+    the job is not in a state that allows it. `now` (the console's clock) dates a retry."""
+    if verb == "retry":
+        return await queue_admin.retry(redis, settings, queue, job_id, now=now)
+    if verb == "abort":
+        return await queue_admin.abort(redis, settings, queue, job_id)
+    if verb == "delete":
+        return await queue_admin.delete(redis, settings, queue, job_id)
+    raise ValueError(f"no job action {verb!r}")
 
 
 async def requeue_dead_letters(
@@ -117,7 +159,7 @@ async def load_overview(
         tables = await table_sizes(session)
     try:
         platforms: tuple[PlatformHealth, ...] | None = await load_platforms(redis, settings)
-    except Exception:  # no platform configured or its settings are invalid: show n/a
+    except HEALTH_ERRORS:  # Redis away, no platform configured, or invalid settings: n/a
         platforms = None
     lags = tuple(run.lag_ms for run in reversed(recent) if run.lag_ms is not None)
     return OverviewData(

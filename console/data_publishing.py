@@ -20,6 +20,11 @@ from storage.database import Database
 from storage.models import Platform
 from storage.queries import audit, publishing
 from storage.queries.publishing import JobChange
+
+# The post form's input type and its checks, for the screens (they import no storage module).
+from storage.queries.publishing import PostInput as PostInput
+from storage.queries.publishing import parse_local_time as parse_local_time
+from storage.queries.publishing import zone as zone
 from storage.settings import Settings
 
 STATUS_MARKS = {
@@ -250,7 +255,7 @@ async def compose_post(
     data: publishing.PostInput,
     now: datetime,
 ) -> tuple[int, str]:
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         post, change = await publishing.create_post(session, data, audit.current_actor(), now)
     return post.id, await _apply(redis, settings, change)
 
@@ -264,7 +269,7 @@ async def reschedule_post(
     timezone: str,
     now: datetime,
 ) -> str:
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         change = await publishing.schedule_post(
             session, post_id, when, timezone, audit.current_actor(), now
         )
@@ -274,7 +279,7 @@ async def reschedule_post(
 async def cancel_post(
     db: Database, redis: ArqRedis | None, settings: Settings, post_id: int
 ) -> str:
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         change = await publishing.cancel_post(session, post_id, audit.current_actor())
     return await _apply(redis, settings, change)
 
@@ -288,7 +293,7 @@ async def retry_failed(
 ) -> str:
     total = JobChange()
     for pub_id in publication_ids:
-        async with db.session() as session, session.begin():
+        async with db.transaction() as session:
             change = await publishing.retry_publication(session, pub_id, audit.current_actor(), now)
         total.enqueue.extend(change.enqueue)
     return await _apply(redis, settings, total)
@@ -303,7 +308,7 @@ async def resolve_unknown(
     now: datetime,
     external_url: str | None = None,
 ) -> str:
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         change = await publishing.resolve_unknown(
             session,
             publication_id,

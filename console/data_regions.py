@@ -15,6 +15,10 @@ A refresh (every 2 s) costs, at 10,000 regions:
 Memory: one RegionRow per region (~200 bytes, its strings shared with the others where they
 repeat: cron and timezone strings are interned); the asyncpg records of a read are dropped
 once the rows are built.
+
+Edits (the Regions screen's commands, each one audited write; a refusal raises a
+storage.user_error.UserError): `set_schedule`, `set_active`, `add_region`, `remove_region`,
+`run_now`.
 """
 
 from __future__ import annotations
@@ -28,17 +32,28 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from arq.connections import ArqRedis
+
 from console.data import NextRunCache, RegionRow, checked_schedule, search_text
+from engine.tick_queue import TickRequest, enqueue_ticks
 from storage.database import Database
+from storage.queries import audit
 from storage.queries import runs as run_queries
 from storage.queries.regions import (
+    RegionInput,
+    create_region,
+    delete_region,
     list_region_summaries,
     regions_changed_since,
     regions_fingerprint,
     transaction_now,
+    update_region,
 )
 from storage.queries.runs import LastRun
 from storage.schedule import Schedule
+from storage.settings import Settings
+
+__all__ = ["RegionInput"]  # the new-region form's type, for screens (they import no storage)
 
 # Read the regions in full at least this often, fingerprint or not (it misses writes that
 # bypass the ORM's updated_at).
@@ -197,3 +212,62 @@ async def load_region_window(
     if need != "nothing":
         table.note_read(fingerprint, read_now, full=need == "all")  # once built
     return RegionsLoad(rows, frozenset(codes))
+
+
+# --- edits ---------------------------------------------------------------------------------
+
+
+async def set_schedule(
+    db: Database, code: str, cron: str, timezone: str, *, actor: str, now: datetime
+) -> None:
+    """A new cron and timezone (RegionError, ScheduleError when they cannot be used)."""
+    async with db.transaction() as session:
+        await update_region(
+            session,
+            code,
+            actor=actor,
+            action="edit_schedule",
+            now=now,
+            cron=cron,
+            timezone=timezone,
+        )
+
+
+async def set_active(db: Database, code: str, active: bool, *, actor: str, now: datetime) -> None:
+    """Pause (False) or resume (True) a region's schedule."""
+    async with db.transaction() as session:
+        await update_region(
+            session,
+            code,
+            actor=actor,
+            action="resume" if active else "pause",
+            now=now,
+            active=active,
+        )
+
+
+async def add_region(db: Database, region: RegionInput, *, actor: str, now: datetime) -> None:
+    async with db.transaction() as session:
+        await create_region(session, region, actor=actor, now=now)
+
+
+async def remove_region(db: Database, code: str, *, actor: str) -> None:
+    async with db.transaction() as session:
+        await delete_region(session, code, actor=actor)
+
+
+async def run_now(
+    db: Database, redis: ArqRedis, settings: Settings, code: str, fire: datetime, *, actor: str
+) -> bool:
+    """Queue a manual tick of `code` for `fire`; False when one for that second is queued."""
+    added = await enqueue_ticks(redis, settings, [TickRequest(code, fire, manual=True)])
+    async with db.transaction() as session:
+        await audit.record_action(
+            session,
+            actor=actor,
+            action="run_now",
+            entity="region",
+            entity_id=code,
+            details={"fire": fire.isoformat(), "enqueued": bool(added)},
+        )
+    return bool(added)

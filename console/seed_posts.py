@@ -27,7 +27,7 @@ async def seed_demo_posts(settings: Settings, now: datetime | None = None) -> in
     cipher = TokenCipher(settings.encryption_key.get_secret_value())
     rt = await Runtime.connect(settings)
     try:
-        async with rt.db.session() as session, session.begin():
+        async with rt.db.transaction() as session:
             account = await publishing.save_connection(
                 session,
                 cipher,
@@ -47,7 +47,7 @@ async def seed_demo_posts(settings: Settings, now: datetime | None = None) -> in
                 connection_ids=[account.id],
                 scheduled_at=now + timedelta(minutes=1 + n),
             )
-            async with rt.db.session() as session, session.begin():
+            async with rt.db.transaction() as session:
                 _, change = await publishing.create_post(session, data, actor="demo")
             await publish_queue.apply(rt.redis, settings, change)
         return len(DEMO_POSTS)

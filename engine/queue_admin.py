@@ -29,6 +29,7 @@ from engine.queues import EXPIRES_EXTRA_MS
 from engine.redis_keys import QUEUES as QUEUES  # the console lists them from here
 from engine.redis_keys import in_progress_key, job_key, result_key, retry_key
 from storage.settings import Settings
+from storage.user_error import UserError
 
 # Queues whose worker runs with arq's allow_abort_jobs: a running job there can be cancelled
 # through arq's `arq:abort` set. None of ours does today (engine.worker), so aborting a running
@@ -54,8 +55,10 @@ class JobState(StrEnum):
     GONE = "gone"  # in the queue without its job key (expired), or not found at all
 
 
-class QueueError(Exception):
+class QueueError(UserError):
     """An admin action that cannot be done, with the reason a person can act on."""
+
+    title = "queue action refused"
 
 
 def queue_key(settings: Settings, name: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from storage.settings import Settings
+from storage.user_error import UserError
 
 GENERATE_HINT = (
     'generate one with: python -c "from cryptography.fernet import Fernet; '
@@ -23,12 +24,16 @@ UNREADABLE = (
 )
 
 
-class EncryptionKeyError(RuntimeError):
+class EncryptionKeyError(RuntimeError, UserError):
     """ENCRYPTION_KEY is missing or is not a Fernet key."""
 
+    title = "bad encryption key"
 
-class TokenUnreadable(RuntimeError):
+
+class TokenUnreadable(RuntimeError, UserError):
     """A stored token does not decrypt with any configured key (wrong or rotated-away key)."""
+
+    title = "token unreadable"
 
 
 class TokenCipher:

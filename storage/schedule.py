@@ -11,12 +11,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
+from storage.user_error import UserError
+
 _EPSILON = timedelta(microseconds=1)
 FIELD_NAMES = ("minute", "hour", "day of month", "month", "day of week")
 
 
-class ScheduleError(ValueError):
+class ScheduleError(ValueError, UserError):
     """A cron string or timezone that cannot be used, with the reason."""
+
+    title = "invalid schedule"
 
 
 @dataclass(frozen=True, slots=True)

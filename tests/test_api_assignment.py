@@ -51,13 +51,13 @@ async def test_sticky_across_weight_changes_and_pause_resume(
         body = (await client.post("/v1/assignment", json={"unit_id": unit})).json()
         first[unit] = body["assignments"][0]["variant"]
     assert set(first.values()) == {"control", "v1"}
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         await q.set_weights(session, "sticky", {"control": 0.05, "v1": 0.95}, actor="test")
         await q.set_status(session, "sticky", ExperimentStatus.PAUSED, actor="test")
     paused = (await client.post("/v1/assignment", json={"unit_id": units[0]})).json()
     assert paused["assignments"] == []
     assert paused["skipped"] == [{"experiment": "sticky", "reason": "experiment is paused"}]
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         await q.set_status(session, "sticky", ExperimentStatus.RUNNING, actor="test")
     for unit in units:
         body = (await client.post("/v1/assignment", json={"unit_id": unit})).json()

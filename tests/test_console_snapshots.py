@@ -96,7 +96,7 @@ async def _until(pilot: Pilot[Any], condition: Callable[[], bool], what: str) ->
 
 
 async def settled(pilot: Pilot[Any]) -> None:
-    """The screen on top has loaded its data and its header has read the queue."""
+    """The screen on top has loaded its data and its header has read the queue and alerts."""
     app = pilot.app
     await _until(
         pilot,
@@ -104,6 +104,7 @@ async def settled(pilot: Pilot[Any]) -> None:
             isinstance(app.screen, LiveScreen)
             and app.screen.loads >= 1
             and app.screen.query_one(StatusHeader).engine is not None
+            and app.screen.query_one(StatusHeader).alerts is not None
         ),
         "the screen and its header to load",
     )

@@ -11,12 +11,12 @@ import httpx
 from sqlalchemy import select
 from textual.widgets import DataTable
 
+from console.data_experiments import parse_weights
 from console.screens.experiments import (
     ExperimentDetail,
     ExperimentsScreen,
     VariantModal,
     WeightsModal,
-    parse_weights,
 )
 from engine.experiments.rollups import run_rollups, window_for
 from storage.database import Database

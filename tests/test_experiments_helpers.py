@@ -59,7 +59,7 @@ async def make_experiment(
         variants=variants,  # type: ignore[arg-type]
         funnels=funnels or [],  # type: ignore[arg-type]
     )
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         await q.create_experiment(session, data, actor="test")
         if status is not None and status != ExperimentStatus.DRAFT:
             await q.set_status(session, key, ExperimentStatus.RUNNING, actor="test")

@@ -39,7 +39,7 @@ def new_key() -> str:
 
 
 async def _check(db: Database, keys: str | None) -> KeyState:
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         status = await check_key(session, TokenCipher(keys) if keys else None)
     return status.state
 
@@ -196,7 +196,7 @@ async def test_rotate_key_refuses_when_a_token_is_unreadable_and_changes_nothing
 ) -> None:
     await add_connection(db, "alice", refresh_token="rf-alice")
     stranger = Fernet.generate_key().decode()
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         from storage.queries import publishing
 
         mallory = await publishing.save_connection(
@@ -225,7 +225,7 @@ async def test_rotate_key_refuses_when_a_token_is_unreadable_and_changes_nothing
 async def test_rotate_with_a_lost_key_can_forget_the_unreadable_accounts(db: Database) -> None:
     alice = await add_connection(db, "alice", token="tok-alice")
     await add_connection(db, "mallory")
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         await session.execute(
             text("UPDATE connection SET token_encrypted = :t WHERE account_id = 'mallory'"),
             {"t": TokenCipher(new_key()).encrypt("tok-lost")},
@@ -233,9 +233,9 @@ async def test_rotate_with_a_lost_key_can_forget_the_unreadable_accounts(db: Dat
     new = new_key()
     both = TokenCipher(f"{new},{KEY}")
     with pytest.raises(RotationRefused, match="--forget-unreadable"):
-        async with db.session() as session, session.begin():
+        async with db.transaction() as session:
             await rotate_tokens(session, both, "test")
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         done = await rotate_tokens(session, both, "test", forget_unreadable=True)
     assert done == Rotation(connections=1, tokens=1, forgotten=1)
     async with db.session() as session:

@@ -232,7 +232,7 @@ def publish_routes(router: respx.MockRouter, mock_url: str) -> None:
 
 
 async def add_post(pc: PublishContext, connection_id: int, body: str, media: list[str]) -> None:
-    async with pc.rt.db.session() as session, session.begin():
+    async with pc.rt.db.transaction() as session:
         _, change = await publishing.create_post(
             session,
             publishing.PostInput(

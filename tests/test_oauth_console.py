@@ -31,7 +31,7 @@ async def test_connect_again_from_the_connections_screen(
     mock_settings: Settings, db: Database, oauth_mock: OAuthMock
 ) -> None:
     conn = await add_connection(db, "mock-account-1", "tok-old")
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         reason = "mock refused the token refresh (invalid_grant): connect again"
         await oauth_tokens.set_needs_reauth(session, conn.id, reason)
     oauth_mock.configure(interval_s=0.1)

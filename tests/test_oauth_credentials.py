@@ -72,7 +72,7 @@ async def test_the_engine_adopts_stored_credentials_the_environment_leaves_unset
     rt: Runtime, clean_env: pytest.MonkeyPatch
 ) -> None:
     box = TokenCipher(KEY)
-    async with rt.db.session() as session, session.begin():
+    async with rt.db.transaction() as session:
         for name, value in [("youtube_api_key", "yt-stored"), ("x_bearer_token", "x-stored")]:
             await tracking_credentials.set_credential(session, box, name, value, "test")
     clean_env.setenv("X_BEARER_TOKEN", "x-from-env")
@@ -87,8 +87,8 @@ async def test_the_engine_adopts_stored_credentials_the_environment_leaves_unset
 
 async def test_rotate_key_rotates_stored_credentials_too(db: Database) -> None:
     old, new = TokenCipher(KEY), Fernet.generate_key().decode()
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         await tracking_credentials.set_credential(session, old, "x_bearer_token", "bearer", "t")
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         await rotate_tokens(session, TokenCipher(f"{new},{KEY}"), "t")
     assert TokenCipher(new).decrypt((await stored(db))["x_bearer_token"]) == "bearer"

@@ -78,7 +78,7 @@ async def connect(mock: OAuthMock, http: httpx.AsyncClient, db: Database) -> int
 
 async def make_due(db: Database, connection_id: int) -> None:
     now = datetime.now(UTC)
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         await session.execute(
             update(Connection)
             .where(Connection.id == connection_id)

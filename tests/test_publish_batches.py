@@ -39,7 +39,7 @@ async def _burst(pc: PublishContext, db: Database, posts: int, accounts: int = 2
     when = soon(0)
     refs: list[JobRef] = []
     for n in range(posts):
-        async with db.session() as session, session.begin():
+        async with db.transaction() as session:
             _, change = await publishing.create_post(
                 session,
                 publishing.PostInput(
@@ -123,11 +123,11 @@ async def test_a_generation_bumped_after_enqueue_is_skipped_by_the_batch(
     refs = await _burst(pc, db, 10, accounts=2)
     ((_, pairs),) = (await _batches(pc)).items()
     moved, cancelled = refs[0], refs[1]
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         work = await publishing.load_work(session, moved.publication_id)
         assert work is not None
         change = await publishing.schedule_post(session, work.post.id, soon(3600), "UTC", "t")
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         work = await publishing.load_work(session, cancelled.publication_id)
         assert work is not None
         await publishing.cancel_post(session, work.post.id, "t")
@@ -197,7 +197,7 @@ async def test_a_worker_killed_mid_batch_leaves_rows_taken_over_later_none_twice
         await run_batch(pc, pairs)
     assert {p.status for p in await publications(db)} == {"publishing"}
     # ...when the attempts are older than the job time limit.
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         await session.execute(
             update(Publication)
             .where(Publication.id.in_([r.publication_id for r in refs]))

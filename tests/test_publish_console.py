@@ -42,7 +42,7 @@ async def open_screen(pilot: Pilot[Any], name: str, kind: type[Any]) -> Any:
 
 
 async def make_post(db: Database, conn_ids: list[int], when: datetime | None, body: str) -> int:
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         post, _ = await publishing.create_post(
             session,
             publishing.PostInput(
@@ -197,7 +197,7 @@ async def test_connections_screen_shows_reauth_and_expiry(
     # Token expiry relative to the console's clock: one in a month, one since yesterday.
     ok = await add_connection(db, "alice", expires_at=FROZEN + timedelta(days=30))
     bad = await add_connection(db, "bob", "tok-bob", expires_at=FROZEN - timedelta(days=1))
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         await publishing.mark_needs_reauth(session, bad.id, "HTTP 401 token revoked")
     app = make_app(test_settings)
     async with app.run_test(size=SIZE) as pilot:

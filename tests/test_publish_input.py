@@ -53,21 +53,21 @@ def test_post_input_rules() -> None:
 
 async def test_schedule_in_the_past_and_too_long_for_x_are_refused(db: Database) -> None:
     x = await add_connection(db, "1234", platform=Platform.X)
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         with pytest.raises(PublishingError, match="x \\(@1234\\) takes at most 280"):
             await publishing.create_post(
                 session, publishing.PostInput(body="a" * 281, connection_ids=[x.id]), actor="t"
             )
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         post, _ = await publishing.create_post(
             session, publishing.PostInput(body="draft", connection_ids=[x.id]), actor="t"
         )
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         with pytest.raises(PublishingError, match="in the past"):
             await publishing.schedule_post(
                 session, post.id, datetime.now(UTC) - timedelta(hours=1), "UTC", "t"
             )
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         with pytest.raises(PublishingError, match="no such connection"):
             await publishing.create_post(
                 session, publishing.PostInput(body="hi", connection_ids=[999]), actor="t"

@@ -97,7 +97,7 @@ async def test_gives_up_after_max_attempts_with_the_last_error(
     assert "503" in pub.last_error
     assert await post_status(db, post.id) == "failed"
     # Retry from the console: a new generation, published this time.
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         change = await publishing.retry_publication(session, pub.id, actor="test")
     await publish_queue.apply(pc.rt.redis, pc.rt.settings, change)
     assert await drain(pc) == ["published"]
@@ -141,7 +141,7 @@ async def test_unknown_outcome_without_lookup_waits_for_a_person(
         attention = await publishing.needing_attention(session)
     assert [p.id for p in attention] == [pub.id]
     # A person checked: it is not there. Send it again.
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         change = await publishing.resolve_unknown(session, pub.id, published=False, actor="t")
     await publish_queue.apply(pc.rt.redis, pc.rt.settings, change)
     assert await drain(pc) == ["published"]
@@ -157,7 +157,7 @@ async def test_resolve_unknown_as_published_keeps_the_url(
     post, _ = await add_post(pc.rt, [conn.id])
     assert await drain(pc) == ["unknown"]
     (pub,) = await publications(db, post.id)
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         change = await publishing.resolve_unknown(
             session, pub.id, published=True, actor="t", external_url="https://m/p/1"
         )
@@ -183,7 +183,7 @@ async def test_unauthorized_marks_the_connection_needs_reauth(
     # Reconnect with a fresh token, retry: published.
     platform.configure()
     await add_connection(db, "alice", "tok-alice-2")
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         change = await publishing.retry_publication(session, pub.id, actor="t")
     await publish_queue.apply(pc.rt.redis, pc.rt.settings, change)
     assert await drain(pc) == ["published"]

@@ -47,7 +47,7 @@ async def test_reschedule_before_the_job_runs_leaves_the_old_job_stale(
     post, first = await add_post(pc.rt, [conn.id], soon(3600))
     (old,) = first.enqueue
     later = soon(7200)
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         change = await publishing.schedule_post(session, post.id, later, "Europe/Paris", "t")
     # Suppose Redis removal failed (or the old job was already picked): it runs anyway.
     assert await run_publication(pc, old.publication_id, old.generation) == "stale"
@@ -75,10 +75,10 @@ async def test_reschedule_and_cancel_refused_while_publishing(
         return await _status(db, job.publication_id) == "publishing"
 
     await wait_until(publishing_now, 5, "publication claimed")
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         with pytest.raises(publishing.PublishingError, match="publishing or done"):
             await publishing.schedule_post(session, post.id, soon(600), "UTC", "t")
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         with pytest.raises(publishing.PublishingError, match="publishing or done"):
             await publishing.cancel_post(session, post.id, "t")
     assert await task == "published"
@@ -96,7 +96,7 @@ async def test_cancel_racing_the_claim_exactly_one_wins(
 
         async def cancel(post_id: int = post.id) -> str:
             try:
-                async with db.session() as session, session.begin():
+                async with db.transaction() as session:
                     await publishing.cancel_post(session, post_id, "t")
                 return "cancelled"
             except publishing.PublishingError:
@@ -174,7 +174,7 @@ async def test_redis_flushed_then_reconcile_rebuilds_every_pending_job(
 async def test_reconcile_removes_jobs_of_old_generations(pc: PublishContext, db: Database) -> None:
     conn = await add_connection(db)
     post, first = await add_post(pc.rt, [conn.id], soon(3600))
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         await publishing.schedule_post(session, post.id, soon(7200), "UTC", "t")
     # The reschedule's queue update never happened (Redis blip): reconcile repairs it.
     (old,) = first.enqueue

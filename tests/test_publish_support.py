@@ -116,7 +116,7 @@ async def add_connection(
     platform: Platform = Platform.MOCK,
     **extra: Any,
 ) -> Connection:
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         return await publishing.save_connection(
             session,
             TokenCipher(KEY),
@@ -138,7 +138,7 @@ async def add_post(
     body: str = "hello world",
 ) -> tuple[Post, publishing.JobChange]:
     when = when or datetime.now(UTC)
-    async with rt.db.session() as session, session.begin():
+    async with rt.db.transaction() as session:
         post, change = await publishing.create_post(
             session,
             publishing.PostInput(body=body, connection_ids=connection_ids, scheduled_at=when),

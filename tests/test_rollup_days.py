@@ -27,7 +27,7 @@ async def _figures(db: Database) -> dict[str, tuple[int, int, int]]:
 
 async def _received_earlier(db: Database) -> None:
     """What is stored so far arrived well before the next run's watermark grace."""
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         await session.execute(
             text("UPDATE event_log SET received_at = received_at - interval '1 hour'")
         )
@@ -53,7 +53,7 @@ async def test_a_late_event_recomputes_its_day_only(
 
     # Raw events of an untouched day vanish behind the rollup's back: an incremental run does
     # not read that day again, so the figures keep them (a whole-window recompute would not).
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         await session.execute(
             text("DELETE FROM event_log WHERE occurred_at < :t"),
             {"t": now - timedelta(days=1, hours=12)},

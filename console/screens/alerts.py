@@ -8,6 +8,7 @@ audit row are written in one transaction), `u` ends its silence. Works without P
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar
 
 from rich.markup import escape
@@ -20,12 +21,12 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label, Static
 
 from console import data_alerts
+from console.data import current_actor
 from console.data_alerts import AlertsView, SilenceError
 from console.screens.live import LiveScreen, row_at_cursor
 from console.widgets.formatting import when
 from engine.alerts.conditions import summary_of
 from engine.alerts.evaluate import AlertStatus, State
-from storage.queries import audit
 
 STATE_STYLES = {
     State.OK: "green",
@@ -234,26 +235,22 @@ class AlertsScreen(LiveScreen):
 
     @work(group="edit", exit_on_error=False)
     async def _silence(self, name: str, duration: str, reason: str) -> None:
-        try:
-            until = await data_alerts.silence(
-                self.deck, name, data_alerts.parse_duration(duration), reason, audit.current_actor()
-            )
-        except SilenceError as exc:
-            self.notify(f"not silenced: {exc}", severity="error")
-        except Exception as exc:
-            self.notify(f"not silenced: {type(exc).__name__}: {exc}", severity="error")
-        else:
-            self.notify(f"{name} silenced until {when(until)}")
-        self.request_reload()
+        async def write() -> datetime:
+            length = data_alerts.parse_duration(duration)  # a SilenceError is a UserError
+            return await data_alerts.silence(self.deck, name, length, reason, current_actor())
+
+        await self.run_edit(
+            write(),
+            failed="not silenced",
+            done=lambda until: f"{name} silenced until {when(until)}",
+        )
 
     @work(group="edit", exit_on_error=False)
     async def _unsilence(self, name: str) -> None:
-        try:
-            ended = await data_alerts.unsilence(self.deck, name, audit.current_actor())
-        except Exception as exc:
-            self.notify(f"not unsilenced: {type(exc).__name__}: {exc}", severity="error")
-        else:
-            self.notify(
+        await self.run_edit(
+            data_alerts.unsilence(self.deck, name, current_actor()),
+            failed="not unsilenced",
+            done=lambda ended: (
                 f"{name}: {ended} silence(s) ended" if ended else f"{name} was not silenced"
-            )
-        self.request_reload()
+            ),
+        )

@@ -19,18 +19,12 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from storage.clock import Clock
-from storage.models import Platform
+from console.data_connect import PLATFORMS, Clock, Database, Platform, Settings, save_connected
 
 if TYPE_CHECKING:
     from engine.oauth.flow import ConnectFlow
     from engine.oauth.pkce import PkceStart
     from engine.oauth.tokens import TokenSet
-    from storage.crypto import TokenCipher
-    from storage.database import Database
-    from storage.settings import Settings
-
-PLATFORMS = ", ".join(p.value for p in Platform)
 
 
 class ConnectModal(ModalScreen[str | None]):
@@ -142,15 +136,11 @@ class ConnectModal(ModalScreen[str | None]):
                 self.say(f"[b red]not connected:[/] {escape(str(exc))}")
 
     async def save(self, tokens: TokenSet) -> None:
-        from storage.crypto import cipher
-
         assert self.flow is not None
-        box: TokenCipher = cipher(self.settings)
-        account = await self.flow.account(tokens, self.account_id)
-        connection_id = await self.flow.save(self.db, box, account, self.actor)
-        self.dismiss(
-            f"connection {connection_id} saved ({self.flow.platform} {account.display_name})"
+        line = await save_connected(
+            self.settings, self.db, self.flow, tokens, self.account_id, self.actor
         )
+        self.dismiss(line)
 
     def action_cancel(self) -> None:
         self.workers.cancel_group(self, "connect")

@@ -13,6 +13,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from console import data_publishing as data
+from console.data import STORE_ERRORS
 from console.screens.live import LiveScreen, row_at_cursor
 from console.widgets.formatting import millis, when
 
@@ -92,7 +93,7 @@ class ConnectionsScreen(LiveScreen):
     async def fetch(self) -> tuple[data.ConnectionRow, ...]:
         try:
             redis = await self.deck.queue_pool()
-        except Exception:
+        except STORE_ERRORS:
             redis = None  # breaker states unknown; the rest still shows
         return await data.load_connections(self.deck.db, redis, self.deck.settings)
 
@@ -142,8 +143,8 @@ class ConnectionsScreen(LiveScreen):
         )
 
     def action_connect(self, row: data.ConnectionRow | None = None) -> None:
+        from console.data import current_actor
         from console.screens.connect_modal import ConnectModal
-        from storage.queries.audit import current_actor
 
         def done(line: str | None) -> None:
             if line:

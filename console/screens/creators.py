@@ -16,10 +16,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from console import data_creators as data
-from console.screens.live import LiveScreen
+from console.data import STORE_ERRORS
+from console.data_creators import CreatorRow, CreatorStatus, TrackedPlatform
+from console.screens.live import LiveScreen, describe
+from console.widgets.deck_footer import DeckFooter
 from console.widgets.filter_bar import FilterBar
 from console.widgets.formatting import when
 from console.widgets.status_header import StatusHeader
@@ -30,19 +33,15 @@ from console.widgets.virtual_table import (
     window_is_stale,
     window_offset,
 )
-from storage.models import CreatorStatus, TrackedPlatform
-from storage.queries import audit
-from storage.queries import creators as creator_queries
-from storage.queries.creators import CreatorRow
 
 if TYPE_CHECKING:
-    from console.app import CreatordeckApp
+    from console.deck import Deck
 
 FILTER_DEBOUNCE_S = 0.3
 COLUMNS = (
     Column("Handle", "handle", 16),
     Column("Plat", "platform", 5),
-    Column("Region", "region", 12),
+    Column("Region", "region", 17),
     Column("Status", "status", 7),
     Column("Followers", "followers", 10),
     Column("24h", "d1", 7),
@@ -188,13 +187,7 @@ class CreatorsScreen(LiveScreen):
         view = await data.load_creators(
             self.deck.db, self.deck.now(), self.filters, self._window_offset()
         )
-        try:
-            redis = await self.deck.queue_pool()
-            health: tuple[data.PlatformHealth, ...] | None = await data.load_platform_health(
-                redis, self.deck.settings
-            )
-        except Exception:
-            health = None  # Redis away: the table still shows
+        health = await data.platform_health_or_none(self.deck)  # None: the table still shows
         return view, health
 
     def show(
@@ -326,16 +319,11 @@ class CreatorsScreen(LiveScreen):
 
     @work(group="edit", exit_on_error=False)
     async def _write_status(self, creator_id: int, handle: str, target: CreatorStatus) -> None:
-        try:
-            async with self.deck.db.transaction() as session:
-                await creator_queries.set_status(
-                    session, [creator_id], target, actor=audit.current_actor()
-                )
-        except Exception as exc:
-            self.notify(f"not changed: {exc}", severity="error")
-        else:
-            self.notify(f"@{handle} is now {target.value}")
-        self.request_reload()
+        await self.run_edit(
+            data.set_creator_status(self.deck.db, creator_id, target),
+            failed="not changed",
+            done=lambda _: f"@{handle} is now {target.value}",
+        )
 
 
 class CreatorDetailScreen(Screen[None]):
@@ -358,19 +346,19 @@ class CreatorDetailScreen(Screen[None]):
         yield Static("loading…", id="creator-facts")
         yield Static(" ", id="creator-chart")
         yield Static(" ", id="status-line")
-        yield Footer(compact=True)
+        yield DeckFooter()
 
     def on_mount(self) -> None:
         self.action_reload()
 
     @work(group="creator-detail", exclusive=True, exit_on_error=False)
     async def action_reload(self) -> None:
-        deck = cast("CreatordeckApp", self.app)
+        deck = cast("Deck", self.app)
         try:
             detail = await data.load_creator_detail(deck.db, self.creator_id, deck.now())
-        except Exception as exc:
+        except STORE_ERRORS as exc:
             self.query_one("#status-line", Static).update(
-                f"[b red]load failed[/] ({type(exc).__name__}: {escape(str(exc))[:200]})"
+                f"[b red]load failed[/] ({escape(describe(exc))})"
             )
             return
         self.draw(detail)

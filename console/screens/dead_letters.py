@@ -18,12 +18,10 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from console import data_creators as data
+from console.data_creators import DeadLetter
 from console.screens.dialogs import ConfirmModal
 from console.screens.live import LiveScreen
 from console.widgets.formatting import when
-from engine import dead_letters as operations
-from storage.models import DeadLetter
-from storage.queries import audit
 
 COLUMNS = (
     ("#", "id", 5),
@@ -198,23 +196,18 @@ class DeadLettersScreen(LiveScreen):
 
     @work(group="edit", exit_on_error=False)
     async def _requeue(self, ids: list[int] | None) -> None:
-        try:
+        async def write() -> int:
             redis = await self.deck.queue_pool()
-            count = await operations.requeue(
-                self.deck.db, redis, self.deck.settings, ids, actor=audit.current_actor()
-            )
-        except Exception as exc:
-            self.notify(f"not requeued: {type(exc).__name__}: {exc}", severity="error")
-        else:
-            self.notify(f"{count} letter(s) requeued")
-        self.request_reload()
+            return await data.requeue_letters(self.deck.db, redis, self.deck.settings, ids)
+
+        await self.run_edit(
+            write(), failed="not requeued", done=lambda count: f"{count} letter(s) requeued"
+        )
 
     @work(group="edit", exit_on_error=False)
     async def _drop(self, ids: list[int] | None) -> None:
-        try:
-            count = await operations.drop(self.deck.db, ids, actor=audit.current_actor())
-        except Exception as exc:
-            self.notify(f"not dropped: {type(exc).__name__}: {exc}", severity="error")
-        else:
-            self.notify(f"{count} letter(s) dropped")
-        self.request_reload()
+        await self.run_edit(
+            data.drop_letters(self.deck.db, ids),
+            failed="not dropped",
+            done=lambda count: f"{count} letter(s) dropped",
+        )

@@ -19,8 +19,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from console.data import checked_schedule
+from console.data_regions import RegionInput
 from console.widgets.formatting import when
-from storage.queries.regions import RegionInput
 
 PREVIEW_RUNS = 10
 

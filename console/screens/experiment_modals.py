@@ -14,14 +14,19 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label, Static
 
-from console.data_experiments import WINDOW_DAYS, ExperimentRow, parse_weights
-from engine.experiments import stats
-from storage.queries import experiments as q
+from console.data_experiments import (
+    WINDOW_DAYS,
+    ExperimentError,
+    ExperimentRow,
+    VariantInput,
+    Verdict,
+    parse_weights,
+)
 
 DASH = "-"
 SHORT_VERDICT = {
-    stats.Verdict.NOT_ENOUGH_DATA: "too early",
-    stats.Verdict.SRM: "SRM",
+    Verdict.NOT_ENOUGH_DATA: "too early",
+    Verdict.SRM: "SRM",
 }
 
 
@@ -76,7 +81,7 @@ class WeightsModal(PromptModal):
     def validate(self, value: str) -> str | None:
         try:
             parse_weights(value, self.keys)
-        except q.ExperimentError as exc:
+        except ExperimentError as exc:
             return str(exc)
         return None
 
@@ -93,7 +98,7 @@ class VariantModal(PromptModal):
     def validate(self, value: str) -> str | None:
         key = value.strip()
         try:
-            q.VariantInput(key=key, weight=0)
+            VariantInput(key=key, weight=0)
         except ValueError:
             return "a key is 1-100 letters, digits, _ . : - (starting with a letter or digit)"
         if key in self.keys:

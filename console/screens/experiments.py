@@ -3,7 +3,8 @@
 Keys: `s` start, `p` pause/resume, `x` stop (asks first), `w` change weights (validated to sum
 to 1), `a` add a variant (draft only), `enter` the detail view (variant statistics and funnel
 steps per variant). Numbers come from the rollup tables over `WINDOW_DAYS` (statistics are
-computed here, from the counts), traffic from the stored assignments. Every edit is audited.
+computed by the read model, console.data_experiments, from the counts), traffic from the
+stored assignments. Every edit is audited.
 """
 
 from __future__ import annotations
@@ -17,13 +18,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from console.data_experiments import WINDOW_DAYS, ExperimentRow, load_experiments, parse_weights
+from console import data_experiments as data
+from console.data_experiments import WINDOW_DAYS, ExperimentRow, ExperimentStatus
 from console.screens.dialogs import ConfirmModal
 from console.screens.experiment_modals import DASH, ExperimentDetail, VariantModal, WeightsModal
 from console.screens.live import LiveScreen, row_at_cursor
-from storage.models import ExperimentStatus
-from storage.queries import audit
-from storage.queries import experiments as q
 
 # 80 columns: the key, status, traffic, split (weights in %), SRM and leader always show.
 COLUMNS = (
@@ -116,27 +115,25 @@ class ExperimentsScreen(LiveScreen):
         yield table
         yield Static(" ", id="detail")
 
-    async def fetch(self) -> list[ExperimentRow]:
-        return await load_experiments(self.deck.db)
+    async def fetch(self) -> data.ExperimentsView:
+        return await data.load_experiments_view(self.deck.db)
 
     @property
     def table(self) -> DataTable[Text | str]:
         return self.query_one("#experiments", DataTable)
 
-    def show(self, data: list[ExperimentRow]) -> None:
+    def show(self, view: data.ExperimentsView) -> None:
         selected = self.selected()
-        self.rows = data
+        self.rows = view.rows
         table = self.table
         table.clear()
-        for row in data:
+        for row in view.rows:
             table.add_row(*experiment_cells(row), key=row.key)
         if selected is not None and selected.key in table.rows:
             table.move_cursor(row=table.get_row_index(selected.key), animate=False)
-        running = sum(1 for r in data if r.status == ExperimentStatus.RUNNING)
-        flagged = sum(1 for r in data if r.srm_flagged)
-        text = f"{len(data)} experiments, {running} running"
-        if flagged:
-            text += f", [b red]{flagged} with sample ratio mismatch[/]"
+        text = f"{len(view.rows)} experiments, {view.running} running"
+        if view.flagged:
+            text += f", [b red]{view.flagged} with sample ratio mismatch[/]"
         self.set_status(f"{text} · {WINDOW_DAYS}-day rollups · updated {self.deck.now():%H:%M:%S}")
         self._show_detail()
 
@@ -215,16 +212,11 @@ class ExperimentsScreen(LiveScreen):
 
     @work(group="edit", exit_on_error=False)
     async def _write_status(self, key: str, status: ExperimentStatus) -> None:
-        try:
-            async with self.deck.db.session() as session, session.begin():
-                await q.set_status(session, key, status, actor=audit.current_actor())
-        except q.ExperimentError as exc:
-            self.notify(str(exc), severity="error")
-        except Exception as exc:
-            self.notify(f"not saved: {type(exc).__name__}: {exc}", severity="error")
-        else:
-            self.notify(f"{key} is now {status.value}")
-        self.request_reload()
+        await self.run_edit(
+            data.set_experiment_status(self.deck.db, key, status),
+            failed="not saved",
+            done=lambda _: f"{key} is now {status.value}",
+        )
 
     def action_weights(self) -> None:
         row = self._target("change weights")
@@ -234,21 +226,20 @@ class ExperimentsScreen(LiveScreen):
 
         def save(value: str | None) -> None:
             if value is not None:
-                self._write_weights(row.key, parse_weights(value, keys))
+                self._write_weights(row.key, value, keys)
 
         self.app.push_screen(WeightsModal(row), save)
 
     @work(group="edit", exit_on_error=False)
-    async def _write_weights(self, key: str, weights: dict[str, float]) -> None:
-        try:
-            async with self.deck.db.session() as session, session.begin():
-                await q.set_weights(session, key, weights, actor=audit.current_actor())
-        except Exception as exc:
-            self.notify(f"weights not saved: {exc}", severity="error")
-        else:
-            shown = " ".join(f"{k}={w:g}" for k, w in weights.items())
-            self.notify(f"{key}: weights {shown}")
-        self.request_reload()
+    async def _write_weights(self, key: str, text: str, keys: list[str]) -> None:
+        def done(weights: dict[str, float]) -> str:
+            return f"{key}: weights " + " ".join(f"{k}={w:g}" for k, w in weights.items())
+
+        await self.run_edit(
+            data.set_variant_weights(self.deck.db, key, text, keys),
+            failed="weights not saved",
+            done=done,
+        )
 
     def action_add_variant(self) -> None:
         row = self._target("add a variant")
@@ -268,11 +259,8 @@ class ExperimentsScreen(LiveScreen):
 
     @work(group="edit", exit_on_error=False)
     async def _write_variant(self, key: str, variant: str) -> None:
-        try:
-            async with self.deck.db.session() as session, session.begin():
-                await q.add_variant(session, key, variant, actor=audit.current_actor())
-        except Exception as exc:
-            self.notify(f"variant not added: {exc}", severity="error")
-        else:
-            self.notify(f"{key}: variant {variant} added, weights split equally")
-        self.request_reload()
+        await self.run_edit(
+            data.add_variant(self.deck.db, key, variant),
+            failed="variant not added",
+            done=lambda _: f"{key}: variant {variant} added, weights split equally",
+        )

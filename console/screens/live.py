@@ -3,11 +3,16 @@
 The loop: a load runs in a Textual worker, never two at once, only while the screen is the one
 on top (nothing refreshes behind a modal or on a screen in the background), every
 `refresh_s` seconds; on error the status line says what failed, the last data stays on
-screen, and the next try waits twice as long (up to `MAX_BACKOFF_S`).
+screen, and the next try waits twice as long (up to `MAX_BACKOFF_S`; console.widgets.backoff,
+shared with the header).
+
+Edits: every edit worker ends in `run_edit`, which catches one user-facing error type
+(storage.user_error.UserError), reports a store that is away as such, and logs anything else.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
@@ -15,15 +20,20 @@ from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
+from console.data import KNOWN_ERRORS, STORE_ERRORS
+from console.user_error import UserError
+from console.widgets.backoff import Backoff
+from console.widgets.deck_footer import DeckFooter
 from console.widgets.status_header import StatusHeader
 
 if TYPE_CHECKING:
-    from console.app import CreatordeckApp
+    from console.deck import Deck
+
+log = logging.getLogger(__name__)
 
 TICK_S = 0.25
-MAX_BACKOFF_S = 30.0
 
 
 Row = TypeVar("Row")
@@ -47,19 +57,18 @@ class LiveScreen(Screen[None]):
         super().__init__()
         self.loads = 0  # completed loads (tests wait on it)
         self._loading = False
-        self._failures = 0
-        self._wait_s = 0.0
+        self.backoff = Backoff(self.refresh_s)
         self._reload_asked = False
 
     @property
-    def deck(self) -> CreatordeckApp:
-        return cast("CreatordeckApp", self.app)
+    def deck(self) -> Deck:
+        return cast("Deck", self.app)
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(self.TITLE)
         yield from self.compose_body()
         yield Static("loading…", id="status-line")
-        yield Footer(compact=True)
+        yield DeckFooter()
 
     def compose_body(self) -> ComposeResult:
         raise NotImplementedError
@@ -86,17 +95,22 @@ class LiveScreen(Screen[None]):
         *,
         failed: str,
         done: Callable[[Result], str],
-        expected: tuple[type[Exception], ...] = (),
     ) -> None:
-        """The one path of an edit once it is asked for: write, say in one line what happened,
-        load again. An `expected` error is the user's to act on and shows as its message; any
-        other shows its type too, so a bug is not mistaken for a refusal."""
+        """The one path of an edit once it is asked for: write (the read model validates and
+        writes with its audit row), say in one line what happened, load again.
+
+        A `UserError` is the user's to act on and shows as its message; a store that is away
+        says so; anything else is a bug: logged with its traceback and shown with its type, so
+        it is not mistaken for a refusal. This is the edit workers' last-resort boundary."""
         try:
             result = await write
-        except expected as exc:
-            self.notify(f"{failed}: {exc}", severity="error")
-        except Exception as exc:
-            self.notify(f"{failed}: {type(exc).__name__}: {exc}", severity="error")
+        except UserError as exc:
+            self.notify(f"{failed}: {exc}", title=exc.title, severity="error")
+        except STORE_ERRORS as exc:
+            self.notify(f"{failed}: store unreachable ({describe(exc)})", severity="error")
+        except Exception as exc:  # last resort: a bug must not kill the console
+            log.exception("edit failed: %s", failed)
+            self.notify(f"{failed}: unexpected error ({describe(exc)})", severity="error")
         else:
             self.notify(done(result))
         self.request_reload()
@@ -104,14 +118,13 @@ class LiveScreen(Screen[None]):
     def request_reload(self) -> None:
         """Load again as soon as possible (after an edit); never starts a second load."""
         self._reload_asked = True
-        self._wait_s = 0.0
+        self.backoff.now()
         self._tick()
 
     def _tick(self) -> None:
         if self._loading or self.app.screen is not self:
             return
-        self._wait_s -= TICK_S
-        if self._wait_s <= 0 or self._reload_asked:
+        if self.backoff.tick(TICK_S) or self._reload_asked:
             self._start_load()
 
     def _start_load(self) -> None:
@@ -123,16 +136,16 @@ class LiveScreen(Screen[None]):
     async def _load(self) -> None:
         try:
             data = await self.fetch()
-        except Exception as exc:  # the database or Redis is away: keep the last data, back off
-            self._failures += 1
-            self._wait_s = min(self.refresh_s * 2**self._failures, MAX_BACKOFF_S)
+        except Exception as exc:  # the load worker's boundary: keep the last data, back off
+            if not isinstance(exc, KNOWN_ERRORS):
+                log.exception("%s: load failed", self.TITLE)
+            wait_s = self.backoff.failed()
             self.set_status(
-                f"[b red]refresh failed[/] ({type(exc).__name__}: {escape(str(exc))[:200]}) — "
-                f"showing the last data, retrying in {self._wait_s:.0f}s"
+                f"[b red]refresh failed[/] ({escape(describe(exc))}) — "
+                f"showing the last data, retrying in {wait_s:.0f}s"
             )
         else:
-            self._failures = 0
-            self._wait_s = self.refresh_s
+            self.backoff.succeeded()
             self.show(data)
             self.loads += 1
         finally:
@@ -140,3 +153,8 @@ class LiveScreen(Screen[None]):
 
     def set_status(self, markup: str) -> None:
         self.query_one("#status-line", Static).update(markup)
+
+
+def describe(exc: BaseException) -> str:
+    """`Type: message` in one line of at most 200 characters, for a status line or notice."""
+    return f"{type(exc).__name__}: {exc}"[:200]

@@ -24,10 +24,9 @@ from textual.widgets import Sparkline, Static
 
 from console import data_ops
 from console.data import NextRunCache
-from console.data_ops import OverviewData
+from console.data_ops import OverviewData, QueueCounts, WorkerReport
 from console.screens.live import LiveScreen
 from console.widgets.formatting import millis, when
-from engine.queue_admin import QueueCounts, WorkerReport
 
 HISTORY = 60  # throughput samples kept (one per refresh)
 
@@ -95,13 +94,6 @@ def health_text(data: OverviewData) -> Text:
     out.append(str(data.failures_1h), style="bold red" if data.failures_1h else "green")
     out.append("   Dead letters ", style="bold")
     out.append(str(data.dead_letters), style="bold red" if data.dead_letters else "green")
-    out.append("\nEvents ", style="bold")
-    if data.events_per_min is None:
-        out.append("n/a", style="dim")
-    else:
-        last = data.events_per_min[-2] if len(data.events_per_min) > 1 else 0
-        total = sum(data.events_per_min)
-        out.append(f"{last}/min, {total} in 30 min")
     out.append_text(data_text(data))
     out.append("\nPlatforms  breaker  quota used", style="bold")
     if data.platforms is None:
@@ -124,6 +116,15 @@ def health_text(data: OverviewData) -> Text:
 
 
 _SHORT = {"event_log": "events", "follower_sample": "samples"}
+
+
+def events_label(events_per_min: tuple[int, ...] | None) -> str:
+    """The events chart's title with its figures: the last whole minute and the 30 min total;
+    "unknown" when they could not be read (not 0)."""
+    if events_per_min is None:
+        return "events/min: unknown"
+    last = events_per_min[-2] if len(events_per_min) > 1 else 0
+    return f"events/min: {last} (30 min: {sum(events_per_min)})"
 
 
 def size_text(size: int) -> str:
@@ -177,9 +178,8 @@ class OverviewScreen(LiveScreen):
         text-overflow: ellipsis;
     }
     #ov-charts {
-        height: 1fr;
+        height: 1fr;  /* the charts take the rows the tables leave: no empty rows below */
         min-height: 3;
-        max-height: 10;
         margin-top: 1;
     }
     .ov-chart {
@@ -253,6 +253,7 @@ class OverviewScreen(LiveScreen):
         last_lag = millis(data.lags_ms[-1]) if data.lags_ms else "-"
         self.query_one("#ov-lag-label", Static).update(f"tick lag, last {last_lag}")
         self.query_one("#ov-events", Sparkline).data = flat_as_empty(data.events_per_min or ())
+        self.query_one("#ov-events-label", Static).update(events_label(data.events_per_min))
         done = int(self.throughput[-1]) if self.throughput else 0
         self.query_one("#ov-throughput-label", Static).update(f"done/refresh: {done}")
         self.set_status(f"updated {now:%H:%M:%S} · u queues · g runs · l dead letters")

@@ -19,7 +19,6 @@ from textual.widgets import Input, Label, SelectionList, Static, TextArea
 
 from console import data_publishing as data
 from console.widgets.formatting import millis, when
-from storage.queries.publishing import PostInput, parse_local_time, zone
 
 POST_STYLES = {
     "published": "green",
@@ -55,8 +54,8 @@ class WhenChoice:
 def check_when(text: str, timezone: str, now: datetime) -> WhenChoice | str:
     """A future, existing wall time in a known timezone, or why not."""
     try:
-        zone(timezone)
-        at = parse_local_time(text, timezone)
+        data.zone(timezone)
+        at = data.parse_local_time(text, timezone)
     except ValueError as exc:
         return str(exc)
     if at < now - timedelta(minutes=1):
@@ -131,7 +130,7 @@ class ScheduleModal(ModalScreen[WhenChoice | None]):
         self.dismiss(None)
 
 
-class ComposeModal(ModalScreen[PostInput | None]):
+class ComposeModal(ModalScreen[data.PostInput | None]):
     """Write a post (multi-line), pick accounts (space), optionally schedule it."""
 
     BINDINGS: ClassVar = [
@@ -146,7 +145,7 @@ class ComposeModal(ModalScreen[PostInput | None]):
         self.connections = connections
         self.timezone = timezone
         self.now = now
-        self.result: PostInput | str = ""
+        self.result: data.PostInput | str = ""
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="compose-dialog"):
@@ -201,7 +200,7 @@ class ComposeModal(ModalScreen[PostInput | None]):
             text += " · " + describe_when(WhenChoice(post.scheduled_at, post.timezone), self.now)
         preview.update(text)
 
-    def _build(self) -> PostInput | str:
+    def _build(self) -> data.PostInput | str:
         body = self.query_one("#body", TextArea).text
         chosen = list(self.query_one("#accounts", SelectionList).selected)
         media = [m.strip() for m in self.query_one("#media", Input).value.split(",") if m.strip()]
@@ -222,7 +221,7 @@ class ComposeModal(ModalScreen[PostInput | None]):
                 return choice
             scheduled = choice.at
         try:
-            return PostInput(
+            return data.PostInput(
                 body=body, media=media, connection_ids=chosen, timezone=tz, scheduled_at=scheduled
             )
         except ValidationError as exc:

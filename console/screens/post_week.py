@@ -26,8 +26,19 @@ def week_grid(posts: Iterable[data.PostRow | None], start: datetime) -> list[lis
     return days
 
 
-def week_rows(days: list[list[data.PostRow]], timezone: str) -> list[list[Text | str]]:
-    """The table's rows: row n holds each day's n-th post, or an empty cell."""
+DAY_WIDTH = 10  # the narrowest day column (80 columns: 7 days side by side)
+
+
+def day_width(table_width: int) -> int:
+    """A day column's width when 7 share `table_width` (each cell padded 1 on both sides)."""
+    return max(DAY_WIDTH, table_width // len(DAYS) - 2)
+
+
+def week_rows(
+    days: list[list[data.PostRow]], timezone: str, width: int = DAY_WIDTH
+) -> list[list[Text | str]]:
+    """The table's rows: row n holds each day's n-th post (time and as much of its first line
+    as the `width` of a day column holds), or an empty cell."""
     zone = ZoneInfo(timezone)
     rows: list[list[Text | str]] = []
     for row in range(max((len(d) for d in days), default=0)):
@@ -36,7 +47,7 @@ def week_rows(days: list[list[data.PostRow]], timezone: str) -> list[list[Text |
             if row < len(day):
                 post = day[row]
                 local = post.scheduled_at.astimezone(zone)  # type: ignore[union-attr]
-                text = f"{local:%H:%M} {post.first_line[:4]}"
+                text = f"{local:%H:%M} {post.first_line[: width - 6]}"
                 cells.append(Text(text, style=POST_STYLES.get(post.status, "")))
             else:
                 cells.append("")

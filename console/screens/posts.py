@@ -18,8 +18,10 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Static
 
 from console import data_publishing as data
+from console.data import STORE_ERRORS
 from console.screens.dialogs import ConfirmModal
-from console.screens.live import LiveScreen
+from console.screens.live import LiveScreen, describe
+from console.screens.post_list import LIST_COLUMNS, post_cells, post_id, post_key
 from console.screens.post_modals import (
     ComposeModal,
     DetailModal,
@@ -28,40 +30,16 @@ from console.screens.post_modals import (
     WhenChoice,
     styled,
 )
-from console.screens.post_week import DAYS, week_grid, week_rows
+from console.screens.post_week import DAYS, day_width, week_grid, week_rows
 from console.widgets.filter_bar import FilterBar
 from console.widgets.virtual_table import (
-    Column,
     VirtualTable,
     Window,
     window_is_stale,
     window_offset,
 )
-from storage.queries.publishing import PostInput, PublishingError
 
-LIST_COLUMNS = (
-    Column("#", "id", 5),
-    Column("Status", "status", 10),
-    Column("When (post's tz)", "when", 16),
-    Column("Accounts", "targets", 24),
-    Column("Post", "body", 40),
-)
-PLACEHOLDER = (Text("…", style="dim"),)
 FILTER_DEBOUNCE_S = 0.3
-
-
-def post_cells(post: data.PostRow | None) -> tuple[Text | str, ...]:
-    if post is None:  # not read yet: the load after the scroll brings it
-        return PLACEHOLDER
-    return (str(post.id), styled(post.status), post.local_time(), post.targets(), post.first_line)
-
-
-def post_key(post: data.PostRow | None) -> int | None:
-    return post.id if post is not None else None
-
-
-def post_id(post: data.PostRow) -> int:
-    return post.id
 
 
 # --- the screen ----------------------------------------------------------------------------------
@@ -178,6 +156,15 @@ class PostsScreen(LiveScreen):
     def filter_text(self) -> str:
         return self.query_one(FilterBar).value.strip()
 
+    @property
+    def day_width(self) -> int:
+        return day_width(self.size.width - 2)  # less the table's scrollbar and border
+
+    def on_resize(self) -> None:
+        if self.calendar and self.is_mounted:  # wider days show more of each post's title
+            self._columns()
+            self._redraw()
+
     def _columns(self) -> None:
         self.week_table.display = self.calendar
         self.list_table.display = not self.calendar
@@ -189,7 +176,7 @@ class PostsScreen(LiveScreen):
         start = data.week_start(self.week_of or self.deck.now(), self.timezone)
         for n, day in enumerate(DAYS):
             date = (start + timedelta(days=n)).astimezone(ZoneInfo(self.timezone))
-            table.add_column(f"{day} {date:%m-%d}", key=day, width=10)
+            table.add_column(f"{day} {date:%m-%d}", key=day, width=self.day_width)
 
     async def fetch(self) -> data.PostsView:
         return await data.load_posts(
@@ -254,7 +241,7 @@ class PostsScreen(LiveScreen):
     def _render_week(self) -> None:
         start = data.week_start(self.week_of or self.deck.now(), self.timezone)
         self.grid = week_grid(self.shown, start)
-        for cells in week_rows(self.grid, self.timezone):
+        for cells in week_rows(self.grid, self.timezone, self.day_width):
             self.week_table.add_row(*cells)
 
     def selected(self) -> data.PostRow | None:
@@ -334,7 +321,7 @@ class PostsScreen(LiveScreen):
     async def _pool(self) -> ArqRedis | None:
         try:
             return await self.deck.queue_pool()
-        except Exception:
+        except STORE_ERRORS:
             return None  # Postgres still takes the edit; the engine's reconcile enqueues it
 
     def action_compose(self) -> None:
@@ -347,7 +334,7 @@ class PostsScreen(LiveScreen):
             )
             return
 
-        def save(post: PostInput | None) -> None:
+        def save(post: data.PostInput | None) -> None:
             if post is not None:
                 self.timezone = post.timezone
                 self._write_compose(post)
@@ -357,14 +344,13 @@ class PostsScreen(LiveScreen):
         )
 
     @work(group="edit", exit_on_error=False)
-    async def _write_compose(self, post: PostInput) -> None:
+    async def _write_compose(self, post: data.PostInput) -> None:
         deck = self.deck
         what = "scheduled" if post.scheduled_at else "saved as a draft"
         await self.run_edit(
             data.compose_post(deck.db, await self._pool(), deck.settings, post, deck.now()),
             failed="not saved",
             done=lambda saved: f"post #{saved[0]} {what}{saved[1]}",
-            expected=(PublishingError,),
         )
 
     def action_schedule(self) -> None:
@@ -400,7 +386,6 @@ class PostsScreen(LiveScreen):
             ),
             failed="not scheduled",
             done=lambda note: f"post #{post_id} scheduled for {choice.at:%Y-%m-%d %H:%M} UTC{note}",
-            expected=(PublishingError,),
         )
 
     def action_cancel_post(self) -> None:
@@ -423,7 +408,6 @@ class PostsScreen(LiveScreen):
             data.cancel_post(deck.db, await self._pool(), deck.settings, post_id),
             failed="not cancelled",
             done=lambda note: f"post #{post_id} cancelled{note}",
-            expected=(PublishingError,),
         )
 
     def action_retry(self) -> None:
@@ -445,7 +429,6 @@ class PostsScreen(LiveScreen):
             ),
             failed="not retried",
             done=lambda note: f"post #{post_id}: {count} publication(s) retried{note}",
-            expected=(PublishingError,),
         )
 
     def action_resolve(self) -> None:
@@ -474,7 +457,6 @@ class PostsScreen(LiveScreen):
             ),
             failed="not resolved",
             done=lambda note: f"publication {publication_id} {verdict}{note}",
-            expected=(PublishingError,),
         )
 
     def action_detail(self) -> None:
@@ -493,7 +475,7 @@ class PostsScreen(LiveScreen):
             attempts = {
                 pub.id: await data.load_attempts(self.deck.db, pub.id) for pub in post.publications
             }
-        except Exception as exc:
-            self.notify(f"cannot load attempts: {type(exc).__name__}: {exc}", severity="error")
+        except STORE_ERRORS as exc:
+            self.notify(f"cannot load attempts: {describe(exc)}", severity="error")
             return
         self.app.push_screen(DetailModal(post, attempts))

@@ -8,11 +8,9 @@ queued jobs (soonest first, paged: `n`/`p`) and the finished ones (arq keeps res
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from functools import partial
+from collections.abc import Callable
 from typing import ClassVar
 
-from arq.connections import ArqRedis
 from rich.markup import escape
 from rich.text import Text
 from textual import on, work
@@ -23,16 +21,13 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from console import data_ops
-from console.data_ops import QueuesView
+from console.data import KNOWN_ERRORS, current_actor
+from console.data_ops import JobDetail, JobState, JobSummary, QueuesView
 from console.screens.dialogs import ConfirmModal
 from console.screens.live import LiveScreen
 from console.widgets.filter_bar import FilterBar
 from console.widgets.formatting import when_seconds
 from console.widgets.virtual_table import Column, VirtualTable
-from engine import queue_admin
-from engine.queue_admin import JobDetail, JobState, JobSummary, QueueError
-from storage.queries import audit
-from storage.settings import Settings
 
 STATE_STYLES = {
     JobState.DEFERRED: "cyan",
@@ -166,13 +161,13 @@ class QueuesScreen(LiveScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.queue = queue_admin.QUEUES[0]
+        self.queue = data_ops.QUEUES[0]
         self.page_offset = 0
         self.finished = False
         self.view: QueuesView | None = None
         self.jobs: tuple[JobSummary, ...] = ()
         self.shown: list[JobSummary] = []
-        self.page_size = queue_admin.PAGE_SIZE
+        self.page_size = data_ops.PAGE_SIZE
         self._args_width = ARGS_MIN_WIDTH
 
     def compose_body(self) -> ComposeResult:
@@ -309,17 +304,17 @@ class QueuesScreen(LiveScreen):
     def set_argument(self, argument: str | None) -> None:
         """`:queues fetch` opens that queue."""
         if argument:
-            if argument in queue_admin.QUEUES:
+            if argument in data_ops.QUEUES:
                 self._switch(queue=argument)
             else:
-                self.notify(f"no queue {argument!r}: {', '.join(queue_admin.QUEUES)}")
+                self.notify(f"no queue {argument!r}: {', '.join(data_ops.QUEUES)}")
 
     def action_pick(self, index: int) -> None:
-        self._switch(queue=queue_admin.QUEUES[index])
+        self._switch(queue=data_ops.QUEUES[index])
 
     def action_next_queue(self) -> None:
-        index = queue_admin.QUEUES.index(self.queue)
-        self._switch(queue=queue_admin.QUEUES[(index + 1) % len(queue_admin.QUEUES)])
+        index = data_ops.QUEUES.index(self.queue)
+        self._switch(queue=data_ops.QUEUES[(index + 1) % len(data_ops.QUEUES)])
 
     def action_toggle_view(self) -> None:
         self._switch(finished=not self.finished)
@@ -361,10 +356,10 @@ class QueuesScreen(LiveScreen):
     async def _open_detail(self, queue: str, job_id: str) -> None:
         try:
             redis = await self.deck.queue_pool()
-            detail = await queue_admin.job_detail(
+            detail = await data_ops.job_detail(
                 redis, self.deck.settings, queue, job_id, self.deck.now()
             )
-        except Exception as exc:
+        except KNOWN_ERRORS as exc:
             self.notify(f"cannot open {job_id}: {exc}", severity="error")
             return
         self.app.push_screen(JobDetailModal(detail))
@@ -406,27 +401,20 @@ class QueuesScreen(LiveScreen):
 
     @work(group="edit", exit_on_error=False)
     async def _admin(self, verb: str, job: JobSummary) -> None:
-        actions: dict[str, Callable[[ArqRedis, Settings, str, str], Awaitable[str]]] = {
-            "retry": partial(queue_admin.retry, now=self.deck.now()),  # "now" by our clock
-            "abort": queue_admin.abort,
-            "delete": queue_admin.delete,
-        }
-        action = actions[verb]
-        try:
+        async def write() -> str:
             redis = await self.deck.queue_pool()
-            outcome = await action(redis, self.deck.settings, job.queue, job.job_id)
-        except QueueError as exc:
-            self.notify(str(exc), title=f"not {verb}", severity="warning")
-        except Exception as exc:
-            self.notify(f"{type(exc).__name__}: {exc}", title=f"not {verb}", severity="error")
-        else:
-            self.notify(f"{job.job_id}: {outcome}", title=verb)
-        self.request_reload()
+            return await data_ops.job_action(
+                redis, self.deck.settings, verb, job.queue, job.job_id, self.deck.now()
+            )
+
+        await self.run_edit(
+            write(), failed=f"not {verb}", done=lambda outcome: f"{job.job_id}: {outcome}"
+        )
 
     def action_requeue_letters(self) -> None:
         if self.deck.refuse_read_only("requeue dead letters"):
             return
-        kind = queue_admin.DEAD_LETTER_KIND.get(self.queue)
+        kind = data_ops.DEAD_LETTER_KIND.get(self.queue)
         if kind is None:
             self.notify(f"the {self.queue} queue has no dead letters", severity="warning")
             return
@@ -436,13 +424,12 @@ class QueuesScreen(LiveScreen):
 
     @work(group="edit", exit_on_error=False)
     async def _requeue(self, kind: str) -> None:
-        try:
+        async def write() -> int:
             redis = await self.deck.queue_pool()
-            count = await data_ops.requeue_dead_letters(
-                self.deck.db, redis, self.deck.settings, kind, audit.current_actor()
+            return await data_ops.requeue_dead_letters(
+                self.deck.db, redis, self.deck.settings, kind, current_actor()
             )
-        except Exception as exc:
-            self.notify(f"not requeued: {type(exc).__name__}: {exc}", severity="error")
-        else:
-            self.notify(f"{count} {kind} dead letter(s) requeued")
-        self.request_reload()
+
+        await self.run_edit(
+            write(), failed="not requeued", done=lambda n: f"{n} {kind} dead letter(s) requeued"
+        )

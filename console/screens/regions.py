@@ -12,23 +12,14 @@ from textual.binding import Binding
 from textual.timer import Timer
 from textual.widgets import Static
 
-from console.data import RegionRow, filtered
+from console import data_regions as data
+from console.data import RegionRow, current_actor, filtered
 from console.data_regions import RegionsLoad, RegionTable, load_region_window
 from console.screens.dialogs import ConfirmModal, CronEditModal, RegionFormModal, ScheduleChange
 from console.screens.live import LiveScreen
 from console.widgets.filter_bar import FilterBar
 from console.widgets.formatting import millis, status, when
 from console.widgets.virtual_table import Column, VirtualTable
-from engine.tick_queue import TickRequest, enqueue_ticks
-from storage.queries import audit
-from storage.queries.regions import (
-    RegionError,
-    RegionInput,
-    create_region,
-    delete_region,
-    update_region,
-)
-from storage.schedule import ScheduleError
 
 # Every region is in the table (a VirtualTable paints only the rows on screen). A refresh
 # reads every region (~10 ms at 10,000) but the latest run only of the rows on and near the
@@ -37,8 +28,9 @@ WINDOW_SCREENS = 1
 FILTER_DEBOUNCE_ROWS = 1000
 FILTER_DEBOUNCE_S = 0.3
 
-# Most telling first: at 80 columns code, state, last run, cron and the next runs show; the
-# detail line under the table repeats the selected region in full.
+# Most telling first: at 80 columns code, state, last run, cron and the next runs show; at 120
+# the name too (before the timezone, which the detail line shows). The detail line under the
+# table repeats the selected region in full.
 COLUMNS = (
     Column("Code", "code", 17),
     Column("On", "on", 3),
@@ -46,8 +38,8 @@ COLUMNS = (
     Column("Lag", "lag", 6),
     Column("Cron", "cron", 12),
     Column("Next 3 runs (UTC)", "next", 37),
-    Column("TZ", "tz", 16),
     Column("Name", "name", 24),
+    Column("TZ", "tz", 16),
 )
 
 
@@ -69,8 +61,8 @@ def region_cells(row: RegionRow) -> tuple[Text | str, ...]:
         millis(row.last_lag_ms),
         row.cron,
         next_runs,
-        row.timezone,
         row.name,
+        row.timezone,
     )
 
 
@@ -263,24 +255,18 @@ class RegionsScreen(LiveScreen):
 
     @work(group="edit", exit_on_error=False)
     async def _write_schedule(self, code: str, change: ScheduleChange) -> None:
-        try:
-            async with self.deck.db.transaction() as session:
-                await update_region(
-                    session,
-                    code,
-                    actor=audit.current_actor(),
-                    action="edit_schedule",
-                    now=self.deck.now(),
-                    cron=change.cron,
-                    timezone=change.timezone,
-                )
-        except (RegionError, ScheduleError) as exc:
-            self.notify(f"not saved: {exc}", severity="error")
-        except Exception as exc:
-            self.notify(f"not saved: {type(exc).__name__}: {exc}", severity="error")
-        else:
-            self.notify(f"{code}: schedule is now {change.cron} ({change.timezone})")
-        self.request_reload()
+        await self.run_edit(
+            data.set_schedule(
+                self.deck.db,
+                code,
+                change.cron,
+                change.timezone,
+                actor=current_actor(),
+                now=self.deck.now(),
+            ),
+            failed="not saved",
+            done=lambda _: f"{code}: schedule is now {change.cron} ({change.timezone})",
+        )
 
     def action_toggle_active(self) -> None:
         row = self._target("pause or resume")
@@ -289,45 +275,29 @@ class RegionsScreen(LiveScreen):
 
     @work(group="edit", exit_on_error=False)
     async def _write_active(self, code: str, active: bool) -> None:
-        verb = "resume" if active else "pause"
-        try:
-            async with self.deck.db.transaction() as session:
-                await update_region(
-                    session,
-                    code,
-                    actor=audit.current_actor(),
-                    action=verb,
-                    now=self.deck.now(),
-                    active=active,
-                )
-        except Exception as exc:
-            self.notify(f"could not {verb} {code}: {exc}", severity="error")
-        else:
-            self.notify(f"{code} {'resumed' if active else 'paused'}")
-        self.request_reload()
+        await self.run_edit(
+            data.set_active(self.deck.db, code, active, actor=current_actor(), now=self.deck.now()),
+            failed=f"could not {'resume' if active else 'pause'} {code}",
+            done=lambda _: f"{code} {'resumed' if active else 'paused'}",
+        )
 
     def action_new(self) -> None:
         if self.deck.refuse_read_only("add regions"):
             return
 
-        def save(region: RegionInput | None) -> None:
+        def save(region: data.RegionInput | None) -> None:
             if region is not None:
                 self._write_new(region)
 
         self.app.push_screen(RegionFormModal(), save)
 
     @work(group="edit", exit_on_error=False)
-    async def _write_new(self, region: RegionInput) -> None:
-        try:
-            async with self.deck.db.transaction() as session:
-                await create_region(
-                    session, region, actor=audit.current_actor(), now=self.deck.now()
-                )
-        except Exception as exc:
-            self.notify(f"not created: {exc}", severity="error")
-        else:
-            self.notify(f"{region.code} created")
-        self.request_reload()
+    async def _write_new(self, region: data.RegionInput) -> None:
+        await self.run_edit(
+            data.add_region(self.deck.db, region, actor=current_actor(), now=self.deck.now()),
+            failed="not created",
+            done=lambda _: f"{region.code} created",
+        )
 
     def action_delete(self) -> None:
         row = self._target("delete")
@@ -344,14 +314,11 @@ class RegionsScreen(LiveScreen):
 
     @work(group="edit", exit_on_error=False)
     async def _write_delete(self, code: str) -> None:
-        try:
-            async with self.deck.db.transaction() as session:
-                await delete_region(session, code, actor=audit.current_actor())
-        except Exception as exc:
-            self.notify(f"not deleted: {exc}", severity="error")
-        else:
-            self.notify(f"{code} deleted")
-        self.request_reload()
+        await self.run_edit(
+            data.remove_region(self.deck.db, code, actor=current_actor()),
+            failed="not deleted",
+            done=lambda _: f"{code} deleted",
+        )
 
     def action_run_now(self) -> None:
         row = self._target("run")
@@ -361,24 +328,16 @@ class RegionsScreen(LiveScreen):
     @work(group="edit", exit_on_error=False)
     async def _enqueue_now(self, code: str) -> None:
         fire = self.deck.now().replace(microsecond=0)
-        try:
+
+        async def write() -> bool:
             redis = await self.deck.queue_pool()
-            added = await enqueue_ticks(
-                redis, self.deck.settings, [TickRequest(code, fire, manual=True)]
+            return await data.run_now(
+                self.deck.db, redis, self.deck.settings, code, fire, actor=current_actor()
             )
-            async with self.deck.db.transaction() as session:
-                await audit.record_action(
-                    session,
-                    actor=audit.current_actor(),
-                    action="run_now",
-                    entity="region",
-                    entity_id=code,
-                    details={"fire": fire.isoformat(), "enqueued": bool(added)},
-                )
-        except Exception as exc:
-            self.notify(f"could not run {code}: {type(exc).__name__}: {exc}", severity="error")
-            return
-        if added:
-            self.notify(f"{code}: tick queued for {fire:%H:%M:%S} (manual)")
-        else:
-            self.notify(f"{code}: a manual tick for this second is already queued")
+
+        def done(added: bool) -> str:
+            if added:
+                return f"{code}: tick queued for {fire:%H:%M:%S} (manual)"
+            return f"{code}: a manual tick for this second is already queued"
+
+        await self.run_edit(write(), failed=f"could not run {code}", done=done)

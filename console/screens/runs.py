@@ -11,11 +11,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from console.data import RunRow, filtered, load_runs
+from console.data import RunRow, RunStatus, filtered, load_runs
 from console.screens.live import LiveScreen
 from console.widgets.filter_bar import FilterBar
 from console.widgets.formatting import millis, status, when_seconds
-from storage.models import RunStatus
 
 STATUS_CYCLE: tuple[str | None, ...] = (None, *(s.value for s in RunStatus))
 

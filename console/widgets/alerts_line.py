@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 
+from console.data import STORE_ERRORS
 from console.data_alerts import monitor_for
 from engine.alerts.evaluate import State
 
 if TYPE_CHECKING:
-    from console.app import CreatordeckApp
+    from console.deck import Deck
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,12 +30,12 @@ class AlertsBadge:
         return self.full if self.full.cell_len <= room else self.compact
 
 
-async def alerts_line(deck: CreatordeckApp) -> AlertsBadge:
+async def alerts_line(deck: Deck) -> AlertsBadge:
     full = Text("  alerts ", no_wrap=True)
     compact = Text(no_wrap=True)
     try:
         view = await monitor_for(deck).current()
-    except Exception as exc:  # never break the header over alerts
+    except STORE_ERRORS as exc:  # never break the header over a store that is away
         full.append(f"n/a ({type(exc).__name__})", style="dim")
         return AlertsBadge(full, compact)
     firing, pending = view.count(State.FIRING), view.count(State.PENDING)

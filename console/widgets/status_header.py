@@ -19,14 +19,15 @@ from textual import work
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from console.data import EngineStatus, load_engine_status
+from console.data import STORE_ERRORS, EngineStatus, load_engine_status
 from console.widgets.alerts_line import AlertsBadge, alerts_line
+from console.widgets.backoff import Backoff
 
 if TYPE_CHECKING:
-    from console.app import CreatordeckApp
+    from console.deck import Deck
 
 REFRESH_S = 2.0
-MAX_BACKOFF_S = 30.0
+TICK_S = 0.5
 PING_TIMEOUT_S = 5.0
 
 
@@ -60,17 +61,16 @@ class StatusHeader(Widget):
         super().__init__()
         self.title = title
         self._loading = False
-        self._failures = 0
-        self._wait_s = 0.0
+        self.backoff = Backoff(REFRESH_S)
 
     @property
-    def deck(self) -> CreatordeckApp:
-        return cast("CreatordeckApp", self.app)
+    def deck(self) -> Deck:
+        return cast("Deck", self.app)
 
     def on_mount(self) -> None:
         self._tick_clock()
         self.set_interval(1.0, self._tick_clock)
-        self.set_interval(0.5, self._maybe_reload)
+        self.set_interval(TICK_S, self._maybe_reload)
         self._reload()
 
     def _tick_clock(self) -> None:
@@ -85,8 +85,7 @@ class StatusHeader(Widget):
         # Nothing refreshes behind a modal or on a screen in the background.
         if self._loading or self.screen is not self.app.screen:
             return
-        self._wait_s -= 0.5
-        if self._wait_s <= 0:
+        if self.backoff.tick(TICK_S):
             self._reload()
 
     def _reload(self) -> None:
@@ -101,20 +100,47 @@ class StatusHeader(Widget):
                 redis = await self.deck.queue_pool()
                 self.engine = await load_engine_status(redis, self.deck.settings, self.deck.now())
                 self.error = None
-            except Exception as exc:  # Redis down: say so; figures read before say nothing now.
+            except STORE_ERRORS as exc:  # Redis down: say so; figures read before say nothing now.
                 self.engine = None
                 self.error = type(exc).__name__
             try:
                 await asyncio.wait_for(self.deck.db.ping(), PING_TIMEOUT_S)
                 self.db_error = None
-            except Exception as exc:
+            except STORE_ERRORS as exc:  # a timeout is an OSError too
                 self.db_error = type(exc).__name__
         finally:
             self._loading = False
         # Back off while either store fails, so a console left open does not hammer it.
-        failed = self.error is not None or self.db_error is not None
-        self._failures = self._failures + 1 if failed else 0
-        self._wait_s = min(REFRESH_S * 2**self._failures, MAX_BACKOFF_S)
+        if self.error is not None or self.db_error is not None:
+            self.backoff.failed()
+        else:
+            self.backoff.succeeded()
+
+    def _figures(self, compact: bool) -> Text:
+        out = Text(no_wrap=True)
+        engine = self.engine
+        if engine is None:
+            if self.error is None:
+                out.append("  queue …", style="dim")
+            return out
+        alive = Text("alive", style="bold green") if engine.alive else Text("no report", "bold red")
+        if compact:
+            out.append("  queue ")
+            out.append(f"{engine.ready}/{engine.deferred}/{engine.running}", style="bold")
+            out.append(" r/d/run", style="dim")
+            out.append("  engine ")
+            out.append_text(alive)
+            return out
+        out.append("  queue ")
+        out.append(f"{engine.ready}", style="bold")
+        out.append(" ready ")
+        out.append(f"{engine.deferred}", style="bold")
+        out.append(" deferred ")
+        out.append(f"{engine.running}", style="bold")
+        out.append(" running")
+        out.append("  engine ")
+        out.append_text(alive)
+        return out
 
     def render(self) -> Text:
         line = Text(no_wrap=True, overflow="ellipsis")
@@ -128,35 +154,24 @@ class StatusHeader(Widget):
             line.append("  db down", style="bold red")
         if self.background:
             line.append(f"  {'; '.join(self.background)}", style="bold red")
-        engine = self.engine
-        if engine is None:
-            if self.error is None:
-                line.append("  queue …", style="dim")
-        else:
-            line.append("  queue ")
-            line.append(f"{engine.ready}", style="bold")
-            line.append(" ready ")
-            line.append(f"{engine.deferred}", style="bold")
-            line.append(" deferred ")
-            line.append(f"{engine.running}", style="bold")
-            line.append(" running")
-            line.append("  engine ")
-            if engine.alive:
-                line.append("alive", style="bold green")
-            else:
-                line.append("no report", style="bold red")
         right = Text(no_wrap=True)
         if self.deck.read_only:
             right.append(" READ-ONLY ", style="bold black on yellow")
             right.append(" ")
         right.append(self.clock + " ")
+        # The figures in words where they fit, else the queue as r/d/run.
+        figures = self._figures(compact=False)
+        if line.cell_len + figures.cell_len + right.cell_len > self.size.width:
+            figures = self._figures(compact=True)
+        line.append_text(figures)
         if self.alerts is not None:  # the full words where they fit, else `!N` firing
             line.append_text(self.alerts.fit(self.size.width - line.cell_len - right.cell_len - 1))
-        pad = self.size.width - line.cell_len - right.cell_len
-        if pad > 0:
-            line.append(" " * pad)
-            line.append_text(right)
-        else:
-            line = Text.assemble(line, " ", right)
-            line.truncate(max(self.size.width, 1))
+        # The mode and the clock always show: what does not fit is cut from the figures.
+        room = self.size.width - right.cell_len
+        if line.cell_len > room:
+            line.truncate(max(room - 1, 0), overflow="ellipsis")
+            line.append(" ")
+        line.append(" " * (room - line.cell_len))
+        line.append_text(right)
+        line.truncate(max(self.size.width, 1))
         return line

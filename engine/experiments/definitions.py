@@ -34,7 +34,7 @@ async def create_from_file(settings: Settings, path: Path) -> str:
     data = parse_definition(path.read_text(encoding="utf-8"))  # noqa: ASYNC240
     db = Database(settings)
     try:
-        async with db.session() as session, session.begin():
+        async with db.transaction() as session:
             await q.create_experiment(session, data, actor=audit.current_actor())
     finally:
         await db.dispose()

@@ -53,7 +53,7 @@ RATES = {("onboarding-v2", "control"): (0.62, 0.30), ("onboarding-v2", "short"):
 async def seed_demo(db: Database, units: int = DEMO_UNITS, seed: int = 7) -> int:
     """Create the demo experiments and their traffic; returns the events stored."""
     created = []
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         for data in EXPERIMENTS:
             if await q.get_experiment(session, data.key) is None:
                 await q.create_experiment(session, data, actor=DEMO_ACTOR)

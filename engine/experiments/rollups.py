@@ -89,13 +89,13 @@ async def run_job(
     progress: Progress = _no_progress,
 ) -> JobResult:
     started = time.perf_counter()
-    async with db.session() as session, session.begin():
+    async with db.transaction() as session:
         run = await q.start_run(
             session, job.value, window, incremental=incremental, trigger=trigger
         )
         run_id = run.id
     try:
-        async with db.session() as session, session.begin():
+        async with db.transaction() as session:
             await q.lock_rollups(session)
             watermark = await q.db_now(session)
             since: datetime | None = None
@@ -107,7 +107,7 @@ async def run_job(
             sums = await q.checksums(session)
         duration_ms = round((time.perf_counter() - started) * 1000)
         checksum = _digest(sums)
-        async with db.session() as session, session.begin():
+        async with db.transaction() as session:
             run = await session.get_one(RollupRun, run_id)
             run.status = "ok"
             run.finished_at = await q.db_now(session)
@@ -128,7 +128,7 @@ async def run_job(
         )
         return JobResult(job, run_id, since is not None, rows, duration_ms, checksum, units)
     except Exception as exc:
-        async with db.session() as session, session.begin():
+        async with db.transaction() as session:
             run = await session.get_one(RollupRun, run_id)
             run.status = "failed"
             run.finished_at = await q.db_now(session)

@@ -251,7 +251,7 @@ async def _take_over(pc: PublishContext, work: Work) -> str:
         wait = (started - stale_before).total_seconds() + 1
         log.info("publish.busy_elsewhere", publication=pub.id, worker=pub.worker, wait_s=wait)
         raise Retry(defer=wait)
-    async with pc.rt.db.session() as session, session.begin():
+    async with pc.rt.db.transaction() as session:
         attempt_id = await publishing.take_over(
             session, pub.id, generation, pc.rt.name, stale_before
         )
@@ -283,7 +283,7 @@ async def _attempt(
     if conn.status == ConnectionStatus.NEEDS_REAUTH.value or expired:
         reason = conn.status_reason or "the token expired"
         if expired:
-            async with rt.db.session() as session, session.begin():
+            async with rt.db.transaction() as session:
                 await publishing.mark_needs_reauth(session, conn.id, "the token expired")
         return await _fail(pc, work, attempt_id, _reauth_result(work, reason), bound)
     if token is None:  # a take-over: no gate ran
@@ -410,7 +410,7 @@ async def _after_failure(
     attempts = work.publication.attempts + 1  # the claim counted this one
     message = failure.message
     if failure.kind == FailureKind.UNAUTHORIZED:
-        async with pc.rt.db.session() as session, session.begin():
+        async with pc.rt.db.transaction() as session:
             await publishing.mark_needs_reauth(session, conn.id, message)
         return await _fail(pc, work, attempt_id, _reauth_result(work, message), bound)
     if failure.kind in (FailureKind.PERMANENT, FailureKind.NOT_FOUND):

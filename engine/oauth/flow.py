@@ -97,7 +97,7 @@ class ConnectFlow:
     ) -> int:
         """Store the connection (tokens encrypted, scopes, expiry) in one transaction."""
         tokens = account.tokens
-        async with db.session() as session, session.begin():
+        async with db.transaction() as session:
             status = await check_key(session, box)
             if not status.ok:
                 raise KeyRefused(f"tokens not saved: {status.message}")

@@ -52,7 +52,7 @@ async def token_for_publish(
         if conn.expires_at > now:
             return token  # not refreshable, still valid: use it while it lasts
         reason = "the token expired and the platform gave no refresh token"
-        async with db.session() as session, session.begin():
+        async with db.transaction() as session:
             await oauth_tokens.set_needs_reauth(session, conn.id, reason)
         return REAUTH_RECHECK_S, _why(conn, reason)
     result = await refresher.refresh(conn.id, wait=True)

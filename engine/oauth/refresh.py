@@ -130,7 +130,7 @@ class TokenRefresher:
         `wait`: wait for another refresher's lock (then usually find the token fresh) instead
         of skipping the row."""
         try:
-            async with self.db.session() as session, session.begin():
+            async with self.db.transaction() as session:
                 if wait:
                     timeout_ms = int((self.oauth.timeout_s + 5) * 1000)
                     await session.execute(text(f"SET LOCAL lock_timeout = {timeout_ms}"))

@@ -10,10 +10,13 @@ from engine.platforms.x import XAdapter
 from engine.platforms.youtube import YouTubeAdapter
 from engine.resilience import Quota
 from storage.settings import TrackingSettings
+from storage.user_error import UserError
 
 
-class NotConfigured(LookupError):
+class NotConfigured(LookupError, UserError):
     """A creator's platform has no credentials in this deployment."""
+
+    title = "platform not configured"
 
 
 def _quota(platform: str, text: str) -> Quota:

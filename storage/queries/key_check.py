@@ -33,6 +33,7 @@ from storage.database import Database
 from storage.models import Connection, ConnectionStatus, KeyCheck
 from storage.queries import audit, tracking_credentials
 from storage.settings import EnvMode, Settings
+from storage.user_error import UserError
 
 CANARY = "creatordeck ENCRYPTION_KEY check, v1"
 SAMPLE = 20  # tokens tried at first use: one that decrypts proves the key
@@ -69,12 +70,16 @@ class KeyStatus:
         return self.state in (KeyState.OK, KeyState.FIRST_USE, KeyState.UNUSED)
 
 
-class KeyCheckFailed(RuntimeError):
+class KeyCheckFailed(RuntimeError, UserError):
     """ENV=prod and ENCRYPTION_KEY cannot read what is stored: the process must not start."""
 
+    title = "encryption key check failed"
 
-class RotationRefused(RuntimeError):
+
+class RotationRefused(RuntimeError, UserError):
     """Some stored token or the canary decrypts with none of the given keys; nothing written."""
+
+    title = "key rotation refused"
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,12 +19,15 @@ from storage.database import driver
 from storage.models import CatchupPolicy, OverlapPolicy, Region
 from storage.queries import audit
 from storage.schedule import parse_schedule, validate_timezone
+from storage.user_error import UserError
 
 SCHEDULE_FIELDS = ("cron", "timezone", "active")
 
 
-class RegionError(ValueError):
+class RegionError(ValueError, UserError):
     """An edit that cannot be made, with the reason."""
+
+    title = "region edit refused"
 
 
 class RegionInput(BaseModel):

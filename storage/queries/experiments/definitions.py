@@ -22,14 +22,17 @@ from storage.models import (
     ExperimentVariant,
 )
 from storage.queries import audit
+from storage.user_error import UserError
 
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
 EVENT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}$"
 WEIGHT_TOLERANCE = 1e-6
 
 
-class ExperimentError(ValueError):
+class ExperimentError(ValueError, UserError):
     """An edit that cannot be made, with the reason."""
+
+    title = "experiment edit refused"
 
 
 class VariantInput(BaseModel):

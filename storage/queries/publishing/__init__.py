@@ -9,7 +9,7 @@
 
 The transaction rule: query functions never commit. The caller (a job, the console's data
 module, the CLI) opens the transaction around what must be atomic
-(`async with db.session() as s, s.begin():`).
+(`async with db.transaction() as session:`).
 
 The named exception is `autocommit(engine)`: the publish job's hot state changes (claim,
 claim_batch, finish, release, save_checkpoint) are each ONE statement (CTEs), atomic on their

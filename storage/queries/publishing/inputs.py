@@ -16,6 +16,7 @@ from storage.models import (
     Connection,
     Platform,
 )
+from storage.user_error import UserError
 
 BODY_LIMITS = {
     Platform.MOCK: 5000,
@@ -28,8 +29,10 @@ BODY_LIMITS = {
 PAST_TOLERANCE = timedelta(minutes=1)
 
 
-class PublishingError(ValueError):
+class PublishingError(ValueError, UserError):
     """A request that cannot be honoured, with a message for the person who made it."""
+
+    title = "post refused"
 
 
 def zone(name: str) -> ZoneInfo:
