@@ -34,7 +34,7 @@ from textual.widgets import DataTable
 
 from bench.support import LoopStalls, bench_settings, machine
 from console.app import CreatordeckApp
-from console.data import NextRunCache, load_regions
+from console.data.common import NextRunCache, load_regions
 from console.screens.regions import COLUMNS, RegionsScreen, region_cells
 from console.widgets.filter_bar import FilterBar
 from storage.database import Database

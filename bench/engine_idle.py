@@ -29,7 +29,7 @@ from redis.asyncio import Redis
 from bench.support import arq_noop_ceiling, bench_settings, cpu_seconds, free_port, machine
 from engine import queues, tick_queue
 from storage.database import plain_dsn
-from storage.embedded import redis_server_binary
+from storage.embedded.servers import redis_server_binary
 from storage.settings import Settings
 
 

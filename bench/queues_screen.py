@@ -21,7 +21,7 @@ import time
 
 from bench.support import LoopStalls, bench_settings, machine
 from console.app import CreatordeckApp
-from console.data import load_engine_status
+from console.data.common import load_engine_status
 from console.screens.queues import QueuesScreen
 from console.widgets.status_header import StatusHeader
 from engine import fetch_queue, queue_admin, queues

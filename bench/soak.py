@@ -41,7 +41,7 @@ from cryptography.fernet import Fernet
 import migrations
 from bench.support import free_port, wait_http
 from storage.database import plain_dsn
-from storage.embedded import EmbeddedServers
+from storage.embedded.servers import EmbeddedServers
 
 SETTLE_S = 90
 

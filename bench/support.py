@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 
 import migrations
 from storage.database import plain_dsn
-from storage.embedded import EmbeddedServers
+from storage.embedded.servers import EmbeddedServers
 from storage.settings import Settings
 
 

@@ -3,7 +3,7 @@
 Layout (as in posting and harlequin): `console/app.py` (this file: the app, global keys and the
 screen registry), `console/screens/` (one module per screen, plus the modals they open),
 `console/widgets/` (pieces shared by screens), `console/creatordeck.tcss` (the look), and
-`console/data.py` (the read model: what screens show, loaded through `storage.queries` and
+`console/data/common.py` (the read model: what screens show, loaded through `storage.queries` and
 the engine's queue modules; the console runs no SQL and no Redis command of its own).
 
 Adding a screen (the extension point)
@@ -12,7 +12,7 @@ Adding a screen (the extension point)
    set `TITLE`, `BINDINGS` (each `Binding` with a description: `?` help lists them), yield the
    body in `compose_body()`, load in `async fetch()` (it runs in a worker, only while the
    screen is on top, never twice at once, backing off on errors) and draw in `show(data)`.
-   Put the loading and edit functions in `console/data.py` (or `console/data_<name>.py`, the
+   Put the loading and edit functions in `console/data/common.py` (or `console/data/<name>.py`, the
    screen's read model); they call `storage.queries.*` / `engine.*`, never SQL or Redis
    directly, and a screen imports no storage module (lint-imports checks). Edits check
    `self.deck.refuse_read_only("verb")` first, then a `@work(group="edit")` method awaits
@@ -30,7 +30,7 @@ Adding a screen (the extension point)
    receives what follows the name (`:runs DETROIT_METRO`).
 
 Global keys: `:` command mode, `?` help, `ctrl+p` palette, `esc` back, `q` quit. A read-only
-console, and any console served over SSH (console.session), keeps only SAFE_SYSTEM_COMMANDS of
+console, and any console served over SSH (console.ssh.session), keeps only SAFE_SYSTEM_COMMANDS of
 Textual's palette commands: nothing there writes on the server. Any binding with an id can be
 remapped, and the theme chosen, in the console's settings file
 (`~/.config/creatordeck/console.toml`; see console/keymap.py).
@@ -64,7 +64,7 @@ from console.screens.posts import PostsScreen
 from console.screens.queues import QueuesScreen
 from console.screens.regions import RegionsScreen
 from console.screens.runs import RunsScreen
-from console.session import Session
+from console.ssh.session import Session
 from console.themes import DEFAULT_THEME, THEMES
 from engine import queues
 from storage.clock import Clock, utc_now
@@ -106,7 +106,7 @@ SAFE_SYSTEM_COMMANDS = frozenset({"Theme", "Keys", "Maximize", "Minimize", "Quit
 
 
 class CreatordeckApp(App[None]):
-    CSS_PATH = "creatordeck.tcss"
+    CSS_PATH = Path(__file__).with_name("creatordeck.tcss")  # absolute: subclasses live elsewhere
     TITLE = "creatordeck"
     ENABLE_COMMAND_PALETTE = True
     MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {

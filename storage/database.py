@@ -10,7 +10,7 @@ Named exceptions, all listed here and nowhere else:
 - `Database.autocommit()`: each statement commits on its own, with no BEGIN/COMMIT round
   trips. Only for hot paths made of single, self-contained statements, where one statement
   is the whole unit of atomicity; the modules allowed to use it are `AUTOCOMMIT_CALLERS`
-  (tests/test_transaction_rule.py fails on any other):
+  (tests/storage/test_transaction_rule.py fails on any other):
     - engine/jobs/tick.py: a tick shard reads its regions, claims them (`claim_many`, one
       INSERT … ON CONFLICT for the whole shard), records skipped/missed fires and fails runs:
       each one statement that is correct alone, on the engine's hottest path (every fire

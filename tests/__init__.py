@@ -1,0 +1,1 @@
+"""Tests, one folder per package they test (tests/console, tests/engine, ...)."""

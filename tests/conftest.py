@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 
 import migrations
 from storage.database import Database, plain_dsn
-from storage.embedded import EmbeddedServers
+from storage.embedded.servers import EmbeddedServers
 from storage.models import Base
 from storage.settings import Settings
 

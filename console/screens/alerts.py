@@ -20,9 +20,9 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label, Static
 
-from console import data_alerts
-from console.data import current_actor
-from console.data_alerts import AlertsView, SilenceError
+from console.data import alerts as data_alerts
+from console.data.alerts import AlertsView, SilenceError
+from console.data.common import current_actor
 from console.screens.live import LiveScreen, row_at_cursor
 from console.widgets.formatting import when
 from engine.alerts.conditions import summary_of

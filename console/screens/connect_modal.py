@@ -19,7 +19,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from console.data_connect import PLATFORMS, Clock, Database, Platform, Settings, save_connected
+from console.data.connect import PLATFORMS, Clock, Database, Platform, Settings, save_connected
 
 if TYPE_CHECKING:
     from engine.oauth.flow import ConnectFlow

@@ -12,8 +12,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from console import data_publishing as data
-from console.data import STORE_ERRORS
+from console.data import publishing as data
+from console.data.common import STORE_ERRORS
 from console.screens.live import LiveScreen, row_at_cursor
 from console.widgets.formatting import millis, when
 
@@ -143,7 +143,7 @@ class ConnectionsScreen(LiveScreen):
         )
 
     def action_connect(self, row: data.ConnectionRow | None = None) -> None:
-        from console.data import current_actor
+        from console.data.common import current_actor
         from console.screens.connect_modal import ConnectModal
 
         def done(line: str | None) -> None:

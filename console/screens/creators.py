@@ -18,9 +18,9 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Static
 
-from console import data_creators as data
-from console.data import STORE_ERRORS
-from console.data_creators import CreatorRow, CreatorStatus, TrackedPlatform
+from console.data import creators as data
+from console.data.common import STORE_ERRORS
+from console.data.creators import CreatorRow, CreatorStatus, TrackedPlatform
 from console.screens.live import LiveScreen, describe
 from console.widgets.deck_footer import DeckFooter
 from console.widgets.filter_bar import FilterBar

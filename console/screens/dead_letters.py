@@ -17,8 +17,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from console import data_creators as data
-from console.data_creators import DeadLetter
+from console.data import creators as data
+from console.data.creators import DeadLetter
 from console.screens.dialogs import ConfirmModal
 from console.screens.live import LiveScreen
 from console.widgets.formatting import when

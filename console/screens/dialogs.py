@@ -18,8 +18,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from console.data import checked_schedule
-from console.data_regions import RegionInput
+from console.data.common import checked_schedule
+from console.data.regions import RegionInput
 from console.widgets.formatting import when
 
 PREVIEW_RUNS = 10

@@ -14,7 +14,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label, Static
 
-from console.data_experiments import (
+from console.data.experiments import (
     WINDOW_DAYS,
     ExperimentError,
     ExperimentRow,

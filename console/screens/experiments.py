@@ -3,7 +3,7 @@
 Keys: `s` start, `p` pause/resume, `x` stop (asks first), `w` change weights (validated to sum
 to 1), `a` add a variant (draft only), `enter` the detail view (variant statistics and funnel
 steps per variant). Numbers come from the rollup tables over `WINDOW_DAYS` (statistics are
-computed by the read model, console.data_experiments, from the counts), traffic from the
+computed by the read model, console.data.experiments, from the counts), traffic from the
 stored assignments. Every edit is audited.
 """
 
@@ -18,8 +18,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from console import data_experiments as data
-from console.data_experiments import WINDOW_DAYS, ExperimentRow, ExperimentStatus
+from console.data import experiments as data
+from console.data.experiments import WINDOW_DAYS, ExperimentRow, ExperimentStatus
 from console.screens.dialogs import ConfirmModal
 from console.screens.experiment_modals import DASH, ExperimentDetail, VariantModal, WeightsModal
 from console.screens.live import LiveScreen, row_at_cursor

@@ -22,7 +22,7 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from console.data import KNOWN_ERRORS, STORE_ERRORS
+from console.data.common import KNOWN_ERRORS, STORE_ERRORS
 from console.user_error import UserError
 from console.widgets.backoff import Backoff
 from console.widgets.deck_footer import DeckFooter

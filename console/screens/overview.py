@@ -22,9 +22,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Sparkline, Static
 
-from console import data_ops
-from console.data import NextRunCache
-from console.data_ops import OverviewData, QueueCounts, WorkerReport
+from console.data import ops as data_ops
+from console.data.common import NextRunCache
+from console.data.ops import OverviewData, QueueCounts, WorkerReport
 from console.screens.live import LiveScreen
 from console.widgets.formatting import millis, when
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from console import data_publishing as data
+from console.data import publishing as data
 from console.screens.post_modals import styled
 from console.widgets.virtual_table import Column
 

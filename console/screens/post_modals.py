@@ -17,7 +17,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, SelectionList, Static, TextArea
 
-from console import data_publishing as data
+from console.data import publishing as data
 from console.widgets.formatting import millis, when
 
 POST_STYLES = {

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from rich.text import Text
 
-from console import data_publishing as data
+from console.data import publishing as data
 from console.screens.post_modals import POST_STYLES
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

@@ -17,8 +17,8 @@ from textual.binding import Binding
 from textual.timer import Timer
 from textual.widgets import DataTable, Static
 
-from console import data_publishing as data
-from console.data import STORE_ERRORS
+from console.data import publishing as data
+from console.data.common import STORE_ERRORS
 from console.screens.dialogs import ConfirmModal
 from console.screens.live import LiveScreen, describe
 from console.screens.post_list import LIST_COLUMNS, post_cells, post_id, post_key

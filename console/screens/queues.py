@@ -20,9 +20,9 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-from console import data_ops
-from console.data import KNOWN_ERRORS, current_actor
-from console.data_ops import JobDetail, JobState, JobSummary, QueuesView
+from console.data import ops as data_ops
+from console.data.common import KNOWN_ERRORS, current_actor
+from console.data.ops import JobDetail, JobState, JobSummary, QueuesView
 from console.screens.dialogs import ConfirmModal
 from console.screens.live import LiveScreen
 from console.widgets.filter_bar import FilterBar

@@ -12,9 +12,9 @@ from textual.binding import Binding
 from textual.timer import Timer
 from textual.widgets import Static
 
-from console import data_regions as data
-from console.data import RegionRow, current_actor, filtered
-from console.data_regions import RegionsLoad, RegionTable, load_region_window
+from console.data import regions as data
+from console.data.common import RegionRow, current_actor, filtered
+from console.data.regions import RegionsLoad, RegionTable, load_region_window
 from console.screens.dialogs import ConfirmModal, CronEditModal, RegionFormModal, ScheduleChange
 from console.screens.live import LiveScreen
 from console.widgets.filter_bar import FilterBar

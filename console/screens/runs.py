@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from console.data import RunRow, RunStatus, filtered, load_runs
+from console.data.common import RunRow, RunStatus, filtered, load_runs
 from console.screens.live import LiveScreen
 from console.widgets.filter_bar import FilterBar
 from console.widgets.formatting import millis, status, when_seconds

@@ -1,4 +1,4 @@
-"""The header's alerts segment: how many alert conditions fire, from `console.data_alerts`.
+"""The header's alerts segment: how many alert conditions fire, from `console.data.alerts`.
 
 Shared by every screen's header through the app's one `AlertMonitor`, so it costs one facts
 read per `data_alerts.EVAL_S`, not one per refresh. At 80 columns the header has ~4 cells to
@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 
-from console.data import STORE_ERRORS
-from console.data_alerts import monitor_for
+from console.data.alerts import monitor_for
+from console.data.common import STORE_ERRORS
 from engine.alerts.evaluate import State
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from textual import work
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from console.data import STORE_ERRORS, EngineStatus, load_engine_status
+from console.data.common import STORE_ERRORS, EngineStatus, load_engine_status
 from console.widgets.alerts_line import AlertsBadge, alerts_line
 from console.widgets.backoff import Backoff
 
@@ -33,7 +33,8 @@ PING_TIMEOUT_S = 5.0
 
 @runtime_checkable
 class ReportsBackground(Protocol):
-    """An app that runs background processes and can say which of them died (console.demo)."""
+    """An app that runs background processes and can say which of them died
+    (console.demo.supervisor)."""
 
     def background_problems(self) -> list[str]: ...
 

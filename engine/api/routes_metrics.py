@@ -26,7 +26,7 @@ from engine.api.schemas import (
     SummaryResponse,
     VariantMetrics,
 )
-from engine.experiments import stats
+from engine.maths import stats
 from storage.models import Experiment
 from storage.queries import experiments as q
 from storage.queries.experiments import KEY_PATTERN

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engine.experiments import hashing
+from engine.maths import hashing
 from storage.database import Database
 from storage.models import ExperimentStatus
 from storage.queries import experiments as q

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 from storage.models import Platform
 from storage.settings import EnvMode, OAuthSettings, Settings
 
-DEFAULT_MOCK_URL = "http://127.0.0.1:8765"  # engine.platforms.mockstagram.server
+DEFAULT_MOCK_URL = "http://127.0.0.1:8765"  # engine.mock_platform.server
 GRAPH = "https://graph.facebook.com/v21.0"
 
 

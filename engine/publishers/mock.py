@@ -1,4 +1,4 @@
-"""Publisher for the mock platform (`creatordeck mockstagram`, engine.platforms.mockstagram).
+"""Publisher for the mock platform (`creatordeck mockstagram`, engine.mock_platform).
 
 It behaves like a well-behaved real API: an `Idempotency-Key` header on every publish, and a
 lookup by that key, so an unknown outcome is settled by asking.

@@ -1,3 +1,3 @@
 """Queries per domain. Functions take an AsyncSession and never commit: the caller owns the
 transaction (`Database.transaction()`; exceptions listed in storage/database.py).
-tests/test_transaction_rule.py enforces it."""
+tests/storage/test_transaction_rule.py enforces it."""

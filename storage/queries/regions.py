@@ -192,7 +192,7 @@ async def regions_fingerprint(session: AsyncSession) -> tuple[int, Decimal]:
     even when that transaction started before one already seen (a max would miss that); the
     sum is numeric, so a change of a microsecond shows. A write that bypasses the ORM and
     leaves updated_at alone is not seen: readers re-read in full now and then
-    (console.data.FULL_READ_S)."""
+    (console.data.common.FULL_READ_S)."""
     epoch = cast(func.extract("epoch", Region.updated_at), Numeric)
     count, total = (await session.execute(select(func.count(), func.sum(epoch)))).one()
     return int(count), Decimal(total or 0)

@@ -1,0 +1,1 @@
+"""Tests of engine.oauth: connecting accounts and keeping tokens alive, on the mock platform."""
