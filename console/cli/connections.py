@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from console.cli.preflight import cipher_or_exit, settings_or_exit
+from console.cli.preflight import cipher_or_exit, database, settings_or_exit
 
 if TYPE_CHECKING:
     from storage.crypto import TokenCipher
@@ -51,7 +51,6 @@ def connections_add(
 
     from pydantic import ValidationError
 
-    from storage.database import Database
     from storage.queries.audit import current_actor
     from storage.queries.key_check import check_key
     from storage.queries.publishing import ConnectionInput, save_connection
@@ -72,8 +71,7 @@ def connections_add(
     box = cipher_or_exit(settings)
 
     async def save() -> int:
-        db = Database(settings)
-        try:
+        async with database(settings) as db:
             # A token saved under a key other than the stored tokens' would mix keys.
             async with db.transaction() as session:
                 status = await check_key(session, box)
@@ -82,8 +80,6 @@ def connections_add(
             async with db.transaction() as session:
                 conn = await save_connection(session, box, data, current_actor())
                 return conn.id
-        finally:
-            await db.dispose()
 
     click.echo(f"connection {asyncio.run(save())} saved ({platform} {display_name})", err=True)
 
@@ -101,7 +97,6 @@ def connections_rotate_key(forget_unreadable: bool) -> None:
     none of the given keys, nothing is written (exit 1). Afterwards ENCRYPTION_KEY=new alone
     reads everything.
     """
-    from storage.database import Database
     from storage.queries.audit import current_actor
     from storage.queries.key_check import Rotation, RotationRefused, rotate_tokens
 
@@ -109,12 +104,8 @@ def connections_rotate_key(forget_unreadable: bool) -> None:
     box = cipher_or_exit(settings)
 
     async def rotate() -> Rotation:
-        db = Database(settings)
-        try:
-            async with db.transaction() as session:
-                return await rotate_tokens(session, box, current_actor(), forget_unreadable)
-        finally:
-            await db.dispose()
+        async with database(settings) as db, db.transaction() as session:
+            return await rotate_tokens(session, box, current_actor(), forget_unreadable)
 
     try:
         done = asyncio.run(rotate())
@@ -135,18 +126,13 @@ def connections_rotate_key(forget_unreadable: bool) -> None:
 @connections.command("list")
 def connections_list() -> None:
     """Connected accounts: id, platform, name, status, expiry (never the tokens)."""
-    from storage.database import Database
     from storage.queries.publishing import list_connections
 
     settings = settings_or_exit()
 
     async def load() -> list[str]:
-        db = Database(settings)
-        try:
-            async with db.session() as session:
-                rows = await list_connections(session)
-        finally:
-            await db.dispose()
+        async with database(settings) as db, db.session() as session:
+            rows = await list_connections(session)
         return [
             f"{c.id}\t{c.platform}\t{c.display_name}\t{c.status}\t"
             f"{c.expires_at.isoformat() if c.expires_at else '-'}"
@@ -213,7 +199,6 @@ async def _connect(
 
     from engine.oauth.flow import ConnectFlow
     from engine.oauth.providers import Flow
-    from storage.database import Database
     from storage.queries.audit import current_actor
 
     oauth = settings.oauth
@@ -252,11 +237,8 @@ async def _connect(
 
             tokens = await flow.finish_device(grant, on_wait=slower)
         account = await flow.account(tokens, account_id)
-        db = Database(settings)
-        try:
+        async with database(settings) as db:
             connection_id = await flow.save(db, box, account, current_actor(), display_name)
-        finally:
-            await db.dispose()
     expiry = account.tokens.expires_at.isoformat() if account.tokens.expires_at else "never"
     refresh = "refreshed by the engine" if account.tokens.refresh_token else "no refresh token"
     return (
@@ -273,20 +255,15 @@ def connections_refresh(connection_id: int) -> None:
     import httpx
 
     from engine.oauth.refresh import TokenRefresher
-    from storage.database import Database
 
     settings = settings_or_exit()
     box = cipher_or_exit(settings)
 
     async def run() -> str:
-        db = Database(settings)
-        try:
-            async with httpx.AsyncClient() as http:
-                result = await TokenRefresher(db, box, http, settings).refresh(
-                    connection_id, wait=True, force=True
-                )
-        finally:
-            await db.dispose()
+        async with database(settings) as db, httpx.AsyncClient() as http:
+            result = await TokenRefresher(db, box, http, settings).refresh(
+                connection_id, wait=True, force=True
+            )
         return f"connection {connection_id}: {result.outcome.value} {result.reason}".strip()
 
     line = asyncio.run(run())
@@ -325,20 +302,15 @@ def credential_set(name: str, value_env: str) -> None:
     box = cipher_or_exit(settings)
 
     async def save() -> None:
-        from storage.database import Database
         from storage.queries.audit import current_actor
         from storage.queries.key_check import check_key
         from storage.queries.tracking_credentials import set_credential
 
-        db = Database(settings)
-        try:
-            async with db.transaction() as session:
-                status = await check_key(session, box)
-                if not status.ok:
-                    raise click.ClickException(f"not saved: {status.message}")
-                await set_credential(session, box, key, value, current_actor())
-        finally:
-            await db.dispose()
+        async with database(settings) as db, db.transaction() as session:
+            status = await check_key(session, box)
+            if not status.ok:
+                raise click.ClickException(f"not saved: {status.message}")
+            await set_credential(session, box, key, value, current_actor())
 
     asyncio.run(save())
     click.echo(f"{key.upper()} stored encrypted; engines use it from their next start", err=True)
@@ -357,16 +329,11 @@ def credential_delete(name: str) -> None:
     settings = settings_or_exit()
 
     async def drop() -> bool:
-        from storage.database import Database
         from storage.queries.audit import current_actor
         from storage.queries.tracking_credentials import delete_credential
 
-        db = Database(settings)
-        try:
-            async with db.transaction() as session:
-                return await delete_credential(session, key, current_actor())
-        finally:
-            await db.dispose()
+        async with database(settings) as db, db.transaction() as session:
+            return await delete_credential(session, key, current_actor())
 
     click.echo(f"{key.upper()} {'deleted' if asyncio.run(drop()) else 'was not stored'}", err=True)
 
@@ -374,18 +341,13 @@ def credential_delete(name: str) -> None:
 @credential.command("list")
 def credential_list() -> None:
     """The names of the stored credentials (never their values)."""
-    from storage.database import Database
     from storage.queries.tracking_credentials import stored_names
 
     settings = settings_or_exit()
 
     async def names() -> list[str]:
-        db = Database(settings)
-        try:
-            async with db.session() as session:
-                return await stored_names(session)
-        finally:
-            await db.dispose()
+        async with database(settings) as db, db.session() as session:
+            return await stored_names(session)
 
     for name in asyncio.run(names()):
         click.echo(name.upper())

@@ -7,6 +7,8 @@ A bad setting or a key that cannot read the stored key check is a one-line error
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import click
@@ -15,6 +17,7 @@ from storage.settings import Settings, get_settings
 
 if TYPE_CHECKING:  # the CLI imports cryptography only when a command needs it
     from storage.crypto import TokenCipher
+    from storage.database import Database
 
 
 def settings_or_exit(start_embedded: bool = True):  # type: ignore[no-untyped-def]
@@ -66,3 +69,15 @@ def cipher_or_exit(settings: Settings) -> TokenCipher:
         return cipher(settings)
     except EncryptionKeyError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@asynccontextmanager
+async def database(settings: Settings) -> AsyncIterator[Database]:
+    """The database for one command, its pool closed when the command is done."""
+    from storage.database import Database
+
+    db = Database(settings)
+    try:
+        yield db
+    finally:
+        await db.dispose()
