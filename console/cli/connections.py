@@ -162,6 +162,7 @@ def connections_connect(
     command waits. X: open the URL, approve, and paste back the address the browser ended on.
     Client ids and secrets come from the environment (YOUTUBE_CLIENT_ID, FACEBOOK_APP_ID, …).
     """
+    from console.data.connect import CONNECT_ERRORS
     from storage.models import Platform
 
     settings = settings_or_exit()
@@ -170,9 +171,7 @@ def connections_connect(
         saved = asyncio.run(
             _connect(settings, box, Platform(platform), flow, account_id, display_name)
         )
-    except click.ClickException:
-        raise
-    except Exception as exc:
+    except CONNECT_ERRORS as exc:
         raise click.ClickException(_connect_error(exc)) from exc
     click.echo(saved, err=True)
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import httpx
+
+from console.data.common import KNOWN_ERRORS
 from storage.clock import Clock as Clock
 from storage.crypto import cipher
 from storage.database import Database as Database
@@ -20,6 +23,9 @@ if TYPE_CHECKING:
     from engine.oauth.tokens import TokenSet
 
 PLATFORMS = ", ".join(p.value for p in Platform)
+# What a connect attempt is expected to raise: a refusal or a missing setting (UserError: the
+# OAuth errors subclass it), the platform or a store away. Anything else is a bug.
+CONNECT_ERRORS: tuple[type[Exception], ...] = (*KNOWN_ERRORS, httpx.HTTPError)
 
 
 async def save_connected(

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from arq.connections import ArqRedis
 
+from console.data.common import STORE_ERRORS
 from engine import publish_queue
 from engine.resilience import CircuitBreaker
 from storage.database import Database
@@ -243,7 +244,7 @@ async def _apply(redis: ArqRedis | None, settings: Settings, change: JobChange) 
         return " (queue unreachable: the engine's reconcile will pick it up)"
     try:
         await publish_queue.apply(redis, settings, change)
-    except Exception as exc:
+    except STORE_ERRORS as exc:
         return f" (queue update failed, the engine's reconcile will repair it: {exc})"
     return ""
 

@@ -19,7 +19,15 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from console.data.connect import PLATFORMS, Clock, Database, Platform, Settings, save_connected
+from console.data.connect import (
+    CONNECT_ERRORS,
+    PLATFORMS,
+    Clock,
+    Database,
+    Platform,
+    Settings,
+    save_connected,
+)
 
 if TYPE_CHECKING:
     from engine.oauth.flow import ConnectFlow
@@ -120,7 +128,7 @@ class ConnectModal(ModalScreen[str | None]):
                 )
                 tokens = await self.flow.finish_device(grant)
                 await self.save(tokens)
-            except Exception as exc:
+            except CONNECT_ERRORS as exc:
                 self.say(f"[b red]not connected:[/] {escape(str(exc))}")
 
     @work(group="connect", exclusive=True, exit_on_error=False)
@@ -132,7 +140,7 @@ class ConnectModal(ModalScreen[str | None]):
             self.flow.http = http
             try:
                 await self.save(await self.flow.finish_pkce(self.pkce, pasted))
-            except Exception as exc:
+            except CONNECT_ERRORS as exc:
                 self.say(f"[b red]not connected:[/] {escape(str(exc))}")
 
     async def save(self, tokens: TokenSet) -> None:

@@ -16,10 +16,13 @@ import httpx
 
 from engine.oauth.providers import Client, Identity, Provider
 from engine.oauth.tokens import ACCEPT_JSON, OAuthError, OAuthUnavailable, TokenSet, error_of
+from storage.user_error import UserError
 
 
-class AccountChoiceError(ValueError):
+class AccountChoiceError(ValueError, UserError):
     """The token reaches several accounts (or none) and the choice is the operator's."""
+
+    title = "pick an account"
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,10 +26,13 @@ from storage.models import Platform
 from storage.queries.key_check import check_key
 from storage.queries.oauth_tokens import NewTokens, save_connected
 from storage.settings import Settings
+from storage.user_error import UserError
 
 
-class KeyRefused(RuntimeError):
+class KeyRefused(RuntimeError, UserError):
     """ENCRYPTION_KEY cannot read the tokens already stored: saving would mix keys."""
+
+    title = "token not saved"
 
 
 @dataclass

@@ -19,10 +19,13 @@ import httpx
 
 from engine.oauth.providers import Client, Provider
 from engine.oauth.tokens import OAuthError, TokenSet, token_request
+from storage.user_error import UserError
 
 
-class PasteError(ValueError):
+class PasteError(ValueError, UserError):
     """What was pasted is not this attempt's redirect or code (the message says why)."""
+
+    title = "not a redirect or code"
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from storage.models import Platform
 from storage.settings import EnvMode, OAuthSettings, Settings
+from storage.user_error import UserError
 
 DEFAULT_MOCK_URL = "http://127.0.0.1:8765"  # engine.mock_platform.server
 GRAPH = "https://graph.facebook.com/v21.0"
@@ -35,8 +36,10 @@ class Identity(StrEnum):
     INSTAGRAM_ACCOUNT = "instagram_account"  # me/accounts: a Page's instagram_business_account
 
 
-class OAuthConfigError(RuntimeError):
+class OAuthConfigError(RuntimeError, UserError):
     """A client id or secret this flow needs is not in the environment (the message says which)."""
+
+    title = "OAuth not configured"
 
 
 @dataclass(frozen=True, slots=True)

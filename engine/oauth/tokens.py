@@ -14,14 +14,17 @@ from typing import Any
 import httpx
 
 from engine.oauth.providers import Client, Provider
+from storage.user_error import UserError
 
 # Refusals that mean "this grant will never work again" (RFC 6749 section 5.2).
 ACCEPT_JSON = {"Accept": "application/json"}
 DEAD_GRANT = frozenset({"invalid_grant", "unauthorized_client", "invalid_client"})
 
 
-class OAuthError(RuntimeError):
+class OAuthError(RuntimeError, UserError):
     """The platform refused: `error` is its code (RFC 6749 / 8628), the message its words."""
+
+    title = "the platform refused"
 
     def __init__(self, error: str, description: str = "", status: int | None = None) -> None:
         self.error = error
@@ -34,8 +37,10 @@ class GrantRefused(OAuthError):
     """invalid_grant and kin: the refresh token (or code) is dead; only a reconnect helps."""
 
 
-class OAuthUnavailable(RuntimeError):
+class OAuthUnavailable(RuntimeError, UserError):
     """No usable answer (network error, timeout, 5xx, not JSON): nothing changed, try later."""
+
+    title = "platform unreachable"
 
 
 @dataclass(frozen=True, slots=True)
