@@ -96,7 +96,7 @@ async def require_connections(
     rows = await session.execute(
         select(Connection.id, Connection.team_id).where(Connection.id.in_(ids))
     )
-    owners = dict(rows.tuples().all())
+    owners = {row.id: row.team_id for row in rows}
     require_teams(actor, [owners.get(i) for i in ids], what)
 
 

@@ -218,7 +218,7 @@ async def list_operators(session: AsyncSession) -> list[OperatorRow]:
         .group_by(models.Operator.id)
         .order_by(models.Operator.name)
     )
-    return [OperatorRow(n, r, u, tuple(sorted(t))) for n, r, u, t in rows.tuples()]
+    return [OperatorRow(n, r, u, tuple(sorted(t))) for n, r, u, t in rows.all()]
 
 
 async def list_teams(session: AsyncSession) -> list[tuple[str, int]]:
@@ -229,4 +229,4 @@ async def list_teams(session: AsyncSession) -> list[tuple[str, int]]:
         .group_by(Team.id)
         .order_by(Team.name)
     )
-    return list(rows.tuples())
+    return [(name, count) for name, count in rows.all()]
