@@ -151,7 +151,7 @@ async def test_an_editor_edits_only_their_teams_accounts(db: Database) -> None:
     ]
     before = await _audit_rows(db)
     for edit in refused:
-        with pytest.raises(PermissionDenied, match="ed cannot .*: the account belongs to another"):
+        with pytest.raises(PermissionDenied, match=r"ed cannot .*: the account belongs to another"):
             async with db.transaction() as session:
                 await edit(session, editor)
     with pytest.raises(PermissionDenied, match="belongs to no team"):
