@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from console.ssh.session import Session
@@ -38,3 +39,22 @@ async def acting_now(db: Database, who: Identity | None = None) -> Operator:
     further down (engine.dead_letters, engine.oauth.flow): the role read just before."""
     async with db.transaction() as session:
         return await acting(session, who)
+
+
+async def header_label(db: Database) -> str | None:
+    """ "name (role)" for the console's header once operators exist; None before (the console
+    looks as it did before roles) or when the database cannot say (the header is no place
+    for that error: the screens report the store)."""
+    from sqlalchemy import select
+
+    from storage.models import Operator as OperatorRow
+    from storage.user_error import UserError
+
+    try:
+        async with db.transaction() as session:
+            if await session.scalar(select(OperatorRow.id).limit(1)) is None:
+                return None
+            operator = await acting(session)
+    except (UserError, OSError, SQLAlchemyError):
+        return None
+    return f"{operator.name} ({operator.role})"
