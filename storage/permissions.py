@@ -69,8 +69,9 @@ def require(actor: Actor, role: Role, what: str) -> None:
     """Refuse unless `actor` is a process or an operator with at least `role`."""
     if isinstance(actor, str):
         return
-    if RANK[actor.role] < RANK[role]:
-        raise PermissionDenied(f"{actor.name} is {actor.role.value}: cannot {what} (needs {role})")
+    rank = RANK.get(actor.role)  # a role that is not one of ours refuses (fail closed)
+    if rank is None or rank < RANK[role]:
+        raise PermissionDenied(f"{actor.name} is {actor.role}: cannot {what} (needs {role})")
 
 
 def require_teams(actor: Actor, team_ids: Iterable[int | None], what: str) -> None:

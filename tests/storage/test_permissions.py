@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import permissions
 from storage.crypto import TokenCipher
 from storage.database import Database
 from storage.models import AuditEntry, Connection, CreatorStatus, ExperimentStatus, Role
@@ -232,3 +233,9 @@ def test_a_role_that_does_not_parse_is_a_refusal() -> None:
     for bad in ("Admin", "", "root", "editor "):
         with pytest.raises(PermissionDenied, match="unknown role"):
             parse_role(bad, who="x")
+
+
+def test_an_operator_value_with_a_role_that_is_not_ours_is_refused() -> None:
+    forged = Operator("x", "root")  # type: ignore[arg-type]
+    with pytest.raises(PermissionDenied, match="x is root: cannot edit regions"):
+        permissions.require(forged, Role.VIEWER, "edit regions")
