@@ -51,6 +51,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from console import heap
+from console.data.acting import header_label
 from console.keymap import console_binding_ids, help_rows, load_config
 from console.screens.alerts import AlertsScreen
 from console.screens.command import CommandBar
@@ -206,8 +207,15 @@ class CreatordeckApp(App[None]):
         for error in self.config.errors:
             self.notify(error, title="console settings", severity="warning", timeout=10)
         self.sub_title = self.settings.redis_prefix
+        self.run_worker(self._show_operator(), group="operator", exit_on_error=False)
         # Once the landing screen is built: keep full GCs of the start-up heap off the UI loop.
         self.set_timer(1.0, heap.freeze_startup_heap)
+
+    async def _show_operator(self) -> None:
+        """Who you are and your role, in the header (once operators exist)."""
+        label = await header_label(self.db)
+        if label is not None:
+            self.sub_title = f"{self.settings.redis_prefix} · {label}"
 
     async def on_unmount(self) -> None:
         heap.release()

@@ -16,12 +16,13 @@ from arq.connections import ArqRedis
 from engine import fetch_queue
 from storage.database import Database
 from storage.models import CreatorStatus
+from storage.permissions import Actor
 from storage.queries import creators, dead_letters
 from storage.settings import Settings
 
 
 async def requeue(
-    db: Database, redis: ArqRedis, settings: Settings, ids: list[int] | None, *, actor: str
+    db: Database, redis: ArqRedis, settings: Settings, ids: list[int] | None, *, actor: Actor
 ) -> int:
     """Requeue these letters (every pending one when `ids` is None); returns how many."""
     async with db.transaction() as session:
@@ -59,7 +60,7 @@ async def requeue(
     return len(letters)
 
 
-async def drop(db: Database, ids: list[int] | None, *, actor: str) -> int:
+async def drop(db: Database, ids: list[int] | None, *, actor: Actor) -> int:
     """Drop these letters (all when `ids` is None); the audit log keeps a copy."""
     async with db.transaction() as session:
         return await dead_letters.drop(session, ids, actor=actor)

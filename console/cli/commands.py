@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from console.cli.connections import connections
+from console.cli.operators import operators, teams
 from console.cli.preflight import check_encryption_key, plain_settings, settings_or_exit
 
 
@@ -319,12 +320,14 @@ def experiments_create(file: Path) -> None:
 
     try:
         key = asyncio.run(create_from_file(settings_or_exit(), file))
-    except ValueError as exc:
+    except (ValueError, PermissionError) as exc:  # PermissionError: storage.permissions
         raise click.ClickException(str(exc)) from exc
     click.echo(f"experiment {key} created as a draft; start it from the console (s)", err=True)
 
 
 main.add_command(connections)
+main.add_command(operators)
+main.add_command(teams)
 
 
 if __name__ == "__main__":

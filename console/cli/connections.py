@@ -51,7 +51,7 @@ def connections_add(
 
     from pydantic import ValidationError
 
-    from storage.queries.audit import current_actor
+    from console.data.acting import acting
     from storage.queries.key_check import check_key
     from storage.queries.publishing import ConnectionInput, save_connection
 
@@ -78,7 +78,7 @@ def connections_add(
             if not status.ok:
                 raise click.ClickException(f"token not saved: {status.message}")
             async with db.transaction() as session:
-                conn = await save_connection(session, box, data, current_actor())
+                conn = await save_connection(session, box, data, await acting(session))
                 return conn.id
 
     click.echo(f"connection {asyncio.run(save())} saved ({platform} {display_name})", err=True)
@@ -97,7 +97,7 @@ def connections_rotate_key(forget_unreadable: bool) -> None:
     none of the given keys, nothing is written (exit 1). Afterwards ENCRYPTION_KEY=new alone
     reads everything.
     """
-    from storage.queries.audit import current_actor
+    from console.data.acting import acting
     from storage.queries.key_check import Rotation, RotationRefused, rotate_tokens
 
     settings = settings_or_exit()
@@ -105,7 +105,7 @@ def connections_rotate_key(forget_unreadable: bool) -> None:
 
     async def rotate() -> Rotation:
         async with database(settings) as db, db.transaction() as session:
-            return await rotate_tokens(session, box, current_actor(), forget_unreadable)
+            return await rotate_tokens(session, box, await acting(session), forget_unreadable)
 
     try:
         done = asyncio.run(rotate())
@@ -196,9 +196,9 @@ async def _connect(
 ) -> str:
     import httpx
 
+    from console.data.acting import acting_now
     from engine.oauth.flow import ConnectFlow
     from engine.oauth.providers import Flow
-    from storage.queries.audit import current_actor
 
     oauth = settings.oauth
     async with httpx.AsyncClient(timeout=oauth.timeout_s) as http:
@@ -237,7 +237,7 @@ async def _connect(
             tokens = await flow.finish_device(grant, on_wait=slower)
         account = await flow.account(tokens, account_id)
         async with database(settings) as db:
-            connection_id = await flow.save(db, box, account, current_actor(), display_name)
+            connection_id = await flow.save(db, box, account, await acting_now(db), display_name)
     expiry = account.tokens.expires_at.isoformat() if account.tokens.expires_at else "never"
     refresh = "refreshed by the engine" if account.tokens.refresh_token else "no refresh token"
     return (
@@ -301,7 +301,7 @@ def credential_set(name: str, value_env: str) -> None:
     box = cipher_or_exit(settings)
 
     async def save() -> None:
-        from storage.queries.audit import current_actor
+        from console.data.acting import acting
         from storage.queries.key_check import check_key
         from storage.queries.tracking_credentials import set_credential
 
@@ -309,7 +309,7 @@ def credential_set(name: str, value_env: str) -> None:
             status = await check_key(session, box)
             if not status.ok:
                 raise click.ClickException(f"not saved: {status.message}")
-            await set_credential(session, box, key, value, current_actor())
+            await set_credential(session, box, key, value, await acting(session))
 
     asyncio.run(save())
     click.echo(f"{key.upper()} stored encrypted; engines use it from their next start", err=True)
@@ -328,11 +328,11 @@ def credential_delete(name: str) -> None:
     settings = settings_or_exit()
 
     async def drop() -> bool:
-        from storage.queries.audit import current_actor
+        from console.data.acting import acting
         from storage.queries.tracking_credentials import delete_credential
 
         async with database(settings) as db, db.transaction() as session:
-            return await delete_credential(session, key, current_actor())
+            return await delete_credential(session, key, await acting(session))
 
     click.echo(f"{key.upper()} {'deleted' if asyncio.run(drop()) else 'was not stored'}", err=True)
 

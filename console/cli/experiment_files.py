@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from console.data.acting import acting
 from storage.database import Database
-from storage.queries import audit
 from storage.queries import experiments as q
 from storage.settings import Settings
 
@@ -35,7 +35,7 @@ async def create_from_file(settings: Settings, path: Path) -> str:
     db = Database(settings)
     try:
         async with db.transaction() as session:
-            await q.create_experiment(session, data, actor=audit.current_actor())
+            await q.create_experiment(session, data, actor=await acting(session))
     finally:
         await db.dispose()
     return data.key

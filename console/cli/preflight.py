@@ -1,6 +1,7 @@
 """What every `creatordeck` command needs before it starts: the settings, checked.
 
-A bad setting or a key that cannot read the stored key check is a one-line error (a
+A bad setting, a key that cannot read the stored key check, or an edit refused (a UserError
+inside `database`) is a one-line error (a
 `click.ClickException`), never a traceback.
 """
 
@@ -75,9 +76,12 @@ def cipher_or_exit(settings: Settings) -> TokenCipher:
 async def database(settings: Settings) -> AsyncIterator[Database]:
     """The database for one command, its pool closed when the command is done."""
     from storage.database import Database
+    from storage.user_error import UserError
 
     db = Database(settings)
     try:
         yield db
+    except UserError as exc:  # a refusal (e.g. storage.permissions), said in one line
+        raise click.ClickException(str(exc)) from exc
     finally:
         await db.dispose()

@@ -6,6 +6,8 @@ commands of their own.
 
 Modules:
 
+- `acting.py`: Who is acting in this process, and as which operator (storage.permissions enforces
+  it).
 - `alerts.py`: The console's read model for alerts: the conditions of `engine.alerts`, judged
   here.
 - `common.py`: The console's read model: what each screen shows, via storage.queries and the

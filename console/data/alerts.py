@@ -21,12 +21,14 @@ from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
 
+from console.data.acting import acting
 from console.data.common import STORE_ERRORS
 from engine.alerts.conditions import BY_NAME, with_for_cap
 from engine.alerts.evaluate import AlertStatus, AlertTracker, State
 from engine.alerts.facts import FactReader, Facts
 from storage.queries import alerts as queries
 from storage.queries.alerts import Silence
+from storage.queries.operators import Identity
 from storage.user_error import UserError
 
 if TYPE_CHECKING:
@@ -134,7 +136,7 @@ def check_reason(text: str) -> str:
 
 
 async def silence(
-    deck: Deck, condition: str, duration: timedelta, reason: str, actor: str
+    deck: Deck, condition: str, duration: timedelta, reason: str, actor: Identity
 ) -> datetime:
     """Silence `condition` for `duration` from the console's now; returns the end."""
     if condition not in BY_NAME:
@@ -142,11 +144,17 @@ async def silence(
     until = deck.now() + duration
     async with deck.db.transaction() as session:
         await queries.add_silence(
-            session, condition=condition, until=until, reason=check_reason(reason), actor=actor
+            session,
+            condition=condition,
+            until=until,
+            reason=check_reason(reason),
+            actor=await acting(session, actor),
         )
     return until
 
 
-async def unsilence(deck: Deck, condition: str, actor: str) -> int:
+async def unsilence(deck: Deck, condition: str, actor: Identity) -> int:
     async with deck.db.transaction() as session:
-        return await queries.end_silences(session, condition=condition, now=deck.now(), actor=actor)
+        return await queries.end_silences(
+            session, condition=condition, now=deck.now(), actor=await acting(session, actor)
+        )

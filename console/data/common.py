@@ -18,13 +18,13 @@ from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
+from console.data.acting import current_actor as current_actor  # who edits, for screens
 from engine import queue_admin, tick_queue
 from engine.redis_keys import TICKS
 from storage.database import Database
 from storage.models import JobRun
 from storage.models import RunStatus as RunStatus  # for the Runs screen's status filter
 from storage.queries import runs as run_queries
-from storage.queries.audit import current_actor as current_actor  # who edits, for screens
 from storage.queries.regions import list_region_summaries
 from storage.queries.runs import LastRun
 from storage.schedule import Schedule, ScheduleError, parse_schedule

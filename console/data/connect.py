@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from console.data.acting import acting_now
 from console.data.common import KNOWN_ERRORS
 from storage.clock import Clock as Clock
 from storage.crypto import cipher
 from storage.database import Database as Database
 from storage.models import Platform as Platform
+from storage.queries.operators import Identity
 from storage.settings import Settings as Settings
 
 if TYPE_CHECKING:
@@ -34,9 +36,9 @@ async def save_connected(
     flow: ConnectFlow,
     tokens: TokenSet,
     account_id: str | None,
-    actor: str,
+    actor: Identity,
 ) -> str:
     """Store the connected account's tokens (encrypted) and say so in one line."""
     account = await flow.account(tokens, account_id)
-    connection_id = await flow.save(db, cipher(settings), account, actor)
+    connection_id = await flow.save(db, cipher(settings), account, await acting_now(db, actor))
     return f"connection {connection_id} saved ({flow.platform} {account.display_name})"

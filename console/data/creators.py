@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING
 
 from arq.connections import ArqRedis
 
+from console.data.acting import acting, acting_now
 from console.data.common import STORE_ERRORS
 from engine import dead_letters as dead_letter_ops
 from engine.platforms.registry import build_adapters
 from engine.resilience import CircuitBreaker, RateLimiter
 from storage.database import Database
 from storage.models import Creator, CreatorStatus, DeadLetter, TrackedPlatform
-from storage.queries import audit, creators, dead_letters
+from storage.queries import creators, dead_letters
 from storage.queries.creators import CreatorRow
 from storage.queries.series import Point, follower_series
 from storage.settings import Settings
@@ -211,16 +212,16 @@ def chart(values: list[int], width: int, height: int) -> list[str]:
 async def set_creator_status(db: Database, creator_id: int, target: CreatorStatus) -> None:
     """Pause or resume one creator's tracking."""
     async with db.transaction() as session:
-        await creators.set_status(session, [creator_id], target, actor=audit.current_actor())
+        await creators.set_status(session, [creator_id], target, actor=await acting(session))
 
 
 async def requeue_letters(
     db: Database, redis: ArqRedis, settings: Settings, ids: list[int] | None
 ) -> int:
     """Requeue these dead letters (None: every pending one); how many were requeued."""
-    return await dead_letter_ops.requeue(db, redis, settings, ids, actor=audit.current_actor())
+    return await dead_letter_ops.requeue(db, redis, settings, ids, actor=await acting_now(db))
 
 
 async def drop_letters(db: Database, ids: list[int] | None) -> int:
     """Drop these dead letters (None: all of them); how many were dropped."""
-    return await dead_letter_ops.drop(db, ids, actor=audit.current_actor())
+    return await dead_letter_ops.drop(db, ids, actor=await acting_now(db))

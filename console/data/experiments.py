@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from console.data.acting import acting
 from engine.maths import stats
 from engine.maths.stats import Verdict
 from storage.database import Database
 from storage.models import ExperimentStatus
-from storage.queries import audit
 from storage.queries import experiments as q
 from storage.queries.experiments import ExperimentError, VariantInput
 
@@ -154,7 +154,7 @@ def parse_weights(text: str, keys: list[str]) -> dict[str, float]:
 
 async def set_experiment_status(db: Database, key: str, status: ExperimentStatus) -> None:
     async with db.transaction() as session:
-        await q.set_status(session, key, status, actor=audit.current_actor())
+        await q.set_status(session, key, status, actor=await acting(session))
 
 
 async def set_variant_weights(
@@ -163,11 +163,11 @@ async def set_variant_weights(
     """Parse `text` (see parse_weights) and save the weights; returns them."""
     weights = parse_weights(text, keys)
     async with db.transaction() as session:
-        await q.set_weights(session, key, weights, actor=audit.current_actor())
+        await q.set_weights(session, key, weights, actor=await acting(session))
     return weights
 
 
 async def add_variant(db: Database, key: str, variant: str) -> None:
     """A new variant of a draft experiment; the weights become an equal split."""
     async with db.transaction() as session:
-        await q.add_variant(session, key, variant, actor=audit.current_actor())
+        await q.add_variant(session, key, variant, actor=await acting(session))

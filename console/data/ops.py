@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from console.data.acting import acting_now
 from console.data.common import NextRunCache, load_regions
 from console.data.creators import HEALTH_ERRORS, PlatformHealth
 from console.data.creators import load_platform_health as load_platforms
@@ -32,6 +33,7 @@ from engine.queue_admin import (
 from storage.database import Database
 from storage.queries import dead_letters, ingestion, partitions
 from storage.queries import runs as run_queries
+from storage.queries.operators import Identity
 from storage.settings import Settings
 
 # Names the screens use (they reach the queues only through this read model).
@@ -103,7 +105,7 @@ async def job_action(
 
 
 async def requeue_dead_letters(
-    db: Database, redis: ArqRedis, settings: Settings, kind: str, actor: str
+    db: Database, redis: ArqRedis, settings: Settings, kind: str, actor: Identity
 ) -> int:
     """Requeue every pending dead letter of one kind (engine.dead_letters does the work)."""
     async with db.session() as session:
@@ -113,7 +115,7 @@ async def requeue_dead_letters(
     if not letters:
         return 0
     return await dead_letter_ops.requeue(
-        db, redis, settings, [letter.id for letter in letters], actor=actor
+        db, redis, settings, [letter.id for letter in letters], actor=await acting_now(db, actor)
     )
 
 

@@ -14,12 +14,13 @@ from zoneinfo import ZoneInfo
 
 from arq.connections import ArqRedis
 
+from console.data.acting import acting
 from console.data.common import STORE_ERRORS
 from engine import publish_queue
 from engine.resilience import CircuitBreaker
 from storage.database import Database
 from storage.models import Platform
-from storage.queries import audit, publishing
+from storage.queries import publishing
 from storage.queries.publishing import JobChange
 
 # The post form's input type and its checks, for the screens (they import no storage module).
@@ -257,7 +258,7 @@ async def compose_post(
     now: datetime,
 ) -> tuple[int, str]:
     async with db.transaction() as session:
-        post, change = await publishing.create_post(session, data, audit.current_actor(), now)
+        post, change = await publishing.create_post(session, data, await acting(session), now)
     return post.id, await _apply(redis, settings, change)
 
 
@@ -272,7 +273,7 @@ async def reschedule_post(
 ) -> str:
     async with db.transaction() as session:
         change = await publishing.schedule_post(
-            session, post_id, when, timezone, audit.current_actor(), now
+            session, post_id, when, timezone, await acting(session), now
         )
     return await _apply(redis, settings, change)
 
@@ -281,7 +282,7 @@ async def cancel_post(
     db: Database, redis: ArqRedis | None, settings: Settings, post_id: int
 ) -> str:
     async with db.transaction() as session:
-        change = await publishing.cancel_post(session, post_id, audit.current_actor())
+        change = await publishing.cancel_post(session, post_id, await acting(session))
     return await _apply(redis, settings, change)
 
 
@@ -295,7 +296,7 @@ async def retry_failed(
     total = JobChange()
     for pub_id in publication_ids:
         async with db.transaction() as session:
-            change = await publishing.retry_publication(session, pub_id, audit.current_actor(), now)
+            change = await publishing.retry_publication(session, pub_id, await acting(session), now)
         total.enqueue.extend(change.enqueue)
     return await _apply(redis, settings, total)
 
@@ -314,7 +315,7 @@ async def resolve_unknown(
             session,
             publication_id,
             published=published,
-            actor=audit.current_actor(),
+            actor=await acting(session),
             external_url=external_url,
             now=now,
         )

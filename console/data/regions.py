@@ -34,11 +34,15 @@ from typing import Any
 
 from arq.connections import ArqRedis
 
+from console.data.acting import acting, acting_now
 from console.data.common import NextRunCache, RegionRow, checked_schedule, search_text
 from engine.tick_queue import TickRequest, enqueue_ticks
+from storage import permissions
 from storage.database import Database
+from storage.models import Role
 from storage.queries import audit
 from storage.queries import runs as run_queries
+from storage.queries.operators import Identity
 from storage.queries.regions import (
     RegionInput,
     create_region,
@@ -218,14 +222,14 @@ async def load_region_window(
 
 
 async def set_schedule(
-    db: Database, code: str, cron: str, timezone: str, *, actor: str, now: datetime
+    db: Database, code: str, cron: str, timezone: str, *, actor: Identity, now: datetime
 ) -> None:
     """A new cron and timezone (RegionError, ScheduleError when they cannot be used)."""
     async with db.transaction() as session:
         await update_region(
             session,
             code,
-            actor=actor,
+            actor=await acting(session, actor),
             action="edit_schedule",
             now=now,
             cron=cron,
@@ -233,38 +237,42 @@ async def set_schedule(
         )
 
 
-async def set_active(db: Database, code: str, active: bool, *, actor: str, now: datetime) -> None:
+async def set_active(
+    db: Database, code: str, active: bool, *, actor: Identity, now: datetime
+) -> None:
     """Pause (False) or resume (True) a region's schedule."""
     async with db.transaction() as session:
         await update_region(
             session,
             code,
-            actor=actor,
+            actor=await acting(session, actor),
             action="resume" if active else "pause",
             now=now,
             active=active,
         )
 
 
-async def add_region(db: Database, region: RegionInput, *, actor: str, now: datetime) -> None:
+async def add_region(db: Database, region: RegionInput, *, actor: Identity, now: datetime) -> None:
     async with db.transaction() as session:
-        await create_region(session, region, actor=actor, now=now)
+        await create_region(session, region, actor=await acting(session, actor), now=now)
 
 
-async def remove_region(db: Database, code: str, *, actor: str) -> None:
+async def remove_region(db: Database, code: str, *, actor: Identity) -> None:
     async with db.transaction() as session:
-        await delete_region(session, code, actor=actor)
+        await delete_region(session, code, actor=await acting(session, actor))
 
 
 async def run_now(
-    db: Database, redis: ArqRedis, settings: Settings, code: str, fire: datetime, *, actor: str
+    db: Database, redis: ArqRedis, settings: Settings, code: str, fire: datetime, *, actor: Identity
 ) -> bool:
     """Queue a manual tick of `code` for `fire`; False when one for that second is queued."""
+    operator = await acting_now(db, actor)
+    permissions.require(operator, Role.EDITOR, "run regions now")  # before anything is queued
     added = await enqueue_ticks(redis, settings, [TickRequest(code, fire, manual=True)])
     async with db.transaction() as session:
         await audit.record_action(
             session,
-            actor=actor,
+            actor=operator,
             action="run_now",
             entity="region",
             entity_id=code,

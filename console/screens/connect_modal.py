@@ -19,6 +19,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from console.data.acting import Identity
 from console.data.connect import (
     CONNECT_ERRORS,
     PLATFORMS,
@@ -47,7 +48,7 @@ class ConnectModal(ModalScreen[str | None]):
         self,
         settings: Settings,
         db: Database,
-        actor: str,
+        actor: Identity,
         clock: Clock,
         platform: str | None = None,
         account_id: str | None = None,

@@ -4,11 +4,20 @@ OpenSSH format, one key per line, options before the key, parsed by asyncssh (qu
 `environment="A=b c",read-only` is two options). Option names are case-insensitive where that
 can only narrow what a key gets: our own option `read-only` (any case) makes that key's consoles
 read-only; `from="10.0.0.*"` (lower case: asyncssh enforces only that spelling) limits the
-client address. The key's comment names the person in the audit log (`ssh:<comment>`):
+client address. `operator="alice"` maps the key to the operator of that name (storage.queries.
+operators: role and teams come from the database at each edit); a key without it, or naming
+no operator, is a viewer once any operator exists (before that, the deployment has no roles and
+the key acts as admin, as before). A read-only key is a viewer whatever its operator. An
+unmapped key's comment names the person in the audit log (`ssh:<comment>`):
 
-    ssh-ed25519 AAAAC3Nza... alice@laptop
-    read-only ssh-ed25519 AAAAC3Nza... bob@phone
+    operator="alice" ssh-ed25519 AAAAC3Nza... alice@laptop
+    operator="bob",read-only ssh-ed25519 AAAAC3Nza... bob@phone
     read-only,from="127.0.0.1" ssh-ed25519 AAAAC3Nza... wallboard
+
+Why an option and not a fingerprint table: this file already decides who gets in and with what
+restrictions, read at every login; the mapping on the same line keeps one place to grant and
+revoke (delete the line), with nothing in the database to drift from it. A line with more than
+one `operator=` is refused (which one would be a guess).
 
 Invariant, line by line and fail closed: a line whose options do not parse is skipped; a line
 with an option this server cannot honour (`command=`, `expiry-time=`, `restrict`, `FROM=` that
@@ -33,6 +42,7 @@ import asyncssh
 from engine import logs
 
 READ_ONLY_OPTION = "read-only"
+OPERATOR_OPTION = "operator"  # operator="name": the operator this key acts as
 # Options a line may carry. `from` must be spelled in lower case: asyncssh enforces only that
 # spelling, so `FROM=` would be a restriction silently dropped (refused instead).
 ENFORCED_OPTIONS = frozenset({"from"})
@@ -42,6 +52,7 @@ ENFORCED_OPTIONS = frozenset({"from"})
 HARMLESS_OPTIONS = frozenset(
     {
         READ_ONLY_OPTION,
+        OPERATOR_OPTION,
         "environment",  # ignored, as sshd does unless PermitUserEnvironment
         "no-port-forwarding",
         "no-agent-forwarding",
@@ -69,6 +80,7 @@ class KeyEntry:
     line_no: int
     name: str  # the key's comment, or "line N"
     read_only: bool
+    operator: str | None = None  # the `operator=` option: whom this key acts as
 
 
 def load_authorized_keys(path: Path) -> list[KeyLine]:
@@ -97,6 +109,16 @@ def option_problem(options: Mapping[str, object]) -> str | None:
         if name.lower() in ENFORCED_OPTIONS:
             return f"option {name!r} is not supported (write it in lower case: {name.lower()!r})"
         return f"option {name!r} is not supported"
+    names = [v for n, v in options.items() if n.lower() == OPERATOR_OPTION]
+    if len(names) > 1 or any(not isinstance(v, list) or len(v) != 1 for v in names):
+        return "option 'operator' must appear once with one name"
+    return None
+
+
+def _operator(options: Mapping[str, object]) -> str | None:
+    for name, value in options.items():
+        if name.lower() == OPERATOR_OPTION and isinstance(value, list):
+            return str(value[0])
     return None
 
 
@@ -127,5 +149,5 @@ def match_key(lines: list[KeyLine], key: asyncssh.SSHKey, host: str, addr: str) 
             continue
         read_only = any(name.lower() == READ_ONLY_OPTION for name in options)
         name = _comment(line.text, key) or f"line {line.line_no}"
-        return KeyEntry(line.line_no, name, read_only)
+        return KeyEntry(line.line_no, name, read_only, _operator(options))
     return None

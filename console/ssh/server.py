@@ -31,7 +31,7 @@ from typing import Any
 import asyncssh
 
 from console.ssh.authorized_keys import KeyEntry, load_authorized_keys, match_key
-from console.ssh.session import READ_ONLY_REASON_ENV, SSH_KEY_ENV
+from console.ssh.session import READ_ONLY_REASON_ENV, SSH_KEY_ENV, SSH_OPERATOR_ENV
 from engine import logs
 from storage.settings import Settings
 
@@ -149,6 +149,7 @@ class ConsoleSSHServer(asyncssh.SSHServer):
                 user=username,
                 key=entry.name,
                 line=entry.line_no,
+                operator=entry.operator,
                 read_only=entry.read_only or self.options.read_only,
             )
             return True
@@ -190,7 +191,11 @@ def read_only_reason(entry: KeyEntry, options: ServeOptions) -> str | None:
 
 
 def console_env(
-    settings: Settings, term: str, who: str, read_only_because: str | None = None
+    settings: Settings,
+    term: str,
+    who: str,
+    read_only_because: str | None = None,
+    operator: str | None = None,
 ) -> dict[str, str]:
     """The console process's environment: this server's servers and prefix, the client's
     terminal type, the key's name as the audit log's actor, and that this is an SSH session
@@ -206,6 +211,9 @@ def console_env(
     )
     env[SSH_KEY_ENV] = who
     env.pop(READ_ONLY_REASON_ENV, None)
+    env.pop(SSH_OPERATOR_ENV, None)
+    if operator is not None:
+        env[SSH_OPERATOR_ENV] = operator
     if read_only_because:
         env[READ_ONLY_REASON_ENV] = read_only_because
     env.pop("COLORTERM", None)  # the client's terminal decides: 256 colours via TERM
@@ -253,7 +261,7 @@ async def run_console_session(
     because = read_only_reason(entry, options)
     cols, rows, _, _ = process.get_terminal_size()
     argv = list(options.console_argv) + (["--read-only"] if read_only else [])
-    env = console_env(settings, term or DEFAULT_TERM, f"ssh:{entry.name}", because)
+    env = console_env(settings, term or DEFAULT_TERM, f"ssh:{entry.name}", because, entry.operator)
     master, slave = os.openpty()
     _set_winsize(slave, cols or 80, rows or 24)
     try:

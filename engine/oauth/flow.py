@@ -23,6 +23,7 @@ from storage.clock import Clock, utc_now
 from storage.crypto import TokenCipher
 from storage.database import Database
 from storage.models import Platform
+from storage.permissions import Actor
 from storage.queries.key_check import check_key
 from storage.queries.oauth_tokens import NewTokens, save_connected
 from storage.settings import Settings
@@ -96,7 +97,12 @@ class ConnectFlow:
         return await identify(self.http, self.provider, lasting, choose, exchanged)
 
     async def save(
-        self, db: Database, box: TokenCipher, account: Account, actor: str, name: str | None = None
+        self,
+        db: Database,
+        box: TokenCipher,
+        account: Account,
+        actor: Actor,
+        name: str | None = None,
     ) -> int:
         """Store the connection (tokens encrypted, scopes, expiry) in one transaction."""
         tokens = account.tokens

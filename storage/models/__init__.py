@@ -25,6 +25,7 @@ from storage.models.experiments import (
     RollupRun,
 )
 from storage.models.keys import KeyCheck
+from storage.models.operators import Operator, Role, Team, TeamMember
 from storage.models.publishing import (
     AttemptOutcome,
     Connection,
@@ -72,6 +73,7 @@ __all__ = [
     "FunnelRollup",
     "JobRun",
     "KeyCheck",
+    "Operator",
     "OverlapPolicy",
     "Platform",
     "Post",
@@ -81,8 +83,11 @@ __all__ = [
     "PublicationStatus",
     "Region",
     "RetentionHorizon",
+    "Role",
     "RollupRun",
     "RunStatus",
+    "Team",
+    "TeamMember",
     "TrackedPlatform",
     "TrackingCredential",
 ]

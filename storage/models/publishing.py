@@ -113,6 +113,10 @@ class Connection(Base):
     scopes: Mapped[str | None] = mapped_column(Text)
     token_generation: Mapped[int] = mapped_column(default=0, server_default="0")
     refreshed_at: Mapped[datetime | None]
+    # The team that owns the account (storage.permissions); NULL: admins only.
+    team_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("team.id", ondelete="SET NULL")
+    )
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 

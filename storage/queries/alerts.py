@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import permissions
 from storage.models import (
     AlertSilence,
     Connection,
@@ -29,8 +30,10 @@ from storage.models import (
     Publication,
     PublicationStatus,
     Region,
+    Role,
     RunStatus,
 )
+from storage.permissions import Actor, actor_name
 from storage.queries import audit
 
 TICK = "tick"
@@ -209,10 +212,11 @@ async def add_silence(
     condition: str,
     until: datetime,
     reason: str,
-    actor: str,
+    actor: Actor,
 ) -> int:
     """Silence `condition` until `until`, with an audit row. The caller commits."""
-    silence = AlertSilence(condition=condition, until=until, reason=reason, actor=actor)
+    permissions.require(actor, Role.EDITOR, "silence alerts")
+    silence = AlertSilence(condition=condition, until=until, reason=reason, actor=actor_name(actor))
     session.add(silence)
     await session.flush()
     audit.record(
@@ -227,8 +231,11 @@ async def add_silence(
     return silence.id
 
 
-async def end_silences(session: AsyncSession, *, condition: str, now: datetime, actor: str) -> int:
+async def end_silences(
+    session: AsyncSession, *, condition: str, now: datetime, actor: Actor
+) -> int:
     """End every active silence of `condition` now, with an audit row. The caller commits."""
+    permissions.require(actor, Role.EDITOR, "silence alerts")
     ended = (
         await session.execute(
             update(AlertSilence)

@@ -1,4 +1,8 @@
-"""The audit log: who changed what, written in the same transaction as the change."""
+"""The audit log: who changed what, written in the same transaction as the change.
+
+Every row names its actor: the operator's name (storage.permissions.Operator) or, for a process
+acting on its own, the string it passed.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import AuditEntry
+from storage.permissions import Actor, actor_name
 
 
 def current_actor() -> str:
@@ -22,7 +27,7 @@ def current_actor() -> str:
 def record(
     session: AsyncSession,
     *,
-    actor: str,
+    actor: Actor,
     action: str,
     entity: str,
     entity_id: str,
@@ -31,7 +36,7 @@ def record(
 ) -> None:
     session.add(
         AuditEntry(
-            actor=actor,
+            actor=actor_name(actor),
             action=action,
             entity=entity,
             entity_id=entity_id,
@@ -44,7 +49,7 @@ def record(
 async def record_action(
     session: AsyncSession,
     *,
-    actor: str,
+    actor: Actor,
     action: str,
     entity: str,
     entity_id: str,

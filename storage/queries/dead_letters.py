@@ -13,8 +13,10 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import permissions
 from storage.database import driver
-from storage.models import DeadLetter, DeadLetterStatus
+from storage.models import DeadLetter, DeadLetterStatus, Role
+from storage.permissions import Actor
 from storage.queries import audit
 
 FETCH = "fetch"
@@ -106,13 +108,14 @@ def _snapshot(letter: DeadLetter) -> dict[str, Any]:
 
 
 async def mark_requeued(
-    session: AsyncSession, ids: Sequence[int] | None, *, actor: str
+    session: AsyncSession, ids: Sequence[int] | None, *, actor: Actor
 ) -> list[DeadLetter]:
     """Mark letters requeued (all pending ones when `ids` is None); returns them.
 
     The caller then enqueues their work; a success deletes the letter, a failure makes it
     pending again with one more attempt.
     """
+    permissions.require(actor, Role.EDITOR, "requeue dead letters")
     query = (
         select(DeadLetter)
         .where(DeadLetter.status == DeadLetterStatus.PENDING.value)
@@ -142,8 +145,9 @@ async def mark_requeued(
     return letters
 
 
-async def drop(session: AsyncSession, ids: Sequence[int] | None, *, actor: str) -> int:
+async def drop(session: AsyncSession, ids: Sequence[int] | None, *, actor: Actor) -> int:
     """Delete letters (all of them when `ids` is None), keeping a copy in the audit log."""
+    permissions.require(actor, Role.EDITOR, "drop dead letters")
     query = select(DeadLetter)
     if ids is not None:
         query = query.where(DeadLetter.id.in_(list(ids)))

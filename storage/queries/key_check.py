@@ -28,9 +28,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import permissions
 from storage.crypto import EncryptionKeyError, TokenCipher, TokenUnreadable, cipher
 from storage.database import Database
-from storage.models import Connection, ConnectionStatus, KeyCheck
+from storage.models import Connection, ConnectionStatus, KeyCheck, Role
+from storage.permissions import Actor
 from storage.queries import audit, tracking_credentials
 from storage.settings import EnvMode, Settings
 from storage.user_error import UserError
@@ -165,7 +167,7 @@ async def startup_check(db: Database, settings: Settings) -> KeyStatus:
 
 
 async def rotate_tokens(
-    session: AsyncSession, box: TokenCipher, actor: str, forget_unreadable: bool = False
+    session: AsyncSession, box: TokenCipher, actor: Actor, forget_unreadable: bool = False
 ) -> Rotation:
     """Re-encrypt every stored token and the canary under `box`'s first key. Never commits.
 
@@ -173,6 +175,7 @@ async def rotate_tokens(
     With `forget_unreadable` (the old key is lost), such accounts are marked needs-reauth
     instead, their tokens replaced by an empty one, and the canary is written anew.
     """
+    permissions.require(actor, Role.ADMIN, "rotate keys")
     # Writers wait (a token saved under the old key mid-rotation would be lost); readers go on.
     await session.execute(text("LOCK TABLE connection, key_check IN SHARE ROW EXCLUSIVE MODE"))
     rows = (

@@ -16,8 +16,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import permissions
 from storage.crypto import TokenCipher
 from storage.models import Connection, ConnectionStatus
+from storage.permissions import Actor
 from storage.queries import audit
 
 
@@ -48,9 +50,10 @@ async def save_connected(
     account_id: str,
     display_name: str,
     tokens: NewTokens,
-    actor: str,
+    actor: Actor,
 ) -> int:
     """Add the account or replace its tokens (a reconnect clears needs-reauth). Audited."""
+    await permissions.require_account(session, actor, platform, account_id, "connect accounts")
     values = {
         "platform": platform,
         "account_id": account_id,

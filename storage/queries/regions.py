@@ -15,8 +15,10 @@ from sqlalchemy import Numeric, cast, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import permissions
 from storage.database import driver
-from storage.models import CatchupPolicy, OverlapPolicy, Region
+from storage.models import CatchupPolicy, OverlapPolicy, Region, Role
+from storage.permissions import Actor
 from storage.queries import audit
 from storage.schedule import parse_schedule, validate_timezone
 from storage.user_error import UserError
@@ -85,9 +87,10 @@ async def get_region(session: AsyncSession, code: str) -> Region | None:
 
 
 async def create_region(
-    session: AsyncSession, data: RegionInput, *, actor: str, now: datetime | None = None
+    session: AsyncSession, data: RegionInput, *, actor: Actor, now: datetime | None = None
 ) -> Region:
     """A new region; its schedule starts at `now` (the caller's clock; default the real one)."""
+    permissions.require(actor, Role.EDITOR, "edit regions")
     if await session.get(Region, data.code) is not None:
         raise RegionError(f"region {data.code} already exists")
     parse_schedule(data.cron, data.timezone)
@@ -111,7 +114,7 @@ async def update_region(
     session: AsyncSession,
     code: str,
     *,
-    actor: str,
+    actor: Actor,
     action: str = "update",
     now: datetime | None = None,
     **changes: Any,
@@ -119,6 +122,7 @@ async def update_region(
     """Change fields of a region; a schedule change or a resume starts the schedule anew at
     `now` (the caller's clock; default the real one). A change that leaves the region as it
     was writes nothing (no update, no audit row)."""
+    permissions.require(actor, Role.EDITOR, "edit regions")
     region = await session.get(Region, code, with_for_update=True)
     if region is None:
         raise RegionError(f"region {code} does not exist")
@@ -150,7 +154,8 @@ async def update_region(
     return region
 
 
-async def delete_region(session: AsyncSession, code: str, *, actor: str) -> None:
+async def delete_region(session: AsyncSession, code: str, *, actor: Actor) -> None:
+    permissions.require(actor, Role.EDITOR, "edit regions")
     region = await session.get(Region, code)
     if region is None:
         raise RegionError(f"region {code} does not exist")

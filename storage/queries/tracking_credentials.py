@@ -10,8 +10,10 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import permissions
 from storage.crypto import TokenCipher, TokenUnreadable
-from storage.models import TRACKING_CREDENTIALS, TrackingCredential
+from storage.models import TRACKING_CREDENTIALS, Role, TrackingCredential
+from storage.permissions import Actor, actor_name
 from storage.queries import audit
 
 
@@ -28,18 +30,19 @@ def check_name(name: str) -> str:
 
 
 async def set_credential(
-    session: AsyncSession, box: TokenCipher, name: str, value: str, actor: str
+    session: AsyncSession, box: TokenCipher, name: str, value: str, actor: Actor
 ) -> None:
+    permissions.require(actor, Role.ADMIN, "change tracking credentials")
     key = check_name(name)
     stmt = insert(TrackingCredential).values(
-        name=key, value_encrypted=box.encrypt(value), updated_by=actor
+        name=key, value_encrypted=box.encrypt(value), updated_by=actor_name(actor)
     )
     await session.execute(
         stmt.on_conflict_do_update(
             index_elements=[TrackingCredential.name],
             set_={
                 "value_encrypted": stmt.excluded.value_encrypted,
-                "updated_by": actor,
+                "updated_by": actor_name(actor),
                 "updated_at": func.now(),
             },
         )
@@ -55,7 +58,8 @@ async def set_credential(
     )
 
 
-async def delete_credential(session: AsyncSession, name: str, actor: str) -> bool:
+async def delete_credential(session: AsyncSession, name: str, actor: Actor) -> bool:
+    permissions.require(actor, Role.ADMIN, "change tracking credentials")
     key = check_name(name)
     gone = await session.scalar(
         delete(TrackingCredential)

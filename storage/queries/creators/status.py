@@ -11,14 +11,17 @@ from collections.abc import Sequence
 from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Creator, CreatorStatus
+from storage import permissions
+from storage.models import Creator, CreatorStatus, Role
+from storage.permissions import Actor
 from storage.queries import audit
 
 
 async def set_status(
-    session: AsyncSession, creator_ids: Sequence[int], status: CreatorStatus, *, actor: str
+    session: AsyncSession, creator_ids: Sequence[int], status: CreatorStatus, *, actor: Actor
 ) -> int:
     """Pause, resume, or reactivate creators, with an audit row per creator changed."""
+    permissions.require(actor, Role.EDITOR, "change creators")
     ids = list(creator_ids)
     if not ids:
         return 0

@@ -15,12 +15,15 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import permissions
 from storage.models import (
     Experiment,
     ExperimentFunnel,
     ExperimentStatus,
     ExperimentVariant,
+    Role,
 )
+from storage.permissions import Actor
 from storage.queries import audit
 from storage.user_error import UserError
 
@@ -126,8 +129,9 @@ async def _require(session: AsyncSession, key: str, lock: bool = True) -> Experi
 
 
 async def create_experiment(
-    session: AsyncSession, data: ExperimentInput, *, actor: str
+    session: AsyncSession, data: ExperimentInput, *, actor: Actor
 ) -> Experiment:
+    permissions.require(actor, Role.EDITOR, "edit experiments")
     if await get_experiment(session, data.key) is not None:
         raise ExperimentError(f"experiment {data.key!r} already exists")
     experiment = Experiment(
@@ -168,8 +172,9 @@ TRANSITIONS: dict[str, set[str]] = {
 
 
 async def set_status(
-    session: AsyncSession, key: str, status: ExperimentStatus, *, actor: str
+    session: AsyncSession, key: str, status: ExperimentStatus, *, actor: Actor
 ) -> Experiment:
+    permissions.require(actor, Role.EDITOR, "edit experiments")
     experiment = await _require(session, key)
     allowed = TRANSITIONS[ExperimentStatus(experiment.status)]
     if status not in allowed:
@@ -199,9 +204,10 @@ async def set_status(
 
 
 async def set_weights(
-    session: AsyncSession, key: str, weights: dict[str, float], *, actor: str
+    session: AsyncSession, key: str, weights: dict[str, float], *, actor: Actor
 ) -> Experiment:
     """New weights for every variant (summing to 1). Units already assigned keep their variant."""
+    permissions.require(actor, Role.EDITOR, "edit experiments")
     experiment = await _require(session, key)
     if experiment.status == ExperimentStatus.STOPPED:
         raise ExperimentError(f"{key} is stopped; its weights are final")
@@ -227,9 +233,10 @@ async def set_weights(
 
 
 async def add_variant(
-    session: AsyncSession, key: str, variant_key: str, name: str = "", *, actor: str
+    session: AsyncSession, key: str, variant_key: str, name: str = "", *, actor: Actor
 ) -> Experiment:
     """Add an arm to a draft; weights are rebalanced to an equal split (edit them after)."""
+    permissions.require(actor, Role.EDITOR, "edit experiments")
     experiment = await _require(session, key)
     if experiment.status != ExperimentStatus.DRAFT:
         raise ExperimentError(f"{key} is {experiment.status}; variants are added while draft")

@@ -13,19 +13,24 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import permissions
 from storage.crypto import TokenCipher
 from storage.models import (
     Connection,
     ConnectionStatus,
 )
+from storage.permissions import Actor
 from storage.queries import audit
 from storage.queries.publishing.inputs import ConnectionInput
 
 
 async def save_connection(
-    session: AsyncSession, cipher: TokenCipher, data: ConnectionInput, actor: str
+    session: AsyncSession, cipher: TokenCipher, data: ConnectionInput, actor: Actor
 ) -> Connection:
     """Add an account, or replace its tokens (a re-authorisation clears needs-reauth)."""
+    await permissions.require_account(
+        session, actor, data.platform.value, data.account_id, "connect accounts"
+    )
     values = {
         "platform": data.platform.value,
         "account_id": data.account_id,

@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import permissions
 from storage.models import (
     Connection,
     Post,
@@ -28,6 +29,7 @@ from storage.models import (
     Publication,
     PublicationStatus,
 )
+from storage.permissions import Actor, actor_name
 from storage.queries import audit
 from storage.queries.publishing.inputs import (
     PAST_TOLERANCE,
@@ -55,9 +57,10 @@ class JobChange:
 
 
 async def create_post(
-    session: AsyncSession, data: PostInput, actor: str, now: datetime | None = None
+    session: AsyncSession, data: PostInput, actor: Actor, now: datetime | None = None
 ) -> tuple[Post, JobChange]:
     """A post and one publication per chosen account; scheduled when `scheduled_at` is given."""
+    await permissions.require_connections(session, actor, data.connection_ids, "compose posts")
     connections = list(
         await session.scalars(select(Connection).where(Connection.id.in_(data.connection_ids)))
     )
@@ -65,7 +68,9 @@ async def create_post(
     if missing:
         raise PublishingError(f"no such connection(s): {sorted(missing)}")
     check_body(data.body, connections)
-    post = Post(body=data.body, media=data.media, timezone=data.timezone, created_by=actor)
+    post = Post(
+        body=data.body, media=data.media, timezone=data.timezone, created_by=actor_name(actor)
+    )
     session.add(post)
     await session.flush()
     await session.execute(
@@ -108,10 +113,11 @@ async def schedule_post(
     post_id: int,
     when: datetime,
     timezone: str,
-    actor: str,
+    actor: Actor,
     now: datetime | None = None,
 ) -> JobChange:
     """Schedule or reschedule: every publication not yet out moves to `when`."""
+    await permissions.require_post(session, actor, post_id, "schedule posts")
     post = await _locked_post(session, post_id)
     change = await _schedule(session, post, when, timezone, actor, now)
     return change
@@ -122,7 +128,7 @@ async def _schedule(
     post: Post,
     when: datetime,
     timezone: str,
-    actor: str,
+    actor: Actor,
     now: datetime | None,
 ) -> JobChange:
     if when.tzinfo is None:
@@ -169,8 +175,9 @@ async def _schedule(
     )
 
 
-async def cancel_post(session: AsyncSession, post_id: int, actor: str) -> JobChange:
+async def cancel_post(session: AsyncSession, post_id: int, actor: Actor) -> JobChange:
     """Cancel what has not started; a publication already publishing finishes on its own."""
+    await permissions.require_post(session, actor, post_id, "cancel posts")
     post = await _locked_post(session, post_id)
     rows = (
         await session.execute(
@@ -201,9 +208,10 @@ async def cancel_post(session: AsyncSession, post_id: int, actor: str) -> JobCha
 
 
 async def retry_publication(
-    session: AsyncSession, publication_id: int, actor: str, now: datetime | None = None
+    session: AsyncSession, publication_id: int, actor: Actor, now: datetime | None = None
 ) -> JobChange:
     """Send a failed publication again, now."""
+    await permissions.require_publication(session, actor, publication_id, "retry publications")
     now = now or datetime.now(UTC)
     row = (
         await session.execute(
@@ -241,11 +249,12 @@ async def resolve_unknown(
     publication_id: int,
     *,
     published: bool,
-    actor: str,
+    actor: Actor,
     external_url: str | None = None,
     now: datetime | None = None,
 ) -> JobChange:
     """A person checked the platform: it is there (published), or it is not (send it again)."""
+    await permissions.require_publication(session, actor, publication_id, "resolve publications")
     now = now or datetime.now(UTC)
     values: dict[str, Any]
     if published:
