@@ -51,6 +51,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from console import heap
+from console.data import presence
 from console.keymap import console_binding_ids, help_rows, load_config
 from console.screens.alerts import AlertsScreen
 from console.screens.command import CommandBar
@@ -161,6 +162,8 @@ class CreatordeckApp(App[None]):
         self.read_only = read_only
         # Local, or an SSH client of `--serve-ssh` (which says so in our environment).
         self.session = session or Session.from_env(os.environ)
+        # Who this console is in the Overview's list of attached consoles (it beats while on).
+        self.presence = presence.identity(self.session)
         # Every "now" of the console (screens, validation of what is typed, what edits write)
         # comes from this clock; tests freeze it (storage.clock).
         self.now: Clock = clock or utc_now
@@ -206,12 +209,18 @@ class CreatordeckApp(App[None]):
         for error in self.config.errors:
             self.notify(error, title="console settings", severity="warning", timeout=10)
         self.sub_title = self.settings.redis_prefix
+        self.run_worker(
+            presence.keep_attached(self.queue_pool, self.settings, self.presence),
+            group="presence",
+            exit_on_error=False,
+        )
         # Once the landing screen is built: keep full GCs of the start-up heap off the UI loop.
         self.set_timer(1.0, heap.freeze_startup_heap)
 
     async def on_unmount(self) -> None:
         heap.release()
         if self._redis is not None:
+            await presence.leave(self._redis, self.settings, self.presence)
             await self._redis.aclose()
             self._redis = None
         await self.db.dispose()
