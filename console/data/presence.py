@@ -58,13 +58,13 @@ async def keep_attached(
     """Beat every INTERVAL_S until cancelled (the app's worker); Redis away: try again later
     (the Overview says so through its own loads)."""
     while True:
-        with contextlib.suppress(STORE_ERRORS):
+        with contextlib.suppress(*STORE_ERRORS):
             await console_presence.beat_once(await pool(), settings, me)
         await asyncio.sleep(INTERVAL_S)
 
 
 async def leave(redis: ArqRedis, settings: Settings, me: ConsoleIdentity) -> None:
-    with contextlib.suppress(STORE_ERRORS):  # else gone from the list within STALE_S anyway
+    with contextlib.suppress(*STORE_ERRORS):  # else gone from the list within STALE_S anyway
         await console_presence.leave(redis, settings, me)
 
 
