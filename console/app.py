@@ -54,6 +54,7 @@ from console import heap
 from console.data import presence
 from console.keymap import console_binding_ids, help_rows, load_config
 from console.screens.alerts import AlertsScreen
+from console.screens.audit import AuditScreen
 from console.screens.command import CommandBar
 from console.screens.connections import ConnectionsScreen
 from console.screens.creators import CreatorsScreen
@@ -98,6 +99,7 @@ CONSOLE_SCREENS: list[ConsoleScreen] = [
         "experiments", "A/B tests: traffic, SRM, leader; start, pause, weights", ExperimentsScreen
     ),
     ConsoleScreen("alerts", "alert conditions: state, since, runbook; silence", AlertsScreen),
+    ConsoleScreen("audit", "who changed what and when, before and after; filter", AuditScreen),
 ]
 LANDING_SCREEN = "overview"
 # What the palette may offer a read-only or SSH console: look, move, leave. Textual's others
