@@ -118,13 +118,13 @@ def _short(value: Any) -> str:
 def change_lines(before: dict[str, Any] | None, after: dict[str, Any] | None) -> tuple[str, ...]:
     """What changed, one line per field, in the order the fields were stored:
     `field: old → new` for an update, `+ field: value` for a create (or an action's details),
-    `- field: value` for a delete; unchanged fields are left out."""
+    `- field: value` for a delete (empty fields left out); unchanged fields are left out."""
     if before is None and after is None:
         return ()
-    if before is None:
-        return tuple(f"+ {k}: {_short(v)}" for k, v in (after or {}).items())
+    if before is None:  # a create: its fields that have a value
+        return tuple(f"+ {k}: {_short(v)}" for k, v in (after or {}).items() if v is not None)
     if after is None:
-        return tuple(f"- {k}: {_short(v)}" for k, v in before.items())
+        return tuple(f"- {k}: {_short(v)}" for k, v in before.items() if v is not None)
     keys = list(before) + [k for k in after if k not in before]
     return tuple(
         f"{k}: {_short(before.get(k))} → {_short(after.get(k))}"

@@ -36,7 +36,7 @@ from console.widgets.virtual_table import (
 )
 
 FILTER_DEBOUNCE_S = 0.3
-DETAIL_LINES = 4  # change lines shown under the table (then "+N more")
+DETAIL_SHARE = 5  # a fifth of the screen's rows show the change under the table (then "+N more")
 # Most telling first: at 80 columns when, who, what and which fit whole (the pane under the
 # table shows the change); wider, a Change column takes the rest of the width.
 COLUMNS = (
@@ -83,7 +83,7 @@ def audit_cells(row: AuditRow | None) -> tuple[Text | str, ...]:
     )
 
 
-def detail_text(row: AuditRow) -> Text:
+def detail_text(row: AuditRow, lines: int) -> Text:
     out = Text(no_wrap=True, overflow="ellipsis")
     out.append(f"#{row.id} ", style="dim")
     out.append(f"{when_seconds(row.at)} ")
@@ -93,10 +93,11 @@ def detail_text(row: AuditRow) -> Text:
     changes = row.changes
     if not changes:
         out.append("\n(no fields recorded)", style="dim")
-    for line in changes[:DETAIL_LINES]:
+    shown = changes if len(changes) <= lines else changes[: lines - 1]
+    for line in shown:
         out.append("\n  " + line)
-    if len(changes) > DETAIL_LINES:
-        out.append(f"\n  +{len(changes) - DETAIL_LINES} more fields", style="dim")
+    if len(shown) < len(changes):
+        out.append(f"\n  +{len(changes) - len(shown)} more fields", style="dim")
     return out
 
 
@@ -106,7 +107,6 @@ class AuditScreen(LiveScreen):
     DEFAULT_CSS = """
     AuditScreen #audit-detail {
         height: auto;
-        max-height: 6;
         min-height: 2;
         padding: 0 1;
         background: $surface;
@@ -187,7 +187,7 @@ class AuditScreen(LiveScreen):
         row = self.selected()
         detail = self.query_one("#audit-detail", Static)
         if row is not None:
-            detail.update(detail_text(row))
+            detail.update(detail_text(row, max(3, self.size.height // DETAIL_SHARE)))
         elif self.view is not None and not self.view.total:
             what = "no change matches this filter" if data.filter_text(self.where) else "no changes"
             detail.update(Text(f"{what} yet · / filter · esc clears", style="dim"))

@@ -47,9 +47,10 @@ async def _refuse_if_moved(session: AsyncSession, region: Region, version: int |
         return
     last = await audit_log.latest_change(session, "region", region.code)
     who = f" by {last.actor} at {last.at:%H:%M} UTC" if last is not None else ""
-    now = f"{region.cron}" + ("" if region.active else ", paused")
+    paused = "" if region.active else " (paused)"
     raise RegionChanged(
-        f"{region.code} changed{who} (version {version} → {region.version}): now `{now}`"
+        f"{region.code} changed{who} (version {version} → {region.version}): "
+        f"now `{region.cron}` {region.timezone}{paused}"
     )
 
 
