@@ -51,9 +51,11 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from console import heap
+from console.data import presence
 from console.data.acting import header_label
 from console.keymap import console_binding_ids, help_rows, load_config
 from console.screens.alerts import AlertsScreen
+from console.screens.audit import AuditScreen
 from console.screens.command import CommandBar
 from console.screens.connections import ConnectionsScreen
 from console.screens.creators import CreatorsScreen
@@ -98,6 +100,7 @@ CONSOLE_SCREENS: list[ConsoleScreen] = [
         "experiments", "A/B tests: traffic, SRM, leader; start, pause, weights", ExperimentsScreen
     ),
     ConsoleScreen("alerts", "alert conditions: state, since, runbook; silence", AlertsScreen),
+    ConsoleScreen("audit", "who changed what and when, before and after; filter", AuditScreen),
 ]
 LANDING_SCREEN = "overview"
 # What the palette may offer a read-only or SSH console: look, move, leave. Textual's others
@@ -162,6 +165,8 @@ class CreatordeckApp(App[None]):
         self.read_only = read_only
         # Local, or an SSH client of `--serve-ssh` (which says so in our environment).
         self.session = session or Session.from_env(os.environ)
+        # Who this console is in the Overview's list of attached consoles (it beats while on).
+        self.presence = presence.identity(self.session)
         # Every "now" of the console (screens, validation of what is typed, what edits write)
         # comes from this clock; tests freeze it (storage.clock).
         self.now: Clock = clock or utc_now
@@ -208,6 +213,11 @@ class CreatordeckApp(App[None]):
             self.notify(error, title="console settings", severity="warning", timeout=10)
         self.sub_title = self.settings.redis_prefix
         self.run_worker(self._show_operator(), group="operator", exit_on_error=False)
+        self.run_worker(
+            presence.keep_attached(self.queue_pool, self.settings, self.presence),
+            group="presence",
+            exit_on_error=False,
+        )
         # Once the landing screen is built: keep full GCs of the start-up heap off the UI loop.
         self.set_timer(1.0, heap.freeze_startup_heap)
 
@@ -220,6 +230,7 @@ class CreatordeckApp(App[None]):
     async def on_unmount(self) -> None:
         heap.release()
         if self._redis is not None:
+            await presence.leave(self._redis, self.settings, self.presence)
             await self._redis.aclose()
             self._redis = None
         await self.db.dispose()

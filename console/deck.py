@@ -12,6 +12,7 @@ from typing import Protocol
 
 from arq.connections import ArqRedis
 
+from engine.console_presence import ConsoleIdentity
 from storage.clock import Clock
 from storage.database import Database
 from storage.settings import Settings
@@ -22,6 +23,7 @@ class Deck(Protocol):
     read_only: bool
     db: Database  # connects lazily; one per app
     now: Clock  # every "now" of the console; tests freeze it
+    presence: ConsoleIdentity  # this console, as the Overview's list of consoles names it
 
     async def queue_pool(self) -> ArqRedis:
         """The arq Redis pool, connected on first use; raises when Redis is away."""

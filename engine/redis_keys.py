@@ -15,6 +15,7 @@ Layout, all under this deployment's `REDIS_PREFIX` except arq's own per-job keys
 | `{prefix}:cron:{name}`                | the name (so the job id) of a cron job             |
 | `{prefix}:engine:replicas`            | engine heartbeats (engine.heartbeat)               |
 | `{prefix}:engine:replica:{name}`      | one replica's role and start time (expires)        |
+| `{prefix}:consoles`                   | consoles attached now (engine.console_presence)    |
 | `{prefix}:scheduler:sentinel`         | set after each full pass (absent: Redis was lost)  |
 | `{prefix}:tick-buffer:{REGION}`       | lock: one buffered follow-up per region            |
 | `{prefix}:breaker:{platform}`         | a platform's circuit breaker (engine.resilience)   |
@@ -103,6 +104,11 @@ def replicas_key(settings: Settings) -> str:
 
 def replica_key(settings: Settings, name: str) -> str:
     return key(settings, "engine", "replica", name)
+
+
+def consoles_key(settings: Settings) -> str:
+    """Sorted set of the consoles attached now: member their identity, score the beat ms."""
+    return key(settings, "consoles")
 
 
 def scheduler_sentinel_key(settings: Settings) -> str:

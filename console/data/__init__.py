@@ -10,6 +10,8 @@ Modules:
   it).
 - `alerts.py`: The console's read model for alerts: the conditions of `engine.alerts`, judged
   here.
+- `audit.py`: The Audit screen's read model: who changed what and when, before and after,
+  filtered.
 - `common.py`: The console's read model: what each screen shows, via storage.queries and the
   engine's queues.
 - `connect.py`: The console's read model for connecting a platform account (engine.oauth.flow
@@ -20,6 +22,8 @@ Modules:
   `WINDOW_DAYS`, with variant statistics computed from the rollup tables' counts
   (engine.maths.stats), and the parsing of typed weights.
 - `ops.py`: The console's read model for operations: the Queues and Overview screens.
+- `presence.py`: The console's presence: this console beats while it runs, and the Overview
+  lists who is on.
 - `publishing.py`: The console's read model and edits for publishing (Posts and Connections
   screens).
 - `regions.py`: The Regions screen's read model: every region, and the latest run of those on

@@ -57,6 +57,7 @@ class RegionRow:
     # The searchable fields lowercased once, when the row is built: filtering 100,000 rows is
     # then one substring test each (~10 ms), not four lower() calls.
     search: str = field(default="", compare=False, repr=False)
+    version: int = 0  # the region's version when read: what an edit of this row is made against
 
     def matches(self, needle: str) -> bool:
         text = needle.lower()
@@ -132,13 +133,13 @@ class NextRunCache:
 
 
 def region_rows(
-    regions: Iterable[Iterable[Any]],  # (code, name, cron, timezone, active)
+    regions: Iterable[Iterable[Any]],  # (code, name, cron, timezone, active, version)
     last_runs: dict[str, LastRun],
     now: datetime,
     cache: NextRunCache,
 ) -> list[RegionRow]:
     rows = []
-    for code, name, cron, timezone, active in regions:
+    for code, name, cron, timezone, active, version in regions:
         checked = checked_schedule(cron, timezone)
         last = last_runs.get(code)
         rows.append(
@@ -154,6 +155,7 @@ def region_rows(
                 last_lag_ms=last.lag_ms if last else None,
                 last_scheduled=last.scheduled_for if last else None,
                 search=search_text(code, name, cron, timezone),
+                version=version,
             )
         )
     return rows

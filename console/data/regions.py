@@ -18,7 +18,9 @@ once the rows are built.
 
 Edits (the Regions screen's commands, each one audited write; a refusal raises a
 storage.user_error.UserError): `set_schedule`, `set_active`, `add_region`, `remove_region`,
-`run_now`.
+`run_now`. Each edit of an existing region carries the version its row showed
+(RegionRow.version): one made against a region someone else changed since is refused with
+`RegionChanged`, which says who changed it, when, and what it is now.
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ class RegionTable:
 
     def build(
         self,
-        regions: Iterable[Iterable[Any]] | None,  # (code, name, cron, timezone, active)
+        regions: Iterable[Iterable[Any]] | None,  # (code, name, cron, timezone, active, version)
         now: datetime,
         changes: Iterable[Iterable[Any]] = (),  # updated regions, all of them known
     ) -> list[RegionRow]:
@@ -133,7 +135,7 @@ class RegionTable:
             return rows
         if regions is None:
             regions = (
-                changed.get(r.code) or (r.code, r.name, r.cron, r.timezone, r.active)
+                changed.get(r.code) or (r.code, r.name, r.cron, r.timezone, r.active, r.version)
                 for r in self._built
             )
         previous = {row.code: row for row in self._built} if self._built else {}
@@ -147,7 +149,7 @@ class RegionTable:
         return rows
 
     def _row(self, record: tuple[Any, ...], now: datetime, old: RegionRow | None) -> RegionRow:
-        code, name, cron, timezone, active = record
+        code, name, cron, timezone, active, version = record
         checked = checked_schedule(cron, timezone)
         fires = self.next_runs.next_runs(checked, now) if isinstance(checked, Schedule) else ()
         if fires and (self._valid_until is None or fires[0] < self._valid_until):
@@ -160,6 +162,7 @@ class RegionTable:
             and old.name == name
             and old.cron == cron
             and old.timezone == timezone
+            and old.version == version
             and old.last_status == (last.status if last else None)
             and old.last_lag_ms == (last.lag_ms if last else None)
             and old.last_scheduled == (last.scheduled_for if last else None)
@@ -177,6 +180,7 @@ class RegionTable:
             last_lag_ms=last.lag_ms if last else None,
             last_scheduled=last.scheduled_for if last else None,
             search=search_text(code, name, cron, timezone),
+            version=version,
         )
 
 
@@ -222,9 +226,17 @@ async def load_region_window(
 
 
 async def set_schedule(
-    db: Database, code: str, cron: str, timezone: str, *, actor: Identity, now: datetime
+    db: Database,
+    code: str,
+    cron: str,
+    timezone: str,
+    *,
+    actor: Identity,
+    now: datetime,
+    version: int | None = None,
 ) -> None:
-    """A new cron and timezone (RegionError, ScheduleError when they cannot be used)."""
+    """A new cron and timezone (RegionError, ScheduleError when they cannot be used;
+    RegionChanged when the region is no longer at `version`)."""
     async with db.transaction() as session:
         await update_region(
             session,
@@ -232,15 +244,22 @@ async def set_schedule(
             actor=await acting(session, actor),
             action="edit_schedule",
             now=now,
+            version=version,
             cron=cron,
             timezone=timezone,
         )
 
 
 async def set_active(
-    db: Database, code: str, active: bool, *, actor: Identity, now: datetime
+    db: Database,
+    code: str,
+    active: bool,
+    *,
+    actor: Identity,
+    now: datetime,
+    version: int | None = None,
 ) -> None:
-    """Pause (False) or resume (True) a region's schedule."""
+    """Pause (False) or resume (True) a region's schedule (RegionChanged as set_schedule)."""
     async with db.transaction() as session:
         await update_region(
             session,
@@ -248,6 +267,7 @@ async def set_active(
             actor=await acting(session, actor),
             action="resume" if active else "pause",
             now=now,
+            version=version,
             active=active,
         )
 
@@ -257,9 +277,12 @@ async def add_region(db: Database, region: RegionInput, *, actor: Identity, now:
         await create_region(session, region, actor=await acting(session, actor), now=now)
 
 
-async def remove_region(db: Database, code: str, *, actor: Identity) -> None:
+async def remove_region(
+    db: Database, code: str, *, actor: Identity, version: int | None = None
+) -> None:
+    """Delete a region (RegionChanged when it is no longer at `version`)."""
     async with db.transaction() as session:
-        await delete_region(session, code, actor=await acting(session, actor))
+        await delete_region(session, code, actor=await acting(session, actor), version=version)
 
 
 async def run_now(

@@ -1,6 +1,7 @@
 """Overview (the landing screen): is the engine alive, is work flowing, is anything failing.
 
-Engine replicas (engine.heartbeat) and per-queue worker figures (arq's health-check lines),
+Engine replicas (engine.heartbeat) and per-queue worker figures (arq's health-check lines), the
+consoles attached now with their actor, local or SSH (console.data.presence: one Redis read),
 queue depth per queue (ready / deferred / running), the next runs across all regions,
 failures in the last hour, pending dead letters, the size and oldest partition of event_log
 and follower_sample, breaker state and quota use per platform, event ingestion, and small
@@ -23,8 +24,10 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Sparkline, Static
 
 from console.data import ops as data_ops
+from console.data import presence as data_presence
 from console.data.common import NextRunCache
 from console.data.ops import OverviewData, QueueCounts, WorkerReport
+from console.data.presence import ConsoleLine
 from console.screens.live import LiveScreen
 from console.widgets.formatting import millis, when
 
@@ -76,6 +79,20 @@ def _queue_line(counts: QueueCounts, worker: WorkerReport | None) -> Text:
     line.append(f"{worker.ongoing:>8}  ")
     line.append("alive", style="green")
     return line
+
+
+def consoles_text(consoles: tuple[ConsoleLine, ...]) -> Text:
+    """One line: how many consoles are attached, then each one's actor and how (this one last
+    of its kind marked "you"); the count comes first so a cut line still says how many."""
+    out = Text(no_wrap=True, overflow="ellipsis")
+    out.append("Consoles ", style="bold")
+    out.append(f"{len(consoles)} attached", style="bold green" if consoles else "dim")
+    for console in consoles:
+        out.append("  ")
+        out.append(console.actor, style="bold" if console.me else "")
+        how = console.kind if console.kind == "local" else f"ssh@{console.host}"
+        out.append(f" ({how}{', you' if console.me else ''})", style="dim")
+    return out
 
 
 def next_runs_text(data: OverviewData) -> Text:
@@ -173,7 +190,11 @@ class OverviewScreen(LiveScreen):
         height: auto;
         padding: 0 1;
     }
-    #ov-engine, #ov-next, #ov-health, .ov-chart Static {
+    #ov-consoles {
+        height: 1;
+        padding: 0 1;
+    }
+    #ov-engine, #ov-consoles, #ov-next, #ov-health, .ov-chart Static {
         text-wrap: nowrap;
         text-overflow: ellipsis;
     }
@@ -214,9 +235,11 @@ class OverviewScreen(LiveScreen):
         self._last_complete: int | None = None
         self.throughput: deque[float] = deque(maxlen=HISTORY)
         self.data: OverviewData | None = None
+        self.consoles: tuple[ConsoleLine, ...] = ()
 
     def compose_body(self) -> ComposeResult:
         yield Static(" ", id="ov-engine")
+        yield Static(" ", id="ov-consoles")
         with Horizontal(id="ov-middle"):
             yield Static(" ", id="ov-next")
             yield Static(" ", id="ov-health")
@@ -231,14 +254,18 @@ class OverviewScreen(LiveScreen):
                 yield Static("events/min (30 min)", id="ov-events-label")
                 yield Sparkline([], id="ov-events")
 
-    async def fetch(self) -> OverviewData:
+    async def fetch(self) -> tuple[OverviewData, tuple[ConsoleLine, ...]]:
         redis = await self.deck.queue_pool()
-        return await data_ops.load_overview(
+        data = await data_ops.load_overview(
             self.deck.db, redis, self.deck.settings, self.deck.now(), self._next_runs
         )
+        consoles = await data_presence.load_consoles(redis, self.deck.settings, self.deck.presence)
+        return data, consoles
 
-    def show(self, data: OverviewData) -> None:
+    def show(self, loaded: tuple[OverviewData, tuple[ConsoleLine, ...]]) -> None:
+        data, self.consoles = loaded
         self.data = data
+        self.query_one("#ov-consoles", Static).update(consoles_text(self.consoles))
         now = self.deck.now()
         complete = sum(w.complete for w in data.workers)
         if self._last_complete is not None:

@@ -249,12 +249,12 @@ class RegionsScreen(LiveScreen):
 
         def save(change: ScheduleChange | None) -> None:
             if change is not None:
-                self._write_schedule(row.code, change)
+                self._write_schedule(row.code, change, row.version)
 
         self.app.push_screen(CronEditModal(row.code, row.cron, row.timezone, self.deck.now), save)
 
     @work(group="edit", exit_on_error=False)
-    async def _write_schedule(self, code: str, change: ScheduleChange) -> None:
+    async def _write_schedule(self, code: str, change: ScheduleChange, version: int) -> None:
         await self.run_edit(
             data.set_schedule(
                 self.deck.db,
@@ -263,6 +263,7 @@ class RegionsScreen(LiveScreen):
                 change.timezone,
                 actor=current_actor(),
                 now=self.deck.now(),
+                version=version,  # the version on screen: a stale save is refused
             ),
             failed="not saved",
             done=lambda _: f"{code}: schedule is now {change.cron} ({change.timezone})",
@@ -271,12 +272,19 @@ class RegionsScreen(LiveScreen):
     def action_toggle_active(self) -> None:
         row = self._target("pause or resume")
         if row is not None:
-            self._write_active(row.code, not row.active)
+            self._write_active(row.code, not row.active, row.version)
 
     @work(group="edit", exit_on_error=False)
-    async def _write_active(self, code: str, active: bool) -> None:
+    async def _write_active(self, code: str, active: bool, version: int) -> None:
         await self.run_edit(
-            data.set_active(self.deck.db, code, active, actor=current_actor(), now=self.deck.now()),
+            data.set_active(
+                self.deck.db,
+                code,
+                active,
+                actor=current_actor(),
+                now=self.deck.now(),
+                version=version,
+            ),
             failed=f"could not {'resume' if active else 'pause'} {code}",
             done=lambda _: f"{code} {'resumed' if active else 'paused'}",
         )
@@ -306,16 +314,16 @@ class RegionsScreen(LiveScreen):
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self._write_delete(row.code)
+                self._write_delete(row.code, row.version)
 
         self.app.push_screen(
             ConfirmModal(f"Delete region [b]{escape(row.code)}[/] ({escape(row.name)})?"), answer
         )
 
     @work(group="edit", exit_on_error=False)
-    async def _write_delete(self, code: str) -> None:
+    async def _write_delete(self, code: str, version: int) -> None:
         await self.run_edit(
-            data.remove_region(self.deck.db, code, actor=current_actor()),
+            data.remove_region(self.deck.db, code, actor=current_actor(), version=version),
             failed="not deleted",
             done=lambda _: f"{code} deleted",
         )

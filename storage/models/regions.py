@@ -48,5 +48,8 @@ class Region(Base):
     shard_key: Mapped[int] = mapped_column(
         BigInteger, Computed("(('x' || substr(md5(code), 1, 8))::bit(32)::bigint)", persisted=True)
     )
+    # Writes so far (1 on insert, +1 per change through storage.queries.regions): an edit made
+    # against an older version is refused (storage.queries.regions.RegionChanged).
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())

@@ -1,7 +1,12 @@
 """Regions: reads for the scheduler and console, and audited edits.
 
 No function commits: the caller owns the transaction (`Database.transaction()`), so an edit
-and its audit row commit together or not at all."""
+and its audit row commit together or not at all.
+
+Versions: every write bumps `region.version`. An edit may say which version it was made
+against (`version=`, what the console showed); it locks the row (FOR UPDATE, so two racing
+edits queue) and is refused with `RegionChanged` when the row has moved on since: the second
+of two operators sees the first one's change instead of overwriting it."""
 
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from storage import permissions
 from storage.database import driver
 from storage.models import CatchupPolicy, OverlapPolicy, Region, Role
 from storage.permissions import Actor
-from storage.queries import audit
+from storage.queries import audit, audit_log
 from storage.schedule import parse_schedule, validate_timezone
 from storage.user_error import UserError
 
@@ -30,6 +35,34 @@ class RegionError(ValueError, UserError):
     """An edit that cannot be made, with the reason."""
 
     title = "region edit refused"
+
+
+class RegionChanged(RegionError):
+    """The region changed since the version the edit was made against: who, when, and what it
+    is now, so the person can look again before deciding."""
+
+    title = "changed by someone else"
+
+
+async def _refuse_if_moved(session: AsyncSession, region: Region, version: int | None) -> None:
+    if version is None or region.version == version:
+        return
+    last = await audit_log.latest_change(session, "region", region.code)
+    who = f" by {last.actor} at {last.at:%H:%M} UTC" if last is not None else ""
+    paused = "" if region.active else " (paused)"
+    raise RegionChanged(
+        f"{region.code} changed{who} (version {version} → {region.version}): "
+        f"now `{region.cron}` {region.timezone}{paused}"
+    )
+
+
+async def _refuse_if_gone(session: AsyncSession, code: str, version: int | None) -> RegionError:
+    """A region that is not there: deleted by someone else if the edit knew a version of it."""
+    if version is None:
+        return RegionError(f"region {code} does not exist")
+    last = await audit_log.latest_change(session, "region", code)
+    who = f" by {last.actor} at {last.at:%H:%M} UTC" if last is not None else ""
+    return RegionChanged(f"{code} was deleted{who}")
 
 
 class RegionInput(BaseModel):
@@ -117,26 +150,30 @@ async def update_region(
     actor: Actor,
     action: str = "update",
     now: datetime | None = None,
+    version: int | None = None,
     **changes: Any,
 ) -> Region:
     """Change fields of a region; a schedule change or a resume starts the schedule anew at
     `now` (the caller's clock; default the real one). A change that leaves the region as it
-    was writes nothing (no update, no audit row)."""
+    was writes nothing (no update, no audit row). `version`: the version the change was made
+    against (RegionChanged when the region is no longer at it; None: no check)."""
     permissions.require(actor, Role.EDITOR, "edit regions")
-    region = await session.get(Region, code, with_for_update=True)
+    region = await session.get(Region, code, with_for_update=True, populate_existing=True)
     if region is None:
-        raise RegionError(f"region {code} does not exist")
+        raise await _refuse_if_gone(session, code, version)
+    await _refuse_if_moved(session, region, version)
     before = snapshot(region)
     cron = changes.get("cron", region.cron)
     timezone = changes.get("timezone", region.timezone)
     changes["cron"] = parse_schedule(cron, timezone).cron
     for key in changes:
-        if not hasattr(Region, key) or key in ("code", "created_at", "updated_at"):
+        if not hasattr(Region, key) or key in ("code", "created_at", "updated_at", "version"):
             raise RegionError(f"cannot change {key!r} of a region")
     if before == {**before, **{k: v for k, v in changes.items() if k in before}}:
         return region
     for key, value in changes.items():
         setattr(region, key, value)
+    region.version += 1
     after = snapshot(region)
     restarted = any(before[f] != after[f] for f in SCHEDULE_FIELDS) and region.active
     if restarted:
@@ -154,11 +191,15 @@ async def update_region(
     return region
 
 
-async def delete_region(session: AsyncSession, code: str, *, actor: Actor) -> None:
+async def delete_region(
+    session: AsyncSession, code: str, *, actor: Actor, version: int | None = None
+) -> None:
+    """Delete a region; `version` as for update_region (locked, refused when moved on)."""
     permissions.require(actor, Role.EDITOR, "edit regions")
-    region = await session.get(Region, code)
+    region = await session.get(Region, code, with_for_update=True, populate_existing=True)
     if region is None:
-        raise RegionError(f"region {code} does not exist")
+        raise await _refuse_if_gone(session, code, version)
+    await _refuse_if_moved(session, region, version)
     audit.record(
         session,
         actor=actor,
@@ -181,11 +222,14 @@ async def upsert_seed_regions(session: AsyncSession, rows: list[dict[str, Any]])
 
 
 async def list_region_summaries(session: AsyncSession) -> list[asyncpg.Record]:
-    """(code, name, cron, timezone, active) records of every region by code, straight from
-    asyncpg: no ORM objects, no SQLAlchemy row processing, not even a tuple per row (records
-    unpack like tuples), so reading 10,000 regions costs ~10 ms, most of it in PostgreSQL."""
+    """(code, name, cron, timezone, active, version) records of every region by code,
+    straight from asyncpg: no ORM objects, no SQLAlchemy row processing, not even a tuple per
+    row (records unpack like tuples), so reading 10,000 regions costs ~10 ms, most of it in
+    PostgreSQL."""
     conn = await driver(session)
-    return await conn.fetch("SELECT code, name, cron, timezone, active FROM region ORDER BY code")
+    return await conn.fetch(
+        "SELECT code, name, cron, timezone, active, version FROM region ORDER BY code"
+    )
 
 
 async def regions_fingerprint(session: AsyncSession) -> tuple[int, Decimal]:
@@ -204,11 +248,13 @@ async def regions_fingerprint(session: AsyncSession) -> tuple[int, Decimal]:
 
 
 async def regions_changed_since(session: AsyncSession, since: datetime) -> list[asyncpg.Record]:
-    """(code, name, cron, timezone, active) of the regions updated after `since` (a scan of
-    the table in PostgreSQL, ~10 ms at 100,000 regions; only the changed rows come back)."""
+    """(code, name, cron, timezone, active, version) of the regions updated after `since`
+    (a scan of the table in PostgreSQL, ~10 ms at 100,000 regions; only the changed rows come
+    back)."""
     conn = await driver(session)
     return await conn.fetch(
-        "SELECT code, name, cron, timezone, active FROM region WHERE updated_at > $1", since
+        "SELECT code, name, cron, timezone, active, version FROM region WHERE updated_at > $1",
+        since,
     )
 
 

@@ -185,6 +185,7 @@ async def test_overview_does_not_refresh_behind_a_modal_and_backs_off_on_errors(
 
 def seeded_landing(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> CreatordeckApp:
     asyncio.run(_seed(settings))
+    monkeypatch.setenv("LOGNAME", "operator")  # the console's actor in its list of consoles
 
     # Partitions are named by real dates: the snapshots show fixed sizes on the frozen clock.
     async def sizes(_session: object) -> tuple[TableSize, ...]:
