@@ -38,6 +38,7 @@ from engine import logs, metrics, publish_queue
 from engine.jobs.send_slots import SendSlots
 from engine.publishers import build_publishers
 from engine.publishers.base import Published, Publisher, PublishRequest
+from engine.publishers.transport import ShardedTransport
 from engine.resilience import (
     BreakerOpen,
     CircuitBreaker,
@@ -91,7 +92,10 @@ class PublishContext:
         self.policy = policy or PublishPolicy.for_settings(rt.settings)
         self.client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(self.policy.request_timeout_s, connect=5.0),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+            # Small pools, round-robin: httpcore's per-request pool scan grows with its size.
+            transport=ShardedTransport(
+                httpx.Limits(max_connections=200, max_keepalive_connections=100)
+            ),
         )
         self.publishers = build_publishers(self.client, rt.settings.tracking, base_urls)
         self.limiter = RateLimiter(rt.redis, rt.settings)
