@@ -2,6 +2,7 @@
 
     python -m bench.publish_burst [--posts 10000] [--accounts 100] [--engines 2]
                                   [--concurrency 8] [--faults both|none|10] [--timeout 300]
+                                  [--profile DIR]
 
 Each run gets a fresh database and Redis prefix, a `creatordeck mockstagram` process on a
 loopback port, and `creatordeck engine --role worker` processes. The posts (one publication each,
@@ -16,10 +17,12 @@ jobs of up to BATCH_SIZE publications, ordered by account, each claimed in one s
 
 Figures: start lateness (first attempt started - due time), publish lateness (published_at -
 due time, retries included), throughput, duplicates (must be 0), the arq no-op ceiling measured
-in the same run, and the machine's load. The floor (issue 10): without faults p99 publish
-lateness < 5 s; with faults every publication final (published, failed or unknown) within 60 s
-of its due time; 0 duplicates in both. Exits 1 on any duplicate or an unfinished run, and says
-whether each floor was met.
+in the same run, the machine's load, and the CPU seconds spent from the due instant to the end
+by the engines, the mock, Postgres and Redis (whole servers: shared with other users) and the
+whole machine, each also per publish request (`--profile DIR` runs the engines under cProfile).
+The floor (issue 10): without faults p99 publish lateness < 5 s; with faults every publication
+final (published, failed or unknown) within 60 s of its due time; 0 duplicates in both. Exits 1
+on any duplicate or an unfinished run, and says whether each floor was met.
 """
 
 from __future__ import annotations
