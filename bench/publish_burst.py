@@ -2,6 +2,7 @@
 
     python -m bench.publish_burst [--posts 10000] [--accounts 100] [--engines 2]
                                   [--concurrency 8] [--faults both|none|10] [--timeout 300]
+                                  [--profile DIR]
 
 Each run gets a fresh database and Redis prefix, a `creatordeck mockstagram` process on a
 loopback port, and `creatordeck engine --role worker` processes. The posts (one publication each,
@@ -16,10 +17,12 @@ jobs of up to BATCH_SIZE publications, ordered by account, each claimed in one s
 
 Figures: start lateness (first attempt started - due time), publish lateness (published_at -
 due time, retries included), throughput, duplicates (must be 0), the arq no-op ceiling measured
-in the same run, and the machine's load. The floor (issue 10): without faults p99 publish
-lateness < 5 s; with faults every publication final (published, failed or unknown) within 60 s
-of its due time; 0 duplicates in both. Exits 1 on any duplicate or an unfinished run, and says
-whether each floor was met.
+in the same run, the machine's load, and the CPU seconds spent from the due instant to the end
+by the engines, the mock, Postgres and Redis (whole servers: shared with other users) and the
+whole machine, each also per publish request (`--profile DIR` runs the engines under cProfile).
+The floor (issue 10): without faults p99 publish lateness < 5 s; with faults every publication
+final (published, failed or unknown) within 60 s of its due time; 0 duplicates in both. Exits 1
+on any duplicate or an unfinished run, and says whether each floor was met.
 """
 
 from __future__ import annotations
@@ -44,9 +47,11 @@ from sqlalchemy.dialects.postgresql import insert
 from bench.support import (
     arq_noop_ceiling,
     bench_settings,
+    cpu_seconds,
     free_port,
     machine,
     percentile,
+    postgres_cpu,
     summary,
     wait_http,
 )
@@ -194,6 +199,38 @@ async def figures(settings: Settings, due: datetime) -> dict[str, Any]:
     }
 
 
+def _redis_cpu() -> float:
+    out = subprocess.run(["pgrep", "-x", "redis-server"], capture_output=True, text=True).stdout
+    return sum(cpu_seconds(int(pid)) for pid in out.split())
+
+
+def _cpu(engines: list[subprocess.Popen[bytes]], mock: subprocess.Popen[bytes]) -> dict[str, float]:
+    """CPU seconds so far: engines (summed), the mock, every postgres and redis process (the
+    servers are shared with other users of the machine: their figures are upper bounds)."""
+    return {
+        "engines": sum(cpu_seconds(p.pid) for p in engines),
+        "mock": cpu_seconds(mock.pid),
+        "postgres": postgres_cpu(),
+        "redis": _redis_cpu(),
+        "machine busy": _machine_busy(),
+    }
+
+
+def _machine_busy() -> float:
+    """CPU seconds the whole machine spent busy so far (all cores, every user: /proc/stat)."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _python(args: argparse.Namespace, n: int) -> list[str]:
+    """The interpreter command of engine `n`: under cProfile with --profile DIR."""
+    if not args.profile:
+        return [sys.executable]
+    return [sys.executable, "-m", "cProfile", "-o", f"{args.profile}/engine-{n}.prof"]
+
+
 def run(args: argparse.Namespace, faults: dict[str, Any], label: str) -> bool:
     """One burst; prints its figures; False when an invariant broke (duplicates, unfinished)."""
     key = Fernet.generate_key().decode()
@@ -229,14 +266,17 @@ def run(args: argparse.Namespace, faults: dict[str, Any], label: str) -> bool:
             )
             engines = [
                 subprocess.Popen(
-                    [sys.executable, "-m", "console.cli", "engine", "--role", "worker"],
+                    [*_python(args, n), "-m", "console.cli", "engine", "--role", "worker"],
                     env=env,
                     stdout=logs,
                     stderr=subprocess.STDOUT,
                 )
-                for _ in range(args.engines)
+                for n in range(args.engines)
             ]
             load_before = machine()
+            # CPU is counted from just before the due instant (engine start-up excluded).
+            time.sleep(max((due - datetime.now(UTC)).total_seconds() - 0.2, 0))
+            cpu_before = _cpu(engines, mock)
             deadline = time.monotonic() + args.timeout
             final = 0
             counts: dict[str, int] = {}
@@ -247,6 +287,7 @@ def run(args: argparse.Namespace, faults: dict[str, Any], label: str) -> bool:
                 if final >= args.posts:
                     break
             load_after = machine()
+            cpu_after = _cpu(engines, mock)
             stats = http("GET", f"{mock_url}/publishing/_control/stats")
         finally:
             for proc in [*engines, mock]:
@@ -281,6 +322,12 @@ def run(args: argparse.Namespace, faults: dict[str, Any], label: str) -> bool:
         print(f"throughput: {rate:.0f} publications/s over {span:.1f}s")
         print(f"baseline: arq no-op ceiling {ceiling:.0f} jobs/s (same run, one process)")
         print(f"ratio: {rate / ceiling:.2f}x the arq ceiling")
+    spent = {k: cpu_after[k] - cpu_before[k] for k in cpu_after}
+    per_pub = 1000 / max(stats["requests"], 1)
+    print(
+        "CPU seconds during the run (ms per publish request): "
+        + ", ".join(f"{k} {v:.1f}s ({v * per_pub:.2f})" for k, v in spent.items())
+    )
     print(f"DUPLICATES: {duplicates}  (posts on the platform beyond one per publication)")
     print(f"posts on the platform not (yet) recorded as published: {unrecorded}")
     if final < args.posts:
@@ -310,6 +357,7 @@ def main() -> None:
     parser.add_argument("--lead-s", type=float, default=25, help="due this long after setup")
     parser.add_argument("--faults", choices=["both", "none", "10"], default="both")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--profile", default="", help="a folder: engines run under cProfile")
     args = parser.parse_args()
     ok = True
     if args.faults in ("both", "none"):

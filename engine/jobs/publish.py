@@ -39,6 +39,7 @@ from engine.jobs.send_slots import SendSlots
 from engine.oauth.publish_gate import token_for_publish
 from engine.publishers import build_publishers
 from engine.publishers.base import Published, Publisher, PublishRequest
+from engine.publishers.transport import ShardedTransport
 from engine.resilience import (
     BreakerOpen,
     CircuitBreaker,
@@ -48,6 +49,7 @@ from engine.resilience import (
     RateLimiter,
 )
 from engine.resilience.breaker import Permit
+from engine.resilience.tally import BreakerTally
 from engine.runtime import Runtime
 from storage.crypto import EncryptionKeyError, TokenCipher, TokenUnreadable, cipher
 from storage.errors import DB_DOWN_ERRORS
@@ -92,11 +94,15 @@ class PublishContext:
         self.policy = policy or PublishPolicy.for_settings(rt.settings)
         self.client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(self.policy.request_timeout_s, connect=5.0),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+            # Small pools, round-robin: httpcore's per-request pool scan grows with its size.
+            transport=ShardedTransport(
+                httpx.Limits(max_connections=200, max_keepalive_connections=100)
+            ),
         )
         self.publishers = build_publishers(self.client, rt.settings.tracking, base_urls)
         self.limiter = RateLimiter(rt.redis, rt.settings)
         self._breakers: dict[str, CircuitBreaker] = {}
+        self._tallies: dict[str, BreakerTally] = {}
         self._cipher: TokenCipher | None = None
         self.slots = SendSlots()  # batch sends in flight in this process
 
@@ -104,6 +110,16 @@ class PublishContext:
         if platform not in self._breakers:
             self._breakers[platform] = CircuitBreaker(self.rt.redis, self.rt.settings, platform)
         return self._breakers[platform]
+
+    def tally(self, platform: str) -> BreakerTally:
+        if platform not in self._tallies:
+            self._tallies[platform] = BreakerTally(self.breaker(platform))
+        return self._tallies[platform]
+
+    async def flush_tallies(self) -> None:
+        """Record the batch sends' breaker counts so far: one Redis call per platform."""
+        for tally in list(self._tallies.values()):
+            await tally.flush()
 
     def cipher(self) -> TokenCipher:
         if self._cipher is None:
@@ -324,21 +340,39 @@ async def _attempt(
         async with publishing.autocommit(rt.db.engine) as db_conn:
             await publishing.save_checkpoint(db_conn, pub.id, pub.generation, data)
 
-    breaker = pc.breaker(publisher.platform.value)
+    # A batch's normal sends are counted in the process's tally (one Redis call per flush);
+    # a probe, and the single path, record at once.
+    tally = done is not None and permit is not None and not permit.probe
     try:
         published = await publisher.publish(request, checkpoint)
     except Failure as failure:
-        if failure.counts_against_platform:
-            await breaker.record_failure(permit, reason=failure.message)
-        else:
-            await breaker.record_success(permit)
+        failed = failure.counts_against_platform
+        await _record(pc, publisher, permit, tally, None if not failed else failure.message)
         return await _after_failure(pc, work, publisher, attempt_id, failure, bound)
     except Exception as exc:  # a publisher bug after the request may have left: treat as unknown
         bound.exception("publish.publisher_error")
         unknown = OutcomeUnknown(f"{type(exc).__name__}: {exc}")
         return await _after_failure(pc, work, publisher, attempt_id, unknown, bound)
-    await breaker.record_success(permit)
+    await _record(pc, publisher, permit, tally, None)
     return await _published(pc, work, attempt_id, published, bound, done=done)
+
+
+async def _record(
+    pc: PublishContext, publisher: Publisher, permit: Permit | None, tally: bool, failed: str | None
+) -> None:
+    """The breaker's count of one send: `failed` is the reason when it counts as a failure."""
+    platform = publisher.platform.value
+    if tally:
+        if failed is None:
+            pc.tally(platform).success()
+        else:
+            pc.tally(platform).failure(failed)
+        return
+    breaker = pc.breaker(platform)
+    if failed is None:
+        await breaker.record_success(permit)
+    else:
+        await breaker.record_failure(permit, reason=failed)
 
 
 def _reauth_result(work: Work, reason: str) -> AttemptResult:

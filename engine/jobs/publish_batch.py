@@ -31,8 +31,11 @@ unknowns are written one by one (the rare case). A worker killed (or a job cut a
 limit) between a send and that statement leaves its rows PUBLISHING: the re-delivered job or the
 scheduler's reconcile takes them over, verify-first.
 
-Cost: per chunk one claim, one limiter call and a share of one record statement, plus one Redis
-call per send for the breaker's count, against ~9 round trips per publication on the single path.
+The breaker's counts of normal sends go to the process's tally (engine.resilience.tally), flushed
+with the confirmed rows: one Redis call per platform per flush, not one per send.
+
+Cost: per chunk one claim, one limiter call and a share of one record statement and one breaker
+call, against ~9 round trips per publication on the single path.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ from storage.queries.publishing import AttemptResult, Claimed, Done, JobRef
 log = logs.get("engine.publish_batch")
 PROBE_WAIT_S = 1.0  # rows held back while one row probes a half-open breaker
 CLAIM_CHUNK = 50  # rows claimed in one statement at most (fewer when fewer slots are free)
+CLAIM_LEAST = 10  # ... and at least this many when they free up within send_slots.GATHER_S
 CLAIM_WINDOW_MIN_S = 0.5  # a batch job claims for at least this long
 FLUSH_S = 0.05  # confirmed publications are written at least this often while a batch runs
 
@@ -97,7 +101,7 @@ async def run_batch(pc: PublishContext, pairs: list[tuple[int, int]]) -> list[st
     rest = list(pairs)
     try:
         while rest:
-            slots = await pc.slots.take(CLAIM_CHUNK, stop_at - loop.time())
+            slots = await pc.slots.take(CLAIM_CHUNK, stop_at - loop.time(), CLAIM_LEAST)
             if slots == 0:
                 break
             chunk, rest = rest[:slots], rest[slots:]
@@ -172,7 +176,7 @@ async def _follow_up(pc: PublishContext, rest: list[tuple[int, int]]) -> None:
 
 class _Recorder:
     """Writes confirmed publications (`rows`, appended by the sends) in one statement every
-    FLUSH_S while the batch runs, and once more at its end."""
+    FLUSH_S while the batch runs, and once more at its end; flushes the breaker tallies too."""
 
     def __init__(self, pc: PublishContext) -> None:
         self.pc = pc
@@ -187,6 +191,7 @@ class _Recorder:
             await self.flush()
 
     async def flush(self) -> None:
+        await self.pc.flush_tallies()
         batch = self.rows[:]
         if not batch:
             return

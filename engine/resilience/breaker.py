@@ -114,6 +114,54 @@ return 'closed'
 )
 
 
+# `_RECORD` for many outcomes at once (engine.resilience.tally): KEYS[1] state hash; ARGV: calls,
+# failures, failures after the last success, any success (1/0), window ms, min calls, ratio per
+# mille, consecutive limit, open ms, reason, now ms or ''. The counts land as if recorded one by
+# one in order (a half-open breaker: any failure reopens it, else it closes).
+_RECORD_MANY = (
+    _now(11)
+    + """
+local k = KEYS[1]
+local n, f, tail = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local function open_now(reason)
+  redis.call('HSET', k, 'state', 'open', 'opened_at', now, 'open_until', now + tonumber(ARGV[9]),
+             'changed_at', now, 'reason', reason, 'probe_until', 0)
+  return 'open'
+end
+local state = redis.call('HGET', k, 'state') or 'closed'
+if state == 'half_open' then
+  if f == 0 then
+    redis.call('HSET', k, 'state', 'closed', 'changed_at', now, 'win_start', now, 'calls', 0,
+               'failures', 0, 'consecutive', 0, 'probe_until', 0)
+    return 'closed'
+  end
+  return open_now('probe failed: ' .. ARGV[10])
+end
+if state == 'open' then return 'open' end
+local win_start = tonumber(redis.call('HGET', k, 'win_start') or '0')
+if now - win_start > tonumber(ARGV[5]) then
+  redis.call('HSET', k, 'win_start', now, 'calls', 0, 'failures', 0)
+end
+local calls = redis.call('HINCRBY', k, 'calls', n)
+local failures = redis.call('HINCRBY', k, 'failures', f)
+local consecutive = tail
+if tonumber(ARGV[4]) == 1 then
+  redis.call('HSET', k, 'consecutive', tail)
+else
+  consecutive = redis.call('HINCRBY', k, 'consecutive', tail)
+end
+if f == 0 then return 'closed' end
+if consecutive >= tonumber(ARGV[8]) then
+  return open_now(consecutive .. ' failures in a row, last: ' .. ARGV[10])
+end
+if calls >= tonumber(ARGV[6]) and failures * 1000 >= tonumber(ARGV[7]) * calls then
+  return open_now(failures .. '/' .. calls .. ' calls failed, last: ' .. ARGV[10])
+end
+return 'closed'
+"""
+)
+
+
 def _export(platform: str, state: BreakerState) -> None:
     """The state as this process last saw it, for Prometheus (1 open, 0.5 half-open, 0 closed)."""
     level = {BreakerState.OPEN: 1.0, BreakerState.HALF_OPEN: 0.5}.get(state, 0.0)
@@ -194,6 +242,7 @@ class CircuitBreaker:
         self.key = redis_keys.breaker_key(settings, platform)
         self._allow = redis.register_script(_ALLOW)
         self._record = redis.register_script(_RECORD)
+        self._record_many = redis.register_script(_RECORD_MANY)
 
     async def allow(self) -> Permit:
         """A permit to call the platform now, or BreakerOpen with how long to wait."""
@@ -224,6 +273,32 @@ class CircuitBreaker:
                 c.consecutive_failures,
                 int(c.open_s * 1000),
                 reason,
+                self._clock_ms(),
+            ],
+        )
+        state = BreakerState(result.decode() if isinstance(result, bytes) else result)
+        _export(self.platform, state)
+        return state
+
+    async def record_many(
+        self, calls: int, failures: int, trailing: int, any_success: bool, reason: str = ""
+    ) -> BreakerState:
+        """Many outcomes in one call: `calls` of which `failures` failed, `trailing` of them
+        after the last success (engine.resilience.tally keeps these counts)."""
+        c = self.config
+        result = await self._record_many(
+            keys=[self.key],
+            args=[
+                calls,
+                failures,
+                trailing,
+                1 if any_success else 0,
+                int(c.window_s * 1000),
+                c.min_calls,
+                int(c.failure_ratio * 1000),
+                c.consecutive_failures,
+                int(c.open_s * 1000),
+                reason[:200] or "failure",
                 self._clock_ms(),
             ],
         )
