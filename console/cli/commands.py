@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -42,16 +40,6 @@ def seed(demo: bool) -> None:
     click.echo(f"seeded {inserted} new region(s)", err=True)
 
 
-def _loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:
-    """uvloop's `run` where uvloop is installed (the engine's CPU goes to socket and task
-    bookkeeping, which uvloop does in C: measured in bench.publish_burst), else asyncio's."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run
-    return uvloop.run
-
-
 @main.command()
 @click.option(
     "--role",
@@ -76,7 +64,7 @@ def engine(role: str, check: bool) -> None:
     from storage.queries.key_check import KeyCheckFailed
 
     try:
-        sys.exit(_loop_runner()(run_engine(settings, Role(role))))
+        sys.exit(asyncio.run(run_engine(settings, Role(role))))
     except KeyCheckFailed as exc:
         raise click.ClickException(str(exc)) from exc
 
