@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from engine.resilience import BreakerConfig, BreakerState, CircuitBreaker
 from engine.resilience.tally import BreakerTally
 from storage.settings import Settings
-from tests.clock_support import ManualClock
+from tests.support.clock import ManualClock
 
 FAST = BreakerConfig(
     window_s=10,
