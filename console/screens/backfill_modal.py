@@ -35,7 +35,7 @@ class BackfillModal(ModalScreen[BackfillPlan | None]):
 
     def compose(self) -> ComposeResult:
         end = self.now().replace(second=0, microsecond=0)
-        start = end - timedelta(hours=1)
+        start = end - timedelta(days=1)  # a day: a daily schedule fires once in it
         with Vertical(classes="dialog", id="backfill-dialog"):
             yield Label(f"[b]Backfill {escape(self.code)}[/] ({escape(self.cron)})")
             with Horizontal(classes="field"):

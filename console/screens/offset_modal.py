@@ -18,6 +18,10 @@ from console.data.timeline import Minute, OffsetChange, OffsetError, Timeline, p
 PREVIEW_LINES = 5
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 class OffsetModal(ModalScreen[list[OffsetChange] | None]):
     BINDINGS = [
         Binding("escape", "cancel", "cancel", id="offset.cancel"),
@@ -32,7 +36,7 @@ class OffsetModal(ModalScreen[list[OffsetChange] | None]):
     def compose(self) -> ComposeResult:
         total = len(self.minute.regions)
         with Vertical(classes="dialog", id="offset-dialog"):
-            yield Label(f"[b]Spread {self.minute.at:%H:%M} UTC[/] ({total:,} regions fire)")
+            yield Label(f"[b]Spread {self.minute.at:%H:%M} UTC[/] ({plural(total, 'region')})")
             with Horizontal(classes="field"):
                 yield Label("move", classes="field-label")
                 yield Input(str(max(1, total // 2)), id="count", compact=True)

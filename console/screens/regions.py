@@ -96,7 +96,7 @@ class RegionsScreen(LiveScreen):
             "backfill",
             "backfill",
             show=False,
-            tooltip="backfill: run past fire times in a range again (at most 1,000)",
+            tooltip="backfill past fire times (max 1,000)",
             id="regions.backfill",
         ),
         Binding(

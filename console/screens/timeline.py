@@ -23,7 +23,7 @@ from console.data import timeline as data
 from console.data.common import current_actor
 from console.data.timeline import Minute, OffsetChange, Timeline
 from console.screens.live import LiveScreen, row_at_cursor
-from console.screens.offset_modal import OffsetModal
+from console.screens.offset_modal import OffsetModal, plural
 from console.widgets.formatting import when
 
 BLOCKS = "▁▂▃▄▅▆▇█"
@@ -121,10 +121,12 @@ class TimelineScreen(LiveScreen):
         self.query_one("#heat", Static).update(heat_strip(timeline, self.size.width - 2))
         peak = max(range(len(timeline.per_hour)), key=lambda i: timeline.per_hour[i])
         busiest = timeline.busiest[0] if timeline.busiest else None
-        legend = f"per hour (UTC) · busiest hour {(timeline.hour0.hour + peak) % 24:02d}:00"
-        legend += f" ({timeline.per_hour[peak]:,} fires)"
+        legend = f"UTC hours · peak {(timeline.hour0.hour + peak) % 24:02d}:00"
+        legend += f" ({plural(timeline.per_hour[peak], 'fire')})"
         if busiest is not None:
-            legend += f" · busiest minute {busiest.at:%H:%M} ({len(busiest.regions):,} regions)"
+            legend += (
+                f" · peak minute {busiest.at:%H:%M} ({plural(len(busiest.regions), 'region')})"
+            )
         self.query_one("#heat-legend", Static).update(legend)
 
     def on_resize(self, _event: Resize) -> None:
@@ -138,8 +140,8 @@ class TimelineScreen(LiveScreen):
             detail.update("no fire time in the next 24 hours")
             return
         detail.update(
-            f"[b]{minute.at:%H:%M}[/] {len(minute.regions):,} regions, "
-            f"{minute.creators:,} creators due: {escape(', '.join(minute.regions))}"
+            f"[b]{minute.at:%H:%M}[/] {plural(len(minute.regions), 'region')}, "
+            f"{plural(minute.creators, 'creator')} due: {escape(', '.join(minute.regions))}"
         )
 
     def action_offset(self) -> None:

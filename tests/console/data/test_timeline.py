@@ -4,7 +4,7 @@ rewrite and its refusals; and its cost at 10,000 regions."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
@@ -88,7 +88,7 @@ def test_plan_offset_checks_the_offset_and_the_regions() -> None:
     assert [c.cron for c in plan_offset(timeline, ["A"], 7)] == ["22 * * * *"]
     with pytest.raises(OffsetError, match="1 to 59"):
         plan_offset(timeline, ["A"], 60)
-    with pytest.raises(OffsetError, match="E: .*every minute"):
+    with pytest.raises(OffsetError, match=r"E: .*every minute"):
         plan_offset(timeline, ["A", "E"], 5)
     with pytest.raises(OffsetError, match="GONE: not an active region"):
         plan_offset(timeline, ["GONE"], 5)
