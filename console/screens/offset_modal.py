@@ -13,7 +13,14 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from console.data.timeline import Minute, OffsetChange, OffsetError, Timeline, plan_offset
+from console.data.timeline import (
+    MAX_OFFSET_REGIONS,
+    Minute,
+    OffsetChange,
+    OffsetError,
+    Timeline,
+    plan_offset,
+)
 
 PREVIEW_LINES = 5
 
@@ -39,7 +46,9 @@ class OffsetModal(ModalScreen[list[OffsetChange] | None]):
             yield Label(f"[b]Spread {self.minute.at:%H:%M} UTC[/] ({plural(total, 'region')})")
             with Horizontal(classes="field"):
                 yield Label("move", classes="field-label")
-                yield Input(str(max(1, total // 2)), id="count", compact=True)
+                yield Input(
+                    str(max(1, min(total // 2, MAX_OFFSET_REGIONS))), id="count", compact=True
+                )
             with Horizontal(classes="field"):
                 yield Label("by +min", classes="field-label")
                 yield Input("5", id="offset", compact=True)

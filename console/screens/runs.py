@@ -24,9 +24,9 @@ COLUMNS = (
     ("Scheduled", "scheduled", 14),
     ("Lag", "lag", 7),
     ("Took", "took", 7),
-    ("Status", "status", 8),
+    ("Status", "status", 9),  # "cancelled"
     ("#", "attempt", 2),
-    ("Error", "error", 40),
+    ("Error", "error", 39),
 )
 
 

@@ -53,8 +53,21 @@ def heat_strip(timeline: Timeline, width: int) -> Text:
     return Text("\n").join([hours, blocks])
 
 
+def codes_text(codes: tuple[str, ...], budget: int) -> str:
+    """As many codes as fit in `budget` characters, then how many more: never cut mid-code."""
+    shown: list[str] = []
+    used = 0
+    for index, code in enumerate(codes):
+        more = f" +{len(codes) - index:,} more"
+        if used + len(code) + 2 + (len(more) if index < len(codes) - 1 else 0) > budget:
+            return ", ".join(shown) + more if shown else more.strip()
+        shown.append(code)
+        used += len(code) + 2
+    return ", ".join(shown)
+
+
 def minute_cells(minute: Minute) -> tuple[str, ...]:
-    shown = ", ".join(minute.regions[:12]) + (", …" if len(minute.regions) > 12 else "")
+    shown = codes_text(minute.regions, COLUMNS[-1][2])
     return (when(minute.at), f"{len(minute.regions):,}", f"{minute.creators:,}", shown)
 
 
@@ -139,10 +152,13 @@ class TimelineScreen(LiveScreen):
         if minute is None:
             detail.update("no fire time in the next 24 hours")
             return
-        detail.update(
-            f"[b]{minute.at:%H:%M}[/] {plural(len(minute.regions), 'region')}, "
-            f"{plural(minute.creators, 'creator')} due: {escape(', '.join(minute.regions))}"
+        head = (
+            f"{minute.at:%H:%M} {plural(len(minute.regions), 'region')}, "
+            f"{plural(minute.creators, 'creator')} due: "
         )
+        # Two lines of the screen's width, less padding: the rest is counted, not cut.
+        budget = 2 * max(self.size.width - 2, 20) - len(head) - 12  # slack: words wrap
+        detail.update(f"[b]{head[:5]}[/]{escape(head[5:] + codes_text(minute.regions, budget))}")
 
     def action_offset(self) -> None:
         minute = row_at_cursor(self.table, self.shown)

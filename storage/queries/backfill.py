@@ -60,8 +60,8 @@ def backfill_fires(
         if len(fires) == limit:
             raise BackfillError(
                 f"more than {limit:,} fire times between {_stamp(start)} and {_stamp(end)} "
-                f"(the {limit + 1:,}th is {_stamp(fire)}): a backfill runs at most {limit:,}; "
-                f"end the range before {_stamp(fire)} or split it"
+                f"(fire time {limit + 1:,} is at {_stamp(fire)}): a backfill runs at most "
+                f"{limit:,}; end the range before {_stamp(fire)} or split it"
             )
         fires.append(fire)
     if not fires:
@@ -121,7 +121,7 @@ async def cancel_backfill(
     `cancelled`; returns them. Rows a tick claimed (running, ended) are left as they are."""
     conn = await driver(session)
     rows = await conn.fetch(
-        "UPDATE job_run SET status = 'cancelled', finished_at = $3, error = 'backfill cancelled' "
+        "UPDATE job_run SET status = 'cancelled', finished_at = $3 "
         "WHERE kind = $1 AND region_code = $2 AND status = 'queued' AND trigger = $4 "
         "AND ($5::timestamptz IS NULL OR scheduled_for >= $5) "
         "AND ($6::timestamptz IS NULL OR scheduled_for <= $6) RETURNING scheduled_for",
