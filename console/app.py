@@ -67,6 +67,7 @@ from console.screens.posts import PostsScreen
 from console.screens.queues import QueuesScreen
 from console.screens.regions import RegionsScreen
 from console.screens.runs import RunsScreen
+from console.screens.timeline import TimelineScreen
 from console.ssh.session import Session
 from console.themes import DEFAULT_THEME, THEMES
 from engine import queues
@@ -87,6 +88,9 @@ CONSOLE_SCREENS: list[ConsoleScreen] = [
     ConsoleScreen("overview", "engine, queues, next runs, failures, platforms", OverviewScreen),
     ConsoleScreen("regions", "schedules, next runs, last run; edit, pause, run now", RegionsScreen),
     ConsoleScreen("runs", "the tick ledger: status, lag, duration, error", RunsScreen),
+    ConsoleScreen(
+        "timeline", "next 24 h of fire times: heat per hour, busiest minutes", TimelineScreen
+    ),
     ConsoleScreen("creators", "creators: followers, change, growth, chart", CreatorsScreen),
     ConsoleScreen("deadletters", "dead letters: requeue or drop", DeadLettersScreen),
     ConsoleScreen("queues", "arq queues: jobs, detail, retry, abort, delete", QueuesScreen),

@@ -6,7 +6,9 @@ through engine.queues (the same rules for every queue of ours).
 Ticks come in shards: one job per fire time and shard of regions,
 `{prefix}:tick-shard:{shard}:{epoch}`, whatever the number of replicas (a region's shard is
 the first 32 bits of md5(code) modulo TICK_SHARDS). A manual run ("run now") is one job for one
-region, `{prefix}:tick:{REGION}:{epoch}:manual`. Every enqueue that creates a job publishes on
+region, `{prefix}:tick:{REGION}:{epoch}:manual`; a backfilled fire time is one job for one region
+too, `{prefix}:tick:{REGION}:{epoch}:backfill` (deterministic: two replicas asking for the same
+backfill make one job per fire time). Every enqueue that creates a job publishes on
 the queue's wake channel, so idle workers sleep instead of polling (engine.worker).
 """
 
@@ -54,6 +56,7 @@ class TickRef:
     manual: bool
     region_code: str | None = None
     buffered: bool = False  # a shard's follow-up for regions waiting on a previous run
+    backfill: bool = False  # a past fire time an operator asked to run (engine.backfill)
 
 
 def shard_job_id(settings: Settings, shard: int, fire: datetime, buffered: bool = False) -> str:
@@ -61,8 +64,16 @@ def shard_job_id(settings: Settings, shard: int, fire: datetime, buffered: bool 
     return f"{settings.redis_prefix}:tick-shard:{shard}:{int(fire.timestamp())}{suffix}"
 
 
-def tick_job_id(settings: Settings, region_code: str, fire: datetime, manual: bool = False) -> str:
-    """The job that runs `region_code` at `fire`: its shard's, or its own manual one."""
+def tick_job_id(
+    settings: Settings,
+    region_code: str,
+    fire: datetime,
+    manual: bool = False,
+    backfill: bool = False,
+) -> str:
+    """The job that runs `region_code` at `fire`: its shard's, or its own manual or backfill one."""
+    if backfill:
+        return f"{settings.redis_prefix}:tick:{region_code}:{int(fire.timestamp())}:backfill"
     if not manual:
         return shard_job_id(settings, shard_of(settings, region_code), fire)
     return f"{settings.redis_prefix}:tick:{region_code}:{int(fire.timestamp())}:manual"
@@ -81,12 +92,16 @@ def parse_tick_job_id(settings: Settings, job_id: str) -> TickRef | None:
         fire = datetime.fromtimestamp(int(stamp), UTC)
         return TickRef(job_id, int(shard), fire, False, buffered=buffered)
     head = f"{settings.redis_prefix}:tick:"
-    if not job_id.startswith(head) or not job_id.endswith(":manual"):
+    if not job_id.startswith(head):
         return None
-    code, _, stamp = job_id[len(head) : -len(":manual")].rpartition(":")
+    rest, _, suffix = job_id[len(head) :].rpartition(":")
+    if suffix not in ("manual", "backfill"):
+        return None
+    code, _, stamp = rest.rpartition(":")
     if not code or not stamp.isdigit():
         return None
-    return TickRef(job_id, None, datetime.fromtimestamp(int(stamp), UTC), True, code)
+    fire = datetime.fromtimestamp(int(stamp), UTC)
+    return TickRef(job_id, None, fire, True, code, backfill=suffix == "backfill")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +109,7 @@ class TickRequest:
     region_code: str
     fire: datetime
     manual: bool = False
+    backfill: bool = False  # implies manual: a past fire time run on request, its ledger row queued
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +137,14 @@ class ShardTick:
 
 
 def _tick_job(settings: Settings, tick: TickRequest) -> NewJob:
+    if tick.backfill:
+        # Ready at once (its fire time is past); the fifth argument tells the tick it is one.
+        return NewJob(
+            job_id=tick_job_id(settings, tick.region_code, tick.fire, backfill=True),
+            function=TICK_FUNCTION,
+            args=(int(tick.fire.timestamp()), None, [tick.region_code], True, True),
+            run_at_ms=int(tick.fire.timestamp() * 1000),
+        )
     if not tick.manual:
         return ShardTick(shard_of(settings, tick.region_code), tick.fire).job(settings)
     return NewJob(

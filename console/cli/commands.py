@@ -11,6 +11,7 @@ import click
 from console.cli.connections import connections
 from console.cli.operators import operators, teams
 from console.cli.preflight import check_encryption_key, plain_settings, settings_or_exit
+from console.cli.regions import regions
 
 
 @click.group()
@@ -328,6 +329,7 @@ def experiments_create(file: Path) -> None:
 main.add_command(connections)
 main.add_command(operators)
 main.add_command(teams)
+main.add_command(regions)
 
 
 if __name__ == "__main__":

@@ -80,6 +80,8 @@ class RunRow:
     error: str | None
     manual: bool
     worker: str | None = None
+    trigger: str | None = None  # 'backfill' for a fire time an operator asked to run again
+    requested_by: str | None = None
 
     def matches(self, needle: str) -> bool:
         text = needle.lower()
@@ -192,6 +194,8 @@ def run_row(run: JobRun) -> RunRow:
         error=run.error,
         manual=run.manual,
         worker=run.worker,
+        trigger=run.trigger,
+        requested_by=run.requested_by,
     )
 
 

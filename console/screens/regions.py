@@ -12,9 +12,11 @@ from textual.binding import Binding
 from textual.timer import Timer
 from textual.widgets import Static
 
+from console.data import backfill
 from console.data import regions as data
 from console.data.common import RegionRow, current_actor, filtered
 from console.data.regions import RegionsLoad, RegionTable, load_region_window
+from console.screens.backfill_modal import BackfillModal
 from console.screens.dialogs import ConfirmModal, CronEditModal, RegionFormModal, ScheduleChange
 from console.screens.live import LiveScreen
 from console.widgets.filter_bar import FilterBar
@@ -89,6 +91,14 @@ class RegionsScreen(LiveScreen):
         Binding("n", "new", "new", tooltip="new region", id="regions.new"),
         Binding("d", "delete", "delete", tooltip="delete region (asks first)", id="regions.delete"),
         Binding("r", "run_now", "run", tooltip="run now (a manual tick)", id="regions.run_now"),
+        Binding(
+            "b",
+            "backfill",
+            "backfill",
+            show=False,
+            tooltip="backfill past fire times (max 1,000)",
+            id="regions.backfill",
+        ),
         Binding(
             "slash",
             "filter",
@@ -349,3 +359,31 @@ class RegionsScreen(LiveScreen):
             return f"{code}: a manual tick for this second is already queued"
 
         await self.run_edit(write(), failed=f"could not run {code}", done=done)
+
+    def action_backfill(self) -> None:
+        row = self._target("backfill")
+        if row is None or self.deck.refuse_read_only("backfill"):
+            return
+
+        def save(chosen: backfill.BackfillPlan | None) -> None:
+            if chosen is not None:
+                self._write_backfill(row.code, chosen)
+
+        self.app.push_screen(BackfillModal(row.code, row.cron, row.timezone, self.deck.now), save)
+
+    @work(group="edit", exit_on_error=False)
+    async def _write_backfill(self, code: str, chosen: backfill.BackfillPlan) -> None:
+        async def write() -> backfill.BackfillReport:
+            redis = await self.deck.queue_pool()
+            return await backfill.request(
+                self.deck.db,
+                redis,
+                self.deck.settings,
+                code,
+                chosen.start,
+                chosen.end,
+                actor=current_actor(),
+                now=self.deck.now(),
+            )
+
+        await self.run_edit(write(), failed="backfill not queued", done=lambda r: r.line())

@@ -6,12 +6,13 @@ from typing import ClassVar
 
 from rich.markup import escape
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from console.data.common import RunRow, RunStatus, filtered, load_runs
+from console.data import backfill
+from console.data.common import RunRow, RunStatus, current_actor, filtered, load_runs
 from console.screens.live import LiveScreen
 from console.widgets.filter_bar import FilterBar
 from console.widgets.formatting import millis, status, when_seconds
@@ -23,14 +24,15 @@ COLUMNS = (
     ("Scheduled", "scheduled", 14),
     ("Lag", "lag", 7),
     ("Took", "took", 7),
-    ("Status", "status", 8),
+    ("Status", "status", 9),  # "cancelled"
     ("#", "attempt", 2),
-    ("Error", "error", 40),
+    ("Error", "error", 39),
 )
 
 
 def run_cells(row: RunRow) -> tuple[Text | str, ...]:
-    code = row.region_code + (" (m)" if row.manual else "")  # m: manual (run now)
+    # b: backfill (asked for a past range), m: manual (run now)
+    code = row.region_code + (" (b)" if row.trigger else " (m)" if row.manual else "")
     lag = (
         "-"
         if row.started_at is None and row.status in ("skipped", "missed")
@@ -70,6 +72,14 @@ class RunsScreen(LiveScreen):
         ),
         Binding(
             "slash", "filter", "filter", key_display="/", tooltip="filter by text", id="runs.filter"
+        ),
+        Binding(
+            "x",
+            "cancel_backfill",
+            "cancel backfill",
+            show=False,
+            tooltip="cancel the selected region's queued backfill fire times",
+            id="runs.cancel_backfill",
         ),
     ]
 
@@ -145,6 +155,9 @@ class RunsScreen(LiveScreen):
             started = f"started {row.started_at:%H:%M:%S.%f}"[:-3] + f" (lag {millis(row.lag_ms)})"
         # The error first: it is what a person looks for, and the line may be cut at 80 columns.
         head = f"[b]{escape(row.region_code)}[/]" + (" manual" if row.manual else "")
+        if row.trigger:
+            head = f"[b]{escape(row.region_code)}[/] {row.trigger}"
+            head += f" by {escape(row.requested_by or '?')}"
         head += f" {row.status}"
         if row.error:
             head += f": [red]{escape(row.error)}[/]"
@@ -194,3 +207,30 @@ class RunsScreen(LiveScreen):
         self.status_filter = None
         self.query_one(FilterBar).action_clear()
         self.request_reload()
+
+    def action_cancel_backfill(self) -> None:
+        row = self.selected()
+        if row is None or row.trigger is None:
+            self.notify("select a backfill run (b) to cancel its queued ones", severity="warning")
+            return
+        if not self.deck.refuse_read_only("cancel a backfill"):
+            self._write_cancel(row.region_code)
+
+    @work(group="edit", exit_on_error=False)
+    async def _write_cancel(self, code: str) -> None:
+        async def write() -> int:
+            redis = await self.deck.queue_pool()
+            return await backfill.cancel(
+                self.deck.db,
+                redis,
+                self.deck.settings,
+                code,
+                actor=current_actor(),
+                now=self.deck.now(),
+            )
+
+        await self.run_edit(
+            write(),
+            failed="backfill not cancelled",
+            done=lambda n: f"{code}: {n} queued backfill fire time(s) cancelled",
+        )

@@ -13,6 +13,8 @@ STATUS_STYLES = {
     "failed": "bold red",
     "skipped": "cyan",
     "missed": "magenta",
+    "queued": "yellow",
+    "cancelled": "dim",
 }
 
 

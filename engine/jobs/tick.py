@@ -17,6 +17,9 @@ A shard job (engine.tick_queue) does, for all its regions at once, in a handful 
    fan-out counts in one UPDATE. It never waits for its batches: the last one to report
    completes the run.
 
+A backfill (engine.backfill) is a manual tick of one region at a past fire time whose ledger row
+was written `queued`: it claims that row and fans out, without the overlap policy.
+
 At-least-once delivery, exactly-once effect: a shard killed at any point is re-delivered by arq
 (or re-created by the scheduler's ledger sweep) and its re-run takes over exactly the runs the
 dead one claimed and did not fan out.
@@ -54,6 +57,7 @@ async def tick(
     shard: int | bool | None = None,
     codes: list[str] | bool | None = None,
     manual: bool = False,
+    backfill: bool = False,
 ) -> str:
     """arq entry point. Returns a line for arq's result: what became of the shard's regions."""
     rt: Runtime = ctx["runtime"]
@@ -67,7 +71,7 @@ async def tick(
     number = shard if isinstance(shard, int) and not isinstance(shard, bool) else None
     try:
         with metrics.JOB_DURATION.labels("tick").time():
-            report = await run_shard(rt, fire, number, only, job_id, manual)
+            report = await run_shard(rt, fire, number, only, job_id, manual or backfill, backfill)
     except DB_DOWN_ERRORS as exc:
         # The database is unreachable: try again later rather than lose the fire time.
         log.warning("tick.db_unavailable", shard=shard, job_id=job_id, error=str(exc))
@@ -132,6 +136,7 @@ async def run_shard(
     codes: list[str] | None,
     job_id: str,
     manual: bool,
+    backfill: bool = False,
 ) -> ShardReport:
     report = ShardReport()
     settings = rt.settings
@@ -143,7 +148,11 @@ async def run_shard(
     if not owed:
         return report
     follow_up = shard is not None and codes is None  # a buffered region waits in a follow-up
-    to_claim = await _overlap(rt, owed, fire, job_id, manual, follow_up, report)
+    # A backfill runs a past fire time whose ledger row is queued: the overlap policy is about
+    # the live schedule, and applying it would skip most fire times of a backfill.
+    to_claim = (
+        owed if backfill else await _overlap(rt, owed, fire, job_id, manual, follow_up, report)
+    )
     async with rt.db.autocommit() as session:
         claimed = await ticks.claim_many(
             session,

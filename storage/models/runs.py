@@ -17,6 +17,8 @@ class RunStatus(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     MISSED = "missed"
+    QUEUED = "queued"  # a backfill fire time asked for, not started
+    CANCELLED = "cancelled"  # a queued backfill fire time called off before it started
 
 
 FINAL_STATUSES = (RunStatus.OK, RunStatus.FAILED, RunStatus.SKIPPED, RunStatus.MISSED)
@@ -31,6 +33,12 @@ class JobRun(Base):
         Index("ix_job_run_region_scheduled", "region_code", "scheduled_for"),
         Index("ix_job_run_scheduled", "scheduled_for"),
         Index("ix_job_run_status", "status", postgresql_where="status = 'running'"),
+        Index(
+            "ix_job_run_queued",
+            "region_code",
+            "scheduled_for",
+            postgresql_where="status = 'queued'",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -51,3 +59,5 @@ class JobRun(Base):
     # NULL until the tick has enqueued its fetch batches; the last batch to report completes it.
     batches_expected: Mapped[int | None] = mapped_column(Integer)
     batches_reported: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    trigger: Mapped[str | None] = mapped_column(String(16))  # 'backfill', else NULL
+    requested_by: Mapped[str | None] = mapped_column(String(200))  # who asked (a backfill)

@@ -6,6 +6,8 @@ completes when the last of its fetch batches reports, in that batch's own transa
 - `claim_many`: one `INSERT … ON CONFLICT … RETURNING` for the shard. A region whose row already
   ended, or whose row was fanned out (`batches_expected` set), is not returned: it is never run
   twice. A row left `running` before its fan-out (its shard died) is taken over: attempt + 1.
+  A `queued` row (a backfill's fire time, storage.queries.backfill) is claimed as a new one; a
+  `cancelled` one has ended.
 - `fan_out`: one UPDATE records how many batches each run waits for; a run that waits for none,
   or whose batches all reported already, completes in the same statement.
 - `report_batch`: in the fetch job's transaction, after its `fetch_batch` row is written: the
@@ -123,9 +125,14 @@ async def claim_many(
         SELECT $1, code, $2, $3, 'running', $4, 1, $5, $6, $7, '{}'::jsonb, 0
         FROM unnest($8::text[]) AS code
         ON CONFLICT ON CONSTRAINT uq_job_run_fire DO UPDATE
-           SET attempt = job_run.attempt + 1, worker = excluded.worker,
+           SET attempt = CASE WHEN job_run.status = 'queued' THEN 1
+                              ELSE job_run.attempt + 1 END,
+               started_at = coalesce(job_run.started_at, excluded.started_at),
+               lag_ms = coalesce(job_run.lag_ms, excluded.lag_ms),
+               status = 'running', worker = excluded.worker,
                job_id = excluded.job_id, batches_reported = 0
-         WHERE job_run.status = 'running' AND job_run.batches_expected IS NULL
+         WHERE (job_run.status = 'running' AND job_run.batches_expected IS NULL)
+            OR job_run.status = 'queued'
         RETURNING id, region_code, attempt
         """,
         TICK,

@@ -29,6 +29,7 @@ SIZES = [(80, 24), (120, 40)]
 SCREENS = [
     "regions",
     "runs",
+    "timeline",
     "creators",
     "deadletters",
     "queues",
@@ -109,6 +110,7 @@ MODALS = {  # what opens it from Regions, and a widget id it shows
     "edit_cron": (("down", "e"), "#cron"),
     "new_region": (("n",), "#code"),
     "confirm_delete": (("down", "d"), "#question"),
+    "backfill": (("down", "b"), "#backfill-dialog"),
 }
 
 
@@ -121,6 +123,18 @@ def test_modal(snap_compare: Any, test_settings: Settings, modal: str, size: Any
         await settled(pilot)
         await pilot.press(*keys)
         await _until(pilot, lambda: bool(pilot.app.screen.query(shows)), modal)
+        _no_blink(pilot)
+        await pilot.pause(0.1)
+
+    assert snap_compare(app_for(test_settings), terminal_size=size, run_before=open_modal)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_timeline_offset_modal(snap_compare: Any, test_settings: Settings, size: Any) -> None:
+    async def open_modal(pilot: Pilot[Any]) -> None:
+        await on_screen("timeline")(pilot)
+        await pilot.press("o")
+        await _until(pilot, lambda: bool(pilot.app.screen.query("#offset-dialog")), "offset")
         _no_blink(pilot)
         await pilot.pause(0.1)
 

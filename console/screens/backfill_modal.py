@@ -1,0 +1,87 @@
+"""The backfill modal of the Regions screen: a range of past fire times, checked as you type.
+
+It dismisses with the range only when the check passes (at most 1,000 fire times, past only);
+the screen writes it in a worker, through console.data.backfill.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from rich.markup import escape
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, Static
+
+from console.data.backfill import BackfillPlan, plan
+from console.widgets.formatting import when
+
+
+class BackfillModal(ModalScreen[BackfillPlan | None]):
+    """Backfill a region between two UTC datetimes; previews the count, first and last."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "cancel", id="backfill.cancel"),
+        Binding("ctrl+s", "save", "backfill", id="backfill.save"),
+    ]
+
+    def __init__(self, code: str, cron: str, timezone: str, now: Callable[[], datetime]) -> None:
+        super().__init__()
+        self.code, self.cron, self.timezone, self.now = code, cron, timezone, now
+        self.result: BackfillPlan | str = "not checked"
+
+    def compose(self) -> ComposeResult:
+        end = self.now().replace(second=0, microsecond=0)
+        start = end - timedelta(days=1)  # a day: a daily schedule fires once in it
+        with Vertical(classes="dialog", id="backfill-dialog"):
+            yield Label(f"[b]Backfill {escape(self.code)}[/] ({escape(self.cron)})")
+            with Horizontal(classes="field"):
+                yield Label("from", classes="field-label")
+                yield Input(f"{start:%Y-%m-%d %H:%M}", id="from", compact=True)
+            with Horizontal(classes="field"):
+                yield Label("to", classes="field-label")
+                yield Input(f"{end:%Y-%m-%d %H:%M}", id="to", compact=True)
+            yield Static(id="preview")
+            yield Label(
+                "UTC · [b]enter[/] queue   [b]tab[/] next field   [b]esc[/] cancel",
+                classes="hint",
+            )
+
+    def on_mount(self) -> None:
+        self.validate_input()
+        self.query_one("#from", Input).focus()
+
+    def on_input_changed(self, _event: Input.Changed) -> None:
+        self.validate_input()
+
+    def on_input_submitted(self, _event: Input.Submitted) -> None:
+        self.action_save()
+
+    def validate_input(self) -> None:
+        start = self.query_one("#from", Input).value
+        end = self.query_one("#to", Input).value
+        self.result = plan(self.cron, self.timezone, start, end, self.now())
+        preview = self.query_one("#preview", Static)
+        if isinstance(self.result, str):
+            preview.update(f"[b red]cannot queue:[/] {escape(self.result)}")
+            preview.set_class(True, "-invalid")
+            return
+        preview.set_class(False, "-invalid")
+        fires = self.result.fires
+        preview.update(
+            f"{len(fires)} fire time(s): {when(fires[0])} … {when(fires[-1])}\n"
+            "those already in the ledger are skipped"
+        )
+
+    def action_save(self) -> None:
+        self.validate_input()
+        if isinstance(self.result, str):
+            self.notify(f"not queued: {self.result}", severity="error")
+            return
+        self.dismiss(self.result)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

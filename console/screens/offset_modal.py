@@ -1,0 +1,109 @@
+"""The Timeline's offset modal: move some regions of a crowded minute by +N minutes.
+
+It previews each rewritten cron as you type and dismisses only with changes that passed the
+read model's checks (console.data.timeline.plan_offset); the write checks the crons again.
+"""
+
+from __future__ import annotations
+
+from rich.markup import escape
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, Static
+
+from console.data.timeline import (
+    MAX_OFFSET_REGIONS,
+    Minute,
+    OffsetChange,
+    OffsetError,
+    Timeline,
+    plan_offset,
+)
+
+PREVIEW_LINES = 5
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+class OffsetModal(ModalScreen[list[OffsetChange] | None]):
+    BINDINGS = [
+        Binding("escape", "cancel", "cancel", id="offset.cancel"),
+        Binding("ctrl+s", "save", "save", id="offset.save"),
+    ]
+
+    def __init__(self, minute: Minute, timeline: Timeline) -> None:
+        super().__init__()
+        self.minute, self.timeline = minute, timeline
+        self.result: list[OffsetChange] | str = "not checked"
+
+    def compose(self) -> ComposeResult:
+        total = len(self.minute.regions)
+        with Vertical(classes="dialog", id="offset-dialog"):
+            yield Label(f"[b]Spread {self.minute.at:%H:%M} UTC[/] ({plural(total, 'region')})")
+            with Horizontal(classes="field"):
+                yield Label("move", classes="field-label")
+                yield Input(
+                    str(max(1, min(total // 2, MAX_OFFSET_REGIONS))), id="count", compact=True
+                )
+            with Horizontal(classes="field"):
+                yield Label("by +min", classes="field-label")
+                yield Input("5", id="offset", compact=True)
+            yield Static(id="preview")
+            yield Label(
+                "the last regions by code move · [b]enter[/] save   [b]esc[/] cancel",
+                classes="hint",
+            )
+
+    def on_mount(self) -> None:
+        self.validate_input()
+        self.query_one("#count", Input).focus()
+
+    def on_input_changed(self, _event: Input.Changed) -> None:
+        self.validate_input()
+
+    def on_input_submitted(self, _event: Input.Submitted) -> None:
+        self.action_save()
+
+    def _plan(self) -> list[OffsetChange] | str:
+        count_text = self.query_one("#count", Input).value.strip()
+        offset_text = self.query_one("#offset", Input).value.strip()
+        total = len(self.minute.regions)
+        if not count_text.isdigit() or not 1 <= int(count_text) <= total:
+            return f"move: a number of regions from 1 to {total:,}"
+        if not offset_text.isdigit():
+            return "by: a number of minutes from 1 to 59"
+        codes = self.minute.regions[total - int(count_text) :]
+        try:
+            return plan_offset(self.timeline, codes, int(offset_text))
+        except OffsetError as exc:
+            return str(exc)
+
+    def validate_input(self) -> None:
+        self.result = self._plan()
+        preview = self.query_one("#preview", Static)
+        if isinstance(self.result, str):
+            preview.update(f"[b red]cannot save:[/] {escape(self.result)}")
+            preview.set_class(True, "-invalid")
+            return
+        preview.set_class(False, "-invalid")
+        lines = [
+            f"{escape(c.code)}: {escape(self.timeline.schedules[c.code][0])} → {escape(c.cron)}"
+            for c in self.result[:PREVIEW_LINES]
+        ]
+        if len(self.result) > PREVIEW_LINES:
+            lines.append(f"… and {len(self.result) - PREVIEW_LINES:,} more")
+        preview.update("\n".join(lines))
+
+    def action_save(self) -> None:
+        self.validate_input()
+        if isinstance(self.result, str):
+            self.notify(f"not saved: {self.result}", severity="error")
+            return
+        self.dismiss(self.result)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
