@@ -25,6 +25,7 @@ from storage.models.experiments import (
     RollupRun,
 )
 from storage.models.keys import KeyCheck
+from storage.models.post_metrics import PostMetric
 from storage.models.publishing import (
     AttemptOutcome,
     Connection,
@@ -75,6 +76,7 @@ __all__ = [
     "OverlapPolicy",
     "Platform",
     "Post",
+    "PostMetric",
     "PostStatus",
     "Publication",
     "PublicationAttempt",
