@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 import respx
 
+from engine import redis_keys
 from engine.jobs.publish import PublishContext
-from engine.post_metrics.scan import run_scan
+from engine.post_metrics.scan import SCAN_FUNCTION, cron_jobs, run_scan
+from engine.queue_specs import SPECS
 from engine.runtime import Runtime
+from engine.worker import build_worker
 from storage.models import Platform, Post, PostStatus, Publication, PublicationStatus
+from storage.settings import Settings
 from tests.support.clock import ManualClock
 from tests.support.post_metrics import *  # noqa: F403  (fixtures)
 from tests.support.post_metrics import START, MetricsMock, hours, metric_rows, seed_published
@@ -137,3 +142,33 @@ async def test_platform_error_defers_the_batch_and_never_fails_the_post(
     clock.advance(300)
     report = await run_scan(rt.db, rt.redis, rt.settings, http, clock, _urls(metrics_mock))
     assert (report.written, report.deferred) == (2, {})
+
+
+async def test_the_metrics_queue_worker_runs_a_scan(rt: Runtime, metrics_mock: MetricsMock) -> None:
+    # The worker's scan reads the real clock: a post published two hours ago is due at 1 h
+    # whatever the second, and the mock's clock is set to the same moment.
+    settings = rt.settings.replace(tracking={"mockstagram_url": metrics_mock.url})
+    worker_rt = Runtime(settings=settings, db=rt.db, redis=rt.redis, name="test-metrics")
+    now = datetime.now(UTC)
+    metrics_mock.clock.now = now
+    conn = await add_connection(rt.db)
+    await seed_published(rt.db, conn, ["w1", "w2"], now - hours(2), metrics_mock)
+    await rt.redis.enqueue_job(
+        SCAN_FUNCTION,
+        _queue_name=redis_keys.queue_key(settings, redis_keys.METRICS),
+        _job_id=f"{settings.redis_prefix}:post-metrics:test",
+    )
+    worker = build_worker(worker_rt, SPECS[redis_keys.METRICS])
+    worker.burst = True
+    worker.cron_jobs = []  # only the job enqueued above
+    await worker.main()
+    assert worker.jobs_complete == 1 and worker.jobs_failed == 0
+    rows = await metric_rows(rt.db)
+    assert [(r.step_s, r.views is not None) for r in rows] == [(3600, True), (3600, True)]
+
+
+def test_scan_cron_fires_every_configured_minutes(test_settings: Settings) -> None:
+    settings = test_settings.replace(post_metrics={"scan_every_min": 15})
+    [job] = cron_jobs(settings)
+    assert job.minute == {0, 15, 30, 45}
+    assert job.unique and job.name.startswith(f"{settings.redis_prefix}:")
