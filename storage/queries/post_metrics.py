@@ -143,3 +143,24 @@ async def series_of_post(session: AsyncSession, post_id: int) -> list[MetricRow]
         )
         for m in (await session.execute(stmt)).scalars()
     ]
+
+
+async def latest_views(session: AsyncSession, post_ids: Sequence[int]) -> dict[int, int]:
+    """Each post's views at its latest read, summed over its publications (posts with no
+    reported views are absent). One index scan per publication of the given posts."""
+    if not post_ids:
+        return {}
+    latest = (
+        select(Publication.post_id, PostMetric.views)
+        .join(Publication, Publication.id == PostMetric.publication_id)
+        .where(Publication.post_id.in_(post_ids))
+        .distinct(PostMetric.publication_id)
+        .order_by(PostMetric.publication_id, PostMetric.fetched_at.desc(), PostMetric.id.desc())
+        .subquery()
+    )
+    stmt = (
+        select(latest.c.post_id, func.sum(latest.c.views))
+        .where(latest.c.views.is_not(None))
+        .group_by(latest.c.post_id)
+    )
+    return {post_id: int(total) for post_id, total in (await session.execute(stmt)).all()}

@@ -7,6 +7,7 @@ from datetime import timedelta
 from textual.widgets import Static
 
 from console.data.creators import SPARK
+from console.screens.post_list import compact, post_cells
 from console.screens.post_modals import DetailModal
 from console.screens.posts import PostsScreen
 from storage.database import Database
@@ -40,6 +41,9 @@ async def test_detail_shows_latest_metrics_and_a_chart(
     app = make_app(test_settings)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_screen(pilot, "posts", PostsScreen)
+        # The list's Views column: the latest read.
+        assert [p.views for p in screen.shown] == [4321]
+        assert post_cells(screen.shown[0])[3] == "4321"
         await wait_until(pilot, lambda: screen.selected() is not None, "a selection")
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, DetailModal), "detail modal")
@@ -49,3 +53,15 @@ async def test_detail_shows_latest_metrics_and_a_chart(
     views_line = next(line for line in text.splitlines() if line.strip().startswith("views "))
     assert f"{SPARK[0]}" in views_line and SPARK[7] in views_line
     assert "120 → 4,321" in views_line
+
+
+def test_views_fit_their_column() -> None:
+    assert [compact(n) for n in (None, 0, 9999, 12_345, 99_999, 123_456, 4_500_000)] == [
+        "",
+        "0",
+        "9999",
+        "12.3k",
+        "99k",
+        "123k",
+        "4.5M",
+    ]
