@@ -8,8 +8,8 @@
 | facebook  | GET /{post}?fields=shares,comments,reactions      | 1            | no views          |
 | instagram | GET /{media}/insights?metric=views,likes,...      | 1            | as the media has  |
 
-A post the platform does not return is simply absent from the answer (deleted, or not visible
-to the token); the scan reads it again at its next step.
+A post the platform does not return (deleted, or not visible to the token) is absent from the
+answer; the scan writes that step with no counts and reads it again at its next step.
 """
 
 from __future__ import annotations

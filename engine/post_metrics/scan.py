@@ -6,6 +6,9 @@ Guarantees:
   replica, an arq retry — writes nothing new.
 - A platform error never touches the post or publication: the batch is deferred (its reads stay
   due, so the next scan takes them again). An open circuit breaker defers without calling.
+- A successful answer settles the step for every post of the batch: a post the platform left
+  out gets a row with no counts, so a deleted post is not asked for again at every scan.
+- Connections that need re-authorisation are skipped (their token would only answer 401).
 - Tokens are decrypted in memory per batch and never logged.
 
 Cost: one candidates query per scan (bounded by `max_per_scan`), one API call per batch (per
@@ -24,7 +27,7 @@ from redis.asyncio import Redis
 
 from engine import logs, redis_keys
 from engine.post_metrics.plan import MetricsBatch, plan_batches, scan_window
-from engine.post_metrics.readers import DEFAULT_BASE_URLS, MAX_BATCH, READERS
+from engine.post_metrics.readers import DEFAULT_BASE_URLS, MAX_BATCH, READERS, Counts
 from engine.resilience import BreakerOpen, CircuitBreaker, Failure
 from engine.runtime import Runtime
 from storage.clock import Clock, utc_now
@@ -36,6 +39,7 @@ from storage.settings import Settings
 METRICS = redis_keys.METRICS
 SCAN_FUNCTION = "scan_post_metrics"
 SCAN_TIMEOUT_S = 600
+NOTHING = Counts()
 
 log = logs.get("engine.post_metrics")
 
@@ -124,7 +128,9 @@ async def _read_batch(
             shares=c.shares,
         )
         for r in batch.reads
-        if (c := counts.get(r.candidate.external_id)) is not None
+        # A post the platform left out (deleted, not visible to the token) gets an empty row:
+        # "nothing reported" at this step, and it is not asked again every scan.
+        for c in (counts.get(r.candidate.external_id, NOTHING),)
     ]
     async with db.transaction() as session:
         report.written += await queries.insert_metrics(session, rows)

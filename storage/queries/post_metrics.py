@@ -16,7 +16,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Connection, PostMetric, Publication, PublicationStatus
+from storage.models import Connection, ConnectionStatus, PostMetric, Publication, PublicationStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +74,7 @@ async def metric_candidates(
         .where(
             Publication.status == PublicationStatus.PUBLISHED.value,
             Publication.external_id.is_not(None),
+            Connection.status == ConnectionStatus.OK.value,  # needs re-auth: nothing to read
             Publication.published_at >= published_after,
             Publication.published_at <= published_before,
             or_(last.c.last_step_s.is_(None), last.c.last_step_s < final_step_s),

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 import respx
+from sqlalchemy import update
 
 from engine import redis_keys
 from engine.jobs.publish import PublishContext
@@ -17,7 +18,7 @@ from engine.post_metrics.scan import SCAN_FUNCTION, cron_jobs, run_scan
 from engine.queue_specs import SPECS
 from engine.runtime import Runtime
 from engine.worker import build_worker
-from storage.models import Platform, Post, PostStatus, Publication, PublicationStatus
+from storage.models import Connection, Platform, Post, PostStatus, Publication, PublicationStatus
 from storage.settings import Settings
 from tests.support.clock import ManualClock
 from tests.support.post_metrics import *  # noqa: F403  (fixtures)
@@ -172,3 +173,25 @@ def test_scan_cron_fires_every_configured_minutes(test_settings: Settings) -> No
     [job] = cron_jobs(settings)
     assert job.minute == {0, 15, 30, 45}
     assert job.unique and job.name.startswith(f"{settings.redis_prefix}:")
+
+
+async def test_a_post_the_platform_left_out_is_written_empty_and_not_asked_again(
+    rt: Runtime, metrics_mock: MetricsMock, http: httpx.AsyncClient
+) -> None:
+    conn = await add_connection(rt.db)
+    await seed_published(rt.db, conn, ["kept"], START, metrics_mock)
+    await seed_published(rt.db, conn, ["deleted"], START)  # not on the platform
+    reauth = await add_connection(rt.db, "bob", token="tok-bob")
+    async with rt.db.transaction() as session:
+        await session.execute(
+            update(Connection).where(Connection.id == reauth.id).values(status="needs_reauth")
+        )
+    await seed_published(rt.db, reauth, ["bobs"], START, metrics_mock)
+    clock = ManualClock(START + hours(1))
+    metrics_mock.clock.now = clock.now
+    report = await run_scan(rt.db, rt.redis, rt.settings, http, clock, _urls(metrics_mock))
+    assert (report.calls, report.written, report.deferred) == (1, 2, {})
+    rows = await metric_rows(rt.db)
+    assert [(r.views is None, r.likes is None) for r in rows] == [(False, False), (True, True)]
+    report = await run_scan(rt.db, rt.redis, rt.settings, http, clock, _urls(metrics_mock))
+    assert (report.calls, report.written) == (0, 0)
