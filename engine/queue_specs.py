@@ -22,6 +22,7 @@ from engine.jobs import publish as publish_job
 from engine.jobs import publish_batch as publish_batch_job
 from engine.jobs import rollups
 from engine.jobs.tick import tick
+from engine.post_metrics import scan as post_metrics_scan
 from storage.settings import Settings
 
 Job = Callable[..., Coroutine[Any, Any, Any]]
@@ -107,6 +108,18 @@ QUEUE_SPECS: tuple[QueueSpec, ...] = (
         cron_jobs=rollups.cron_jobs,
         sleeps=False,
         poll_delay_s=0.5,
+    ),
+    QueueSpec(
+        name=redis_keys.METRICS,
+        functions=((post_metrics_scan.SCAN_FUNCTION, post_metrics_scan.scan_post_metrics),),
+        max_tries=lambda s: 1,  # a failed scan is simply the next scan's work
+        timeout_s=lambda s: post_metrics_scan.SCAN_TIMEOUT_S,
+        max_jobs=lambda s: 1,
+        cron_jobs=post_metrics_scan.cron_jobs,
+        on_startup=post_metrics_scan.on_startup,
+        on_shutdown=post_metrics_scan.on_shutdown,
+        sleeps=False,
+        poll_delay_s=1.0,
     ),
 )
 

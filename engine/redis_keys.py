@@ -50,8 +50,9 @@ TICKS = "ticks"
 FETCH = "fetch"
 PUBLISH = "publish"
 ROLLUPS = "rollups"
+METRICS = "metrics"  # post metrics reads (engine.post_metrics)
 # Our queues, in the order the console shows them.
-QUEUES: tuple[str, ...] = (TICKS, FETCH, PUBLISH, ROLLUPS)
+QUEUES: tuple[str, ...] = (TICKS, FETCH, PUBLISH, ROLLUPS, METRICS)
 
 ABORT_JOBS = abort_jobs_ss
 IN_PROGRESS_PREFIX = in_progress_key_prefix  # for scripts that build the key themselves

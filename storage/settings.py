@@ -236,6 +236,32 @@ class OAuthSettings(BaseSettings):
 
 
 # The sections of the tree: field name on Settings -> its model.
+class PostMetricsSettings(BaseSettings):
+    """How a published post did: when the engine reads its views, likes, comments and shares.
+
+    Each step is read once (a unique row per publication and step); a step missed while the
+    engine was down is read late, and only the latest due step of a post is read.
+    """
+
+    model_config = _config("POST_METRICS_")
+
+    steps_s: list[int] = Field(default=[3600, 21_600, 86_400, 604_800], min_length=1)
+    """Seconds after publishing at which to read a post's metrics, growing (1 h, 6 h, 24 h, 7 d)."""
+    scan_every_min: int = Field(default=5, ge=1, le=60)
+    """Minutes between the engine's scans for due reads (an arq cron on the metrics queue)."""
+    max_per_scan: int = Field(default=5000, ge=1, le=100_000)
+    """Due publications one scan reads at most; the rest wait for the next scan."""
+    timeout_s: float = Field(default=10.0, gt=0)
+    """One metrics call's timeout."""
+
+    @field_validator("steps_s")
+    @classmethod
+    def _growing(cls, steps: list[int]) -> list[int]:
+        if any(step <= 0 for step in steps) or steps != sorted(set(steps)):
+            raise ValueError("steps_s must be positive and strictly growing, e.g. [3600, 86400]")
+        return steps
+
+
 SECTIONS: dict[str, type[BaseSettings]] = {
     "engine": EngineSettings,
     "api": ApiSettings,
@@ -244,6 +270,7 @@ SECTIONS: dict[str, type[BaseSettings]] = {
     "tracking": TrackingSettings,
     "demo": DemoSettings,
     "oauth": OAuthSettings,
+    "post_metrics": PostMetricsSettings,
 }
 
 
@@ -285,6 +312,10 @@ class Settings(BaseSettings):
     """`creatordeck demo`."""
     oauth: Annotated[OAuthSettings, NoDecode] = Field(default_factory=OAuthSettings)
     """Connecting platform accounts and keeping their tokens alive."""
+    post_metrics: Annotated[PostMetricsSettings, NoDecode] = Field(
+        default_factory=PostMetricsSettings
+    )
+    """Reading how published posts did (views, likes, comments, shares)."""
 
     # NoDecode: a variable that happens to be named like a section (`API=…`) is not parsed as
     # the section's JSON; sections always come from __init__ below.

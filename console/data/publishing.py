@@ -20,7 +20,7 @@ from engine import publish_queue
 from engine.resilience import CircuitBreaker
 from storage.database import Database
 from storage.models import Platform
-from storage.queries import publishing
+from storage.queries import post_metrics, publishing
 from storage.queries.publishing import JobChange
 
 # The post form's input type and its checks, for the screens (they import no storage module).
@@ -61,6 +61,7 @@ class PostRow:
     scheduled_at: datetime | None
     timezone: str
     publications: tuple[PublicationRow, ...]
+    views: int | None = None  # at the latest metrics read, summed over its publications
 
     @property
     def first_line(self) -> str:
@@ -155,6 +156,7 @@ async def load_posts(
         )
         connections = await publishing.list_connections(session)
         counts = await publishing.status_counts(session)
+        views = await post_metrics.latest_views(session, [row.post.id for row in rows])
     posts = tuple(
         PostRow(
             id=row.post.id,
@@ -176,6 +178,7 @@ async def load_posts(
                 )
                 for pub, conn in row.publications
             ),
+            views=views.get(row.post.id),
         )
         for row in rows
     )

@@ -173,6 +173,9 @@ def child_env(settings: Settings, ports: DemoPorts) -> dict[str, str]:
     # Connections > c > mock: the mock's device code approves itself after two polls (oauth).
     env.setdefault("MOCKSTAGRAM_OAUTH_AUTO_APPROVE", "2")
     env.setdefault("MOCKSTAGRAM_OAUTH_INTERVAL_S", "2")
+    # Post metrics in minutes, not hours: the demo's published posts show numbers arriving.
+    env.setdefault("POST_METRICS_STEPS_S", "[60, 180, 600, 1800]")
+    env.setdefault("POST_METRICS_SCAN_EVERY_MIN", "1")
     if settings.encryption_key is not None:
         env["ENCRYPTION_KEY"] = settings.encryption_key.get_secret_value()
     if settings.alerts.for_max_s is not None:

@@ -17,6 +17,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, SelectionList, Static, TextArea
 
+from console.data import post_metrics
 from console.data import publishing as data
 from console.widgets.formatting import millis, when
 
@@ -272,7 +273,7 @@ class ResolveModal(ModalScreen[bool | None]):
 
 
 class DetailModal(ModalScreen[None]):
-    """A post's publications with every attempt and error."""
+    """A post's publications with every attempt and error, and how each did (metrics)."""
 
     BINDINGS: ClassVar = [
         Binding("escape", "close", "close", id="post_detail.close"),
@@ -280,11 +281,15 @@ class DetailModal(ModalScreen[None]):
     ]
 
     def __init__(
-        self, post: data.PostRow, attempts: dict[int, tuple[data.AttemptLine, ...]]
+        self,
+        post: data.PostRow,
+        attempts: dict[int, tuple[data.AttemptLine, ...]],
+        metrics: dict[int, tuple[post_metrics.MetricPoint, ...]] | None = None,
     ) -> None:
         super().__init__()
         self.post = post
         self.attempts = attempts
+        self.metrics = metrics or {}
 
     def compose(self) -> ComposeResult:
         lines = [
@@ -305,6 +310,8 @@ class DetailModal(ModalScreen[None]):
                 lines.append(f"  {escape(pub.external_url)}")
             if pub.last_error:
                 lines.append(f"  [red]{escape(pub.last_error)}[/]")
+            points = self.metrics.get(pub.id, ())
+            lines.extend(f"  {escape(line)}" for line in post_metrics.metric_lines(points))
             for n, attempt in enumerate(self.attempts.get(pub.id, ()), start=1):
                 late = f" late {millis(attempt.lateness_ms)}" if attempt.lateness_ms else ""
                 http = f" HTTP {attempt.http_status}" if attempt.http_status else ""

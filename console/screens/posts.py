@@ -17,6 +17,7 @@ from textual.binding import Binding
 from textual.timer import Timer
 from textual.widgets import DataTable, Static
 
+from console.data import post_metrics
 from console.data import publishing as data
 from console.data.common import STORE_ERRORS
 from console.screens.dialogs import ConfirmModal
@@ -475,7 +476,8 @@ class PostsScreen(LiveScreen):
             attempts = {
                 pub.id: await data.load_attempts(self.deck.db, pub.id) for pub in post.publications
             }
+            metrics = await post_metrics.load_post_metrics(self.deck.db, post.id)
         except STORE_ERRORS as exc:
             self.notify(f"cannot load attempts: {describe(exc)}", severity="error")
             return
-        self.app.push_screen(DetailModal(post, attempts))
+        self.app.push_screen(DetailModal(post, attempts, metrics))

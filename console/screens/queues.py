@@ -129,11 +129,12 @@ class QueuesScreen(LiveScreen):
     """
 
     BINDINGS: ClassVar = [
-        Binding("w", "next_queue", "queue", tooltip="next queue (or 1-4)", id="queues.next_queue"),
+        Binding("w", "next_queue", "queue", tooltip="next queue (or 1-5)", id="queues.next_queue"),
         Binding("1", "pick(0)", "ticks", show=False, id="queues.pick_ticks"),
         Binding("2", "pick(1)", "fetch", show=False, id="queues.pick_fetch"),
         Binding("3", "pick(2)", "publish", show=False, id="queues.pick_publish"),
         Binding("4", "pick(3)", "rollups", show=False, id="queues.pick_rollups"),
+        Binding("5", "pick(4)", "metrics", show=False, id="queues.pick_metrics"),
         Binding("v", "toggle_view", "view", tooltip="queued / finished", id="queues.view"),
         Binding("n", "page(1)", "next", tooltip="next page", id="queues.next_page"),
         Binding("p", "page(-1)", "prev", tooltip="previous page", id="queues.prev_page"),

@@ -9,6 +9,9 @@ API (all JSON; `Authorization: Bearer <token>` names the token for rate limits a
 - `GET  /health`; `GET /admin/stats` (request counters); `GET|PUT /admin/faults` (read or
   change fault injection while running); `POST /admin/accounts/{id}/gone|restore`.
 
+Post metrics (`metrics.py`): `GET /publishing/v1/{account}/metrics?ids=a,b` (at most 50 ids)
+answers growing views/likes/comments/shares for the posts the publishing endpoints stored.
+
 OAuth (device flow, PKCE, rotating refresh tokens, revoke, expiry) is `oauth.py`; the
 publishing endpoints answer 401 to a token it issued that expired or was revoked.
 

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from engine.mock_platform import growth, oauth, publish
+from engine.mock_platform import growth, metrics, oauth, publish
 from engine.mock_platform.config import MockConfig
 from engine.mock_platform.faults import MockState, inject, state_of
 
@@ -142,5 +142,7 @@ def create_app(config: MockConfig | None = None, clock: Callable[[], float] = ti
     # Routers of other mock features are included below, one line each.
     app.state.oauth = oauth.OAuthState(config=oauth.config_from_env(), clock=clock)
     app.include_router(oauth.build_router(app.state.oauth))
-    app.include_router(publish.build_router(publish.PublishState(refuses=app.state.oauth.refuses)))
+    publishing = publish.PublishState(refuses=app.state.oauth.refuses)
+    app.include_router(publish.build_router(publishing))
+    app.include_router(metrics.build_router(metrics.MetricsState(publishing, clock=clock)))
     return app

@@ -26,6 +26,7 @@ from storage.models.experiments import (
 )
 from storage.models.keys import KeyCheck
 from storage.models.operators import Operator, Role, Team, TeamMember
+from storage.models.post_metrics import PostMetric
 from storage.models.publishing import (
     AttemptOutcome,
     Connection,
@@ -77,6 +78,7 @@ __all__ = [
     "OverlapPolicy",
     "Platform",
     "Post",
+    "PostMetric",
     "PostStatus",
     "Publication",
     "PublicationAttempt",

@@ -6,6 +6,7 @@ Every process a test starts is stopped by that test; ports are free ones picked 
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import time
@@ -96,6 +97,11 @@ def test_ports_come_from_flags_then_settings() -> None:
     env = demo.child_env(settings, DemoPorts(7001, 7002, 7003))
     assert env["METRICS_PORT"] == "7003"
     assert env["MOCKSTAGRAM_URL"] == "http://127.0.0.1:7002"
+    # Post metrics arrive within the demo: the engine reads them at minutes, not hours.
+    demo_metrics = Settings(
+        post_metrics={"steps_s": json.loads(env["POST_METRICS_STEPS_S"])}, _env_file=None
+    ).post_metrics  # type: ignore[call-arg]
+    assert demo_metrics.steps_s[0] <= 60
 
 
 def _header(app: Any) -> str:
