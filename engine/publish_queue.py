@@ -132,16 +132,9 @@ async def remove_publish_jobs(
     """Take (publication, generation) jobs out of the queue; one already running checks itself."""
     if not jobs:
         return 0
-    ids = [publish_job_id(settings, pub, gen) for pub, gen in jobs]
-    removed = 0
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(queue_name(settings), *chunk)
-            pipe.delete(*(redis_keys.job_key(job_id) for job_id in chunk))
-            count, _ = await pipe.execute()
-        removed += int(count)
-    return removed
+    return await remove_batch_jobs(
+        redis, settings, [publish_job_id(settings, pub, gen) for pub, gen in jobs]
+    )
 
 
 async def apply(redis: ArqRedis, settings: Settings, change: JobChange) -> None:
@@ -182,6 +175,7 @@ async def queued_pairs(redis: ArqRedis, settings: Settings) -> list[tuple[int, i
 
 
 async def remove_batch_jobs(redis: ArqRedis, settings: Settings, job_ids: list[str]) -> int:
+    """Take these jobs (single or batch ids) and their payloads out of the publish queue."""
     removed = 0
     for start in range(0, len(job_ids), CHUNK):
         chunk = job_ids[start : start + CHUNK]

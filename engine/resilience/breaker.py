@@ -70,55 +70,11 @@ return {1, 'half_open', 0}
 """
 )
 
-# KEYS[1] state hash; ARGV: ok (1/0), window ms, min calls, ratio per mille, consecutive limit,
-# open ms, reason, now ms or ''. Returns the state after recording.
+# Recording outcomes, one or many at once (engine.resilience.tally): KEYS[1] state hash;
+# ARGV: calls, failures, failures after the last success, any success (1/0), window ms, min
+# calls, ratio per mille, consecutive limit, open ms, reason, now ms or ''. The counts land as
+# if recorded one by one in order (a half-open breaker: any failure reopens it, else it closes).
 _RECORD = (
-    _now(8)
-    + """
-local k = KEYS[1]
-local ok = tonumber(ARGV[1])
-local function open_now(reason)
-  redis.call('HSET', k, 'state', 'open', 'opened_at', now, 'open_until', now + tonumber(ARGV[6]),
-             'changed_at', now, 'reason', reason, 'probe_until', 0)
-  return 'open'
-end
-local state = redis.call('HGET', k, 'state') or 'closed'
-if state == 'half_open' then
-  if ok == 1 then
-    redis.call('HSET', k, 'state', 'closed', 'changed_at', now, 'win_start', now, 'calls', 0,
-               'failures', 0, 'consecutive', 0, 'probe_until', 0)
-    return 'closed'
-  end
-  return open_now('probe failed: ' .. ARGV[7])
-end
-if state == 'open' then return 'open' end
-local win_start = tonumber(redis.call('HGET', k, 'win_start') or '0')
-if now - win_start > tonumber(ARGV[2]) then
-  redis.call('HSET', k, 'win_start', now, 'calls', 0, 'failures', 0)
-end
-local calls = redis.call('HINCRBY', k, 'calls', 1)
-if ok == 1 then
-  redis.call('HSET', k, 'consecutive', 0)
-  return 'closed'
-end
-local failures = redis.call('HINCRBY', k, 'failures', 1)
-local consecutive = redis.call('HINCRBY', k, 'consecutive', 1)
-if consecutive >= tonumber(ARGV[5]) then
-  return open_now(consecutive .. ' failures in a row, last: ' .. ARGV[7])
-end
-if calls >= tonumber(ARGV[3]) and failures * 1000 >= tonumber(ARGV[4]) * calls then
-  return open_now(failures .. '/' .. calls .. ' calls failed, last: ' .. ARGV[7])
-end
-return 'closed'
-"""
-)
-
-
-# `_RECORD` for many outcomes at once (engine.resilience.tally): KEYS[1] state hash; ARGV: calls,
-# failures, failures after the last success, any success (1/0), window ms, min calls, ratio per
-# mille, consecutive limit, open ms, reason, now ms or ''. The counts land as if recorded one by
-# one in order (a half-open breaker: any failure reopens it, else it closes).
-_RECORD_MANY = (
     _now(11)
     + """
 local k = KEYS[1]
@@ -242,7 +198,6 @@ class CircuitBreaker:
         self.key = redis_keys.breaker_key(settings, platform)
         self._allow = redis.register_script(_ALLOW)
         self._record = redis.register_script(_RECORD)
-        self._record_many = redis.register_script(_RECORD_MANY)
 
     async def allow(self) -> Permit:
         """A permit to call the platform now, or BreakerOpen with how long to wait."""
@@ -262,23 +217,8 @@ class CircuitBreaker:
         return await self._record_outcome(False, reason[:200] or "failure")
 
     async def _record_outcome(self, ok: bool, reason: str) -> BreakerState:
-        c = self.config
-        result = await self._record(
-            keys=[self.key],
-            args=[
-                1 if ok else 0,
-                int(c.window_s * 1000),
-                c.min_calls,
-                int(c.failure_ratio * 1000),
-                c.consecutive_failures,
-                int(c.open_s * 1000),
-                reason,
-                self._clock_ms(),
-            ],
-        )
-        state = BreakerState(result.decode() if isinstance(result, bytes) else result)
-        _export(self.platform, state)
-        return state
+        failed = 0 if ok else 1
+        return await self.record_many(1, failed, failed, ok, reason)
 
     async def record_many(
         self, calls: int, failures: int, trailing: int, any_success: bool, reason: str = ""
@@ -286,7 +226,7 @@ class CircuitBreaker:
         """Many outcomes in one call: `calls` of which `failures` failed, `trailing` of them
         after the last success (engine.resilience.tally keeps these counts)."""
         c = self.config
-        result = await self._record_many(
+        result = await self._record(
             keys=[self.key],
             args=[
                 calls,
