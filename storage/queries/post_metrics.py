@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Connection, ConnectionStatus, PostMetric, Publication, PublicationStatus
@@ -155,7 +155,7 @@ async def latest_views(session: AsyncSession, post_ids: Sequence[int]) -> dict[i
         select(Publication.post_id, PostMetric.views)
         .join(Publication, Publication.id == PostMetric.publication_id)
         .where(Publication.post_id.in_(post_ids))
-        .distinct(PostMetric.publication_id)
+        .ext(distinct_on(PostMetric.publication_id))
         .order_by(PostMetric.publication_id, PostMetric.fetched_at.desc(), PostMetric.id.desc())
         .subquery()
     )
