@@ -93,29 +93,15 @@ class Claimed:
     attempt_id: int
 
 
-@cache
-def _claim_statement() -> tuple[Select[Any], Any]:
-    """Built once (statement construction costs more than its execution): parameters
-    `claim_id`, `claim_generation`, `claim_worker`.
-
-    Locks the post before the publication, the order every writer of both keeps (schedule,
-    cancel): the UPDATE's condition needs `lp`, so the post's lock is taken first."""
-    lp = (
-        select(Post.id)
-        .where(
-            Post.id
-            == select(Publication.post_id)
-            .where(Publication.id == bindparam("claim_id"))
-            .scalar_subquery()
-        )
-        .with_for_update()
-        .cte("lp")
-    )
+def _claim_ctes(lp: Any, pub_id: Any, generation: Any) -> tuple[Any, Any]:
+    """The claim's two writes, shared by the single and the batch statement: `c` moves the
+    publication(s) SCHEDULED -> PUBLISHING where the generation matches and the post is locked
+    (in `lp`); `a` records one attempt per claimed row (id, publication_id)."""
     c = (
         update(Publication)
         .where(
-            Publication.id == bindparam("claim_id"),
-            Publication.generation == bindparam("claim_generation"),
+            Publication.id == pub_id,
+            Publication.generation == generation,
             Publication.status == PublicationStatus.SCHEDULED.value,
             Publication.post_id.in_(select(lp.c.id)),
         )
@@ -140,9 +126,31 @@ def _claim_statement() -> tuple[Select[Any], Any]:
                 lateness.cast(Integer),
             ),
         )
-        .returning(PublicationAttempt.id)
+        .returning(PublicationAttempt.id, PublicationAttempt.publication_id)
         .cte("a")
     )
+    return c, a
+
+
+@cache
+def _claim_statement() -> tuple[Select[Any], Any]:
+    """Built once (statement construction costs more than its execution): parameters
+    `claim_id`, `claim_generation`, `claim_worker`.
+
+    Locks the post before the publication, the order every writer of both keeps (schedule,
+    cancel): the UPDATE's condition needs `lp`, so the post's lock is taken first."""
+    lp = (
+        select(Post.id)
+        .where(
+            Post.id
+            == select(Publication.post_id)
+            .where(Publication.id == bindparam("claim_id"))
+            .scalar_subquery()
+        )
+        .with_for_update()
+        .cte("lp")
+    )
+    c, a = _claim_ctes(lp, bindparam("claim_id"), bindparam("claim_generation"))
     # A claimed publication makes its post "publishing" whatever the others do: a one-way step
     # needs no lock; finishing recomputes the post's status under its lock.
     p = (
@@ -202,38 +210,7 @@ def _claim_batch_statement() -> tuple[Select[Any], Any]:
         .with_for_update()
         .cte("lp")
     )
-    c = (
-        update(Publication)
-        .where(
-            Publication.id == v.c.id,
-            Publication.generation == v.c.generation,
-            Publication.status == PublicationStatus.SCHEDULED.value,
-            Publication.post_id.in_(select(lp.c.id)),
-        )
-        .values(
-            status=PublicationStatus.PUBLISHING.value,
-            attempts=Publication.attempts + 1,
-            started_at=func.now(),
-            worker=bindparam("claim_worker"),
-        )
-        .returning(*Publication.__table__.c)
-        .cte("c")
-    )
-    lateness = func.round(func.extract("epoch", c.c.started_at - c.c.due_at) * 1000)
-    a = (
-        insert(PublicationAttempt)
-        .from_select(
-            ["publication_id", "generation", "worker", "lateness_ms"],
-            select(
-                c.c.id,
-                c.c.generation,
-                bindparam("claim_worker", type_=String),
-                lateness.cast(Integer),
-            ),
-        )
-        .returning(PublicationAttempt.id, PublicationAttempt.publication_id)
-        .cte("a")
-    )
+    c, a = _claim_ctes(lp, v.c.id, v.c.generation)
     p = (
         update(Post)
         .where(
