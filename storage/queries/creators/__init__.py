@@ -12,7 +12,6 @@ from storage.queries.creators.batches import (
     batch_totals,
     finished_batches,
     merge_run_counts,
-    record_batch,
 )
 from storage.queries.creators.fetch import (
     FetchTarget,
@@ -70,7 +69,6 @@ __all__ = [
     "list_creators",
     "load_for_fetch",
     "merge_run_counts",
-    "record_batch",
     "record_fetch_errors",
     "region_codes",
     "samples",

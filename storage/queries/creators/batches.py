@@ -11,46 +11,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, literal, update
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy import literal, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.database import driver
 from storage.models import FetchBatch, JobRun
-
-
-async def record_batch(
-    session: AsyncSession,
-    *,
-    run_id: int,
-    batch_no: int,
-    platform: str,
-    size: int,
-    status: str,
-    counts: dict[str, int],
-    error: str | None = None,
-) -> None:
-    """Upsert one fetch job's outcome; a re-run replaces its row (so counts never double)."""
-    stmt = insert(FetchBatch).values(
-        run_id=run_id,
-        batch_no=batch_no,
-        platform=platform,
-        size=size,
-        status=status,
-        counts=counts,
-        error=error,
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[FetchBatch.run_id, FetchBatch.batch_no],
-        set_={
-            "status": stmt.excluded.status,
-            "counts": stmt.excluded.counts,
-            "error": stmt.excluded.error,
-            "attempts": FetchBatch.attempts + 1,
-            "finished_at": func.now(),
-        },
-    )
-    await session.execute(stmt)
 
 
 async def add_batch_counts(
