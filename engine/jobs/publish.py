@@ -35,6 +35,7 @@ import httpx
 from arq.worker import Retry
 
 from engine import logs, metrics, publish_queue
+from engine.jobs.publish_recorder import Recorder
 from engine.jobs.send_slots import SendSlots
 from engine.oauth.publish_gate import token_for_publish
 from engine.publishers import build_publishers
@@ -105,6 +106,7 @@ class PublishContext:
         self._tallies: dict[str, BreakerTally] = {}
         self._cipher: TokenCipher | None = None
         self.slots = SendSlots()  # batch sends in flight in this process
+        self.recorder = Recorder(rt.db.engine, self.flush_tallies)  # the batch jobs' writes
 
     def breaker(self, platform: str) -> CircuitBreaker:
         if platform not in self._breakers:
@@ -127,6 +129,7 @@ class PublishContext:
         return self._cipher
 
     async def close(self) -> None:
+        await self.recorder.close()
         await self.client.aclose()
         await self.limiter.close()
 

@@ -26,10 +26,11 @@ Shared per account and chunk: the token is decrypted once, the breaker asked onc
 (a half-open breaker lets one row probe, the rest wait), and the rate limiter asked for as many
 permits as there are rows in ONE call (halving until it grants; the rest are released, due when
 the limiter says). Released rows (nothing sent) go back to SCHEDULED in one statement. Confirmed
-publications are recorded in one statement every FLUSH_S and at the end; failures, retries and
-unknowns are written one by one (the rare case). A worker killed (or a job cut at its time
-limit) between a send and that statement leaves its rows PUBLISHING: the re-delivered job or the
-scheduler's reconcile takes them over, verify-first.
+publications are recorded by the process's recorder (engine.jobs.publish_recorder: one
+statement every FLUSH_S for all the batch jobs running, and the job's own pending rows as it
+ends); failures, retries and unknowns are written one by one (the rare case). A worker killed
+(or a job cut at its time limit) between a send and that statement leaves its rows PUBLISHING:
+the re-delivered job or the scheduler's reconcile takes them over, verify-first.
 
 The breaker's counts of normal sends go to the process's tally (engine.resilience.tally), flushed
 with the confirmed rows: one Redis call per platform per flush, not one per send.
@@ -41,7 +42,6 @@ call, against ~9 round trips per publication on the single path.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections import defaultdict
 from collections.abc import Coroutine, Sequence
@@ -70,7 +70,6 @@ PROBE_WAIT_S = 1.0  # rows held back while one row probes a half-open breaker
 CLAIM_CHUNK = 50  # rows claimed in one statement at most (fewer when fewer slots are free)
 CLAIM_LEAST = 10  # ... and at least this many when they free up within send_slots.GATHER_S
 CLAIM_WINDOW_MIN_S = 0.5  # a batch job claims for at least this long
-FLUSH_S = 0.05  # confirmed publications are written at least this often while a batch runs
 
 
 async def publish_batch(ctx: dict[str, Any], pairs: Sequence[Sequence[int]]) -> str:
@@ -96,7 +95,7 @@ async def run_batch(pc: PublishContext, pairs: list[tuple[int, int]]) -> list[st
     # the limit leaves after one request's timeout (the rest covers a slow claim and recording).
     window = (pc.policy.timeout_s - pc.policy.request_timeout_s) / 2
     stop_at = loop.time() + max(window, CLAIM_WINDOW_MIN_S)
-    recorder = _Recorder(pc)
+    job = pc.recorder.start()
     tasks: list[asyncio.Task[str]] = []
     rest = list(pairs)
     try:
@@ -105,12 +104,12 @@ async def run_batch(pc: PublishContext, pairs: list[tuple[int, int]]) -> list[st
             if slots == 0:
                 break
             chunk, rest = rest[:slots], rest[slots:]
-            tasks.extend(await _claim_and_send(pc, chunk, slots, recorder.rows))
+            tasks.extend(await _claim_and_send(pc, chunk, slots, pc.recorder.rows))
         if rest:
             await _follow_up(pc, rest)
         results = await asyncio.gather(*tasks, return_exceptions=True)
     finally:
-        await recorder.close()
+        await pc.recorder.finish(job)
     outcomes: list[str] = []
     busy: list[Retry] = []
     for result in results:
@@ -172,37 +171,6 @@ async def _follow_up(pc: PublishContext, rest: list[tuple[int, int]]) -> None:
     except Exception as exc:  # Postgres has them; the scheduler's reconcile enqueues them later.
         log.warning("publish_batch.enqueue_failed", rows=len(refs), error=repr(exc))
     log.info("publish_batch.follow_up", rows=len(rest))
-
-
-class _Recorder:
-    """Writes confirmed publications (`rows`, appended by the sends) in one statement every
-    FLUSH_S while the batch runs, and once more at its end; flushes the breaker tallies too."""
-
-    def __init__(self, pc: PublishContext) -> None:
-        self.pc = pc
-        self.rows: list[Done] = []
-        self._stop = asyncio.Event()
-        self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), FLUSH_S)
-            await self.flush()
-
-    async def flush(self) -> None:
-        await self.pc.flush_tallies()
-        batch = self.rows[:]
-        if not batch:
-            return
-        del self.rows[: len(batch)]  # no await between the copy and this: no row is lost
-        async with publishing.autocommit(self.pc.rt.db.engine) as conn:
-            await publishing.mark_published_many(conn, batch)
-
-    async def close(self) -> None:
-        self._stop.set()
-        await self._task
-        await self.flush()  # rows the sends added while the loop's last flush was writing
 
 
 async def _account(
