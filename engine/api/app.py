@@ -37,6 +37,7 @@ from engine.api.schemas import (
     EventBatch,
     EventIn,
 )
+from storage.errors import DB_DOWN_DETAIL, DB_DOWN_ERRORS
 from storage.settings import Settings
 
 log = logs.get("engine.api")
@@ -173,6 +174,16 @@ def fastapi_app(settings: Settings, ctx: ApiContext | None = None) -> FastAPI:
     # One answer to invalid input for the whole app: short, safe echoes (engine.api.limits).
     app.add_exception_handler(RequestValidationError, limits.validation_failed)
     app.add_exception_handler(HTTPException, limits.http_error)
+
+    async def database_down(request: Request, exc: Exception) -> Response:
+        # Postgres restarting or unreachable is not our bug: say so, and when to come back.
+        log.warning("api.database_unavailable", path=request.url.path, error=repr(exc))
+        return JSONResponse(
+            {"detail": DB_DOWN_DETAIL}, status_code=503, headers={"retry-after": "1"}
+        )
+
+    for error in DB_DOWN_ERRORS:
+        app.add_exception_handler(error, database_down)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

@@ -84,9 +84,11 @@ def replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
-async def send_json(send: Send, status: int, body: bytes) -> None:
-    """A complete JSON answer on a bare ASGI `send`."""
-    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+async def send_json(
+    send: Send, status: int, body: bytes, extra: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """A complete JSON answer on a bare ASGI `send` (`extra`: more headers)."""
+    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode()), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -33,6 +33,7 @@ from engine.api.schemas import (
     EventIn,
     EventsResponse,
 )
+from storage.errors import DB_DOWN_DETAIL, DB_DOWN_ERRORS
 from storage.queries.experiments import insert_events
 
 router = APIRouter(tags=["app"])
@@ -94,12 +95,14 @@ async def events(request: Request) -> Response:
 
 
 TOO_LARGE = too_large(MAX_BODY_BYTES, "send smaller batches")
+RETRY_SOON = ((b"retry-after", b"1"),)
 
 
 async def asgi_events(ctx: ApiContext, scope: Any, receive: Any, send: Any) -> None:
     """The same endpoint as a bare ASGI handler: the app's fast path, past FastAPI's routing
     and dependency machinery (measured: it halves the api's CPU per batch)."""
     received_at = datetime.now(UTC)
+    extra: tuple[tuple[bytes, bytes], ...] = ()
     try:
         raw = await read_body(scope, receive, MAX_BODY_BYTES)
     except ClientDisconnect:
@@ -109,11 +112,15 @@ async def asgi_events(ctx: ApiContext, scope: Any, receive: Any, send: Any) -> N
     else:
         try:
             status, body = await ingest(ctx, raw, received_at)
+        except DB_DOWN_ERRORS as exc:  # Postgres restarting: the app resends (event ids dedupe)
+            log.warning("api.database_unavailable", path="/v1/events", error=repr(exc))
+            status, body = _error(503, DB_DOWN_DETAIL)
+            extra = RETRY_SOON
         except Exception as exc:
             # FastAPI's handler does not see the fast path: log and answer the same way.
             log.error("api.unexpected", path="/v1/events", error=repr(exc), exc_info=exc)
             status, body = _error(500, "internal error; see the api's log")
-    await send_json(send, status, body)
+    await send_json(send, status, body, extra)
 
 
 async def ingest(ctx: ApiContext, raw: bytes, received_at: datetime) -> tuple[int, bytes]:
