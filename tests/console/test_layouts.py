@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 from textual.pilot import Pilot
 from textual.widgets import Input
 from textual.widgets._footer import FooterKey
@@ -95,6 +95,13 @@ def test_overview_120x40(
 ) -> None:
     app = seeded_landing(test_settings, monkeypatch)
     assert snap_compare(app, terminal_size=(120, 40), run_before=settled)
+
+
+def test_overview_80x24(
+    snap_compare: Any, test_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = seeded_landing(test_settings, monkeypatch)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=settled)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -181,6 +188,13 @@ async def _seed_work(settings: Settings) -> None:
             await publishing.refresh_post_status(session, posts[1])
         await make_experiment(db, "onboarding_copy", weights=(0.5, 0.5))
         await make_experiment(db, "paywall_price", status=ExperimentStatus.DRAFT)
+        async with db.transaction() as session:  # audit times by the frozen clock, not the real one
+            await session.execute(
+                text(
+                    "UPDATE audit_log SET at = CAST(:start AS timestamptz) + id * interval '1 minute'"
+                ),
+                {"start": FROZEN - timedelta(hours=1)},
+            )
     finally:
         await db.dispose()
 

@@ -204,7 +204,10 @@ async def _schedule(
     ).all()
     if not rows:
         raise PublishingError("nothing left to schedule: every account is publishing or done")
-    before = {"scheduled_at": post.scheduled_at.isoformat() if post.scheduled_at else None}
+    before = {  # the same keys as `after`: the audit screen diffs them key by key
+        "scheduled_at": post.scheduled_at.isoformat() if post.scheduled_at else None,
+        "timezone": post.timezone if post.scheduled_at else None,
+    }
     post.scheduled_at = when
     post.timezone = timezone
     post.version += 1
