@@ -191,7 +191,8 @@ async def _seed_work(settings: Settings) -> None:
         async with db.transaction() as session:  # audit times by the frozen clock, not the real one
             await session.execute(
                 text(
-                    "UPDATE audit_log SET at = CAST(:start AS timestamptz) + id * interval '1 minute'"
+                    "UPDATE audit_log "
+                    "SET at = CAST(:start AS timestamptz) + id * interval '1 minute'"
                 ),
                 {"start": FROZEN - timedelta(hours=1)},
             )
