@@ -11,16 +11,27 @@ not only those this request wrote, re-enqueues what a crash between commit and e
 `cancel_backfill` turns the region's queued backfill rows into `cancelled` (committed first, so
 a job that starts meanwhile finds nothing to claim), then removes their jobs from the queue.
 Rows a tick already claimed are never touched.
+
+`sweep_backfills`, run by the scheduler's ledger sweep (engine.scheduler.sweep_ledger), keeps a
+queued row from waiting for ever on a job that is gone (Redis flushed, restarted without
+persistence, or the job expired unstarted): it re-enqueues the row's deterministic job (an id
+that exists is left alone, and the ledger's unique key holds one row per fire time: never a
+duplicate), and fails with a reason the rows that cannot run: their region was deleted, or their
+job ended (its result is in Redis) without claiming them. Cost per sweep: one indexed read of the
+queued backfill rows (at most storage.queries.backfill.SWEEP_LIMIT), two EXISTS per row in
+pipelined round trips, and an UPDATE per region with rows to fail.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
 from arq.connections import ArqRedis
 
-from engine import tick_queue
+from engine import queues, tick_queue
+from engine.runtime import Runtime
 from storage.database import Database
 from storage.queries import audit
 from storage.queries import backfill as queries
@@ -107,3 +118,42 @@ async def cancel_backfill(
     job_ids = [tick_queue.tick_job_id(settings, code, f, backfill=True) for f in cancelled]
     await tick_queue.remove_jobs(redis, settings, job_ids)
     return len(cancelled)
+
+
+GONE_REGION = "its region was deleted before the backfill ran"
+ENDED_JOB = "its job ended without running it (see the engine log for {job_id}); backfill again"
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillSweep:
+    requeued: int = 0  # jobs re-created for queued rows whose job was gone
+    failed: int = 0  # queued rows that cannot run, ended with a reason
+
+
+async def sweep_backfills(rt: Runtime, now: datetime) -> BackfillSweep:
+    """Re-enqueue queued backfill rows whose job is gone; fail those that cannot run."""
+    settings = rt.settings
+    async with rt.db.session() as session:
+        rows = await queries.queued_backfills(session)
+    if not rows:
+        return BackfillSweep()
+    ids = {
+        row: tick_queue.tick_job_id(settings, row.region_code, row.fire, backfill=True)
+        for row in rows
+    }
+    states = await queues.job_states(rt.redis, ids.values())
+    to_fail: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+    requests = []
+    for row, job_id in ids.items():
+        if not row.region_exists:
+            to_fail[(row.region_code, GONE_REGION)].append(row.fire)
+        elif states[job_id] == "ended":
+            to_fail[(row.region_code, ENDED_JOB.format(job_id=job_id))].append(row.fire)
+        elif states[job_id] == "gone":
+            requests.append(tick_queue.TickRequest(row.region_code, row.fire, backfill=True))
+    failed = 0
+    for (code, reason), fires in to_fail.items():
+        async with rt.db.transaction() as session:
+            failed += len(await queries.fail_queued(session, code, fires, reason=reason, now=now))
+    requeued = await tick_queue.enqueue_ticks(rt.redis, settings, requests) if requests else 0
+    return BackfillSweep(requeued, failed)

@@ -88,3 +88,22 @@ async def enqueue_if_absent(redis: ArqRedis, queue: str, jobs: Iterable[NewJob])
     if added:
         await redis.publish(redis_keys.wake_channel(queue), b"1")
     return added
+
+
+async def job_states(redis: ArqRedis, job_ids: Iterable[str]) -> dict[str, str]:
+    """Where each job id stands: `queued` (its job exists: waiting or running), `ended` (only
+    its result is left) or `gone` (neither: never made, expired, or Redis lost it). Two EXISTS
+    per id, a chunk per pipelined round trip."""
+    ids = list(job_ids)
+    states: dict[str, str] = {}
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        async with redis.pipeline(transaction=False) as pipe:
+            for job_id in chunk:
+                pipe.exists(redis_keys.job_key(job_id))
+                pipe.exists(redis_keys.result_key(job_id))
+            found = await pipe.execute()
+        for i, job_id in enumerate(chunk):
+            job, result = found[2 * i], found[2 * i + 1]
+            states[job_id] = "queued" if job else "ended" if result else "gone"
+    return states

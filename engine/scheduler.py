@@ -7,7 +7,8 @@ of regions (engine.tick_queue), and the ledger's unique key settles the rest.
 A shard's job at a fire time exists while at least one region of the shard wants that fire time;
 the job itself decides, region by region, from the region row and the ledger. A full pass also
 sweeps the ledger: a run claimed but never fanned out (its shard died, or Redis lost the job) gets
-its shard's job back and is taken over; a run whose batches never all reported is closed.
+its shard's job back and is taken over; a run whose batches never all reported is closed; a
+queued backfill row whose job is gone gets it back, or fails with why (engine.backfill).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from engine import logs, metrics, publish_queue, redis_keys, tick_queue
+from engine import backfill, logs, metrics, publish_queue, redis_keys, tick_queue
 from engine.resilience.backoff import Backoff
 from engine.runtime import Runtime
 from storage.database import REGIONS_CHANNEL, listen
@@ -199,6 +200,12 @@ async def sweep_ledger(
     requeued = await tick_queue.enqueue_ticks(rt.redis, rt.settings, requests) if requests else 0
     if requeued or closed:
         log.warning("scheduler.ledger_swept", requeued=requeued, closed=closed)
+    # Queued backfill rows whose job Redis lost: their own sweep (not counted above).
+    backfills = await backfill.sweep_backfills(rt, now)
+    if backfills.requeued or backfills.failed:
+        log.warning(
+            "scheduler.backfills_swept", requeued=backfills.requeued, failed=backfills.failed
+        )
     return requeued, closed
 
 

@@ -6,7 +6,9 @@ Cost: one read of the experiments with their variants, one of the rollup rows in
 and one of the funnels; statistics are computed in memory from those counts.
 
 Edits (each one audited transaction; a refusal raises ExperimentError, a UserError):
-`set_experiment_status`, `set_variant_weights`, `add_variant`.
+`set_experiment_status`, `set_variant_weights`, `add_variant`. Each carries the version the
+screen's row showed (ExperimentRow.version): one made against an experiment someone else changed
+since is refused with ExperimentChanged, which says what it is now.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class ExperimentRow:
     computed: stats.ExperimentStats | None
     window_end: str | None
     funnels: tuple[FunnelLine, ...] = field(default=())
+    version: int = 1  # what an edit of this row is made against (a stale one is refused)
 
     @property
     def srm_flagged(self) -> bool:
@@ -116,6 +119,7 @@ async def load_experiments(db: Database, window_days: int = WINDOW_DAYS) -> list
                         )
                         for name, by_variant in funnels.items()
                     ),
+                    version=e.version,
                 )
             )
     return rows
@@ -152,22 +156,24 @@ def parse_weights(text: str, keys: list[str]) -> dict[str, float]:
 # --- edits ---------------------------------------------------------------------------------
 
 
-async def set_experiment_status(db: Database, key: str, status: ExperimentStatus) -> None:
+async def set_experiment_status(
+    db: Database, key: str, status: ExperimentStatus, version: int | None = None
+) -> None:
     async with db.transaction() as session:
-        await q.set_status(session, key, status, actor=await acting(session))
+        await q.set_status(session, key, status, actor=await acting(session), version=version)
 
 
 async def set_variant_weights(
-    db: Database, key: str, text: str, keys: list[str]
+    db: Database, key: str, text: str, keys: list[str], version: int | None = None
 ) -> dict[str, float]:
     """Parse `text` (see parse_weights) and save the weights; returns them."""
     weights = parse_weights(text, keys)
     async with db.transaction() as session:
-        await q.set_weights(session, key, weights, actor=await acting(session))
+        await q.set_weights(session, key, weights, actor=await acting(session), version=version)
     return weights
 
 
-async def add_variant(db: Database, key: str, variant: str) -> None:
+async def add_variant(db: Database, key: str, variant: str, version: int | None = None) -> None:
     """A new variant of a draft experiment; the weights become an equal split."""
     async with db.transaction() as session:
-        await q.add_variant(session, key, variant, actor=await acting(session))
+        await q.add_variant(session, key, variant, actor=await acting(session), version=version)

@@ -62,6 +62,7 @@ class PostRow:
     timezone: str
     publications: tuple[PublicationRow, ...]
     views: int | None = None  # at the latest metrics read, summed over its publications
+    version: int = 1  # what an edit of this post is made against (a stale one is refused)
 
     @property
     def first_line(self) -> str:
@@ -179,6 +180,7 @@ async def load_posts(
                 for pub, conn in row.publications
             ),
             views=views.get(row.post.id),
+            version=row.post.version,
         )
         for row in rows
     )
@@ -273,19 +275,27 @@ async def reschedule_post(
     when: datetime,
     timezone: str,
     now: datetime,
+    version: int | None = None,
 ) -> str:
+    """Schedule or reschedule; `version`: the post's version on screen (PostChanged, a
+    UserError naming the other change, when someone changed the post since)."""
     async with db.transaction() as session:
         change = await publishing.schedule_post(
-            session, post_id, when, timezone, await acting(session), now
+            session, post_id, when, timezone, await acting(session), now, version
         )
     return await _apply(redis, settings, change)
 
 
 async def cancel_post(
-    db: Database, redis: ArqRedis | None, settings: Settings, post_id: int
+    db: Database,
+    redis: ArqRedis | None,
+    settings: Settings,
+    post_id: int,
+    version: int | None = None,
 ) -> str:
+    """Cancel; `version` as for reschedule_post."""
     async with db.transaction() as session:
-        change = await publishing.cancel_post(session, post_id, await acting(session))
+        change = await publishing.cancel_post(session, post_id, await acting(session), version)
     return await _apply(redis, settings, change)
 
 

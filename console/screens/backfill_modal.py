@@ -71,10 +71,12 @@ class BackfillModal(ModalScreen[BackfillPlan | None]):
             return
         preview.set_class(False, "-invalid")
         fires = self.result.fires
-        preview.update(
-            f"{len(fires)} fire time(s): {when(fires[0])} … {when(fires[-1])}\n"
-            "those already in the ledger are skipped"
+        span = (
+            f"1 fire time: {when(fires[0])}"
+            if len(fires) == 1
+            else f"{len(fires):,} fire times: {when(fires[0])} … {when(fires[-1])}"
         )
+        preview.update(f"{span}\nthose already in the ledger are skipped")
 
     def action_save(self) -> None:
         self.validate_input()

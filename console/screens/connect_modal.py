@@ -68,7 +68,8 @@ class ConnectModal(ModalScreen[str | None]):
         with Vertical(classes="dialog"):
             yield Label(f"[b]{title}[/]")
             yield Input(self.platform or "", placeholder=PLATFORMS, id="connect-platform")
-            yield Static("", id="connect-steps")
+            # Says what comes next until the flow replaces it with its steps (never a blank gap).
+            yield Static("[dim]enter: the steps to follow show here[/]", id="connect-steps")
             yield Input(
                 "", placeholder="paste the address the browser ended on", id="connect-paste"
             )

@@ -51,16 +51,24 @@ class PromptModal(ModalScreen[str | None]):
     def validate(self, value: str) -> str | None:
         return None
 
+    def _say(self, error: str | None) -> None:
+        """Show the error, or nothing: no blank lines kept for an error there is not."""
+        label = self.query_one("#form-error", Label)
+        label.update(escape(error) if error else "")
+        label.display = bool(error)
+
+    def on_mount(self) -> None:
+        self._say(None)
+
     @on(Input.Changed)
     def _changed(self, event: Input.Changed) -> None:
-        error = self.validate(event.value)
-        self.query_one("#form-error", Label).update(escape(error) if error else "")
+        self._say(self.validate(event.value))
 
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
         error = self.validate(event.value)
         if error:
-            self.query_one("#form-error", Label).update(escape(error))
+            self._say(error)
             return
         self.dismiss(event.value)
 

@@ -184,7 +184,7 @@ class ExperimentsScreen(LiveScreen):
     def action_start(self) -> None:
         row = self._target("start")
         if row is not None:
-            self._write_status(row.key, ExperimentStatus.RUNNING)
+            self._write_status(row.key, ExperimentStatus.RUNNING, row.version)
 
     def action_pause(self) -> None:
         row = self._target("pause")
@@ -194,7 +194,7 @@ class ExperimentsScreen(LiveScreen):
                 if row.status == ExperimentStatus.PAUSED
                 else ExperimentStatus.PAUSED
             )
-            self._write_status(row.key, target)
+            self._write_status(row.key, target, row.version)
 
     def action_stop(self) -> None:
         row = self._target("stop")
@@ -203,7 +203,7 @@ class ExperimentsScreen(LiveScreen):
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self._write_status(row.key, ExperimentStatus.STOPPED)
+                self._write_status(row.key, ExperimentStatus.STOPPED, row.version)
 
         self.app.push_screen(
             ConfirmModal(f"Stop [b]{escape(row.key)}[/] for good? It serves no variant after."),
@@ -211,9 +211,9 @@ class ExperimentsScreen(LiveScreen):
         )
 
     @work(group="edit", exit_on_error=False)
-    async def _write_status(self, key: str, status: ExperimentStatus) -> None:
-        await self.run_edit(
-            data.set_experiment_status(self.deck.db, key, status),
+    async def _write_status(self, key: str, status: ExperimentStatus, version: int) -> None:
+        await self.run_edit(  # made against the version on screen: a stale one is refused
+            data.set_experiment_status(self.deck.db, key, status, version),
             failed="not saved",
             done=lambda _: f"{key} is now {status.value}",
         )
@@ -226,17 +226,17 @@ class ExperimentsScreen(LiveScreen):
 
         def save(value: str | None) -> None:
             if value is not None:
-                self._write_weights(row.key, value, keys)
+                self._write_weights(row.key, value, keys, row.version)
 
         self.app.push_screen(WeightsModal(row), save)
 
     @work(group="edit", exit_on_error=False)
-    async def _write_weights(self, key: str, text: str, keys: list[str]) -> None:
+    async def _write_weights(self, key: str, text: str, keys: list[str], version: int) -> None:
         def done(weights: dict[str, float]) -> str:
             return f"{key}: weights " + " ".join(f"{k}={w:g}" for k, w in weights.items())
 
         await self.run_edit(
-            data.set_variant_weights(self.deck.db, key, text, keys),
+            data.set_variant_weights(self.deck.db, key, text, keys, version),
             failed="weights not saved",
             done=done,
         )
@@ -253,14 +253,14 @@ class ExperimentsScreen(LiveScreen):
 
         def save(value: str | None) -> None:
             if value is not None:
-                self._write_variant(row.key, value.strip())
+                self._write_variant(row.key, value.strip(), row.version)
 
         self.app.push_screen(VariantModal(row), save)
 
     @work(group="edit", exit_on_error=False)
-    async def _write_variant(self, key: str, variant: str) -> None:
+    async def _write_variant(self, key: str, variant: str, version: int) -> None:
         await self.run_edit(
-            data.add_variant(self.deck.db, key, variant),
+            data.add_variant(self.deck.db, key, variant, version),
             failed="variant not added",
             done=lambda _: f"{key}: variant {variant} added, weights split equally",
         )

@@ -253,13 +253,14 @@ class ResolveModal(ModalScreen[bool | None]):
         self.pub = pub
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Label(
+        # Statics, not Labels: they wrap at the dialog's width (a Label is cut at 80 columns).
+        with Vertical(classes="dialog", id="resolve-dialog"):
+            yield Static(
                 f"[b]Outcome unknown[/] on {escape(self.pub.platform)} "
                 f"{escape(self.pub.connection)}: the request may have reached the platform."
             )
-            yield Label(escape(self.pub.last_error or ""), classes="hint")
-            yield Label(
+            yield Static(escape(self.pub.last_error or "no error was recorded"), classes="hint")
+            yield Static(
                 "Check the account, then: [b]p[/] it is there (published)   "
                 "[b]n[/] it is not (send again)   [b]esc[/] later",
                 classes="hint",

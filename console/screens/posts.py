@@ -366,14 +366,14 @@ class PostsScreen(LiveScreen):
 
         def save(choice: WhenChoice | None) -> None:
             if choice is not None:
-                self._write_schedule(post.id, choice)
+                self._write_schedule(post.id, choice, post.version)
 
         self.app.push_screen(
             ScheduleModal(f"{verb} post #{post.id}", start, tz, self.deck.now()), save
         )
 
     @work(group="edit", exit_on_error=False)
-    async def _write_schedule(self, post_id: int, choice: WhenChoice) -> None:
+    async def _write_schedule(self, post_id: int, choice: WhenChoice, version: int) -> None:
         deck = self.deck
         await self.run_edit(
             data.reschedule_post(
@@ -384,6 +384,7 @@ class PostsScreen(LiveScreen):
                 choice.at,
                 choice.timezone,
                 deck.now(),
+                version,  # the version on screen: a stale save is refused
             ),
             failed="not scheduled",
             done=lambda note: f"post #{post_id} scheduled for {choice.at:%Y-%m-%d %H:%M} UTC{note}",
@@ -396,17 +397,17 @@ class PostsScreen(LiveScreen):
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self._write_cancel(post.id)
+                self._write_cancel(post.id, post.version)
 
         self.app.push_screen(
             ConfirmModal(f"Cancel post #{post.id}? Publications already out stay out."), answer
         )
 
     @work(group="edit", exit_on_error=False)
-    async def _write_cancel(self, post_id: int) -> None:
+    async def _write_cancel(self, post_id: int, version: int) -> None:
         deck = self.deck
         await self.run_edit(
-            data.cancel_post(deck.db, await self._pool(), deck.settings, post_id),
+            data.cancel_post(deck.db, await self._pool(), deck.settings, post_id, version),
             failed="not cancelled",
             done=lambda note: f"post #{post_id} cancelled{note}",
         )

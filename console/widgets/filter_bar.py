@@ -18,9 +18,11 @@ class FilterBar(Input):
     }
     """
 
+    # Shown: while the bar has the focus the footer says how to leave it (the screen's own
+    # keys, `q quit` among them, type into the bar until then).
     BINDINGS = [
-        Binding("escape", "clear", "clear filter", show=False, id="filter.clear"),
-        Binding("enter", "keep", "keep filter", show=False, id="filter.keep"),
+        Binding("enter", "keep", "keep filter", id="filter.keep"),
+        Binding("escape", "clear", "clear filter", key_display="esc", id="filter.clear"),
     ]
 
     def __init__(self, placeholder: str = "filter…", **kwargs: object) -> None:

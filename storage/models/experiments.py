@@ -56,6 +56,10 @@ class Experiment(Base):
     seed: Mapped[str | None] = mapped_column(String(200))
     hash_version: Mapped[int] = mapped_column(SmallInteger, default=2, server_default="2")
     primary_metric: Mapped[str] = mapped_column(String(100))
+    # Edits so far (1 on insert, +1 per status, weights or variant change through
+    # storage.queries.experiments.definitions): an edit made against an older version is refused
+    # (storage.queries.experiments.ExperimentChanged).
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = created_at_column()
     started_at: Mapped[datetime | None]

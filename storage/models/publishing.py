@@ -138,6 +138,10 @@ class Post(Base):
         String(16), default=PostStatus.DRAFT, server_default=PostStatus.DRAFT.value
     )
     created_by: Mapped[str | None] = mapped_column(String(200))
+    # Changes people made (1 on insert, +1 per schedule, cancel, retry or resolve through
+    # storage.queries.publishing.lifecycle; not the engine's status updates): an edit made against
+    # an older version is refused (storage.queries.publishing.PostChanged).
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 

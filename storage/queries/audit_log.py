@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import AuditEntry
@@ -51,6 +51,18 @@ async def list_entries(
 async def count_entries(session: AsyncSession, where: AuditFilter) -> int:
     query = _where(select(func.count()).select_from(AuditEntry), where)  # type: ignore[arg-type]
     return int(await session.scalar(query) or 0)
+
+
+async def latest_change_among(
+    session: AsyncSession, entities: list[tuple[str, str]]
+) -> AuditEntry | None:
+    """The newest audit row of any of these (kind, id) entities: a post and its publications,
+    say. One OR of index ranges (ix_audit_log_entity), newest first."""
+    if not entities:
+        return None
+    match = or_(*(and_(AuditEntry.entity == e, AuditEntry.entity_id == i) for e, i in entities))
+    query = select(AuditEntry).where(match).order_by(AuditEntry.id.desc()).limit(1)
+    return (await session.scalars(query)).first()
 
 
 async def latest_change(session: AsyncSession, entity: str, entity_id: str) -> AuditEntry | None:

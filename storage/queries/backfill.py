@@ -8,6 +8,13 @@ ledger's unique key, never duplicated. The tick claims a queued row like any oth
 (storage.queries.ticks.claim_many). A cancel turns the rows still `queued` into `cancelled` in
 one UPDATE; a row a tick already claimed is `running` or ended, and is never touched.
 
+A queued row whose job is gone (Redis flushed, or restarted without persistence) would stay
+queued for ever: the engine's ledger sweep (engine.backfill.sweep_backfills) reads the queued
+backfill rows (`queued_backfills`, the partial index ix_job_run_queued) and re-enqueues their
+deterministic job ids, and ends with a reason (`fail_queued`, status `failed`) those that can no
+longer run: their region was deleted, or their job ended without claiming them. Each end is
+`WHERE status = 'queued'`, so a row a tick claimed meanwhile is never touched.
+
 Costs: croniter steps for at most MAX_FIRES + 1 fire times; every query is one statement.
 None of them commits: the caller owns the transaction.
 """
@@ -131,5 +138,51 @@ async def cancel_backfill(
         BACKFILL,
         start,
         end,
+    )
+    return sorted(r[0] for r in rows)
+
+
+SWEEP_LIMIT = 10_000  # queued backfill rows one sweep looks at (oldest first; the rest next time)
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedFire:
+    region_code: str
+    fire: datetime
+    region_exists: bool
+
+
+async def queued_backfills(session: AsyncSession, limit: int = SWEEP_LIMIT) -> list[QueuedFire]:
+    """The queued backfill fire times, oldest first, and whether their region still exists:
+    one statement over ix_job_run_queued (plus a primary-key probe of `region` per row)."""
+    conn = await driver(session)
+    rows = await conn.fetch(
+        "SELECT j.region_code, j.scheduled_for, "
+        "EXISTS (SELECT 1 FROM region r WHERE r.code = j.region_code) "
+        "FROM job_run j WHERE j.status = 'queued' AND j.kind = $1 AND j.trigger = $2 "
+        "AND j.region_code IS NOT NULL ORDER BY j.scheduled_for LIMIT $3",
+        _TICK,
+        BACKFILL,
+        limit,
+    )
+    return [QueuedFire(str(r[0]), r[1], bool(r[2])) for r in rows]
+
+
+async def fail_queued(
+    session: AsyncSession, region_code: str, fires: list[datetime], *, reason: str, now: datetime
+) -> list[datetime]:
+    """These fire times of the region, if still queued, become `failed` with `reason`; returns
+    those that did (a row a tick claimed meanwhile is left to it). One statement."""
+    conn = await driver(session)
+    rows = await conn.fetch(
+        "UPDATE job_run SET status = 'failed', error = $3, finished_at = $4 "
+        "WHERE kind = $1 AND region_code = $2 AND status = 'queued' AND trigger = $5 "
+        "AND scheduled_for = ANY($6::timestamptz[]) RETURNING scheduled_for",
+        _TICK,
+        region_code,
+        reason,
+        now,
+        BACKFILL,
+        fires,
     )
     return sorted(r[0] for r in rows)

@@ -6,6 +6,7 @@ Each test waits for conditions with a deadline (a load finished, a row written),
 from __future__ import annotations
 
 import gc
+import io
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 from sqlalchemy import insert, select
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
@@ -333,6 +335,13 @@ async def test_filter_narrows_the_table(test_settings: Settings, db: Database) -
         await wait_until(pilot, lambda: screen.table.row_count == 3, "the filter to clear")
 
 
+def shown_text(widget: Static, width: int = 70) -> str:
+    """What a Static shows, as plain text (its content may be a Rich table)."""
+    console = Console(width=width, record=True, file=io.StringIO())
+    console.print(widget.content)
+    return console.export_text()
+
+
 async def test_help_lists_the_screen_keys_and_the_global_ones(
     test_settings: Settings, db: Database
 ) -> None:
@@ -341,8 +350,8 @@ async def test_help_lists_the_screen_keys_and_the_global_ones(
         await loaded(pilot)
         await pilot.press("question_mark")
         await wait_until(pilot, lambda: isinstance(app.screen, HelpModal), "help")
-        screen_keys = str(app.screen.query_one("#help-screen-keys", Static).render())
-        global_keys = str(app.screen.query_one("#help-global-keys", Static).render())
+        screen_keys = shown_text(app.screen.query_one("#help-screen-keys", Static))
+        global_keys = shown_text(app.screen.query_one("#help-global-keys", Static))
         for text in ("edit cron", "pause/resume", "new", "delete", "run now", "filter"):
             assert text in screen_keys
         for text in ("command", "help", "quit", "palette", "back"):

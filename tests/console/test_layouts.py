@@ -1,6 +1,7 @@
-"""Every screen and the main modals at 80x24 (SSH, as a new user) and 120x40, with fixed data
+"""Every screen, modal and filter bar at 80x24 (SSH, as a new user) and 120x40, with fixed data
 and a frozen clock: snapshots, plus what must show at any size: `q quit` in the footer and the
-clock (and READ-ONLY) in the header.
+clock (and READ-ONLY) in the header. The work screens' modals (posts, experiments, connections,
+alerts) open on `_seed_work`'s fixed posts, accounts and experiments.
 
 Update after a deliberate change of the look:
     pytest tests/console/test_layouts.py --snapshot-update
@@ -10,9 +11,11 @@ and review the SVGs (pytest writes snapshot_report.html on a mismatch).
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text, update
 from textual.pilot import Pilot
 from textual.widgets import Input
 from textual.widgets._footer import FooterKey
@@ -20,10 +23,15 @@ from textual.widgets._footer import FooterKey
 from console.app import CreatordeckApp
 from console.widgets.deck_footer import DeckFooter
 from console.widgets.status_header import StatusHeader
+from storage.database import Database
+from storage.models import ExperimentStatus, Publication
+from storage.queries import publishing
 from storage.settings import Settings
 from tests.console.screens.test_overview import seeded_landing
 from tests.console.screens.test_snapshots import _seed, _until, settled
-from tests.console.test_app import frozen_clock
+from tests.console.test_app import FROZEN, frozen_clock
+from tests.support.experiments import make_experiment
+from tests.support.publishing import add_connection
 
 SIZES = [(80, 24), (120, 40)]
 SCREENS = [
@@ -37,6 +45,7 @@ SCREENS = [
     "connections",
     "experiments",
     "alerts",
+    "audit",
 ]
 
 
@@ -86,6 +95,13 @@ def test_overview_120x40(
 ) -> None:
     app = seeded_landing(test_settings, monkeypatch)
     assert snap_compare(app, terminal_size=(120, 40), run_before=settled)
+
+
+def test_overview_80x24(
+    snap_compare: Any, test_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = seeded_landing(test_settings, monkeypatch)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=settled)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -139,3 +155,96 @@ def test_timeline_offset_modal(snap_compare: Any, test_settings: Settings, size:
         await pilot.pause(0.1)
 
     assert snap_compare(app_for(test_settings), terminal_size=size, run_before=open_modal)
+
+
+async def _seed_work(settings: Settings) -> None:
+    """Fixed regions and runs, plus an account, a scheduled post, one with an outcome-unknown
+    publication, a running and a draft experiment: what the work screens' modals open on."""
+    await _seed(settings)
+    db = Database(settings)
+    try:
+        conn = await add_connection(db, "alice")
+        posts = []
+        for body in ("Launch day: the new studio opens at 9", "Behind the scenes, part 2"):
+            async with db.transaction() as session:
+                post, _ = await publishing.create_post(
+                    session,
+                    publishing.PostInput(
+                        body=body,
+                        connection_ids=[conn.id],
+                        scheduled_at=FROZEN + timedelta(days=1, hours=len(posts)),
+                        timezone="Europe/Paris",
+                    ),
+                    actor="ops",
+                    now=FROZEN,
+                )
+                posts.append(post.id)
+        async with db.transaction() as session:
+            await session.execute(
+                update(Publication)
+                .where(Publication.post_id == posts[1])
+                .values(status="unknown", outcome_unknown=True, last_error="ReadTimeout: no answer")
+            )
+            await publishing.refresh_post_status(session, posts[1])
+        await make_experiment(db, "onboarding_copy", weights=(0.5, 0.5))
+        await make_experiment(db, "paywall_price", status=ExperimentStatus.DRAFT)
+        async with db.transaction() as session:  # audit times by the frozen clock, not the real one
+            await session.execute(
+                text(
+                    "UPDATE audit_log "
+                    "SET at = CAST(:start AS timestamptz) + id * interval '1 minute'"
+                ),
+                {"start": FROZEN - timedelta(hours=1)},
+            )
+    finally:
+        await db.dispose()
+
+
+def work_app(settings: Settings) -> CreatordeckApp:
+    asyncio.run(_seed_work(settings))
+    return CreatordeckApp(settings, clock=frozen_clock, landing="regions")
+
+
+# Modals and bars opened from a screen: (screen, keys that open it, what is then on top or
+# focused: a modal's class, or FilterBar).
+WORK_MODALS = {
+    "post_compose": ("posts", ("n",), "ComposeModal"),
+    "post_schedule": ("posts", ("s",), "ScheduleModal"),
+    "post_cancel": ("posts", ("c",), "ConfirmModal"),
+    "post_resolve": ("posts", ("u",), "ResolveModal"),
+    "post_detail": ("posts", ("enter",), "DetailModal"),
+    "post_filter": ("posts", ("slash",), "FilterBar"),
+    "post_help": ("posts", ("question_mark",), "HelpModal"),
+    "post_week_help": ("posts", ("w", "question_mark"), "HelpModal"),
+    "regions_filter": ("regions", ("slash",), "FilterBar"),
+    "experiment_weights": ("experiments", ("w",), "WeightsModal"),
+    "experiment_variant": ("experiments", ("down", "a"), "VariantModal"),
+    "experiment_stop": ("experiments", ("x",), "ConfirmModal"),
+    "experiment_detail": ("experiments", ("enter",), "ExperimentDetail"),
+    "connect": ("connections", ("c",), "ConnectModal"),
+    "silence": ("alerts", ("s",), "SilenceModal"),
+    "creators_filter": ("creators", ("slash",), "FilterBar"),
+    "audit_filter": ("audit", ("slash",), "FilterBar"),
+}
+
+
+def _on_top(pilot: Pilot[Any], name: str) -> bool:
+    app = pilot.app
+    if name == "FilterBar":
+        return type(app.focused).__name__ == name
+    return type(app.screen).__name__ == name
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("modal", list(WORK_MODALS))
+def test_work_modal(snap_compare: Any, test_settings: Settings, modal: str, size: Any) -> None:
+    screen, keys, shows = WORK_MODALS[modal]
+
+    async def open_modal(pilot: Pilot[Any]) -> None:
+        await on_screen(screen)(pilot)
+        await pilot.press(*keys)
+        await _until(pilot, lambda: _on_top(pilot, shows), modal)
+        _no_blink(pilot)
+        await pilot.pause(0.2)
+
+    assert snap_compare(work_app(test_settings), terminal_size=size, run_before=open_modal)

@@ -2,6 +2,11 @@
 
 Every edit locks the experiment's row, writes an audit row with the before and after snapshot,
 and flushes; none commits (the caller owns the transaction).
+
+Versions: every edit bumps `experiment.version`. An edit may say which version it was made
+against (`version=`, what the console showed); under the row lock (two racing edits queue) it is
+refused with `ExperimentChanged` when the experiment has moved on since, naming who changed it,
+when, and what it is now (status and weights), instead of overwriting their change.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from storage.models import (
     Role,
 )
 from storage.permissions import Actor
-from storage.queries import audit
+from storage.queries import audit, audit_log
 from storage.user_error import UserError
 
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
@@ -36,6 +41,19 @@ class ExperimentError(ValueError, UserError):
     """An edit that cannot be made, with the reason."""
 
     title = "experiment edit refused"
+
+
+class ExperimentChanged(ExperimentError):
+    """The experiment changed since the version the edit was made against: who, when, and what
+    it is now, so the person can look again before deciding."""
+
+    title = "changed by someone else"
+
+
+def describe(experiment: Experiment) -> str:
+    """What an experiment is now, in one line: its status and its weights."""
+    weights = " ".join(f"{v.key}={v.weight:g}" for v in experiment.variants)
+    return f"{experiment.status}, weights {weights}"
 
 
 class VariantInput(BaseModel):
@@ -118,13 +136,24 @@ async def get_experiment(session: AsyncSession, key: str) -> Experiment | None:
     return result
 
 
-async def _require(session: AsyncSession, key: str, lock: bool = True) -> Experiment:
-    stmt = select(Experiment).where(Experiment.key == key)
+async def _require(
+    session: AsyncSession, key: str, lock: bool = True, version: int | None = None
+) -> Experiment:
+    """The experiment (locked), refused with ExperimentChanged when it is no longer at
+    `version` (None: no check)."""
+    stmt = select(Experiment).where(Experiment.key == key).execution_options(populate_existing=True)
     if lock:
         stmt = stmt.with_for_update()
     experiment: Experiment | None = await session.scalar(stmt)
     if experiment is None:
         raise ExperimentError(f"no experiment {key!r}")
+    if version is not None and experiment.version != version:
+        last = await audit_log.latest_change(session, "experiment", key)
+        who = f" by {last.actor} at {last.at:%H:%M} UTC" if last is not None else ""
+        raise ExperimentChanged(
+            f"{key} changed{who} (version {version} → {experiment.version}): "
+            f"now {describe(experiment)}"
+        )
     return experiment
 
 
@@ -172,10 +201,17 @@ TRANSITIONS: dict[str, set[str]] = {
 
 
 async def set_status(
-    session: AsyncSession, key: str, status: ExperimentStatus, *, actor: Actor
+    session: AsyncSession,
+    key: str,
+    status: ExperimentStatus,
+    *,
+    actor: Actor,
+    version: int | None = None,
 ) -> Experiment:
+    """Move to `status` if TRANSITIONS allows it. `version`: the version the change was made
+    against (ExperimentChanged when the experiment is no longer at it; None: no check)."""
     permissions.require(actor, Role.EDITOR, "edit experiments")
-    experiment = await _require(session, key)
+    experiment = await _require(session, key, version=version)
     allowed = TRANSITIONS[ExperimentStatus(experiment.status)]
     if status not in allowed:
         choices = ", ".join(sorted(allowed)) or "nothing (stopped is final)"
@@ -186,6 +222,7 @@ async def set_status(
     now = await session.scalar(select(text("now()")))
     experiment.status = status.value
     experiment.updated_at = now
+    experiment.version += 1
     if status == ExperimentStatus.RUNNING and experiment.started_at is None:
         experiment.started_at = now
     if status == ExperimentStatus.STOPPED:
@@ -204,11 +241,17 @@ async def set_status(
 
 
 async def set_weights(
-    session: AsyncSession, key: str, weights: dict[str, float], *, actor: Actor
+    session: AsyncSession,
+    key: str,
+    weights: dict[str, float],
+    *,
+    actor: Actor,
+    version: int | None = None,
 ) -> Experiment:
-    """New weights for every variant (summing to 1). Units already assigned keep their variant."""
+    """New weights for every variant (summing to 1). Units already assigned keep their variant.
+    `version` as for set_status."""
     permissions.require(actor, Role.EDITOR, "edit experiments")
-    experiment = await _require(session, key)
+    experiment = await _require(session, key, version=version)
     if experiment.status == ExperimentStatus.STOPPED:
         raise ExperimentError(f"{key} is stopped; its weights are final")
     known = {v.key for v in experiment.variants}
@@ -219,6 +262,7 @@ async def set_weights(
     for variant in experiment.variants:
         variant.weight = weights[variant.key]
     experiment.updated_at = await session.scalar(select(text("now()")))
+    experiment.version += 1
     await session.flush()
     audit.record(
         session,
@@ -233,11 +277,18 @@ async def set_weights(
 
 
 async def add_variant(
-    session: AsyncSession, key: str, variant_key: str, name: str = "", *, actor: Actor
+    session: AsyncSession,
+    key: str,
+    variant_key: str,
+    name: str = "",
+    *,
+    actor: Actor,
+    version: int | None = None,
 ) -> Experiment:
-    """Add an arm to a draft; weights are rebalanced to an equal split (edit them after)."""
+    """Add an arm to a draft; weights are rebalanced to an equal split (edit them after).
+    `version` as for set_status."""
     permissions.require(actor, Role.EDITOR, "edit experiments")
-    experiment = await _require(session, key)
+    experiment = await _require(session, key, version=version)
     if experiment.status != ExperimentStatus.DRAFT:
         raise ExperimentError(f"{key} is {experiment.status}; variants are added while draft")
     checked = VariantInput(key=variant_key, name=name, weight=0)
@@ -256,6 +307,7 @@ async def add_variant(
     for variant in experiment.variants:
         variant.weight = 1.0 / count
     experiment.updated_at = await session.scalar(select(text("now()")))
+    experiment.version += 1
     await session.flush()
     audit.record(
         session,

@@ -4,6 +4,12 @@ Every change to a publication's place in the queue bumps its `generation` and re
 the caller must enqueue or remove (`JobChange`) after its commit; the queue follows Postgres,
 never the other way. Nothing here commits: the caller opens the transaction
 (`async with session.begin():`) around one call.
+
+Versions: every change here bumps `post.version` (a retry or resolve of one of its publications
+too: the post is no longer what the person saw). A reschedule or cancel may say which version it
+was made against (`version=`, what the console showed): the post's row is locked (FOR UPDATE, so
+two racing edits queue) and the edit is refused with `PostChanged` when the post has moved on,
+naming who changed it, when, and what it is now. The engine's status updates do not bump it.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from storage.models import (
     PublicationStatus,
 )
 from storage.permissions import Actor, actor_name
-from storage.queries import audit
+from storage.queries import audit, audit_log
 from storage.queries.publishing.inputs import (
     PAST_TOLERANCE,
     PostInput,
@@ -101,11 +107,51 @@ async def create_post(
     return post, change
 
 
-async def _locked_post(session: AsyncSession, post_id: int) -> Post:
-    post = await session.scalar(select(Post).where(Post.id == post_id).with_for_update())
+class PostChanged(PublishingError):
+    """The post changed since the version the edit was made against: who, when, and what it is
+    now, so the person can look again before deciding."""
+
+    title = "changed by someone else"
+
+
+def describe_post(post: Post) -> str:
+    """What a post is now, in one line: its status and, if scheduled, when (its own timezone)."""
+    if post.scheduled_at is None or post.status == PostStatus.CANCELLED:
+        return str(post.status)
+    local = post.scheduled_at.astimezone(zone(post.timezone))
+    return f"{post.status} for {local:%a %m-%d %H:%M} {post.timezone}"
+
+
+async def _refuse_if_moved(session: AsyncSession, post: Post, version: int | None) -> None:
+    if version is None or post.version == version:
+        return
+    pub_ids = await session.scalars(select(Publication.id).where(Publication.post_id == post.id))
+    last = await audit_log.latest_change_among(
+        session, [("post", str(post.id))] + [("publication", str(p)) for p in pub_ids]
+    )
+    who = f" by {last.actor} at {last.at:%H:%M} UTC" if last is not None else ""
+    raise PostChanged(
+        f"post {post.id} changed{who} (version {version} → {post.version}): "
+        f"now {describe_post(post)}"
+    )
+
+
+async def _locked_post(session: AsyncSession, post_id: int, version: int | None = None) -> Post:
+    post = await session.scalar(
+        select(Post)
+        .where(Post.id == post_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     if post is None:
         raise PublishingError(f"no post {post_id}")
+    await _refuse_if_moved(session, post, version)
     return post
+
+
+async def _bump(session: AsyncSession, post_id: int) -> None:
+    """One more change by a person (a publication's retry or resolve: the post moved too)."""
+    await session.execute(update(Post).where(Post.id == post_id).values(version=Post.version + 1))
 
 
 async def schedule_post(
@@ -115,10 +161,12 @@ async def schedule_post(
     timezone: str,
     actor: Actor,
     now: datetime | None = None,
+    version: int | None = None,
 ) -> JobChange:
-    """Schedule or reschedule: every publication not yet out moves to `when`."""
+    """Schedule or reschedule: every publication not yet out moves to `when`. `version`: the
+    post's version the change was made against (PostChanged when it moved on; None: no check)."""
     await permissions.require_post(session, actor, post_id, "schedule posts")
-    post = await _locked_post(session, post_id)
+    post = await _locked_post(session, post_id, version)
     change = await _schedule(session, post, when, timezone, actor, now)
     return change
 
@@ -156,9 +204,13 @@ async def _schedule(
     ).all()
     if not rows:
         raise PublishingError("nothing left to schedule: every account is publishing or done")
-    before = {"scheduled_at": post.scheduled_at.isoformat() if post.scheduled_at else None}
+    before = {  # the same keys as `after`: the audit screen diffs them key by key
+        "scheduled_at": post.scheduled_at.isoformat() if post.scheduled_at else None,
+        "timezone": post.timezone if post.scheduled_at else None,
+    }
     post.scheduled_at = when
     post.timezone = timezone
+    post.version += 1
     audit.record(
         session,
         actor=actor,
@@ -175,10 +227,13 @@ async def _schedule(
     )
 
 
-async def cancel_post(session: AsyncSession, post_id: int, actor: Actor) -> JobChange:
-    """Cancel what has not started; a publication already publishing finishes on its own."""
+async def cancel_post(
+    session: AsyncSession, post_id: int, actor: Actor, version: int | None = None
+) -> JobChange:
+    """Cancel what has not started; a publication already publishing finishes on its own.
+    `version` as for schedule_post."""
     await permissions.require_post(session, actor, post_id, "cancel posts")
-    post = await _locked_post(session, post_id)
+    post = await _locked_post(session, post_id, version)
     rows = (
         await session.execute(
             update(Publication)
@@ -194,6 +249,7 @@ async def cancel_post(session: AsyncSession, post_id: int, actor: Actor) -> JobC
     ).all()
     if not rows:
         raise PublishingError("nothing to cancel: every account is publishing or done")
+    post.version += 1
     audit.record(
         session,
         actor=actor,
@@ -231,6 +287,7 @@ async def retry_publication(
     ).first()
     if row is None:
         raise PublishingError("only a failed publication can be retried")
+    await _bump(session, row.post_id)
     audit.record(
         session,
         actor=actor,
@@ -281,6 +338,7 @@ async def resolve_unknown(
     ).first()
     if row is None:
         raise PublishingError("only a publication with an unknown outcome can be resolved")
+    await _bump(session, row.post_id)
     audit.record(
         session,
         actor=actor,

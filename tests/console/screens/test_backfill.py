@@ -35,7 +35,7 @@ async def test_backfill_is_checked_queued_shown_and_cancelled(
         await wait_until(pilot, lambda: isinstance(app.screen, BackfillModal), "the modal")
         modal = app.screen
         preview = modal.query_one("#preview", Static)
-        assert "25 fire time(s): 11-22 12:00 … 11-23 12:00" in str(preview.render())
+        assert "25 fire times: 11-22 12:00 … 11-23 12:00" in str(preview.render())
         modal.query_one("#to", Input).value = "2026-11-23 13:00"
         await pilot.pause()
         assert "ends in the future" in str(preview.render())
