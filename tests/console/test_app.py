@@ -36,7 +36,8 @@ from storage.settings import Settings
 # snapshots stay byte-stable. (Queued jobs are judged ready/deferred against it too.)
 FROZEN = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 SIZE = (80, 24)
-DEADLINE_S = 15.0
+# A deadline, not a speed test: generous so a loaded machine (CI beside other jobs) still passes.
+DEADLINE_S = 45.0
 
 
 def frozen_clock() -> datetime:
