@@ -13,25 +13,26 @@ from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from console.data.backfill import BackfillPlan, plan
+from console.screens.checked_modal import CheckedModal
 from console.widgets.formatting import when
 
 
-class BackfillModal(ModalScreen[BackfillPlan | None]):
+class BackfillModal(CheckedModal[BackfillPlan]):
     """Backfill a region between two UTC datetimes; previews the count, first and last."""
 
     BINDINGS = [
         Binding("escape", "cancel", "cancel", id="backfill.cancel"),
         Binding("ctrl+s", "save", "backfill", id="backfill.save"),
     ]
+    FIRST_INPUT = "from"
+    REFUSED, NOT_DONE = "cannot queue", "not queued"
 
     def __init__(self, code: str, cron: str, timezone: str, now: Callable[[], datetime]) -> None:
         super().__init__()
         self.code, self.cron, self.timezone, self.now = code, cron, timezone, now
-        self.result: BackfillPlan | str = "not checked"
 
     def compose(self) -> ComposeResult:
         end = self.now().replace(second=0, microsecond=0)
@@ -50,40 +51,16 @@ class BackfillModal(ModalScreen[BackfillPlan | None]):
                 classes="hint",
             )
 
-    def on_mount(self) -> None:
-        self.validate_input()
-        self.query_one("#from", Input).focus()
-
-    def on_input_changed(self, _event: Input.Changed) -> None:
-        self.validate_input()
-
-    def on_input_submitted(self, _event: Input.Submitted) -> None:
-        self.action_save()
-
-    def validate_input(self) -> None:
+    def check(self) -> BackfillPlan | str:
         start = self.query_one("#from", Input).value
         end = self.query_one("#to", Input).value
-        self.result = plan(self.cron, self.timezone, start, end, self.now())
-        preview = self.query_one("#preview", Static)
-        if isinstance(self.result, str):
-            preview.update(f"[b red]cannot queue:[/] {escape(self.result)}")
-            preview.set_class(True, "-invalid")
-            return
-        preview.set_class(False, "-invalid")
-        fires = self.result.fires
+        return plan(self.cron, self.timezone, start, end, self.now())
+
+    def describe(self, value: BackfillPlan) -> str:
+        fires = value.fires
         span = (
             f"1 fire time: {when(fires[0])}"
             if len(fires) == 1
             else f"{len(fires):,} fire times: {when(fires[0])} … {when(fires[-1])}"
         )
-        preview.update(f"{span}\nthose already in the ledger are skipped")
-
-    def action_save(self) -> None:
-        self.validate_input()
-        if isinstance(self.result, str):
-            self.notify(f"not queued: {self.result}", severity="error")
-            return
-        self.dismiss(self.result)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+        return f"{span}\nthose already in the ledger are skipped"

@@ -10,7 +10,6 @@ from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from console.data.timeline import (
@@ -21,6 +20,7 @@ from console.data.timeline import (
     Timeline,
     plan_offset,
 )
+from console.screens.checked_modal import CheckedModal
 
 PREVIEW_LINES = 5
 
@@ -29,16 +29,16 @@ def plural(count: int, noun: str) -> str:
     return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
-class OffsetModal(ModalScreen[list[OffsetChange] | None]):
+class OffsetModal(CheckedModal[list[OffsetChange]]):
     BINDINGS = [
         Binding("escape", "cancel", "cancel", id="offset.cancel"),
         Binding("ctrl+s", "save", "save", id="offset.save"),
     ]
+    FIRST_INPUT = "count"
 
     def __init__(self, minute: Minute, timeline: Timeline) -> None:
         super().__init__()
         self.minute, self.timeline = minute, timeline
-        self.result: list[OffsetChange] | str = "not checked"
 
     def compose(self) -> ComposeResult:
         total = len(self.minute.regions)
@@ -58,17 +58,7 @@ class OffsetModal(ModalScreen[list[OffsetChange] | None]):
                 classes="hint",
             )
 
-    def on_mount(self) -> None:
-        self.validate_input()
-        self.query_one("#count", Input).focus()
-
-    def on_input_changed(self, _event: Input.Changed) -> None:
-        self.validate_input()
-
-    def on_input_submitted(self, _event: Input.Submitted) -> None:
-        self.action_save()
-
-    def _plan(self) -> list[OffsetChange] | str:
+    def check(self) -> list[OffsetChange] | str:
         count_text = self.query_one("#count", Input).value.strip()
         offset_text = self.query_one("#offset", Input).value.strip()
         total = len(self.minute.regions)
@@ -82,28 +72,11 @@ class OffsetModal(ModalScreen[list[OffsetChange] | None]):
         except OffsetError as exc:
             return str(exc)
 
-    def validate_input(self) -> None:
-        self.result = self._plan()
-        preview = self.query_one("#preview", Static)
-        if isinstance(self.result, str):
-            preview.update(f"[b red]cannot save:[/] {escape(self.result)}")
-            preview.set_class(True, "-invalid")
-            return
-        preview.set_class(False, "-invalid")
+    def describe(self, value: list[OffsetChange]) -> str:
         lines = [
             f"{escape(c.code)}: {escape(self.timeline.schedules[c.code][0])} → {escape(c.cron)}"
-            for c in self.result[:PREVIEW_LINES]
+            for c in value[:PREVIEW_LINES]
         ]
-        if len(self.result) > PREVIEW_LINES:
-            lines.append(f"… and {len(self.result) - PREVIEW_LINES:,} more")
-        preview.update("\n".join(lines))
-
-    def action_save(self) -> None:
-        self.validate_input()
-        if isinstance(self.result, str):
-            self.notify(f"not saved: {self.result}", severity="error")
-            return
-        self.dismiss(self.result)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+        if len(value) > PREVIEW_LINES:
+            lines.append(f"… and {len(value) - PREVIEW_LINES:,} more")
+        return "\n".join(lines)

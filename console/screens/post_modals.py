@@ -19,6 +19,7 @@ from textual.widgets import Input, Label, SelectionList, Static, TextArea
 
 from console.data import post_metrics
 from console.data import publishing as data
+from console.screens.checked_modal import CheckedModal
 from console.widgets.formatting import millis, when
 
 POST_STYLES = {
@@ -70,13 +71,14 @@ def describe_when(choice: WhenChoice, now: datetime) -> str:
     return f"= {local:%a %Y-%m-%d %H:%M %Z} = {choice.at:%Y-%m-%d %H:%M} UTC (in {ahead})"
 
 
-class ScheduleModal(ModalScreen[WhenChoice | None]):
+class ScheduleModal(CheckedModal[WhenChoice]):
     """Schedule or reschedule: a wall time in a timezone, checked as you type."""
 
     BINDINGS: ClassVar = [
         Binding("escape", "cancel", "cancel", id="post_schedule.cancel"),
         Binding("ctrl+s", "save", "save", id="post_schedule.save"),
     ]
+    FIRST_INPUT = "when"
 
     def __init__(self, title: str, start: str, timezone: str, now: datetime) -> None:
         super().__init__()
@@ -84,7 +86,6 @@ class ScheduleModal(ModalScreen[WhenChoice | None]):
         self.start = start
         self.timezone = timezone
         self.now = now
-        self.choice: WhenChoice | str = ""
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -98,37 +99,13 @@ class ScheduleModal(ModalScreen[WhenChoice | None]):
             yield Static(id="preview")
             yield Label("[b]enter[/]/[b]ctrl+s[/] save   [b]esc[/] cancel", classes="hint")
 
-    def on_mount(self) -> None:
-        self.validate_input()
-        self.query_one("#when", Input).focus()
-
-    def on_input_changed(self, _event: Input.Changed) -> None:
-        self.validate_input()
-
-    def on_input_submitted(self, _event: Input.Submitted) -> None:
-        self.action_save()
-
-    def validate_input(self) -> None:
+    def check(self) -> WhenChoice | str:
         text = self.query_one("#when", Input).value
         tz = self.query_one("#tz", Input).value.strip()
-        self.choice = check_when(text, tz, self.now)
-        preview = self.query_one("#preview", Static)
-        if isinstance(self.choice, str):
-            preview.update(f"[b red]cannot save:[/] {escape(self.choice)}")
-            preview.set_class(True, "-invalid")
-        else:
-            preview.update(describe_when(self.choice, self.now))
-            preview.set_class(False, "-invalid")
+        return check_when(text, tz, self.now)
 
-    def action_save(self) -> None:
-        self.validate_input()
-        if isinstance(self.choice, str):
-            self.notify(f"not saved: {self.choice}", severity="error")
-            return
-        self.dismiss(self.choice)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+    def describe(self, value: WhenChoice) -> str:
+        return describe_when(value, self.now)
 
 
 class ComposeModal(ModalScreen[data.PostInput | None]):
