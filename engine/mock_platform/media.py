@@ -47,6 +47,7 @@ class Upload:
     polls_left: int = 0
     failed: bool = False
     result: dict[str, Any] | None = None  # the YouTube video once complete
+    segments: dict[int, int] = field(default_factory=dict)  # X: segment_index -> bytes
 
 
 @dataclass
@@ -156,10 +157,12 @@ def build_router() -> APIRouter:
             return error(400, "unknown media_id")
         if command == "APPEND":
             chunk = files.get("media", b"")
+            # A segment sent again replaces itself (X keys them by segment_index).
+            upload.segments[int(fields.get("segment_index") or 0)] = len(chunk)
+            upload.received = sum(upload.segments.values())
+            media.counters["bytes"] += len(chunk)
             if await chunk_fault(request, media):
                 return dropped("APPEND")
-            upload.received += len(chunk)
-            media.counters["bytes"] += len(chunk)
             return Response(status_code=204)
         if command == "FINALIZE":
             if upload.received != upload.total:

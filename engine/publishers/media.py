@@ -4,7 +4,8 @@
 (storage.queries.publishing.media_rules): a file that vanished or changed since the post was
 composed, or a URL the platform will not take, is a PermanentFailure saying which and why (a
 retry would meet the same file). A URL's size and type come from a HEAD request (its answer is
-checked against the limits too); a URL that cannot be reached is a TransientFailure.
+checked against the limits too) when the engine sends the bytes itself (X, YouTube); a URL that
+cannot be reached is a TransientFailure.
 
 `chunks()` reads one reference from an offset in chunks of a given size: a file by seek and read
 (a local read of one chunk blocks the loop for about a millisecond per MB, so it runs in a
@@ -35,9 +36,15 @@ __all__ = ["MediaRef", "chunks", "prepare", "read_all"]
 
 
 async def prepare(
-    client: httpx.AsyncClient, platform: Platform, account: str, media: Sequence[str]
+    client: httpx.AsyncClient,
+    platform: Platform,
+    account: str,
+    media: Sequence[str],
+    measure: bool = False,
 ) -> list[MediaRef]:
-    """Every reference checked against `platform`'s rules now, with sizes known."""
+    """Every reference checked against `platform`'s rules now. `measure`: the engine will send
+    the bytes itself, so a URL's size is asked (HEAD) and checked too; otherwise the platform
+    fetches URLs on its own and judges them itself."""
     refs: list[MediaRef] = []
     for ref in media:
         try:
@@ -46,7 +53,7 @@ async def prepare(
             vanished = isinstance(exc.__cause__, FileNotFoundError)
             why = f"{exc}: it vanished after the post was composed" if vanished else str(exc)
             raise PermanentFailure(why) from exc
-        if found.path is None and found.kind.value != "link":
+        if measure and found.path is None and found.kind.value != "link":
             found = await _measure(client, found)
         refs.append(found)
     try:
@@ -62,6 +69,8 @@ async def _measure(client: httpx.AsyncClient, ref: MediaRef) -> MediaRef:
     except httpx.HTTPError as exc:
         failure = classify_exception(exc)
         raise TransientFailure(f"cannot reach media {ref.ref}: {failure.message}") from exc
+    if response.status_code in (405, 501):  # no HEAD here: size known only when read
+        return ref
     if response.status_code in (404, 410):
         raise PermanentFailure(f"media {ref.ref} is gone (HTTP {response.status_code})")
     if response.status_code >= 400:
