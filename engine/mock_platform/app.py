@@ -143,6 +143,7 @@ def create_app(config: MockConfig | None = None, clock: Callable[[], float] = ti
     app.state.oauth = oauth.OAuthState(config=oauth.config_from_env(), clock=clock)
     app.include_router(oauth.build_router(app.state.oauth))
     publishing = publish.PublishState(refuses=app.state.oauth.refuses)
+    app.state.publishing = publishing
     app.include_router(publish.build_router(publishing))
     app.include_router(metrics.build_router(metrics.MetricsState(publishing, clock=clock)))
     app.state.media = media.MediaState()

@@ -27,7 +27,14 @@ from storage.database import Database
 from storage.models import Platform, Post, Publication
 from storage.queries import publishing
 from tests.support.publishing import *  # noqa: F403  (fixtures)
-from tests.support.publishing import FAST, add_connection, drain, publications, start_server
+from tests.support.publishing import (
+    FAST,
+    add_connection,
+    drain,
+    publications,
+    run_queued,
+    start_server,
+)
 
 KB = 1024
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 12
@@ -263,3 +270,16 @@ async def test_a_file_that_vanished_after_compose_fails_permanently_saying_so(
     assert pub.last_error is not None
     assert str(image) in pub.last_error and "vanished" in pub.last_error
     assert mock.posts("x") == []
+
+
+async def test_the_demo_seeds_a_post_with_an_image_that_its_engine_publishes(
+    mpc: PublishContext, db: Database, mock: Mock, tmp_path: Path
+) -> None:
+    from console.demo.seed_posts import DEMO_POSTS, seed_demo_posts
+
+    settings = mpc.rt.settings.model_copy(update={"data_dir": str(tmp_path)})
+    assert await seed_demo_posts(settings) == len(DEMO_POSTS)
+    assert await run_queued(mpc) == ["published"] * len(DEMO_POSTS)  # due in minutes: run now
+    with_image = [p for p in mock.app.state.publishing.posts if p.media]
+    assert len(with_image) == 1 and with_image[0].media[0].startswith("mock-media:")
+    assert (tmp_path / "demo-media" / "behind-the-scenes.png").stat().st_size > 1000
