@@ -254,6 +254,9 @@ def build_router() -> APIRouter:
             upload.received += kept
             media.counters["bytes"] += kept
             return dropped("resumable chunk")
+        if await request.is_disconnected():  # the client died while we held the chunk
+            media.counters["abandoned"] += 1
+            return Response(status_code=499)
         upload.received += len(body)
         media.counters["bytes"] += len(body)
         return _yt_state(media, upload, upload_id)

@@ -3,8 +3,8 @@
 Sources: https://developers.facebook.com/docs/graph-api/reference/page/photos/ and
 https://developers.facebook.com/docs/video-api/guides/publishing (non-resumable, up to 1 GB).
 A photo or video from a URL is sent as `url` / `file_url` (Facebook fetches it); from a file, as
-the multipart `source` (read whole: photos are at most 10 MB; a video file is read whole too,
-so keep Page video files small or give a URL). The media is checked again before sending.
+the multipart `source`, streamed from the open file by httpx (64 KiB reads), never held whole.
+The media is checked again before sending.
 
 The token is a Page access token. Graph API errors carry a `code`: 190/102 mean the token is
 invalid or expired; 4/17/32/613/80001 are rate limits; `is_transient` (or code 1/2) says retry.
@@ -12,6 +12,9 @@ Facebook offers no idempotency key: an unknown outcome goes to a person.
 """
 
 from __future__ import annotations
+
+from contextlib import ExitStack
+from typing import BinaryIO
 
 import httpx
 
@@ -23,7 +26,7 @@ from engine.publishers.base import (
     PublishRequest,
     bearer,
 )
-from engine.publishers.media import prepare, read_all
+from engine.publishers.media import prepare
 from engine.resilience import (
     AuthFailure,
     Failure,
@@ -78,7 +81,8 @@ class FacebookPublisher(Publisher):
     async def publish(self, request: PublishRequest, checkpoint: Checkpoint) -> Published:
         page = request.account_id
         refs = await prepare(self.client, Platform.FACEBOOK, page, request.media)
-        files: dict[str, tuple[str, bytes, str]] | None = None
+        stack = ExitStack()  # the open media file, closed once the request is sent
+        files: dict[str, tuple[str, BinaryIO, str]] | None = None
         media = refs[0] if refs else None
         if media is None or media.kind is Kind.LINK:
             url = f"{self.base_url}/{page}/feed"
@@ -90,13 +94,17 @@ class FacebookPublisher(Publisher):
             url = f"{self.base_url}/{page}/{'photos' if photo else 'videos'}"
             data = {"caption" if photo else "description": request.body}
             if media.path is not None:
-                content = await read_all(self.client, media)
-                files = {"source": (media.name, content, media.content_type or "")}
+                try:
+                    handle = stack.enter_context(media.path.open("rb"))
+                except FileNotFoundError as exc:
+                    raise PermanentFailure(f"media file {media.path} vanished") from exc
+                files = {"source": (media.name, handle, media.content_type or "")}
             else:
                 data["url" if photo else "file_url"] = media.ref
-        response = await self.send(
-            "POST", url, data=data, files=files, headers=bearer(request.access_token)
-        )
+        with stack:
+            response = await self.send(
+                "POST", url, data=data, files=files, headers=bearer(request.access_token)
+            )
         failure = graph_failure("Facebook", response)
         if failure is not None:
             raise failure

@@ -70,6 +70,10 @@ async def mock_app() -> AsyncIterator[Mock]:
 def mock(mock_app: Mock) -> Iterator[Mock]:
     mock_app.configure()
     mock_app.app.state.media = MediaState()
+    publishing_state = mock_app.app.state.publishing
+    publishing_state.posts.clear()
+    publishing_state.by_key.clear()
+    publishing_state.uploads.clear()
     yield mock_app
     mock_app.configure()
 
@@ -283,3 +287,27 @@ async def test_the_demo_seeds_a_post_with_an_image_that_its_engine_publishes(
     with_image = [p for p in mock.app.state.publishing.posts if p.media]
     assert len(with_image) == 1 and with_image[0].media[0].startswith("mock-media:")
     assert (tmp_path / "demo-media" / "behind-the-scenes.png").stat().st_size > 1000
+
+
+async def test_facebook_video_by_url_and_a_plain_link(
+    mpc: PublishContext, db: Database, mock: Mock
+) -> None:
+    conn = await add_connection(db, "page-2", platform=Platform.FACEBOOK)
+    await add_media_post(mpc.rt, conn.id, ["https://cdn.example/clip.mp4"], body="a clip")
+    await add_media_post(mpc.rt, conn.id, ["https://news.example/story"], body="a story")
+    assert await drain(mpc) == ["published", "published"]
+    kinds = sorted(p["kind"] for p in mock.posts("facebook"))
+    assert kinds == ["feed", "videos"]
+
+
+async def test_x_media_that_fails_processing_fails_the_post_and_posts_nothing(
+    mpc: PublishContext, db: Database, mock: Mock, tmp_path: Path
+) -> None:
+    mock.configure(media_container_error=True)
+    video = media_file(tmp_path, "bad.mp4", MP4, 150 * KB)
+    conn = await add_connection(db, "x-bad", platform=Platform.X)
+    post = await add_media_post(mpc.rt, conn.id, [str(video)])
+    assert await drain(mpc) == ["failed"]
+    pub = await only(db, post)
+    assert pub.last_error is not None and "could not process media" in pub.last_error
+    assert mock.posts("x") == []
