@@ -6,7 +6,8 @@
     POST /youtube/upload/youtube/v3/videos?uploadType=resumable   opens a session (Location)
     PUT  /youtube/upload/youtube/v3/videos?upload_id=U            a chunk (`Content-Range:
          bytes a-b/total`) or a status query (`bytes */total`): 308 + `Range: bytes=0-n` while
-         incomplete, 200 + the video once every byte arrived
+         incomplete, 200 + the video once every byte arrived; bytes of a chunk that the
+         session already has are ignored, a chunk that starts past them is refused (400)
     GET  /admin/media                counters: posts per platform, duplicates, chunks, drops
 
 Instagram and Facebook (Graph API) are `media_graph.py`. Faults come from `MockConfig`
@@ -94,12 +95,17 @@ def dropped(what: str) -> StreamingResponse:
     return StreamingResponse(body(), headers={"content-length": "64"})
 
 
-async def chunk_fault(request: Request, media: MediaState) -> bool:
-    """Count one upload chunk; True when this one loses its connection."""
+async def chunk_delay(request: Request) -> None:
+    delay = state_of(request).config.media_chunk_delay_s
+    if delay:
+        await asyncio.sleep(delay)
+
+
+def chunk_fault(request: Request, media: MediaState) -> bool:
+    """Count one upload chunk; True when this one loses its connection. No await: the caller
+    stores the chunk in the same step, so two requests never interleave a check and a write."""
     config = state_of(request).config
     media.counters["chunks"] += 1
-    if config.media_chunk_delay_s:
-        await asyncio.sleep(config.media_chunk_delay_s)
     every = config.media_drop_every
     if every and media.counters["chunks"] % every == 0:
         media.counters["dropped"] += 1
@@ -157,11 +163,12 @@ def build_router() -> APIRouter:
             return error(400, "unknown media_id")
         if command == "APPEND":
             chunk = files.get("media", b"")
+            await chunk_delay(request)
             # A segment sent again replaces itself (X keys them by segment_index).
             upload.segments[int(fields.get("segment_index") or 0)] = len(chunk)
             upload.received = sum(upload.segments.values())
             media.counters["bytes"] += len(chunk)
-            if await chunk_fault(request, media):
+            if chunk_fault(request, media):
                 return dropped("APPEND")
             return Response(status_code=204)
         if command == "FINALIZE":
@@ -247,18 +254,24 @@ def build_router() -> APIRouter:
         if match is None:
             return error(400, f"bad Content-Range {content_range!r}", reason="badRequest")
         start = int(match.group(1))
-        if start != upload.received or len(body) != int(match.group(2)) - start + 1:
-            return error(400, f"expected bytes from {upload.received}", reason="badRequest")
-        if await chunk_fault(request, media):
-            kept = len(body) // 2
-            upload.received += kept
-            media.counters["bytes"] += kept
-            return dropped("resumable chunk")
+        if len(body) != int(match.group(2)) - start + 1:
+            return error(400, "the chunk's length differs from its Content-Range")
+        media.counters["youtube_bytes_sent"] += len(body)  # overlaps included
+        await chunk_delay(request)
         if await request.is_disconnected():  # the client died while we held the chunk
             media.counters["abandoned"] += 1
             return Response(status_code=499)
-        upload.received += len(body)
-        media.counters["bytes"] += len(body)
+        # From here on no await: check the offset and store in one step.
+        if start > upload.received:
+            return error(400, f"expected bytes from {upload.received}", reason="badRequest")
+        fresh = body[upload.received - start :]  # bytes already persisted are ignored
+        if chunk_fault(request, media):
+            kept = len(fresh) // 2
+            upload.received += kept
+            media.counters["bytes"] += kept
+            return dropped("resumable chunk")
+        upload.received += len(fresh)
+        media.counters["bytes"] += len(fresh)
         return _yt_state(media, upload, upload_id)
 
     @router.get("/admin/media")
