@@ -2,7 +2,7 @@
 
     python -m bench.publish_burst [--posts 10000] [--accounts 100] [--engines 2]
                                   [--concurrency 8] [--faults both|none|10] [--timeout 300]
-                                  [--profile DIR]
+                                  [--profile DIR] [--media]
 
 Each run gets a fresh database and Redis prefix, a `creatordeck mockstagram` process on a
 loopback port, and `creatordeck engine --role worker` processes. The posts (one publication each,
@@ -11,6 +11,11 @@ With faults, 10% of publish requests fail: 503, 429 + Retry-After, 500 after sto
 "accepted but the response is lost" (the post is stored, the answer comes after the client's
 timeout). The mock does NOT dedupe by idempotency key in these runs, so every duplicate our
 engine made would show as a second post.
+
+With `--media` each post carries a small image file (the demo's 12 KB PNG, written into a
+temporary folder): the engine checks it again before sending (media_rules), uploads it to the
+mock (`POST /publishing/v1/{account}/media`, checkpointed) and posts with the media id, so every
+publication costs two requests. The mock's `uploads` counts them.
 
 The burst is enqueued as the engine enqueues any burst (engine.publish_queue.plan_jobs): batch
 jobs of up to BATCH_SIZE publications, ordered by account, each claimed in one statement.
@@ -37,6 +42,7 @@ import tempfile
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
@@ -55,6 +61,7 @@ from bench.support import (
     summary,
     wait_http,
 )
+from console.demo.seed_posts import demo_image
 from engine import publish_queue
 from engine.runtime import Runtime
 from storage.crypto import TokenCipher
@@ -83,7 +90,9 @@ def http(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
         return json.loads(response.read())
 
 
-async def prepare(settings: Settings, posts: int, accounts: int, due: datetime) -> None:
+async def prepare(
+    settings: Settings, posts: int, accounts: int, due: datetime, media: list[str]
+) -> None:
     rt = await Runtime.connect(settings)
     cipher = TokenCipher(settings.encryption_key.get_secret_value())  # type: ignore[union-attr]
     ids: list[int] = []
@@ -112,6 +121,7 @@ async def prepare(settings: Settings, posts: int, accounts: int, due: datetime) 
                         [
                             {
                                 "body": f"bench post {i}",
+                                "media": media,
                                 "scheduled_at": due,
                                 "status": "scheduled",
                                 "created_by": "bench",
@@ -237,6 +247,7 @@ def run(args: argparse.Namespace, faults: dict[str, Any], label: str) -> bool:
     with (
         bench_settings(encryption_key=SecretStr(key)) as settings,
         tempfile.TemporaryFile() as logs,
+        tempfile.TemporaryDirectory(prefix="burst-media-") as folder,
     ):
         ceiling = arq_noop_ceiling(settings)
         port = free_port()
@@ -251,7 +262,8 @@ def run(args: argparse.Namespace, faults: dict[str, Any], label: str) -> bool:
             wait_http(f"{mock_url}/health")
             http("POST", f"{mock_url}/publishing/_control/faults", faults)
             due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=args.lead_s)
-            asyncio.run(prepare(settings, args.posts, args.accounts, due))
+            media = [str(demo_image(Path(folder)))] if args.media else []
+            asyncio.run(prepare(settings, args.posts, args.accounts, due, media))
             env = dict(
                 os.environ,
                 DATABASE_URL=settings.database_url or "",
@@ -307,7 +319,7 @@ def run(args: argparse.Namespace, faults: dict[str, Any], label: str) -> bool:
     print(f"machine before: {load_before}")
     print(f"machine after:  {load_after}")
     print(
-        f"posts={args.posts} accounts={args.accounts} engines={args.engines} "
+        f"posts={args.posts} accounts={args.accounts} engines={args.engines} media={args.media} "
         f"concurrency={args.concurrency} (publish jobs at once per engine: "
         f"{args.concurrency * 10})"
     )
@@ -358,6 +370,7 @@ def main() -> None:
     parser.add_argument("--faults", choices=["both", "none", "10"], default="both")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--profile", default="", help="a folder: engines run under cProfile")
+    parser.add_argument("--media", action="store_true", help="each post carries a small image")
     args = parser.parse_args()
     ok = True
     if args.faults in ("both", "none"):

@@ -12,6 +12,11 @@ API (all JSON; `Authorization: Bearer <token>` names the token for rate limits a
 Post metrics (`metrics.py`): `GET /publishing/v1/{account}/metrics?ids=a,b` (at most 50 ids)
 answers growing views/likes/comments/shares for the posts the publishing endpoints stored.
 
+Media (`media.py`, `media_graph.py`): X's chunked upload and posts under `/x`, YouTube's
+resumable upload under `/youtube`, Instagram containers and Facebook Page photos/videos under
+`/graph` — the real publishers, pointed at these prefixes, run their real media paths; the
+mock's own publishing endpoints take an upload too (`POST /publishing/v1/{account}/media`).
+
 OAuth (device flow, PKCE, rotating refresh tokens, revoke, expiry) is `oauth.py`; the
 publishing endpoints answer 401 to a token it issued that expired or was revoked.
 

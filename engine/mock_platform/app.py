@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from engine.mock_platform import growth, metrics, oauth, publish
+from engine.mock_platform import growth, media, media_graph, metrics, oauth, publish
 from engine.mock_platform.config import MockConfig
 from engine.mock_platform.faults import MockState, inject, state_of
 
@@ -143,6 +143,10 @@ def create_app(config: MockConfig | None = None, clock: Callable[[], float] = ti
     app.state.oauth = oauth.OAuthState(config=oauth.config_from_env(), clock=clock)
     app.include_router(oauth.build_router(app.state.oauth))
     publishing = publish.PublishState(refuses=app.state.oauth.refuses)
+    app.state.publishing = publishing
     app.include_router(publish.build_router(publishing))
     app.include_router(metrics.build_router(metrics.MetricsState(publishing, clock=clock)))
+    app.state.media = media.MediaState()
+    app.include_router(media.build_router())
+    app.include_router(media_graph.build_router())
     return app

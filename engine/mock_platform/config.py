@@ -22,3 +22,14 @@ class MockConfig(BaseModel):
     max_batch: int = Field(default=500, ge=1, le=1000)
     slot_s: int = Field(default=60, ge=1, description="stats change once per slot")
     seed: int = 0
+    # Media uploads (engine.mock_platform.media, media_graph).
+    media_drop_every: int = Field(
+        default=0, ge=0, description="every Nth upload chunk loses its connection; 0 off"
+    )
+    media_chunk_delay_s: float = Field(default=0.0, ge=0, description="each upload chunk's time")
+    media_processing_polls: int = Field(
+        default=0, ge=0, description="status polls answered 'in progress' before done"
+    )
+    media_container_error: bool = Field(
+        default=False, description="media processing (IG container, X media) ends in failure"
+    )

@@ -2,6 +2,7 @@
 
     POST /publishing/v1/{account}/posts          Idempotency-Key header; 201 new, 200 replay
     GET  /publishing/v1/{account}/posts          ?idempotency_key=K finds the post made with K
+    POST /publishing/v1/{account}/media          raw bytes + Content-Type -> {"id": "mock-media:…"}
     POST /publishing/_control/faults             {"rate": 0.1, "kinds": [...], "script": [...]}
     GET  /publishing/_control/stats              requests, posts created, replays, duplicates
     POST /publishing/_control/reset
@@ -82,6 +83,7 @@ class PublishState:
     by_key: dict[tuple[str, str], MockPost] = field(default_factory=dict)
     requests: int = 0
     replayed: int = 0
+    uploads: dict[str, int] = field(default_factory=dict)  # media id -> bytes
     faults: Counter[str] = field(default_factory=Counter)
     rng: random.Random = field(default_factory=random.Random)
     # The OAuth mock's verdict on a token it issued (expired or revoked: 401); None: no check.
@@ -102,6 +104,7 @@ class PublishState:
             "requests": self.requests,
             "created": len(self.posts),
             "replayed": self.replayed,
+            "uploads": len(self.uploads),
             # The same text posted twice to one account, or one key that made two posts.
             "duplicate_texts": sum(n - 1 for n in texts.values() if n > 1),
             "duplicate_keys": sum(n - 1 for n in keys.values() if n > 1),
@@ -188,6 +191,21 @@ def build_router(state: PublishState | None = None) -> APIRouter:
 
     router.add_route(f"{router.prefix}/v1/{{account}}/posts", create_post, methods=["POST"])
 
+    async def upload_media(request: Request) -> JSONResponse:
+        """One image or video as the raw body; the id goes in a post's `media`."""
+        _check_token(st, request.headers.get("authorization"))
+        content_type = request.headers.get("content-type", "")
+        if not content_type.startswith(("image/", "video/")):
+            return JSONResponse({"error": "Content-Type must be image/* or video/*"}, 415)
+        data = await request.body()
+        if not data:
+            return JSONResponse({"error": "empty upload"}, 400)
+        media_id = f"mock-media:{uuid.uuid4().hex[:16]}"
+        st.uploads[media_id] = len(data)
+        return JSONResponse({"id": media_id, "bytes": len(data)}, status_code=201)
+
+    router.add_route(f"{router.prefix}/v1/{{account}}/media", upload_media, methods=["POST"])
+
     @router.get("/v1/{account}/posts")
     async def list_posts(
         account: str,
@@ -223,6 +241,7 @@ def build_router(state: PublishState | None = None) -> APIRouter:
         st.config = FaultConfig()
         st.posts.clear()
         st.by_key.clear()
+        st.uploads.clear()
         st.requests = st.replayed = 0
         st.faults.clear()
         return {"ok": True}

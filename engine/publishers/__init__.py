@@ -1,4 +1,8 @@
-"""Platform publishers behind one interface (`base.Publisher`), one module per platform."""
+"""Platform publishers behind one interface (`base.Publisher`), one module per platform.
+
+`media.py` checks a post's media again before sending and reads it (files, URLs) in chunks;
+`x_media.py` is X's chunked media upload; `transport.py` the shared HTTP transport.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""Facebook Pages: `POST /{page-id}/feed` (text, link) or `/{page-id}/photos` (image URL).
+"""Facebook Pages: `POST /{page-id}/feed` (text, link), `/{page-id}/photos` or `/{page-id}/videos`.
+
+Sources: https://developers.facebook.com/docs/graph-api/reference/page/photos/ and
+https://developers.facebook.com/docs/video-api/guides/publishing (non-resumable, up to 1 GB).
+A photo or video from a URL is sent as `url` / `file_url` (Facebook fetches it); from a file, as
+the multipart `source`, streamed from the open file by httpx (64 KiB reads), never held whole.
+The media is checked again before sending.
 
 The token is a Page access token. Graph API errors carry a `code`: 190/102 mean the token is
 invalid or expired; 4/17/32/613/80001 are rate limits; `is_transient` (or code 1/2) says retry.
@@ -6,6 +12,9 @@ Facebook offers no idempotency key: an unknown outcome goes to a person.
 """
 
 from __future__ import annotations
+
+from contextlib import ExitStack
+from typing import BinaryIO
 
 import httpx
 
@@ -17,6 +26,7 @@ from engine.publishers.base import (
     PublishRequest,
     bearer,
 )
+from engine.publishers.media import prepare
 from engine.resilience import (
     AuthFailure,
     Failure,
@@ -26,12 +36,12 @@ from engine.resilience import (
     TransientFailure,
 )
 from storage.models import Platform
+from storage.queries.publishing.media_rules import Kind
 
 GRAPH_URL = "https://graph.facebook.com/v21.0"
 AUTH_CODES = frozenset({102, 190})
 RATE_CODES = frozenset({4, 17, 32, 613, 80001})
 TRANSIENT_CODES = frozenset({1, 2})
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp")
 
 
 def graph_failure(platform: str, response: httpx.Response) -> Failure | None:
@@ -70,16 +80,31 @@ class FacebookPublisher(Publisher):
 
     async def publish(self, request: PublishRequest, checkpoint: Checkpoint) -> Published:
         page = request.account_id
-        images = [m for m in request.media if m.lower().split("?")[0].endswith(IMAGE_SUFFIXES)]
-        if images:
-            url = f"{self.base_url}/{page}/photos"
-            data = {"url": images[0], "caption": request.body}
-        else:
+        refs = await prepare(self.client, Platform.FACEBOOK, page, request.media)
+        stack = ExitStack()  # the open media file, closed once the request is sent
+        files: dict[str, tuple[str, BinaryIO, str]] | None = None
+        media = refs[0] if refs else None
+        if media is None or media.kind is Kind.LINK:
             url = f"{self.base_url}/{page}/feed"
             data = {"message": request.body}
-            if request.media:
-                data["link"] = request.media[0]
-        response = await self.send("POST", url, data=data, headers=bearer(request.access_token))
+            if media is not None:
+                data["link"] = media.ref
+        else:
+            photo = media.kind is Kind.IMAGE
+            url = f"{self.base_url}/{page}/{'photos' if photo else 'videos'}"
+            data = {"caption" if photo else "description": request.body}
+            if media.path is not None:
+                try:
+                    handle = stack.enter_context(media.path.open("rb"))
+                except FileNotFoundError as exc:
+                    raise PermanentFailure(f"media file {media.path} vanished") from exc
+                files = {"source": (media.name, handle, media.content_type or "")}
+            else:
+                data["url" if photo else "file_url"] = media.ref
+        with stack:
+            response = await self.send(
+                "POST", url, data=data, files=files, headers=bearer(request.access_token)
+            )
         failure = graph_failure("Facebook", response)
         if failure is not None:
             raise failure

@@ -1,9 +1,14 @@
-"""Instagram Graph API: create a media container, then `media_publish` it.
+"""Instagram Graph API: create a media container, poll it until FINISHED, then `media_publish`.
 
+Source: https://developers.facebook.com/docs/instagram-platform/content-publishing
+
+Instagram fetches the media itself from the public URL it is given (media_rules refuses files).
 The container id is saved as a checkpoint before publishing. A container can be published only
 once, and its `status_code` turns PUBLISHED when it was: that is the lookup after an unknown
 outcome. Creating a container is safe to repeat (an unpublished container is never shown and
-expires after 24 h). Video containers (REELS) are polled until FINISHED.
+expires after 24 h). Every container is polled (`status_code`) until FINISHED: ERROR or EXPIRED
+is a PermanentFailure; still IN_PROGRESS after POLL_TRIES polls is transient, and the retry polls
+the same checkpointed container instead of creating another.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import asyncio
 
 from engine.publishers.base import Checkpoint, Published, Publisher, PublishRequest, bearer
 from engine.publishers.facebook import GRAPH_URL, graph_failure
+from engine.publishers.media import prepare
 from engine.resilience import (
     Failure,
     FailureKind,
@@ -37,11 +43,20 @@ class InstagramPublisher(Publisher):
     async def publish(self, request: PublishRequest, checkpoint: Checkpoint) -> Published:
         if not request.media:
             raise PermanentFailure("Instagram needs an image or a video: add its URL as media")
+        await prepare(self.client, Platform.INSTAGRAM, request.account_id, request.media)
         headers = bearer(request.access_token)
-        container = await self._create_container(request)
-        await checkpoint({"container_id": container})
-        if _is_video(request.media[0]):
-            await self._wait_finished(container, headers)
+        container = str(request.checkpoint.get("container_id") or "")
+        if container:  # an earlier attempt's container: reuse it unless it is spoilt
+            status = await self._status(container, headers)
+            if status == "PUBLISHED":  # an earlier attempt published it: never publish twice
+                found = await self.lookup(request)
+                return found or Published(f"container:{container}", None)
+            if status in ("ERROR", "EXPIRED"):
+                container = ""
+        if not container:
+            container = await self._create_container(request)
+            await checkpoint({**request.checkpoint, "container_id": container})
+        await self._wait_finished(container, headers)
         response = await self.send(
             "POST",
             f"{self.base_url}/{request.account_id}/media_publish",

@@ -1,15 +1,19 @@
-"""X API v2: `POST /2/tweets` with an OAuth 2.0 user token (scopes tweet.write, users.read).
+"""X API v2: `POST /2/tweets` with an OAuth 2.0 user token (scopes tweet.write, users.read,
+media.write), media uploaded first (x_media: chunked INIT/APPEND/FINALIZE, STATUS polling).
 
-X offers no idempotency key and no lookup by one: an unknown outcome goes to a person.
-Media would need a separate upload (media_ids); posts with media are refused with that reason.
+X offers no idempotency key and no lookup by one: an unknown outcome of the post itself goes to
+a person. The uploads publish nothing, so their failures are only transient, and each media id
+is checkpointed once processed: a retry posts with it instead of uploading again.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx
 
+from engine.publishers import x_media
 from engine.publishers.base import Checkpoint, Published, Publisher, PublishRequest, bearer
 from engine.resilience import Failure, PermanentFailure, Quota, TransientFailure
 from storage.models import Platform
@@ -21,15 +25,18 @@ class XPublisher(Publisher):
     # Per user: 100 posts per 24 h on the Basic tier (the app's tier may allow more).
     publish_limit = Quota("x-publish", calls=100, per_s=86_400)
 
+    chunk_bytes = x_media.CHUNK_BYTES
+    max_poll_s = x_media.MAX_POLL_S
+
     async def publish(self, request: PublishRequest, checkpoint: Checkpoint) -> Published:
+        payload: dict[str, Any] = {"text": request.body}
         if request.media:
-            raise PermanentFailure(
-                "X needs media uploaded first (media_ids); put links in the text instead"
-            )
+            ids = await x_media.upload_all(self, request, checkpoint, x_failure)
+            payload["media"] = {"media_ids": ids}
         response = await self.send(
             "POST",
             f"{self.base_url}/2/tweets",
-            json={"text": request.body},
+            json=payload,
             headers=bearer(request.access_token),
         )
         failure = x_failure(self, response)

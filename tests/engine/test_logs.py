@@ -221,8 +221,16 @@ def publish_routes(router: respx.MockRouter, mock_url: str) -> None:
     router.get(f"{GRAPH}/17920238422030506").mock(
         return_value=httpx.Response(200, json={"permalink": "https://www.instagram.com/p/C0a/"})
     )
+    router.get(f"{GRAPH}/17889615691921648").mock(  # the container, polled until FINISHED
+        return_value=httpx.Response(200, json={"status_code": "FINISHED"})
+    )
     session_url = f"{UPLOAD}?uploadType=resumable&part=snippet,status&upload_id={UPLOAD_ID}"
     router.post(UPLOAD).mock(return_value=httpx.Response(200, headers={"Location": session_url}))
+    router.head(url__startswith="https://cdn.example/").mock(  # the video's size, checked
+        return_value=httpx.Response(
+            200, headers={"content-length": "100", "content-type": "video/mp4"}
+        )
+    )
     router.get(url__startswith="https://cdn.example/").mock(
         return_value=httpx.Response(200, content=b"\x00" * 100)
     )

@@ -1,7 +1,8 @@
-"""Validated input for publishing: pydantic models, per-platform body limits, typed times.
+"""Validated input for publishing: pydantic models, per-platform body and media limits, times.
 
-Pure: no session, no I/O. Errors are ValueError (pydantic) or PublishingError with a message for
-the person who typed the input.
+No session. The only I/O is `check_body`'s look at media files (a stat and a 16-byte read per
+file, see media_rules). Errors are ValueError (pydantic), PublishingError or MediaError with a
+message for the person who typed the input.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from storage.models import (
     Connection,
     Platform,
 )
+from storage.queries.publishing.media_rules import check, inspect
 from storage.user_error import UserError
 
 BODY_LIMITS = {
@@ -89,6 +91,11 @@ class PostInput(BaseModel):
             raise ValueError("the post is empty")
         return value
 
+    @field_validator("media")
+    @classmethod
+    def _media(cls, value: list[str]) -> list[str]:
+        return [ref.strip() for ref in value if ref.strip()]
+
     @field_validator("timezone")
     @classmethod
     def _tz(cls, value: str) -> str:
@@ -102,7 +109,8 @@ class PostInput(BaseModel):
         return self
 
 
-def check_body(body: str, connections: Sequence[Connection]) -> None:
+def check_body(body: str, connections: Sequence[Connection], media: Sequence[str] = ()) -> None:
+    """Refuse a body too long, or media a chosen platform will not take (MediaError)."""
     for conn in connections:
         limit = BODY_LIMITS.get(Platform(conn.platform), 5000)
         if len(body) > limit:
@@ -110,3 +118,11 @@ def check_body(body: str, connections: Sequence[Connection]) -> None:
                 f"the post has {len(body)} characters; {conn.platform} ({conn.display_name}) "
                 f"takes at most {limit}"
             )
+    check_media(media, connections)
+
+
+def check_media(media: Sequence[str], connections: Sequence[Connection]) -> None:
+    """Each file is read once (size, type); each chosen platform judges the lot."""
+    refs = [inspect(ref) for ref in media]
+    for conn in connections:
+        check(Platform(conn.platform), conn.display_name, refs)

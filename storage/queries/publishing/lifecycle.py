@@ -73,7 +73,7 @@ async def create_post(
     missing = set(data.connection_ids) - {c.id for c in connections}
     if missing:
         raise PublishingError(f"no such connection(s): {sorted(missing)}")
-    check_body(data.body, connections)
+    check_body(data.body, connections, data.media)
     post = Post(
         body=data.body, media=data.media, timezone=data.timezone, created_by=actor_name(actor)
     )

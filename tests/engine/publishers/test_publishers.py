@@ -194,6 +194,9 @@ async def test_instagram_container_then_publish_then_permalink(
         return_value=recorded("ig_media_publish_200")
     )
     respx.get(f"{GRAPH}/17920238422030506").mock(return_value=recorded("ig_permalink_200"))
+    status = respx.get(f"{GRAPH}/17889615691921648").mock(
+        return_value=recorded("ig_container_status_finished")
+    )
     published = await InstagramPublisher(client).publish(
         request(account_id="1784", media=["https://cdn.example/a.jpg"]), checkpoint
     )
@@ -202,6 +205,7 @@ async def test_instagram_container_then_publish_then_permalink(
     assert saved == [{"container_id": "17889615691921648"}]  # saved before publishing
     assert b"image_url=" in media.calls.last.request.content
     assert b"creation_id=17889615691921648" in publish.calls.last.request.content
+    assert status.called  # polled until FINISHED before media_publish
 
 
 async def test_instagram_refuses_a_post_without_media(client: httpx.AsyncClient) -> None:
@@ -252,6 +256,11 @@ UPLOAD = "https://www.googleapis.com/upload/youtube/v3/videos"
 @respx.mock
 async def test_youtube_resumable_upload_with_metadata(client: httpx.AsyncClient) -> None:
     session = respx.post(UPLOAD).mock(return_value=recorded("yt_session_200"))
+    respx.head("https://cdn.example/v.mp4").mock(
+        return_value=httpx.Response(
+            200, headers={"content-length": "1000", "content-type": "video/mp4"}
+        )
+    )
     respx.get("https://cdn.example/v.mp4").mock(
         return_value=httpx.Response(200, content=b"\x00" * 1000)
     )
@@ -269,6 +278,8 @@ async def test_youtube_resumable_upload_with_metadata(client: httpx.AsyncClient)
     assert session.calls.last.request.url.params["uploadType"] == "resumable"
     assert saved and "upload_id=xa298sd_f" in saved[0]["upload_url"]
     assert upload.calls.last.request.content == b"\x00" * 1000
+    assert upload.calls.last.request.headers["content-range"] == "bytes 0-999/1000"
+    assert session.calls.last.request.headers["x-upload-content-length"] == "1000"
 
 
 @respx.mock
@@ -292,6 +303,9 @@ async def test_youtube_errors_are_classified(
     client: httpx.AsyncClient, fixture: str, kind: FailureKind
 ) -> None:
     respx.post(UPLOAD).mock(return_value=recorded(fixture))
+    respx.head("https://cdn.example/v.mp4").mock(
+        return_value=httpx.Response(200, headers={"content-length": "10"})
+    )
     with pytest.raises(Exception) as caught:
         await YouTubePublisher(client).publish(
             request(media=["https://cdn.example/v.mp4"]), checkpoint
