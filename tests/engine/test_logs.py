@@ -32,6 +32,12 @@ from tests.support.creators import MOCK_URL, add_creators, add_region, tracking
 from tests.support.publishing import *  # noqa: F403  (fixtures)
 from tests.support.publishing import MockPlatform, add_connection, drain
 
+
+@pytest.fixture
+def pc(respx_pc: PublishContext) -> PublishContext:
+    return respx_pc  # the job's context on httpx's own transport, for respx
+
+
 SLOT = 1_790_000_040  # a multiple of 60
 GRAPH = "https://graph.facebook.com/v21.0"
 UPLOAD = "https://www.googleapis.com/upload/youtube/v3/videos"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from cryptography.fernet import Fernet
@@ -105,6 +106,18 @@ async def rt(pub_settings: Settings, db: Database) -> AsyncIterator[Runtime]:
 @pytest.fixture
 async def pc(rt: Runtime, platform: MockPlatform) -> AsyncIterator[PublishContext]:
     context = PublishContext(rt, policy=FAST, base_urls={Platform.MOCK: platform.url})
+    yield context
+    await context.close()
+
+
+@pytest.fixture
+async def respx_pc(rt: Runtime, platform: MockPlatform) -> AsyncIterator[PublishContext]:
+    """`pc` on httpx's own transport: respx replays recorded responses by patching httpcore,
+    which the engine's aiohttp transport does not use (tests/engine/publishers/test_transport.py
+    tests that transport on a real socket)."""
+    context = PublishContext(
+        rt, policy=FAST, base_urls={Platform.MOCK: platform.url}, client=httpx.AsyncClient()
+    )
     yield context
     await context.close()
 

@@ -19,13 +19,11 @@ from engine.publishers.instagram import InstagramPublisher
 from engine.publishers.x import XPublisher
 from engine.publishers.youtube import YouTubePublisher, title_of
 from engine.resilience import FailureKind
-from engine.runtime import Runtime
 from storage.database import Database
 from storage.models import Platform
 from tests.support.publishing import *  # noqa: F403  (fixtures)
 from tests.support.publishing import (
     FAST,
-    MockPlatform,
     add_connection,
     add_post,
     drain,
@@ -77,15 +75,8 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def pc(rt: Runtime, platform: MockPlatform) -> AsyncIterator[PublishContext]:
-    """The job's context on httpx's own transport: respx replays recorded responses by patching
-    httpcore, which the engine's aiohttp transport does not use (tests/engine/publishers/
-    test_transport.py tests that transport on a real socket)."""
-    context = PublishContext(
-        rt, policy=FAST, base_urls={Platform.MOCK: platform.url}, client=httpx.AsyncClient()
-    )
-    yield context
-    await context.close()
+def pc(respx_pc: PublishContext) -> PublishContext:
+    return respx_pc  # the job's context on httpx's own transport, for respx
 
 
 # --- X ---------------------------------------------------------------------------------------
