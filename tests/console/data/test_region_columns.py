@@ -106,3 +106,10 @@ def test_no_regions() -> None:
     table = columns([])
     assert len(table) == 0 and table.index_of("AUSTIN_METRO") is None
     assert list(table.matching("a")) == [] and table.valid_until() is None
+
+
+def test_the_repr_stays_short() -> None:
+    # Textual names a worker after its arguments' reprs: never a repr of every region.
+    table = columns()
+    assert repr(table) == "<RegionColumns: 4 regions>"
+    assert repr(select(table, "boston")) == "<RegionSelection: 1 of 4 regions>"
