@@ -42,6 +42,7 @@ from storage.models import JobRun, Region
 from storage.queries.regions import update_region
 from storage.settings import Settings
 
+IDLE_PROBE_S = 3.0
 TIMEZONES = ("UTC", "America/Detroit", "America/Chicago", "America/Los_Angeles")
 
 
@@ -126,6 +127,12 @@ async def measure(settings: Settings, count: int, rounds: int) -> None:
         while screen._loading:
             await pilot.pause(0.01)
         screen._loading = True
+
+        # The baseline of the stall figure: the same ticker with the console idle (what the
+        # machine itself adds: other processes, a busy core), for as long as ~the work below.
+        idle_probe = LoopStalls.start()
+        await asyncio.sleep(IDLE_PROBE_S)
+        idle_gaps = await idle_probe.stop()
 
         probe = LoopStalls.start()
         fetches, shows, totals = [], [], []
@@ -241,7 +248,12 @@ async def measure(settings: Settings, count: int, rounds: int) -> None:
     )
     print(f"  RSS             : {rss:.0f} MB (the whole process, {count} regions on screen)")
     print(
-        f"  baseline (same run): old fetch (latest run of every region) {p50(old_fetches)};"
+        f"  baseline (same run): UI loop stall while idle p99"
+        f" {ms(idle_gaps[int(len(idle_gaps) * 0.99)])} max {ms(idle_gaps[-1])}"
+        f" ({IDLE_PROBE_S:.0f} s, the machine's own noise);"
+    )
+    print(
+        f"    old fetch (latest run of every region) {p50(old_fetches)};"
         f" DataTable.add_row x1000 {ms(old_show)}"
     )
 
