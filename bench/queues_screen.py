@@ -27,7 +27,6 @@ from console.widgets.status_header import StatusHeader
 from engine import fetch_queue, queue_admin, queues
 from storage.settings import Settings
 
-
 IDLE_PROBE_S = 3.0
 
 
