@@ -4,16 +4,18 @@
 
 (DATABASE_URL / REDIS_URL: servers to use; unset, embedded ones start in a temp folder.)
 
-A scratch database (bench/support.py) with N regions (720 distinct cron strings, four
+A scratch database (bench/support.py) with N regions (60 distinct cron strings, four
 timezones) and one ledger row per region; the console runs headless at 80x24 with Pilot. We
-time what one refresh does: `fetch()` (the region table's fingerprint, the regions again only
-when it changed, the latest run of the rows near the screen, the rows rebuilt in a thread) and
-`show()` (hand the rows to the VirtualTable), warm (every 2 s), after one region was edited,
-and end to end through the worker; jumps to the last row and back; how late a
-5 ms ticker on the UI loop wakes while refreshes and jumps run (the loop's worst stall); and
-the console's RSS with every row loaded.
+time what one refresh does: `fetch()` (the region table's fingerprint, every region again as
+columns only when it changed, the latest run of the rows near the screen, the snapshot built in
+a thread) and `show()` (hand the snapshot to the VirtualTable), warm (every 2 s), after one
+region was edited (a full read), and end to end through the worker; jumps to the last row and
+back; the `/` filter (searched in a thread, then swapped in); how late a 5 ms ticker on the UI
+loop wakes while refreshes and jumps run (the loop's worst stall); and the console's RSS with
+every row loaded.
 
-Baseline, measured in the same run: the previous read (`load_regions`, which reads the latest
+Baseline, measured in the same run: the same ticker while the console is idle (the machine's
+own noise on a shared host), the previous read (`load_regions`, which reads the latest
 run of every region: a DISTINCT ON over the whole ledger) and Textual's DataTable built with
 1,000 rows (the cap the old screen had, because DataTable measures every cell).
 """

@@ -113,3 +113,13 @@ def test_the_repr_stays_short() -> None:
     table = columns()
     assert repr(table) == "<RegionColumns: 4 regions>"
     assert repr(select(table, "boston")) == "<RegionSelection: 1 of 4 regions>"
+
+
+def test_first_fires_are_the_active_regions_earliest_by_time_then_code() -> None:
+    table = columns()
+    hourly = table[0].next_runs[0]  # AUSTIN and DALLAS: 03:00; BOSTON (every 5 min) is paused
+    assert table.first_fires(5) == [(hourly, "AUSTIN_METRO"), (hourly, "DALLAS_METRO")]
+    assert table.first_fires(1) == [(hourly, "AUSTIN_METRO")]
+    assert table.first_fires(0) == []
+    resumed = columns([(*REGIONS[1][:4], True, 3), *REGIONS[2:3]])
+    assert [code for _, code in resumed.first_fires(1)] == ["BOSTON_METRO"]
