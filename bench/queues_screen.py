@@ -27,6 +27,8 @@ from console.widgets.status_header import StatusHeader
 from engine import fetch_queue, queue_admin, queues
 from storage.settings import Settings
 
+IDLE_PROBE_S = 3.0
+
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
@@ -125,6 +127,14 @@ async def measure(settings: Settings, count: int, rounds: int, header: bool) -> 
 
         # The UI loop while loads keep running: a 5 ms ticker on the app's loop records how
         # late it wakes (a stall would delay every key press by as much).
+        # The baseline: the same ticker while the screen is idle, as long (what the machine
+        # itself adds on a shared host).
+        screen._loading = True
+        idle_probe = LoopStalls.start()
+        await asyncio.sleep(IDLE_PROBE_S)
+        idle_gaps = await idle_probe.stop()
+        screen._loading = False
+
         probe = LoopStalls.start()
         for n in range(rounds * 3):
             loads_before = screen.loads
@@ -160,6 +170,10 @@ async def measure(settings: Settings, count: int, rounds: int, header: bool) -> 
     print(
         f"  UI loop stall  : p99 {ms(gaps[int(len(gaps) * 0.99)])} max {ms(gaps[-1])}"
         f" over {rounds * 3} page loads at random offsets (5 ms ticker)"
+    )
+    print(
+        f"  baseline stall : p99 {ms(idle_gaps[int(len(idle_gaps) * 0.99)])}"
+        f" max {ms(idle_gaps[-1])} while idle for {IDLE_PROBE_S:.0f} s (the machine's own noise)"
     )
     print(
         f"  header depth   : p50 {ms(statistics.median(depth))} max {ms(max(depth))}"

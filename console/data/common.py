@@ -58,6 +58,8 @@ class RegionRow:
     # then one substring test each (~10 ms), not four lower() calls.
     search: str = field(default="", compare=False, repr=False)
     version: int = 0  # the region's version when read: what an edit of this row is made against
+    # False: the latest run was not read (the region was off screen): unknown, not "never run".
+    last_known: bool = True
 
     def matches(self, needle: str) -> bool:
         text = needle.lower()

@@ -243,6 +243,10 @@ class CreatorsScreen(LiveScreen):
         return self.table.row_at_cursor()
 
     @on(VirtualTable.RowHighlighted)
+    def _cursor_moved(self) -> None:
+        self._tick()  # a jump past the rows read reads the window there now, not a tick later
+        self._show_detail()
+
     def _show_detail(self) -> None:
         row = self.selected()
         detail = self.query_one("#detail", Static)

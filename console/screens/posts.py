@@ -256,6 +256,10 @@ class PostsScreen(LiveScreen):
         return self.list_table.row_at_cursor()
 
     @on(VirtualTable.RowHighlighted)
+    def _cursor_moved(self) -> None:
+        self._tick()  # a jump past the rows read reads the window there now, not a tick later
+        self._show_detail()
+
     @on(DataTable.CellHighlighted)
     def _show_detail(self) -> None:
         post = self.selected()

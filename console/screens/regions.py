@@ -1,7 +1,15 @@
-"""Regions: schedules, their next runs, the last run; edit, pause, run now, add, delete."""
+"""Regions: schedules, their next runs, the last run; edit, pause, run now, add, delete.
+
+Every region is in the table: the rows are a snapshot of columns (console.data.region_columns)
+that the VirtualTable reads a row at a time for the lines it paints. Nothing that walks every
+region runs on the UI loop: a load builds its snapshot, and a filter its selection, in a thread;
+the UI loop swaps the result in with one assignment (`set_rows`).
+"""
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.markup import escape
@@ -11,11 +19,19 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.timer import Timer
 from textual.widgets import Static
+from textual.worker import Worker
 
 from console.data import backfill
 from console.data import regions as data
-from console.data.common import RegionRow, current_actor, filtered
-from console.data.regions import RegionsLoad, RegionTable, load_region_window
+from console.data.common import RegionRow, current_actor
+from console.data.regions import (
+    RegionColumns,
+    RegionSelection,
+    RegionsLoad,
+    RegionTable,
+    load_region_window,
+    select,
+)
 from console.screens.backfill_modal import BackfillModal
 from console.screens.dialogs import ConfirmModal, CronEditModal, RegionFormModal, ScheduleChange
 from console.screens.live import LiveScreen
@@ -23,11 +39,11 @@ from console.widgets.filter_bar import FilterBar
 from console.widgets.formatting import millis, status, when
 from console.widgets.virtual_table import Column, VirtualTable
 
-# Every region is in the table (a VirtualTable paints only the rows on screen). A refresh
-# reads every region (~10 ms at 10,000) but the latest run only of the rows on and near the
-# screen: this many screens' worth above and below the visible rows.
+# A refresh reads the latest run only of the rows on and near the screen: this many screens'
+# worth above and below the visible rows.
 WINDOW_SCREENS = 1
 FILTER_DEBOUNCE_ROWS = 1000
+UNKNOWN = Text("…", style="dim")  # a latest run not read (the region was off screen)
 FILTER_DEBOUNCE_S = 0.3
 
 # Most telling first: at 80 columns code, state, last run, cron and the next runs show; at 120
@@ -56,16 +72,30 @@ def region_cells(row: RegionRow) -> tuple[Text | str, ...]:
         next_runs = Text("paused", style="dim")
     else:
         next_runs = Text(", ".join(when(fire) for fire in row.next_runs))
+    known = row.last_known
     return (
         Text(row.code, style="bold" if row.active else "dim"),
         Text("on", style="green") if row.active else Text("off", style="yellow"),
-        status(row.last_status),
-        millis(row.last_lag_ms),
+        status(row.last_status) if known else UNKNOWN,
+        millis(row.last_lag_ms) if known else UNKNOWN,
         row.cron,
         next_runs,
         row.name,
         row.timezone,
     )
+
+
+Shown = RegionColumns | RegionSelection  # every region, or a filter's matches
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A load, and what the table shows of it, made off the UI loop."""
+
+    load: RegionsLoad
+    needle: str  # the filter `shown` was made for
+    shown: Shown
+    counts: tuple[int, int]  # active, invalid
 
 
 class RegionsScreen(LiveScreen):
@@ -119,8 +149,9 @@ class RegionsScreen(LiveScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.rows: list[RegionRow] = []
-        self.shown: list[RegionRow] = []
+        self.rows = RegionColumns()
+        self.shown: Shown = self.rows
+        self._shown_for = ""  # the filter `shown` was made for
         self.matched = 0
         self.window: frozenset[str] = frozenset()
         self._counts = (0, 0)  # active, invalid
@@ -132,10 +163,20 @@ class RegionsScreen(LiveScreen):
         yield Static(" ", id="detail")
         yield FilterBar("filter regions by code, name, cron or timezone…")
 
-    async def fetch(self) -> RegionsLoad:
-        return await load_region_window(
+    async def fetch(self) -> Loaded:
+        load = await load_region_window(
             self.deck.db, self.deck.now(), self._regions, self._window_codes
         )
+        needle = self.filter_text
+        if load.rows is self.rows and needle == self._shown_for:
+            return Loaded(load, needle, self.shown, self._counts)  # nothing to redraw
+        return await asyncio.to_thread(self._select, load, needle)
+
+    @staticmethod
+    def _select(load: RegionsLoad, needle: str) -> Loaded:
+        """(In a thread) the filter's matches and the counts: each a pass over every region."""
+        rows = load.rows
+        return Loaded(load, needle, select(rows, needle), (rows.active_count, rows.invalid_count))
 
     def _window_codes(self) -> list[str] | None:
         """The regions whose latest run a load reads: those on screen and a screen around."""
@@ -144,12 +185,12 @@ class RegionsScreen(LiveScreen):
             return None
         top = round(self.table.scroll_y)
         start = max(0, top - height * WINDOW_SCREENS)
-        return [row.code for row in self.shown[start : top + height * (1 + WINDOW_SCREENS)]]
+        return self.shown.codes_between(start, top + height * (1 + WINDOW_SCREENS))
 
     def _window_is_stale(self) -> bool:
-        table = self.table
-        top = round(table.scroll_y)
-        return any(row.code not in self.window for row in self.shown[top : top + table.size.height])
+        top = round(self.table.scroll_y)
+        codes = self.shown.codes_between(top, top + self.table.size.height)
+        return any(code not in self.window for code in codes)
 
     def _tick(self) -> None:
         # Scrolled or jumped past the rows whose latest run was read: read them now.
@@ -157,22 +198,28 @@ class RegionsScreen(LiveScreen):
             self._reload_asked = True
         super()._tick()
 
-    def show(self, data: RegionsLoad) -> None:
-        unchanged = data.rows is self.rows  # RegionTable.build's answer when nothing changed
-        self.rows = data.rows
-        self.window = data.window
-        if not unchanged:
-            self._render_table()
-            self._counts = (
-                sum(1 for row in self.rows if row.active),
-                sum(1 for row in self.rows if row.invalid),
-            )
+    def show(self, data: Loaded) -> None:
+        self.window = data.load.window
+        if data.load.rows is not self.rows or data.shown is not self.shown:
+            self.rows, self._counts = data.load.rows, data.counts
+            self._swap(data.shown, data.needle)
+        if data.needle != self.filter_text:  # typed while the load ran: filter it again
+            self._apply_filter()
+        self._show_status()
+
+    def _swap(self, shown: Shown, needle: str) -> None:
+        """Hand the table its new rows: one assignment, whatever their number."""
+        self.shown, self._shown_for, self.matched = shown, needle, len(shown)
+        self.table.set_rows(shown)
+        self._show_detail()
+
+    def _show_status(self) -> None:
         active, invalid = self._counts
         text = f"{len(self.rows)} regions, {active} active"
         if invalid:
             text += f", [b red]{invalid} invalid[/]"
-        if self.filter_text:
-            text += f" · filter [b]{escape(self.filter_text)}[/]: {self.matched} match"
+        if self._shown_for:
+            text += f" · filter [b]{escape(self._shown_for)}[/]: {self.matched} match"
         self.set_status(f"{text} · updated {self.deck.now():%H:%M:%S}")
 
     @property
@@ -182,13 +229,6 @@ class RegionsScreen(LiveScreen):
     @property
     def table(self) -> VirtualTable[RegionRow]:
         return self.query_one("#regions", VirtualTable)
-
-    def _render_table(self) -> None:
-        shown = filtered(self.rows, self.filter_text)
-        self.matched = len(shown)
-        self.shown = shown
-        self.table.set_rows(shown)  # O(1): the table paints only the rows on screen
-        self._show_detail()
 
     def selected(self) -> RegionRow | None:
         return self.table.row_at_cursor()
@@ -206,7 +246,7 @@ class RegionsScreen(LiveScreen):
             schedule = "[yellow]paused[/] (space resumes)"
         else:
             schedule = "next " + ", ".join(when(fire) for fire in row.next_runs)
-        last = "never run"
+        last = "never run" if row.last_known else "last run not read yet"
         if row.last_status:
             last = (
                 f"last {when(row.last_scheduled)} {row.last_status} lag {millis(row.last_lag_ms)}"
@@ -226,10 +266,16 @@ class RegionsScreen(LiveScreen):
         else:
             self._apply_filter()
 
-    def _apply_filter(self) -> None:
+    def _apply_filter(self) -> Worker[None]:
         self._filter_timer = None
-        self._render_table()
-        self.show(RegionsLoad(self.rows, self.window))
+        return self._refilter(self.rows, self.filter_text)
+
+    @work(group="filter", exclusive=True, exit_on_error=False)
+    async def _refilter(self, rows: RegionColumns, needle: str) -> None:
+        shown = await asyncio.to_thread(select, rows, needle)  # ~5-20 ms at 100,000 regions
+        if rows is self.rows:  # else a load swapped in newer rows (and filters them itself)
+            self._swap(shown, needle)
+            self._show_status()
 
     def action_filter(self) -> None:
         self.query_one(FilterBar).open()

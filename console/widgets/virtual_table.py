@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar, overload
 
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -358,14 +359,36 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
                 style += self.get_component_rich_style("virtual-table--cursor")
             cells = self._cells(self.rows[row])
         segments: list[Segment] = []
-        pad = Segment(" " * CELL_PADDING, style)
         console = self.app.console
+        padding = " " * CELL_PADDING
         for column, cell in zip(self.columns, cells, strict=False):
-            text = cell.copy() if isinstance(cell, Text) else Text(cell)
-            text.no_wrap = True
-            text.truncate(column.width, overflow="ellipsis", pad=True)
-            segments.append(pad)
-            for segment in text.render(console):
+            plain = _plain(cell)
+            if plain is not None:  # printable text without spans: no Text copied or rendered
+                segments.append(Segment(f"{padding}{_fit(plain, column.width)}{padding}", style))
+                continue
+            text_cell = cell.copy() if isinstance(cell, Text) else Text(cell)
+            text_cell.no_wrap = True
+            text_cell.truncate(column.width, overflow="ellipsis", pad=True)
+            segments.append(Segment(padding, style))
+            for segment in text_cell.render(console):
                 segments.append(Segment(segment.text, style + (segment.style or Style())))
-            segments.append(pad)
+            segments.append(Segment(padding, style))
         return Strip(segments).simplify()
+
+
+def _plain(cell: Cell) -> str | None:
+    """A cell's text when it paints as the row's style over plain text, as rich renders a Text
+    without spans (its base style is not applied: `Text.render` yields the bare text); None
+    when it needs rich's rendering (spans, tabs, newlines, control codes, justification)."""
+    if isinstance(cell, str):
+        return cell if cell.isprintable() else None
+    if cell.spans or not cell.plain.isprintable() or cell.justify not in (None, "left", "default"):
+        return None
+    return cell.plain
+
+
+def _fit(text: str, width: int) -> str:
+    """`text` cut to `width` cells with an ellipsis when longer, padded when shorter."""
+    if cell_len(text) > width:
+        return set_cell_size(text, width - 1) + "…" if width > 0 else ""
+    return set_cell_size(text, width)

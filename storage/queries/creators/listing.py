@@ -32,6 +32,16 @@ class CreatorRow:
 
 
 _LIST = """
+WITH page AS (
+    SELECT c.id, c.followers FROM creator c
+    WHERE ($2::text IS NULL OR c.region_code = $2)
+      AND ($3::text IS NULL OR c.platform = $3)
+      AND ($4::text IS NULL OR c.status = $4)
+      AND ($5::text IS NULL OR c.handle ILIKE '%' || $5 || '%'
+           OR c.display_name ILIKE '%' || $5 || '%')
+    ORDER BY c.followers DESC NULLS LAST, c.id
+    LIMIT $6 OFFSET $7
+)
 SELECT c.id, c.platform, c.handle, c.display_name, c.region_code, c.status, c.followers,
        c.last_fetched_at, c.last_error,
        (SELECT s.followers FROM follower_sample s WHERE s.creator_id = c.id
@@ -45,18 +55,12 @@ SELECT c.id, c.platform, c.handle, c.display_name, c.region_code, c.status, c.fo
        ARRAY(SELECT t.followers FROM (SELECT s.followers, s.observed_at FROM follower_sample s
               WHERE s.creator_id = c.id AND s.observed_at > $1::timestamptz - interval '7 days'
               ORDER BY s.observed_at DESC LIMIT 30) t ORDER BY t.observed_at)
-FROM creator c
-WHERE ($2::text IS NULL OR c.region_code = $2)
-  AND ($3::text IS NULL OR c.platform = $3)
-  AND ($4::text IS NULL OR c.status = $4)
-  AND ($5::text IS NULL OR c.handle ILIKE '%' || $5 || '%'
-       OR c.display_name ILIKE '%' || $5 || '%')
-ORDER BY c.followers DESC NULLS LAST, c.id
-LIMIT $6 OFFSET $7
+FROM page JOIN creator c USING (id)
+ORDER BY page.followers DESC NULLS LAST, c.id
 """
-# PostgreSQL sorts the filtered creators on (followers, id) first and runs the per-creator
-# subqueries of the select list only for the LIMIT rows it returns (it postpones expensive
-# target-list work past a sort + limit), so a window of 200 at any offset costs 200 lookups.
+# The window is chosen by sorting only (followers, id) of the filtered creators (narrow
+# tuples: 100,000 sort in memory, ~30 ms; sorting whole rows spilled to disk and took ~0.9 s
+# for a window near the end); the per-creator subqueries then run for the window's rows only.
 
 _COUNT = """
 SELECT count(*) FROM creator c
