@@ -7,7 +7,6 @@ audit log keeps a copy).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import ClassVar
 
 from rich.markup import escape
@@ -19,7 +18,6 @@ from textual.widgets import DataTable, Static
 
 from console.data import creators as data
 from console.data.creators import DeadLetter
-from console.screens.dialogs import ConfirmModal
 from console.screens.live import LiveScreen
 from console.widgets.formatting import when
 
@@ -145,18 +143,11 @@ class DeadLettersScreen(LiveScreen):
             f"{when(letter.first_failed_at)} · {escape(letter.error[:160])}"
         )
 
-    def _confirm(self, question: str, then: Callable[[], object]) -> None:
-        def answer(yes: bool | None) -> None:
-            if yes:
-                then()
-
-        self.app.push_screen(ConfirmModal(question), answer)
-
     def action_requeue(self) -> None:
         letter = self._target("requeue")
         if letter is not None:
             what = escape(letter_what(letter))
-            self._confirm(
+            self.confirm(
                 f"Requeue dead letter [b]#{letter.id}[/] ({what})?",
                 lambda: self._requeue([letter.id]),
             )
@@ -165,7 +156,7 @@ class DeadLettersScreen(LiveScreen):
         if self.deck.refuse_read_only("requeue"):
             return
         pending = sum(1 for x in self.letters if x.status == "pending")
-        self._confirm(
+        self.confirm(
             f"Requeue [b]all {pending}[/] pending dead letters?", lambda: self._requeue(None)
         )
 
@@ -173,7 +164,7 @@ class DeadLettersScreen(LiveScreen):
         letter = self._target("drop")
         if letter is not None:
             what = escape(letter_what(letter))
-            self._confirm(
+            self.confirm(
                 f"Drop dead letter [b]#{letter.id}[/] ({what})? It will not be retried.",
                 lambda: self._drop([letter.id]),
             )
@@ -181,7 +172,7 @@ class DeadLettersScreen(LiveScreen):
     def action_drop_all(self) -> None:
         if self.deck.refuse_read_only("drop"):
             return
-        self._confirm(
+        self.confirm(
             f"Drop [b]all {len(self.letters)}[/] dead letters? None will be retried.",
             lambda: self._drop(None),
         )

@@ -20,7 +20,6 @@ from textual.widgets import DataTable, Static
 
 from console.data import experiments as data
 from console.data.experiments import WINDOW_DAYS, ExperimentRow, ExperimentStatus
-from console.screens.dialogs import ConfirmModal
 from console.screens.experiment_modals import DASH, ExperimentDetail, VariantModal, WeightsModal
 from console.screens.live import LiveScreen, row_at_cursor
 
@@ -201,13 +200,9 @@ class ExperimentsScreen(LiveScreen):
         if row is None:
             return
 
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self._write_status(row.key, ExperimentStatus.STOPPED, row.version)
-
-        self.app.push_screen(
-            ConfirmModal(f"Stop [b]{escape(row.key)}[/] for good? It serves no variant after."),
-            answer,
+        self.confirm(
+            f"Stop [b]{escape(row.key)}[/] for good? It serves no variant after.",
+            lambda: self._write_status(row.key, ExperimentStatus.STOPPED, row.version),
         )
 
     @work(group="edit", exit_on_error=False)

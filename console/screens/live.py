@@ -23,6 +23,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from console.data.common import KNOWN_ERRORS, STORE_ERRORS
+from console.screens.dialogs import ConfirmModal
 from console.user_error import UserError
 from console.widgets.backoff import Backoff
 from console.widgets.deck_footer import DeckFooter
@@ -88,6 +89,15 @@ class LiveScreen(Screen[None]):
     def on_screen_resume(self) -> None:
         # Back on top (a modal closed, or `:` jumped here): show fresh data at once.
         self.request_reload()
+
+    def confirm(self, question: str, then: Callable[[], object]) -> None:
+        """Ask `question` (yes / no, Rich markup); run `then` only on yes."""
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                then()
+
+        self.app.push_screen(ConfirmModal(question), answer)
 
     async def run_edit(
         self,

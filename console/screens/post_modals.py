@@ -135,7 +135,9 @@ class ComposeModal(ModalScreen[data.PostInput | None]):
             )
             with Horizontal(classes="field"):
                 yield Label("media", classes="field-label")
-                yield Input(placeholder="URLs, comma separated", id="media", compact=True)
+                yield Input(
+                    placeholder="file paths or URLs, comma separated", id="media", compact=True
+                )
             with Horizontal(classes="field"):
                 yield Label("when", classes="field-label")
                 yield Input(placeholder="YYYY-MM-DD HH:MM (empty: draft)", id="when", compact=True)

@@ -20,7 +20,6 @@ from textual.widgets import DataTable, Static
 from console.data import post_metrics
 from console.data import publishing as data
 from console.data.common import STORE_ERRORS
-from console.screens.dialogs import ConfirmModal
 from console.screens.live import LiveScreen, describe
 from console.screens.post_list import LIST_COLUMNS, post_cells, post_id, post_key
 from console.screens.post_modals import (
@@ -399,12 +398,9 @@ class PostsScreen(LiveScreen):
         if post is None:
             return
 
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self._write_cancel(post.id, post.version)
-
-        self.app.push_screen(
-            ConfirmModal(f"Cancel post #{post.id}? Publications already out stay out."), answer
+        self.confirm(
+            f"Cancel post #{post.id}? Publications already out stay out.",
+            lambda: self._write_cancel(post.id, post.version),
         )
 
     @work(group="edit", exit_on_error=False)

@@ -8,7 +8,6 @@ queued jobs (soonest first, paged: `n`/`p`) and the finished ones (arq keeps res
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import ClassVar
 
 from rich.markup import escape
@@ -23,7 +22,6 @@ from textual.widgets import Label, Static
 from console.data import ops as data_ops
 from console.data.common import KNOWN_ERRORS, current_actor
 from console.data.ops import JobDetail, JobState, JobSummary, QueuesView
-from console.screens.dialogs import ConfirmModal
 from console.screens.live import LiveScreen
 from console.widgets.filter_bar import FilterBar
 from console.widgets.formatting import when_seconds
@@ -365,13 +363,6 @@ class QueuesScreen(LiveScreen):
             return
         self.app.push_screen(JobDetailModal(detail))
 
-    def _confirm(self, question: str, then: Callable[[], object]) -> None:
-        def answer(yes: bool | None) -> None:
-            if yes:
-                then()
-
-        self.app.push_screen(ConfirmModal(question), answer)
-
     def _target(self, verb: str) -> JobSummary | None:
         if self.deck.refuse_read_only(verb):
             return None
@@ -388,14 +379,14 @@ class QueuesScreen(LiveScreen):
     def action_abort(self) -> None:
         job = self._target("abort")
         if job is not None:
-            self._confirm(
+            self.confirm(
                 f"Abort job [b]{escape(job.job_id)}[/]?", lambda: self._admin("abort", job)
             )
 
     def action_delete(self) -> None:
         job = self._target("delete")
         if job is not None:
-            self._confirm(
+            self.confirm(
                 f"Delete job [b]{escape(job.job_id)}[/]? Its work will not run.",
                 lambda: self._admin("delete", job),
             )
@@ -419,9 +410,7 @@ class QueuesScreen(LiveScreen):
         if kind is None:
             self.notify(f"the {self.queue} queue has no dead letters", severity="warning")
             return
-        self._confirm(
-            f"Requeue [b]all pending {kind}[/] dead letters?", lambda: self._requeue(kind)
-        )
+        self.confirm(f"Requeue [b]all pending {kind}[/] dead letters?", lambda: self._requeue(kind))
 
     @work(group="edit", exit_on_error=False)
     async def _requeue(self, kind: str) -> None:

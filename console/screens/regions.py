@@ -33,7 +33,7 @@ from console.data.regions import (
     select,
 )
 from console.screens.backfill_modal import BackfillModal
-from console.screens.dialogs import ConfirmModal, CronEditModal, RegionFormModal, ScheduleChange
+from console.screens.dialogs import CronEditModal, RegionFormModal, ScheduleChange
 from console.screens.live import LiveScreen
 from console.widgets.filter_bar import FilterBar
 from console.widgets.formatting import millis, status, when
@@ -368,12 +368,9 @@ class RegionsScreen(LiveScreen):
         if row is None:
             return
 
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self._write_delete(row.code, row.version)
-
-        self.app.push_screen(
-            ConfirmModal(f"Delete region [b]{escape(row.code)}[/] ({escape(row.name)})?"), answer
+        self.confirm(
+            f"Delete region [b]{escape(row.code)}[/] ({escape(row.name)})?",
+            lambda: self._write_delete(row.code, row.version),
         )
 
     @work(group="edit", exit_on_error=False)
