@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from rich.markup import escape
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -162,7 +163,7 @@ class PickTeamModal(FormModal):
         Binding("escape", "cancel", "cancel", id="pick_team.cancel"),
         Binding("ctrl+s", "save", "save", id="pick_team.save"),
     ]
-    FIELDS = (("team", "team", "a team listed above"),)
+    FIELDS = (("team", "team", "one of the teams listed below"),)
 
     def __init__(self, title: str, teams: list[str]) -> None:
         listed = "teams: " + (", ".join(teams) if teams else "none")
@@ -189,7 +190,7 @@ class AssignModal(FormModal):
     ]
     HEADING = "Account's team"
     FIELDS = (
-        ("account", "account #", "an account id listed above"),
+        ("account", "account #", "an account id listed below"),
         ("team", "team", "a team, or - for no team (admins only)"),
     )
 
@@ -220,7 +221,6 @@ class RoleModal(ModalScreen[str | None]):
     """Pick a role with one key."""
 
     DEFAULT_CSS = """
-    RoleModal #role-dialog { width: 56; }
     RoleModal .roles { margin-top: 1; }
     """
     BINDINGS = [
@@ -258,17 +258,24 @@ def _key_cells(row: data.KeyRow) -> tuple[str | Text, ...]:
             flags.append(f"from {row.origin}")
         status = Text(", ".join(flags), style="yellow" if row.read_only else "")
     operator = Text(row.operator) if row.operator else Text("(none: viewer)", style="dim")
-    return (str(row.line_no), row.name, operator, status, row.fingerprint)
+    return (str(row.line_no), row.name, operator, status)
 
 
 class KeysModal(ModalScreen[None]):
     """The SSH keys of the authorised keys file and the operator each acts as (read-only: the
     file is edited by hand, and re-read at every login)."""
 
+    # Not the shared `.dialog` class: the app's stylesheet (which wins over DEFAULT_CSS) fixes
+    # its width at 72, and a key line needs the terminal's width.
     DEFAULT_CSS = """
-    KeysModal #keys-dialog { width: 100%; height: 100%; max-width: 118; }
-    KeysModal #keys { height: 1fr; }
+    KeysModal #keys-dialog {
+        width: 100%; max-width: 118; height: auto; max-height: 100%;
+        padding: 0 1; border: round $accent; background: $surface;
+    }
+    KeysModal #keys { height: auto; max-height: 14; }
     KeysModal .keys-path { color: $text-muted; }
+    KeysModal #key-detail { height: auto; margin-top: 1; }
+    KeysModal .hint { margin-top: 1; color: $text-muted; }
     """
     BINDINGS = [Binding("escape", "close", "close", id="keys.close")]
 
@@ -279,14 +286,14 @@ class KeysModal(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         view = self.view
-        with Vertical(classes="dialog", id="keys-dialog"):
+        with Vertical(id="keys-dialog"):
             yield Label(f"[b]SSH keys[/] ({len(view.keys)})")
             yield Static(str(view.keys_path), classes="keys-path", markup=False)
             table: DataTable[str | Text] = DataTable(id="keys", cursor_type="row")
-            for label, width in (("#", 4), ("Key", 16), ("Operator", 16), ("Access", 24)):
+            for label, width in (("#", 3), ("Key", 14), ("Operator", 14), ("Access", 40)):
                 table.add_column(label, width=width)
-            table.add_column("Fingerprint")
             yield table
+            yield Static(id="key-detail", markup=False)
             yield Label(self._summary(), classes="hint")
 
     def _summary(self) -> str:
@@ -306,6 +313,17 @@ class KeysModal(ModalScreen[None]):
         for row in self.view.keys:
             table.add_row(*_key_cells(row))
         table.focus()
+        self._show_key()
+
+    @on(DataTable.RowHighlighted)
+    def _show_key(self) -> None:
+        table = self.query_one("#keys", DataTable)
+        keys = self.view.keys
+        row = keys[table.cursor_row] if 0 <= table.cursor_row < len(keys) else None
+        detail = "" if row is None else f"line {row.line_no} · {row.fingerprint or 'no key'}"
+        if row is not None and row.problem:
+            detail += f"\n{row.problem}"
+        self.query_one("#key-detail", Static).update(detail)
 
     def action_close(self) -> None:
         self.dismiss(None)

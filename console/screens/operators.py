@@ -37,6 +37,10 @@ TEAM_COLUMNS = (("Team", 14), ("Members", 30), ("Accounts", 0))
 ROLE_STYLE = {"admin": "bold magenta", "editor": "cyan", "viewer": "dim"}
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _listed(items: tuple[str, ...] | list[str], empty: str = "-") -> Text:
     return Text(", ".join(items)) if items else Text(empty, style="dim")
 
@@ -113,17 +117,16 @@ class OperatorsScreen(LiveScreen):
             self._fill(view)
         admins = sum(1 for o in view.operators if o.role == "admin")
         mode = (
-            "you may edit"
+            "may edit"
             if view.is_admin and not self.deck.read_only
             else "[yellow]read-only: only admins edit[/]"
         )
-        text = (
-            f"{len(view.operators)} operators ({admins} admin), {len(view.teams)} teams, "
-            f"{len(view.keys)} SSH keys · you: {escape(view.me)} · {mode}"
+        keys = "[b red]keys unreadable[/]" if view.keys_error else plural(len(view.keys), "key")
+        self.set_status(
+            f"{plural(len(view.operators), 'operator')} ({admins} admin) · "
+            f"{plural(len(view.teams), 'team')} · {keys} · {escape(view.me)} {mode} · "
+            f"{self.deck.now():%H:%M:%S}"
         )
-        if view.keys_error:
-            text += " · [b red]keys file unreadable[/]"
-        self.set_status(text + f" · updated {self.deck.now():%H:%M:%S}")
         self._show_detail()
 
     def _fill(self, view: data.OperatorsView) -> None:
@@ -178,7 +181,7 @@ class OperatorsScreen(LiveScreen):
         ro = sum(1 for k in keys if k.read_only)
         detail.update(
             f"[b]{escape(op.name)}[/] {escape(op.role)} · OS user {escape(op.os_user or '-')} · "
-            f"{len(keys)} SSH key(s){f' ({ro} read-only)' if ro else ''}"
+            f"{plural(len(keys), 'SSH key')}{f' ({ro} read-only)' if ro else ''}"
         )
 
     # Edits: refused for a read-only console first, then by storage for a non-admin.
