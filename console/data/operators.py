@@ -9,11 +9,13 @@ again by storage. The SSH keys are read from the file the SSH server reads
 judges them (console.ssh.authorized_keys.option_problem): the screen shows, the server decides.
 
 Cost of a load: one read transaction of four small queries (operators, teams, accounts, who is
-acting) plus one read of the keys file (a public-key import per word pair of each line).
+acting) plus one read of the keys file in a thread (a public-key import per word pair of each
+line until its key is found).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,7 +187,8 @@ async def load(db: Database, keys_path: Path, who: Identity | None = None) -> Op
         operators = await q.list_operators(session)
         teams = await q.list_team_details(session)
         accounts = await q.list_accounts(session)
-    keys, keys_error = read_keys(keys_path)
+    # A file read and a key import per line: off the console's event loop.
+    keys, keys_error = await asyncio.to_thread(read_keys, keys_path)
     return OperatorsView(
         me=f"{me.name} ({me.role})",
         is_admin=me.role is Role.ADMIN,

@@ -32,8 +32,10 @@ from console.screens.operator_modals import (
     TeamFormModal,
 )
 
-OPERATOR_COLUMNS = (("Name", 14), ("Role", 7), ("Teams", 18), ("OS user", 12), ("SSH keys", 0))
-TEAM_COLUMNS = (("Team", 14), ("Members", 30), ("Accounts", 0))
+# Fixed widths that fit 80 columns (an auto-width column re-measured after `clear()` can lose
+# its last character); a longer value is cut, and the detail line under the tables shows it.
+OPERATOR_COLUMNS = (("Name", 12), ("Role", 7), ("Teams", 16), ("OS user", 10), ("SSH keys", 24))
+TEAM_COLUMNS = (("Team", 14), ("Members", 28), ("Accounts", 30))
 ROLE_STYLE = {"admin": "bold magenta", "editor": "cyan", "viewer": "dim"}
 
 
@@ -99,12 +101,12 @@ class OperatorsScreen(LiveScreen):
             id="operators", cursor_type="row", zebra_stripes=True
         )
         for label, width in OPERATOR_COLUMNS:
-            operators.add_column(label, width=width or None)
+            operators.add_column(label, width=width)
         yield operators
         yield Label("Teams", classes="section")
         teams: DataTable[Text | str] = DataTable(id="teams", cursor_type="row", zebra_stripes=True)
         for label, width in TEAM_COLUMNS:
-            teams.add_column(label, width=width or None)
+            teams.add_column(label, width=width)
         yield teams
         yield Static(" ", id="operator-detail")
 
@@ -179,9 +181,12 @@ class OperatorsScreen(LiveScreen):
             return
         keys = view.keys_of(op.name)
         ro = sum(1 for k in keys if k.read_only)
+        names = f": {', '.join(k.name for k in keys)}" if keys else ""
+        teams = ", ".join(op.teams) or "-"
         detail.update(
-            f"[b]{escape(op.name)}[/] {escape(op.role)} · OS user {escape(op.os_user or '-')} · "
-            f"{plural(len(keys), 'SSH key')}{f' ({ro} read-only)' if ro else ''}"
+            f"[b]{escape(op.name)}[/] {escape(op.role)} · teams {escape(teams)}"
+            f" · OS user {escape(op.os_user or '-')} · "
+            f"{plural(len(keys), 'SSH key')}{f' ({ro} read-only)' if ro else ''}{escape(names)}"
         )
 
     # Edits: refused for a read-only console first, then by storage for a non-admin.
