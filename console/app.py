@@ -52,7 +52,7 @@ from textual.screen import Screen
 
 from console import heap
 from console.data import presence
-from console.data.acting import header_label
+from console.data.acting import header_label, serve_read_only
 from console.keymap import console_binding_ids, help_rows, load_config
 from console.screens.alerts import AlertsScreen
 from console.screens.audit import AuditScreen
@@ -62,6 +62,7 @@ from console.screens.creators import CreatorsScreen
 from console.screens.dead_letters import DeadLettersScreen
 from console.screens.experiments import ExperimentsScreen
 from console.screens.help import HelpModal
+from console.screens.operators import OperatorsScreen
 from console.screens.overview import OverviewScreen
 from console.screens.posts import PostsScreen
 from console.screens.queues import QueuesScreen
@@ -105,6 +106,7 @@ CONSOLE_SCREENS: list[ConsoleScreen] = [
     ),
     ConsoleScreen("alerts", "alert conditions: state, since, runbook; silence", AlertsScreen),
     ConsoleScreen("audit", "who changed what and when, before and after; filter", AuditScreen),
+    ConsoleScreen("operators", "operators, roles, teams, SSH keys; admins edit", OperatorsScreen),
 ]
 LANDING_SCREEN = "overview"
 # What the palette may offer a read-only or SSH console: look, move, leave. Textual's others
@@ -201,6 +203,11 @@ class CreatordeckApp(App[None]):
     def known_binding_ids(self) -> set[str]:
         """The ids a keymap entry may name: the app's, every screen's, modal's and widget's."""
         return console_binding_ids()
+
+    def on_load(self) -> None:
+        # First thing in the app's own task, before any screen or worker exists (they inherit
+        # it): storage then sees a read-only console as a viewer, as a read-only SSH key.
+        serve_read_only(self.read_only)
 
     def on_mount(self) -> None:
         for theme in THEMES:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -104,6 +105,10 @@ def console(
     ssh_allow_remote: bool,
 ) -> None:
     """Open the terminal console (or serve it over SSH with --serve-ssh)."""
+    if authorized_keys is not None:
+        # The Operators screen lists this file's keys (console.data.operators); the consoles
+        # `--serve-ssh` starts inherit our environment.
+        os.environ["CREATORDECK_AUTHORIZED_KEYS"] = str(authorized_keys.resolve())
     if serve_ssh is not None:
         from console.ssh import server as ssh
         from engine import logs

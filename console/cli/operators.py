@@ -4,13 +4,16 @@ The person running a command is the operator their OS user maps to (`--os-user`)
 operator exists anyone who can reach the database acts as admin, so the first command is
 `operators add NAME --role admin --os-user $USER` (the first operator must be an admin). Every
 change is audited under the acting operator's name; a refusal is one line, exit 1.
-SSH keys map to operators in the authorised keys file (`operator="NAME"`, console.ssh).
+SSH keys map to operators in the authorised keys file (`operator="NAME"`, console.ssh), edited
+by hand; `operators keys` shows which key acts as whom, as the SSH server judges each line.
+The console's Operators screen (`:operators`) does the same edits through the same queries.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import click
@@ -85,6 +88,31 @@ def operators_set_role(name: str, role: str) -> None:
     click.echo(f"operator {name} is now {role}", err=True)
 
 
+@operators.command("keys")
+@click.option(
+    "--authorized-keys",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="the SSH server's keys file [default: $CREATORDECK_AUTHORIZED_KEYS, else "
+    "~/.config/creatordeck/authorized_keys]",
+)
+def operators_keys(authorized_keys: Path | None) -> None:
+    """Which SSH key acts as which operator: line, key, operator, access (or why refused)."""
+    from console.data import operators as data
+
+    path = authorized_keys or data.authorized_keys_path()
+    rows, error = data.read_keys(path)
+    if error is not None:
+        raise click.ClickException(error)
+    if not rows:
+        click.echo(f"{path}: no keys (nobody can log in over SSH)", err=True)
+    for row in rows:
+        access = row.problem or ("read-only" if row.read_only else "edits by role")
+        if row.origin and row.problem is None:
+            access += f", from {row.origin}"
+        click.echo(f"{row.line_no}\t{row.name}\t{row.operator or '-'}\t{access}")
+
+
 @click.group()
 def teams() -> None:
     """Teams own connections (and through them, posts): editors edit their teams' only."""
@@ -118,6 +146,17 @@ def teams_add_member(team: str, operator: str) -> None:
 
     _run(lambda session, actor: q.add_member(session, actor, team, operator))
     click.echo(f"{operator} joined {team}", err=True)
+
+
+@teams.command("remove-member")
+@click.argument("team")
+@click.argument("operator")
+def teams_remove_member(team: str, operator: str) -> None:
+    """Take OPERATOR out of TEAM (admins only; they keep their role)."""
+    from storage.queries import operators as q
+
+    _run(lambda session, actor: q.remove_member(session, actor, team, operator))
+    click.echo(f"{operator} left {team}", err=True)
 
 
 @teams.command("assign")

@@ -21,6 +21,8 @@ Modules:
 - `experiments.py`: The Experiments screen's read model: one row per experiment over the last
   `WINDOW_DAYS`, with variant statistics computed from the rollup tables' counts
   (engine.maths.stats), and the parsing of typed weights.
+- `operators.py`: The Operators screen's read model: operators, teams, accounts and the SSH keys
+  that map to operators; and the admin edits (storage.queries.operators).
 - `ops.py`: The console's read model for operations: the Queues and Overview screens.
 - `presence.py`: The console's presence: this console beats while it runs, and the Overview
   lists who is on.

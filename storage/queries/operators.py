@@ -9,15 +9,21 @@ the deployment works as before roles existed: the local OS user and every SSH ke
 (read-only keys as viewer). Once one operator exists it fails closed: an OS user or SSH key
 that maps to no operator is a viewer. The first operator must be an admin (`add_operator`), and
 the last admin cannot be demoted, so a deployment cannot lock itself out.
+
+Every edit here is admins' only (`require`, checked before anything is read or written), is
+validated before it writes (`check_name`: names are what the audit log and the SSH keys file
+show), and writes one audit row naming the acting operator. Reads cost one query each, grouped
+in Postgres (operators with their teams, teams with members and accounts).
 Nothing here commits: the caller owns the transaction.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import models
@@ -29,6 +35,34 @@ from storage.user_error import UserError
 
 class OperatorError(UserError, ValueError):
     title = "operators"
+
+
+# What each edit's refusal says (`require`): the console asks the same words before it opens
+# a form, so a non-admin reads one message whether refused early or at the write.
+ADD_OPERATORS = "add operators"
+CHANGE_ROLES = "change roles"
+ADD_TEAMS = "add teams"
+CHANGE_TEAMS = "change teams"
+ASSIGN_ACCOUNTS = "assign accounts to teams"
+
+NAME_MAX = 64  # the columns' length
+# Letters, digits and . _ - @ (no spaces, quotes or commas): a name is typed on the command
+# line, quoted in the SSH keys file (`operator="NAME"`) and read in the audit log.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]*")
+
+
+def check_name(kind: str, name: str) -> str:
+    """`name` if it is a usable operator, team or OS user name, else an OperatorError saying
+    what is wrong (the console shows it as you type; the write checks it again)."""
+    if not name:
+        raise OperatorError(f"{kind}: required")
+    if len(name) > NAME_MAX:
+        raise OperatorError(f"{kind}: at most {NAME_MAX} characters")
+    if not _NAME.fullmatch(name):
+        raise OperatorError(
+            f"{kind}: letters, digits and . _ - @ only, starting with a letter or digit"
+        )
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +131,10 @@ async def _team(session: AsyncSession, name: str) -> Team:
 async def add_operator(
     session: AsyncSession, actor: Actor, name: str, role: str, os_user: str | None = None
 ) -> None:
-    require(actor, Role.ADMIN, "add operators")
+    require(actor, Role.ADMIN, ADD_OPERATORS)
+    check_name("name", name)
+    if os_user is not None:
+        check_name("OS user", os_user)
     parsed = parse_role(role, who=name)
     count = await session.scalar(select(func.count()).select_from(models.Operator))
     if not count and parsed is not Role.ADMIN:
@@ -123,7 +160,7 @@ async def add_operator(
 
 
 async def set_role(session: AsyncSession, actor: Actor, name: str, role: str) -> None:
-    require(actor, Role.ADMIN, "change roles")
+    require(actor, Role.ADMIN, CHANGE_ROLES)
     parsed = parse_role(role, who=name)
     row = await _operator(session, name)
     if row.role == Role.ADMIN and parsed is not Role.ADMIN:
@@ -146,7 +183,8 @@ async def set_role(session: AsyncSession, actor: Actor, name: str, role: str) ->
 
 
 async def add_team(session: AsyncSession, actor: Actor, name: str) -> None:
-    require(actor, Role.ADMIN, "add teams")
+    require(actor, Role.ADMIN, ADD_TEAMS)
+    check_name("team", name)
     inserted = await session.scalar(
         insert(Team).values(name=name).on_conflict_do_nothing().returning(Team.id)
     )
@@ -164,14 +202,17 @@ async def add_team(session: AsyncSession, actor: Actor, name: str) -> None:
 
 
 async def add_member(session: AsyncSession, actor: Actor, team: str, operator: str) -> None:
-    require(actor, Role.ADMIN, "change teams")
+    require(actor, Role.ADMIN, CHANGE_TEAMS)
     team_row = await _team(session, team)
     op_row = await _operator(session, operator)
-    await session.execute(
+    added = await session.scalar(
         insert(TeamMember)
         .values(team_id=team_row.id, operator_id=op_row.id)
         .on_conflict_do_nothing()
+        .returning(TeamMember.team_id)
     )
+    if added is None:
+        raise OperatorError(f"{operator} is already in {team}")
     audit.record(
         session,
         actor=actor,
@@ -183,11 +224,35 @@ async def add_member(session: AsyncSession, actor: Actor, team: str, operator: s
     )
 
 
+async def remove_member(session: AsyncSession, actor: Actor, team: str, operator: str) -> None:
+    """Take `operator` out of `team`: they keep their role, and lose that team's accounts at
+    their very next edit (`resolve` reads the teams in each edit's transaction)."""
+    require(actor, Role.ADMIN, CHANGE_TEAMS)
+    team_row = await _team(session, team)
+    op_row = await _operator(session, operator)
+    removed = await session.scalar(
+        delete(TeamMember)
+        .where(TeamMember.team_id == team_row.id, TeamMember.operator_id == op_row.id)
+        .returning(TeamMember.team_id)
+    )
+    if removed is None:
+        raise OperatorError(f"{operator} is not in {team}")
+    audit.record(
+        session,
+        actor=actor,
+        action="remove_member",
+        entity="team",
+        entity_id=team,
+        before={"operator": operator},
+        after=None,
+    )
+
+
 async def set_connection_team(
     session: AsyncSession, actor: Actor, connection_id: int, team: str | None
 ) -> None:
     """Give an account to a team (None: to nobody, admins only)."""
-    require(actor, Role.ADMIN, "assign accounts to teams")
+    require(actor, Role.ADMIN, ASSIGN_ACCOUNTS)
     team_id = None if team is None else (await _team(session, team)).id
     conn = await session.get(Connection, connection_id, with_for_update=True)
     if conn is None:
@@ -230,3 +295,61 @@ async def list_teams(session: AsyncSession) -> list[tuple[str, int]]:
         .order_by(Team.name)
     )
     return [(name, count) for name, count in rows.all()]
+
+
+@dataclass(frozen=True, slots=True)
+class TeamRow:
+    name: str
+    members: tuple[str, ...]  # operator names, sorted
+    connection_ids: tuple[int, ...]  # the accounts the team owns, by id
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRow:
+    """A connection and the team that owns it (None: no team, admins only)."""
+
+    id: int
+    platform: str
+    display_name: str
+    team: str | None
+
+
+async def list_team_details(session: AsyncSession) -> list[TeamRow]:
+    """Each team with its members and accounts (two grouped subqueries, one round trip)."""
+    members = (
+        select(
+            TeamMember.team_id,
+            func.array_agg(aggregate_order_by(models.Operator.name, models.Operator.name)).label(
+                "names"
+            ),
+        )
+        .join(models.Operator, models.Operator.id == TeamMember.operator_id)
+        .group_by(TeamMember.team_id)
+        .subquery()
+    )
+    accounts = (
+        select(
+            Connection.team_id,
+            func.array_agg(aggregate_order_by(Connection.id, Connection.id)).label("ids"),
+        )
+        .where(Connection.team_id.is_not(None))
+        .group_by(Connection.team_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(Team.name, members.c.names, accounts.c.ids)
+        .outerjoin(members, members.c.team_id == Team.id)
+        .outerjoin(accounts, accounts.c.team_id == Team.id)
+        .order_by(Team.name)
+    )
+    return [TeamRow(name, tuple(names or ()), tuple(ids or ())) for name, names, ids in rows.all()]
+
+
+async def list_accounts(session: AsyncSession) -> list[AccountRow]:
+    """Every connection with its owning team's name, by id."""
+    rows = await session.execute(
+        select(Connection.id, Connection.platform, Connection.display_name, Team.name)
+        .outerjoin(Team, Team.id == Connection.team_id)
+        .order_by(Connection.id)
+    )
+    return [AccountRow(i, p, d, t) for i, p, d, t in rows.all()]
