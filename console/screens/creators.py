@@ -41,14 +41,14 @@ FILTER_DEBOUNCE_S = 0.3
 COLUMNS = (
     Column("Handle", "handle", 16),
     Column("Plat", "platform", 5),
-    Column("Region", "region", 17),
+    Column("Region", "region", 17, shrink_to=10),
     Column("Status", "status", 7),
     Column("Followers", "followers", 10),
     Column("24h", "d1", 7),
     Column("7d", "d7", 7),
-    Column("Grw%", "growth", 6),
-    Column("Trend", "spark", 12),
-    Column("Fetched", "fetched", 11),
+    Column("Grw%", "growth", 6, hide_below=90),  # at 80 columns the counts come first
+    Column("Trend", "spark", 12, hide_below=95),
+    Column("Fetched", "fetched", 11, hide_below=110),
 )
 PLACEHOLDER = (Text("…", style="dim"),)
 STATUS_STYLES = {"active": "green", "paused": "yellow", "gone": "dim", "needs_auth": "bold red"}

@@ -14,8 +14,8 @@ LIST_COLUMNS = (
     Column("Status", "status", 10),
     Column("When (post's tz)", "when", 16),
     Column("Views", "views", 6),
-    Column("Accounts", "targets", 24),
-    Column("Post", "body", 40),
+    Column("Accounts", "targets", 24, shrink_to=12),
+    Column("Post", "body", 40, shrink_to=16),
 )
 PLACEHOLDER = (Text("…", style="dim"),)
 
@@ -34,9 +34,9 @@ def post_cells(post: data.PostRow | None) -> tuple[Text | str, ...]:
 
 
 def compact(n: int | None) -> str:
-    """Views in at most six characters: 999, 12.3k, 4.5M; blank when none read yet."""
+    """Views in at most six characters: 999, 12.3k, 4.5M; `?` when none read yet (not 0)."""
     if n is None:
-        return ""
+        return "?"
     if n < 10_000:
         return str(n)
     if n < 99_950:  # 99.9k at most: the rounding never makes "100.0k"

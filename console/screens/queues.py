@@ -8,6 +8,7 @@ queued jobs (soonest first, paged: `n`/`p`) and the finished ones (arq keeps res
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
 
 from rich.markup import escape
@@ -43,8 +44,8 @@ COLUMNS = (
     Column("Function", "function", 11),
     Column("Args", "args", 24),
     Column("Try", "tries", 3),
-    Column("Job id", "job_id", 30),
-    Column("Enqueued", "enqueued", 14),
+    Column("Job id", "job_id", 30, shrink_to=14),
+    Column("Enqueued", "enqueued", 14, hide_below=100),
 )
 
 
@@ -185,7 +186,7 @@ class QueuesScreen(LiveScreen):
         if args_width != self._args_width:
             self._args_width = args_width
             self.table.set_columns(
-                [Column(c.label, c.key, args_width) if c.key == "args" else c for c in COLUMNS]
+                [replace(c, width=args_width) if c.key == "args" else c for c in COLUMNS]
             )
 
     @property

@@ -55,9 +55,9 @@ COLUMNS = (
     Column("Last", "last", 7),
     Column("Lag", "lag", 6),
     Column("Cron", "cron", 12),
-    Column("Next 3 runs (UTC)", "next", 37),
-    Column("Name", "name", 24),
-    Column("TZ", "tz", 16),
+    Column("Next 3 runs (UTC)", "next", 37, shrink_to=18),
+    Column("Name", "name", 24, shrink_to=12, hide_below=100),
+    Column("TZ", "tz", 16, hide_below=120),
 )
 
 

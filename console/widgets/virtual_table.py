@@ -7,8 +7,10 @@ lines being painted (a terminal's height of them), so giving it 100,000 rows cos
 assignment, and scrolling or jumping costs the same as at 10 rows.
 
 Invariants:
-- Column widths are fixed by the screen (no measuring); a cell longer than its column is cut
-  with an ellipsis, a shorter one padded.
+- Column widths are set by the screen (no measuring); a cell longer than its column is cut
+  with an ellipsis, a shorter one padded. On a narrow terminal, columns the screen marks so
+  narrow to their `shrink_to` or are left out below their `hide_below` (`fit_columns`), so the
+  important ones stay on screen; what still does not fit scrolls sideways.
 - `set_rows` keeps the cursor on the same row key when that row is still there (found at the
   same index first, then by a scan of the keys: O(n) only when the rows moved; a sequence
   with an `index_of(key)` method, such as a window of a longer list, answers itself).
@@ -96,6 +98,30 @@ class Column:
     label: str
     key: str
     width: int
+    # When the table is narrower than its columns: a column may narrow down to `shrink_to`
+    # cells (0: it keeps its width), and is left out below `hide_below` cells of table width.
+    shrink_to: int = 0
+    hide_below: int = 0
+
+
+def fit_columns(columns: Sequence[Column], available: int) -> list[tuple[int, int]]:
+    """(column index, width) of the columns shown in `available` cells: the ones not hidden at
+    this width; then, while they do not fit, the shrinkable ones narrow, the last first.
+    `available` <= 0 (not laid out yet): every column at its width. What still does not fit
+    scrolls sideways."""
+    if available <= 0:
+        return [(i, c.width) for i, c in enumerate(columns)]
+    shown = [(i, c.width) for i, c in enumerate(columns) if available >= c.hide_below]
+    excess = sum(width + 2 * CELL_PADDING for _, width in shown) - available
+    for position in reversed(range(len(shown))):
+        if excess <= 0:
+            break
+        index, width = shown[position]
+        floor = columns[index].shrink_to or width
+        give = min(excess, width - floor)
+        shown[position] = (index, width - give)
+        excess -= give
+    return shown
 
 
 class VirtualTable(ScrollView, Generic[T], can_focus=True):
@@ -198,6 +224,7 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
         self._key = key
         self.zebra_stripes = zebra_stripes
         self.rows: Sequence[T] = ()
+        self._layout = fit_columns(self.columns, 0)
         self._generation = 0
         self._lines: LRUCache[tuple[Any, ...], Strip] = LRUCache(1024)
         self._update_virtual_size()
@@ -233,6 +260,7 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
 
     def set_columns(self, columns: Sequence[Column]) -> None:
         self.columns = tuple(columns)
+        self._layout = fit_columns(self.columns, self.scrollable_content_region.width)
         self._generation += 1
         self._lines.clear()
         self._update_virtual_size()
@@ -255,7 +283,7 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
         return min(hint, max(len(rows) - 1, 0))
 
     def _update_virtual_size(self) -> None:
-        width = sum(column.width + 2 * CELL_PADDING for column in self.columns)
+        width = sum(width + 2 * CELL_PADDING for _, width in self._layout)
         self.virtual_size = Size(width, len(self.rows) + 1)
 
     # --- the cursor -------------------------------------------------------------------------
@@ -318,6 +346,8 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
             self._set_cursor(row)
 
     def on_resize(self) -> None:
+        self._layout = fit_columns(self.columns, self.scrollable_content_region.width)
+        self._update_virtual_size()
         self._lines.clear()
         self._scroll_to_cursor()
 
@@ -361,14 +391,17 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
         segments: list[Segment] = []
         console = self.app.console
         padding = " " * CELL_PADDING
-        for column, cell in zip(self.columns, cells, strict=False):
+        for index, width in self._layout:
+            if index >= len(cells):
+                break
+            cell = cells[index]
             plain = _plain(cell)
             if plain is not None:  # printable text without spans: no Text copied or rendered
-                segments.append(Segment(f"{padding}{_fit(plain, column.width)}{padding}", style))
+                segments.append(Segment(f"{padding}{_fit(plain, width)}{padding}", style))
                 continue
             text_cell = cell.copy() if isinstance(cell, Text) else Text(cell)
             text_cell.no_wrap = True
-            text_cell.truncate(column.width, overflow="ellipsis", pad=True)
+            text_cell.truncate(width, overflow="ellipsis", pad=True)
             segments.append(Segment(padding, style))
             for segment in text_cell.render(console):
                 segments.append(Segment(segment.text, style + (segment.style or Style())))

@@ -57,7 +57,7 @@ async def test_detail_shows_latest_metrics_and_a_chart(
 
 def test_views_fit_their_column() -> None:
     assert [compact(n) for n in (None, 0, 9999, 12_345, 99_999, 123_456, 4_500_000)] == [
-        "",
+        "?",  # not read yet: unknown, never 0
         "0",
         "9999",
         "12.3k",
