@@ -42,7 +42,7 @@ COLUMNS = (
     Column("Run at", "run_at", 14),
     Column("State", "state", 8),
     Column("Function", "function", 11),
-    Column("Args", "args", 24),
+    Column("Args", "args", 24, shrink_to=12),
     Column("Try", "tries", 3),
     Column("Job id", "job_id", 30, shrink_to=14),
     Column("Enqueued", "enqueued", 14, hide_below=100),

@@ -57,7 +57,7 @@ COLUMNS = (
     Column("Cron", "cron", 12),
     Column("Next 3 runs (UTC)", "next", 37, shrink_to=18),
     Column("Name", "name", 24, shrink_to=12, hide_below=100),
-    Column("TZ", "tz", 16, hide_below=120),
+    Column("TZ", "tz", 16, hide_below=135),  # a name and three runs before the timezone
 )
 
 
