@@ -15,7 +15,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import Static
 
 from console.data import creators as data
@@ -37,7 +36,6 @@ from console.widgets.virtual_table import (
 if TYPE_CHECKING:
     from console.deck import Deck
 
-FILTER_DEBOUNCE_S = 0.3
 COLUMNS = (
     Column("Handle", "handle", 16),
     Column("Plat", "platform", 5),
@@ -175,7 +173,6 @@ class CreatorsScreen(LiveScreen):
         self.filters = data.CreatorFilters()
         self.view: data.CreatorsView | None = None
         self.health: tuple[data.PlatformHealth, ...] = ()
-        self._filter_timer: Timer | None = None
 
     def compose_body(self) -> ComposeResult:
         yield Static(" ", id="health")
@@ -287,14 +284,8 @@ class CreatorsScreen(LiveScreen):
     def action_filter(self) -> None:
         self.query_one(FilterBar).open()
 
-    @on(FilterBar.Changed)
-    def _filter_changed(self) -> None:
-        if self._filter_timer is not None:
-            self._filter_timer.stop()
-        self._filter_timer = self.set_timer(FILTER_DEBOUNCE_S, self._apply_filter)
-
+    @on(FilterBar.Settled)
     def _apply_filter(self) -> None:
-        self._filter_timer = None
         text = self.query_one(FilterBar).value.strip()
         self._refilter(search=text or None)
 

@@ -14,7 +14,6 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.timer import Timer
 from textual.widgets import DataTable, Static
 
 from console.data import post_metrics
@@ -38,9 +37,6 @@ from console.widgets.virtual_table import (
     window_is_stale,
     window_offset,
 )
-
-FILTER_DEBOUNCE_S = 0.3
-
 
 # --- the screen ----------------------------------------------------------------------------------
 
@@ -121,7 +117,6 @@ class PostsScreen(LiveScreen):
         self.week_of: datetime | None = None
         self.account: int | None = None
         self.timezone = "UTC"
-        self._filter_timer: Timer | None = None
 
     def compose_body(self) -> ComposeResult:
         # The list: every post, read a window at a time; the week: a DataTable of its days.
@@ -279,17 +274,13 @@ class PostsScreen(LiveScreen):
     @on(FilterBar.Changed)
     def _filter_changed(self) -> None:
         if self.calendar:
-            self._redraw()  # the week is in memory
-            return
-        # The list filters in the query: once typing pauses, from the top of the list.
-        if self._filter_timer is not None:
-            self._filter_timer.stop()
-        self._filter_timer = self.set_timer(FILTER_DEBOUNCE_S, self._apply_filter)
+            self._redraw()  # the week is in memory: at every key
 
+    @on(FilterBar.Settled)
     def _apply_filter(self) -> None:
-        self._filter_timer = None
-        self.list_table.move_cursor(row=0)
-        self.request_reload()
+        if not self.calendar:  # the list filters in the query: once typing pauses, from the top
+            self.list_table.move_cursor(row=0)
+            self.request_reload()
 
     def action_filter(self) -> None:
         self.query_one(FilterBar).open()

@@ -1,9 +1,17 @@
-"""The `/` filter line of a table screen: hidden until asked for, filters as you type."""
+"""The `/` filter line of a table screen: hidden until asked for, filters as you type.
+
+`Changed` comes with every keystroke (for filters in memory); `Settled` once typing pauses for
+SETTLE_S (for filters that query the database: one read per pause, not per key).
+"""
 
 from __future__ import annotations
 
 from textual.binding import Binding
+from textual.message import Message
+from textual.timer import Timer
 from textual.widgets import Input
+
+SETTLE_S = 0.3
 
 
 class FilterBar(Input):
@@ -25,8 +33,17 @@ class FilterBar(Input):
         Binding("escape", "clear", "clear filter", key_display="esc", id="filter.clear"),
     ]
 
+    class Settled(Message):
+        """The filter text has not changed for SETTLE_S."""
+
     def __init__(self, placeholder: str = "filter…", **kwargs: object) -> None:
         super().__init__(placeholder=placeholder, compact=True, id="filter", **kwargs)  # type: ignore[arg-type]
+        self._settle: Timer | None = None
+
+    def on_input_changed(self, _event: Input.Changed) -> None:
+        if self._settle is not None:
+            self._settle.stop()
+        self._settle = self.set_timer(SETTLE_S, lambda: self.post_message(self.Settled()))
 
     def open(self) -> None:
         self.add_class("-shown")
