@@ -71,6 +71,13 @@ def count(value: int | None) -> str:
     return "?" if value is None else f"{value:,}"
 
 
+def series_label(points: int, resolution: str) -> str:
+    """What the chart draws: raw samples, or buckets of a resolution then the newest samples."""
+    if resolution == "raw":
+        return f"{points:,} raw samples"
+    return f"{points:,} points: {resolution} buckets, then raw samples"
+
+
 def followers_text(value: int | None) -> str:
     return "followers not fetched yet" if value is None else f"{value:,} followers"
 
@@ -376,7 +383,7 @@ class CreatorDetailScreen(Screen[None]):
             f"[b]{escape(c.display_name or c.handle)}[/] @{escape(c.handle)} · {c.platform} "
             f"{escape(c.external_id)} · region {c.region_code or '-'} · {c.status}{contact}\n"
             f"{followers_text(c.followers)} · following {count(c.following)} · "
-            f"posts {count(c.posts)} · views {count(c.views)} · "
+            f"posts {count(c.posts)} · views {count(c.views)}\n"  # a line each: no time cut in two
             f"fetched {when(c.last_fetched_at)} · etag {escape(c.etag or '-')}{error}{letters}"
         )
         values = [s.followers for s in detail.samples if s.followers is not None]
@@ -396,6 +403,6 @@ class CreatorDetailScreen(Screen[None]):
             body.append(f"{'':>11}{when(first)} … {when(last)} UTC", style="dim")
             chart.update(body)
         self.query_one("#status-line", Static).update(
-            f"{len(detail.samples)} points, {detail.resolution} (last 30 days)"
+            f"{series_label(len(detail.samples), detail.resolution)} (last 30 days)"
             " · esc back · r reload"
         )

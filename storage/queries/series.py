@@ -116,7 +116,9 @@ def resolution_for(span: timedelta) -> Resolution | None:
 async def follower_series(
     session: AsyncSession, creator_id: int, since: datetime, now: datetime
 ) -> tuple[Resolution | None, list[Point]]:
-    """A creator's followers from `since` to `now`, oldest first, at the chart's resolution."""
+    """A creator's followers from `since` to `now`, oldest first, at the chart's resolution:
+    buckets up to where downsampling is done, raw samples after. The resolution returned is
+    the one drawn: None when no bucket was there (raw samples only)."""
     resolution = resolution_for(now - since)
     raw_from = since
     points: list[Point] = []
@@ -140,5 +142,6 @@ async def follower_series(
         ),
         {"id": creator_id, "since": raw_from, "now": now},
     )
+    used = resolution if points else None
     points.extend(Point(r.observed_at, r.followers) for r in rows)
-    return resolution, points
+    return used, points

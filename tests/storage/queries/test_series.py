@@ -86,6 +86,13 @@ async def test_span_picks_the_table(db: Database, creator: int) -> None:
     assert day[0] is None and [p.at for p in day[1]] == sorted(p.at for p in day[1])
 
 
+async def test_before_downsampling_the_series_says_it_is_raw(db: Database, creator: int) -> None:
+    now = _now()
+    async with db.session() as session:
+        month = await series.follower_series(session, creator, now - timedelta(days=30), now)
+    assert month[0] is None and len(month[1]) > 60  # the samples themselves, not hour buckets
+
+
 async def test_the_daily_series_outlives_sample_retention(
     db: Database, creator: int, test_settings: Settings
 ) -> None:
