@@ -25,7 +25,7 @@ from console.data import audit as data
 from console.data.audit import AuditFilter, AuditFilterError, AuditRow, AuditView
 from console.screens.live import LiveScreen
 from console.widgets.filter_bar import FilterBar
-from console.widgets.formatting import when_seconds
+from console.widgets.formatting import count, when_seconds
 from console.widgets.virtual_table import (
     CELL_PADDING,
     Column,
@@ -151,7 +151,7 @@ class AuditScreen(LiveScreen):
         if self.view is None or view != self.view:
             self.table.set_rows(Window(view.rows, view.offset, view.total, audit_key))
         self.view = view
-        text = f"{view.total} changes"
+        text = count(view.total, "change")
         shown = data.filter_text(self.where)
         if shown:
             text += f" · filter [b]{escape(shown)}[/]"

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Static
 from console.data import publishing as data
 from console.data.common import STORE_ERRORS
 from console.screens.live import LiveScreen, row_at_cursor
-from console.widgets.formatting import millis, when
+from console.widgets.formatting import count, millis, when
 
 COLUMNS = (
     ("#", "id", 4),
@@ -107,15 +107,13 @@ class ConnectionsScreen(LiveScreen):
                 table.add_row(*connection_cells(row, now), key=str(row.id))
         reauth = sum(1 for r in rows if r.status != "ok")
         expiring = sum(1 for r in rows if r.expires_at and r.expires_at - now < EXPIRY_WARNING)
-        text = f"{len(rows)} accounts"
+        text = count(len(rows), "account")
         if reauth:
-            text += f", [b red]{reauth} need re-authorisation[/]"
+            text += f", [b red]{reauth} need{'s' if reauth == 1 else ''} re-authorisation[/]"
         if expiring:
-            text += f", [yellow]{expiring} expire within 7 days[/]"
-        self.set_status(
-            f"{text} · c connect · r connect again (or `creatordeck connections connect`) · "
-            f"updated {now:%H:%M:%S}"
-        )
+            text += f", [yellow]{expiring} expire{'s' if expiring == 1 else ''} within 7 days[/]"
+        # The keys are in the footer; the status line keeps to one line at 80 columns.
+        self.set_status(f"{text} · updated {now:%H:%M:%S}")
         self._show_detail()
 
     @property
@@ -131,10 +129,7 @@ class ConnectionsScreen(LiveScreen):
         row = self.selected()
         detail = self.query_one("#detail", Static)
         if row is None:
-            detail.update(
-                "no accounts yet · add one: "
-                "`echo $TOKEN | creatordeck connections add --platform x …`"
-            )
+            detail.update("no accounts yet · c connects one (or `creatordeck connections connect`)")
             return
         reason = f" · [red]{escape(row.status_reason)}[/]" if row.status_reason else ""
         detail.update(

@@ -29,7 +29,7 @@ from console.data.common import NextRunCache
 from console.data.ops import OverviewData, QueueCounts, WorkerReport
 from console.data.presence import ConsoleLine
 from console.screens.live import LiveScreen
-from console.widgets.formatting import millis, when
+from console.widgets.formatting import count, millis, when
 
 HISTORY = 60  # throughput samples kept (one per refresh)
 
@@ -44,13 +44,14 @@ def engine_lines(data: OverviewData, now: datetime) -> Text:
     out = Text(no_wrap=True, overflow="ellipsis")
     out.append("Engine ", style="bold")
     if data.replicas:
-        out.append(f"{len(data.replicas)} replica(s) alive", style="bold green")
+        out.append(f"{count(len(data.replicas), 'replica')} alive", style="bold green")
         for replica in data.replicas:
             out.append(f"  {replica.name} ({replica.role}, up {_age(now, replica.started)})")
     else:
         reporting = sum(1 for w in data.workers if w.line)
         style = "bold green" if reporting else "bold red"
-        out.append(f"{reporting} of {len(data.workers)} queues' workers reporting", style=style)
+        queues = count(len(data.workers), "queue")
+        out.append(f"workers reporting on {reporting} of {queues}", style=style)
         out.append("  (no replica heartbeats)", style="dim")
     out.append("\n")
     out.append(

@@ -15,7 +15,7 @@ from console.data import backfill
 from console.data.common import RunRow, RunStatus, current_actor, filtered, load_runs
 from console.screens.live import LiveScreen
 from console.widgets.filter_bar import FilterBar
-from console.widgets.formatting import millis, status, when_seconds
+from console.widgets.formatting import count, millis, status, when_seconds
 
 STATUS_CYCLE: tuple[str | None, ...] = (None, *(s.value for s in RunStatus))
 
@@ -129,7 +129,7 @@ class RunsScreen(LiveScreen):
             if keep is not None and str(keep) in table.rows:
                 table.move_cursor(row=table.get_row_index(str(keep)), animate=False)
         self._show_detail()
-        parts = [f"{len(self.shown)} runs"]
+        parts = [count(len(self.shown), "run")]
         if self.region_code:
             parts.append(f"region [b]{escape(self.region_code)}[/]")
         if self.status_filter:
