@@ -474,7 +474,7 @@ async def test_the_header_keeps_engine_and_firing_count_at_80_columns(
         await wait_until(deck.pilot, lambda: header.engine is not None, "the header to load")
         shown = header.render().plain
         # The queue gives way (to its short form) before the engine and the alerts do.
-        assert "engine: alive  alerts: 1 firing" in shown, shown
+        assert "engine: no report  alerts: 1 firing  0 ready, 0 running" in shown, shown
         assert "…" not in shown and shown.rstrip().endswith("UTC"), shown
 
     await run(test_settings, db, redis, size=(80, 24))(body)
