@@ -178,7 +178,7 @@ class StatusHeader(Widget):
         right.append(self.clock + " ")
         # The mode and the clock always show, two cells clear of the rest.
         room = self.size.width - right.cell_len - 2
-        forms = [(0, True), (1, True), (2, True), (2, False), (3, True), (3, False)]
+        forms = [(0, True), (1, True), (2, True), (3, True), (3, False)]
         line = self._line(*forms[-1])
         for queue_level, alerts_full in forms:
             candidate = self._line(queue_level, alerts_full)
