@@ -231,9 +231,10 @@ class AlertsScreen(LiveScreen):
         firing = view.count(State.FIRING)
         pending = view.count(State.PENDING)
         note = f" · silences unreadable: {escape(view.silence_error)}" if view.silence_error else ""
+        # The keys are in the footer: the line keeps to one row at 80 columns.
         self.set_status(
             f"{firing} firing, {pending} pending, {view.silenced} silenced · evaluated "
-            f"{view.evaluated_at:%H:%M:%S} · s silence · u unsilence{note}"
+            f"{view.evaluated_at:%H:%M:%S}{note}"
         )
         self._show_runbook()
 
