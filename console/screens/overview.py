@@ -261,7 +261,7 @@ class OverviewScreen(LiveScreen):
             yield Static(" ", id="ov-health")
         with Horizontal(id="ov-charts"):
             with Vertical(classes="ov-chart"):
-                yield Static("jobs done/refresh", id="ov-throughput-label")
+                yield Static("jobs done", id="ov-throughput-label")
                 yield Sparkline([], id="ov-throughput")
             with Vertical(classes="ov-chart"):
                 yield Static("tick lag", id="ov-lag-label")
@@ -306,9 +306,10 @@ class OverviewScreen(LiveScreen):
         self.query_one("#ov-lag-label", Static).update(f"tick lag: {last_lag}")
         self.query_one("#ov-events", Sparkline).data = flat_as_empty(data.events_per_min or ())
         self._fit_events_label()
-        # The first read has nothing to compare with: unknown, not 0.
-        done = str(int(self.throughput[-1])) if self.throughput else "…"
-        self.query_one("#ov-throughput-label", Static).update(f"jobs done/refresh: {done}")
+        # The workers' own count since they started (the chart: per refresh); unknown, not 0,
+        # when no worker reports. Known at the first read, so the title never waits on timing.
+        done = str(complete) if any(w.line for w in data.workers) else "unknown"
+        self.query_one("#ov-throughput-label", Static).update(f"jobs done: {done}")
         self.set_status(f"updated {now:%H:%M:%S} · u queues · g runs · l dead letters")
 
     async def action_queues(self) -> None:
