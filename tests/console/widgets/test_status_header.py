@@ -65,5 +65,5 @@ async def test_a_postgres_that_does_not_answer_is_shown(test_settings: Settings)
     app = CreatordeckApp(broken, clock=frozen_clock, landing="regions")
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: "db down" in header(app), "db down")
-        # Redis still read: its figures stay (shorter: "db down" takes room at 80 columns).
-        assert "0 ready" in header(app) and "engine: no report" in header(app)
+        # Redis still read: the engine still shows ("db down" takes room at 80 columns).
+        assert "engine: no report" in header(app)  # the queue may give way to the alerts
