@@ -25,7 +25,7 @@ from console.data import audit as data
 from console.data.audit import AuditFilter, AuditFilterError, AuditRow, AuditView
 from console.screens.live import LiveScreen
 from console.widgets.filter_bar import FilterBar
-from console.widgets.formatting import when_seconds
+from console.widgets.formatting import count, when_seconds
 from console.widgets.virtual_table import (
     CELL_PADDING,
     Column,
@@ -38,25 +38,33 @@ from console.widgets.virtual_table import (
 FILTER_DEBOUNCE_S = 0.3
 DETAIL_SHARE = 5  # a fifth of the screen's rows show the change under the table (then "+N more")
 # Most telling first: at 80 columns when, who, what and which fit whole (the pane under the
-# table shows the change); wider, a Change column takes the rest of the width.
+# table shows the change); wider, a Change column takes the rest of the width. The Id column
+# gets what the others leave (ID_MAX at most while a Change column fits beside it).
 COLUMNS = (
     Column("When (UTC)", "at", 14),
     Column("Actor", "actor", 12),
-    Column("Action", "action", 13),
-    Column("Entity", "entity", 10),
-    Column("Id", "entity_id", 16),
+    Column("Action", "action", 15),  # the longest short action: backfill_cancel, status:stopped
+    Column("Entity", "entity", 11),
 )
+ID_MIN, ID_MAX = 12, 20
 CHANGE_MIN = 20
 SCROLLBAR = 2  # the table's vertical scrollbar, when the rows overflow
+ENTITY_SHORT = {"tracking_credential": "credential"}  # the pane below says it in full
 
 
 def columns_for(width: int) -> tuple[Column, ...]:
     """The columns at this width: the Change column only where it gets CHANGE_MIN cells."""
     used = sum(column.width + 2 * CELL_PADDING for column in COLUMNS) + SCROLLBAR
-    change = width - used - 2 * CELL_PADDING
+    rest = width - used - 2 * CELL_PADDING  # for the Id column (and Change)
+    change = rest - ID_MAX - 2 * CELL_PADDING
     if change < CHANGE_MIN:
-        return COLUMNS
-    return (*COLUMNS, Column("Change", "change", change))
+        return (*COLUMNS, Column("Id", "entity_id", max(rest, ID_MIN)))
+    return (*COLUMNS, Column("Id", "entity_id", ID_MAX), Column("Change", "change", change))
+
+
+def short_action(row: AuditRow) -> str:
+    """The action without its entity's name in front (`post.schedule` on a post: `schedule`)."""
+    return row.action.removeprefix(f"{row.entity}.")
 
 
 PLACEHOLDER = (Text("…", style="dim"),)
@@ -76,8 +84,8 @@ def audit_cells(row: AuditRow | None) -> tuple[Text | str, ...]:
     return (
         when_seconds(row.at),
         Text(row.actor, style="bold"),
-        row.action,
-        row.entity,
+        short_action(row),
+        ENTITY_SHORT.get(row.entity, row.entity),
         row.entity_id,
         Text(summary, style="dim"),
     )
@@ -151,7 +159,7 @@ class AuditScreen(LiveScreen):
         if self.view is None or view != self.view:
             self.table.set_rows(Window(view.rows, view.offset, view.total, audit_key))
         self.view = view
-        text = f"{view.total} changes"
+        text = count(view.total, "change")
         shown = data.filter_text(self.where)
         if shown:
             text += f" · filter [b]{escape(shown)}[/]"

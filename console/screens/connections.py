@@ -15,42 +15,61 @@ from textual.widgets import DataTable, Static
 from console.data import publishing as data
 from console.data.common import STORE_ERRORS
 from console.screens.live import LiveScreen, row_at_cursor
-from console.widgets.formatting import millis, when
+from console.widgets.formatting import count, millis, when
 
-COLUMNS = (
+COLUMNS = (  # label, key, width
     ("#", "id", 4),
     ("Platform", "platform", 9),
     ("Name", "name", 18),
     ("Status", "status", 12),
-    ("Expires", "expires", 16),
+    ("Expires", "expires", 19),
     ("Breaker", "breaker", 9),
     ("Account id", "account", 20),
 )
+# Below this width the account id gives way (the line under the table shows it) and Expires
+# keeps only the time left ("in 6d23h"; the line under the table gives the date).
+WIDE = 110
+NARROW_EXPIRES = 10
 EXPIRY_WARNING = timedelta(days=7)
 
 
-def expiry(moment: datetime | None, now: datetime) -> Text:
+def columns_for(width: int) -> list[tuple[str, str, int]]:
+    if width >= WIDE:
+        return list(COLUMNS)
+    return [
+        (label, key, NARROW_EXPIRES if key == "expires" else w)
+        for label, key, w in COLUMNS
+        if key != "account"
+    ]
+
+
+def expiry(moment: datetime | None, now: datetime, short: bool = False) -> Text:
     if moment is None:
-        return Text("-", style="dim")
+        return Text("no expiry", style="dim")  # the platform gave the token no expiry
     left = moment - now
     if left <= timedelta(0):
         return Text("expired", style="bold red")
-    label = f"{when(moment)} ({millis(int(left.total_seconds() * 1000))})"
+    label = f"in {millis(int(left.total_seconds() * 1000))}"
+    if not short:
+        label = f"{when(moment)} ({label})"
     return Text(label, style="yellow" if left < EXPIRY_WARNING else "")
 
 
-def connection_cells(row: data.ConnectionRow, now: datetime) -> tuple[Text | str, ...]:
+def connection_cells(
+    row: data.ConnectionRow, now: datetime, keys: list[str]
+) -> tuple[Text | str, ...]:
     ok = row.status == "ok"
     breaker_style = {"closed": "green", "open": "bold red", "half_open": "yellow"}
-    return (
-        str(row.id),
-        row.platform,
-        row.display_name,
-        Text("ok", style="green") if ok else Text("needs reauth", style="bold red"),
-        expiry(row.expires_at, now),
-        Text(row.breaker, style=breaker_style.get(row.breaker, "dim")),
-        row.account_id,
-    )
+    cells: dict[str, Text | str] = {
+        "id": str(row.id),
+        "platform": row.platform,
+        "name": row.display_name,
+        "status": Text("ok", style="green") if ok else Text("needs reauth", style="bold red"),
+        "expires": expiry(row.expires_at, now, short="account" not in keys),
+        "breaker": Text(row.breaker, style=breaker_style.get(row.breaker, "dim")),
+        "account": row.account_id,
+    }
+    return tuple(cells[key] for key in keys)
 
 
 class ConnectionsScreen(LiveScreen):
@@ -80,15 +99,26 @@ class ConnectionsScreen(LiveScreen):
     def __init__(self) -> None:
         super().__init__()
         self.rows: tuple[data.ConnectionRow, ...] = ()
+        self.columns: list[tuple[str, str, int]] = []
 
     def compose_body(self) -> ComposeResult:
-        table: DataTable[Text | str] = DataTable(
-            id="connections", cursor_type="row", zebra_stripes=True
-        )
-        for label, key, width in COLUMNS:
-            table.add_column(label, key=key, width=width)
-        yield table
+        yield DataTable(id="connections", cursor_type="row", zebra_stripes=True)
         yield Static(" ", id="detail")
+
+    def on_resize(self) -> None:
+        if self._fit_columns():
+            rows, self.rows = self.rows, ()
+            self.show(rows)  # the rows again, in the new columns
+
+    def _fit_columns(self) -> bool:
+        columns = columns_for(self.size.width)
+        if columns == self.columns:
+            return False
+        self.columns = columns
+        self.table.clear(columns=True)
+        for label, key, width in columns:
+            self.table.add_column(label, key=key, width=width)
+        return True
 
     async def fetch(self) -> tuple[data.ConnectionRow, ...]:
         try:
@@ -99,23 +129,24 @@ class ConnectionsScreen(LiveScreen):
 
     def show(self, rows: tuple[data.ConnectionRow, ...]) -> None:
         now = self.deck.now()
+        if not self.columns:
+            self._fit_columns()
         if rows != self.rows or self.table.row_count != len(rows):
             self.rows = rows
             table = self.table
             table.clear()
+            keys = [key for _, key, _ in self.columns]
             for row in rows:
-                table.add_row(*connection_cells(row, now), key=str(row.id))
+                table.add_row(*connection_cells(row, now, keys), key=str(row.id))
         reauth = sum(1 for r in rows if r.status != "ok")
         expiring = sum(1 for r in rows if r.expires_at and r.expires_at - now < EXPIRY_WARNING)
-        text = f"{len(rows)} accounts"
+        text = count(len(rows), "account")
         if reauth:
-            text += f", [b red]{reauth} need re-authorisation[/]"
+            text += f", [b red]{reauth} need{'s' if reauth == 1 else ''} re-authorisation[/]"
         if expiring:
-            text += f", [yellow]{expiring} expire within 7 days[/]"
-        self.set_status(
-            f"{text} · c connect · r connect again (or `creatordeck connections connect`) · "
-            f"updated {now:%H:%M:%S}"
-        )
+            text += f", [yellow]{expiring} expire{'s' if expiring == 1 else ''} within 7 days[/]"
+        # The keys are in the footer; the status line keeps to one line at 80 columns.
+        self.set_status(f"{text} · updated {now:%H:%M:%S}")
         self._show_detail()
 
     @property
@@ -131,15 +162,13 @@ class ConnectionsScreen(LiveScreen):
         row = self.selected()
         detail = self.query_one("#detail", Static)
         if row is None:
-            detail.update(
-                "no accounts yet · add one: "
-                "`echo $TOKEN | creatordeck connections add --platform x …`"
-            )
+            detail.update("no accounts yet · c connects one (or `creatordeck connections connect`)")
             return
         reason = f" · [red]{escape(row.status_reason)}[/]" if row.status_reason else ""
+        expires = f" · expires {when(row.expires_at)}" if row.expires_at else ""
         detail.update(
             f"[b]{escape(row.platform)} {escape(row.display_name)}[/] "
-            f"({escape(row.account_id)}) · {escape(row.status)}{reason}"
+            f"({escape(row.account_id)}) · {escape(row.status)}{reason}{expires}"
         )
 
     def action_connect(self, row: data.ConnectionRow | None = None) -> None:

@@ -29,7 +29,7 @@ from console.data.common import NextRunCache
 from console.data.ops import OverviewData, QueueCounts, WorkerReport
 from console.data.presence import ConsoleLine
 from console.screens.live import LiveScreen
-from console.widgets.formatting import millis, when
+from console.widgets.formatting import count, millis, when
 
 HISTORY = 60  # throughput samples kept (one per refresh)
 
@@ -44,13 +44,14 @@ def engine_lines(data: OverviewData, now: datetime) -> Text:
     out = Text(no_wrap=True, overflow="ellipsis")
     out.append("Engine ", style="bold")
     if data.replicas:
-        out.append(f"{len(data.replicas)} replica(s) alive", style="bold green")
+        out.append(f"{count(len(data.replicas), 'replica')} alive", style="bold green")
         for replica in data.replicas:
             out.append(f"  {replica.name} ({replica.role}, up {_age(now, replica.started)})")
     else:
         reporting = sum(1 for w in data.workers if w.line)
         style = "bold green" if reporting else "bold red"
-        out.append(f"{reporting} of {len(data.workers)} queues' workers reporting", style=style)
+        queues = count(len(data.workers), "queue")
+        out.append(f"workers reporting on {reporting} of {queues}", style=style)
         out.append("  (no replica heartbeats)", style="dim")
     out.append("\n")
     out.append(
@@ -135,13 +136,28 @@ def health_text(data: OverviewData) -> Text:
 _SHORT = {"event_log": "events", "follower_sample": "samples"}
 
 
-def events_label(events_per_min: tuple[int, ...] | None) -> str:
-    """The events chart's title with its figures: the last whole minute and the 30 min total;
-    "unknown" when they could not be read (not 0)."""
+def events_label(events_per_min: tuple[int, ...] | None, width: int = 80) -> str:
+    """The events chart's title with its figures: the last whole minute and the 30 min total,
+    in the longest form that fits `width` cells; "unknown" when they could not be read (not 0)."""
     if events_per_min is None:
         return "events/min: unknown"
     last = events_per_min[-2] if len(events_per_min) > 1 else 0
-    return f"events/min: {last} (30 min: {sum(events_per_min)})"
+    total = sum(events_per_min)
+    forms = (
+        f"events/min: {last} (30 min: {total})",
+        f"events/min: {last} ({short_number(total)}/30m)",
+        f"events/min: {short_number(last)}",
+    )
+    return next((form for form in forms if len(form) <= width), forms[-1])
+
+
+def short_number(n: int) -> str:
+    """1234 as `1234`, 35012 as `35k`, 2_400_000 as `2.4M`: at most 4 or 5 cells."""
+    if n < 10_000:
+        return str(n)
+    if n < 1_000_000:
+        return f"{n // 1000}k"
+    return f"{n / 1_000_000:.1f}M"
 
 
 def size_text(size: int) -> str:
@@ -245,7 +261,7 @@ class OverviewScreen(LiveScreen):
             yield Static(" ", id="ov-health")
         with Horizontal(id="ov-charts"):
             with Vertical(classes="ov-chart"):
-                yield Static("jobs done/refresh", id="ov-throughput-label")
+                yield Static("jobs done", id="ov-throughput-label")
                 yield Sparkline([], id="ov-throughput")
             with Vertical(classes="ov-chart"):
                 yield Static("tick lag", id="ov-lag-label")
@@ -253,6 +269,15 @@ class OverviewScreen(LiveScreen):
             with Vertical(classes="ov-chart"):
                 yield Static("events/min (30 min)", id="ov-events-label")
                 yield Sparkline([], id="ov-events")
+
+    def on_resize(self) -> None:
+        # The events title's form depends on its width: fit it once the charts are laid out.
+        self.call_after_refresh(self._fit_events_label)
+
+    def _fit_events_label(self) -> None:
+        if self.data is not None:
+            label = self.query_one("#ov-events-label", Static)
+            label.update(events_label(self.data.events_per_min, label.content_region.width or 80))
 
     async def fetch(self) -> tuple[OverviewData, tuple[ConsoleLine, ...]]:
         redis = await self.deck.queue_pool()
@@ -277,12 +302,14 @@ class OverviewScreen(LiveScreen):
         self.query_one("#ov-health", Static).update(health_text(data))
         self.query_one("#ov-throughput", Sparkline).data = flat_as_empty(self.throughput)
         self.query_one("#ov-lag", Sparkline).data = flat_as_empty(data.lags_ms)
-        last_lag = millis(data.lags_ms[-1]) if data.lags_ms else "-"
-        self.query_one("#ov-lag-label", Static).update(f"tick lag, last {last_lag}")
+        last_lag = f"last {millis(data.lags_ms[-1])}" if data.lags_ms else "no ticks yet"
+        self.query_one("#ov-lag-label", Static).update(f"tick lag: {last_lag}")
         self.query_one("#ov-events", Sparkline).data = flat_as_empty(data.events_per_min or ())
-        self.query_one("#ov-events-label", Static).update(events_label(data.events_per_min))
-        done = int(self.throughput[-1]) if self.throughput else 0
-        self.query_one("#ov-throughput-label", Static).update(f"done/refresh: {done}")
+        self._fit_events_label()
+        # The workers' own count since they started (the chart: per refresh); unknown, not 0,
+        # when no worker reports. Known at the first read, so the title never waits on timing.
+        done = str(complete) if any(w.line for w in data.workers) else "unknown"
+        self.query_one("#ov-throughput-label", Static).update(f"jobs done: {done}")
         self.set_status(f"updated {now:%H:%M:%S} · u queues · g runs · l dead letters")
 
     async def action_queues(self) -> None:

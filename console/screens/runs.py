@@ -15,7 +15,7 @@ from console.data import backfill
 from console.data.common import RunRow, RunStatus, current_actor, filtered, load_runs
 from console.screens.live import LiveScreen
 from console.widgets.filter_bar import FilterBar
-from console.widgets.formatting import millis, status, when_seconds
+from console.widgets.formatting import count, millis, status, when_seconds
 
 STATUS_CYCLE: tuple[str | None, ...] = (None, *(s.value for s in RunStatus))
 
@@ -26,8 +26,15 @@ COLUMNS = (
     ("Took", "took", 7),
     ("Status", "status", 9),  # "cancelled"
     ("#", "attempt", 2),
-    ("Error", "error", 39),
+    ("Error", "error", 0),  # the rest of the width, cut with "…" (the line below shows it all)
 )
+ERROR_MIN = 7
+SCROLLBAR = 2
+
+
+def columns_for(width: int) -> list[tuple[str, str, int]]:
+    fixed = sum(w + 2 for _, _, w in COLUMNS if w) + 2 + SCROLLBAR  # 2: a cell's padding
+    return [(label, key, w or max(width - fixed, ERROR_MIN)) for label, key, w in COLUMNS]
 
 
 def run_cells(row: RunRow) -> tuple[Text | str, ...]:
@@ -45,7 +52,12 @@ def run_cells(row: RunRow) -> tuple[Text | str, ...]:
         millis(row.duration_ms),
         status(row.status),
         str(row.attempt),
-        Text((row.error or "").replace("\n", " "), style="red" if row.error else ""),
+        Text(
+            (row.error or "").replace("\n", " "),
+            style="red" if row.error else "",
+            no_wrap=True,
+            overflow="ellipsis",
+        ),
     )
 
 
@@ -89,12 +101,10 @@ class RunsScreen(LiveScreen):
         self.status_filter: str | None = None
         self.rows: list[RunRow] = []
         self.shown: list[RunRow] = []
+        self.columns: list[tuple[str, str, int]] = []
 
     def compose_body(self) -> ComposeResult:
-        table: DataTable[Text | str] = DataTable(id="runs", cursor_type="row", zebra_stripes=True)
-        for label, key, width in COLUMNS:
-            table.add_column(label, key=key, width=width)
-        yield table
+        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Static(" ", id="detail")
         yield FilterBar("filter runs by region, status or error…")
 
@@ -111,8 +121,21 @@ class RunsScreen(LiveScreen):
             self.deck.db, region_code=self.region_code, status=self.status_filter
         )
 
+    def on_resize(self) -> None:
+        columns = columns_for(self.size.width)
+        if columns == self.columns:
+            return
+        self.columns = columns
+        self.table.clear(columns=True)
+        for label, key, width in columns:
+            self.table.add_column(label, key=key, width=width)
+        self.shown = []  # the rows again, in the new columns
+        self._render_table()
+
     def show(self, data: list[RunRow]) -> None:
         self.rows = data
+        if not self.columns:
+            self.on_resize()
         self._render_table()
 
     def _render_table(self) -> None:
@@ -129,7 +152,7 @@ class RunsScreen(LiveScreen):
             if keep is not None and str(keep) in table.rows:
                 table.move_cursor(row=table.get_row_index(str(keep)), animate=False)
         self._show_detail()
-        parts = [f"{len(self.shown)} runs"]
+        parts = [count(len(self.shown), "run")]
         if self.region_code:
             parts.append(f"region [b]{escape(self.region_code)}[/]")
         if self.status_filter:
@@ -165,7 +188,7 @@ class RunsScreen(LiveScreen):
             head,
             f"scheduled {when_seconds(row.scheduled_for)}",
             started,
-            f"took {millis(row.duration_ms)}",
+            "still running" if row.status == "running" else f"took {millis(row.duration_ms)}",
             f"attempt {row.attempt}",
         ]
         if row.worker:

@@ -1,9 +1,9 @@
 """The header's alerts segment: how many alert conditions fire, from `console.data.alerts`.
 
 Shared by every screen's header through the app's one `AlertMonitor`, so it costs one facts
-read per `data_alerts.EVAL_S`, not one per refresh. At 80 columns the header has ~4 cells to
-spare, so the segment shrinks to `!N` (firing count, nothing when none fires) when the full
-words do not fit.
+read per `data_alerts.EVAL_S`, not one per refresh. Where the full words (`alerts: 2 firing (1
+silenced)`) do not fit, the header uses the compact form: `2 firing`, nothing when none fires,
+`alerts: unknown` when they could not be read.
 """
 
 from __future__ import annotations
@@ -31,18 +31,19 @@ class AlertsBadge:
 
 
 async def alerts_line(deck: Deck) -> AlertsBadge:
-    full = Text("  alerts ", no_wrap=True)
+    full = Text("  alerts: ", no_wrap=True)
     compact = Text(no_wrap=True)
     try:
         view = await monitor_for(deck).current()
     except STORE_ERRORS as exc:  # never break the header over a store that is away
-        full.append(f"n/a ({type(exc).__name__})", style="dim")
+        full.append(f"unknown ({type(exc).__name__})", style="dim")
+        compact.append("  alerts: unknown", style="dim")
         return AlertsBadge(full, compact)
     firing, pending = view.count(State.FIRING), view.count(State.PENDING)
     if firing:
         full.append(f"{firing} firing", style="bold white on red")
-        compact.append(" ")
-        compact.append(f"!{firing}", style="bold white on red")
+        compact.append("  ")
+        compact.append(f"{firing} firing", style="bold white on red")
     elif pending:
         full.append(f"{pending} pending", style="bold yellow")
     else:

@@ -55,3 +55,8 @@ def status(value: str | None) -> Text:
     if value is None:
         return Text("-", style="dim")
     return Text(value, style=STATUS_STYLES.get(value, ""))
+
+
+def count(n: int, thing: str, things: str | None = None) -> str:
+    """`1 account`, `2 accounts`, `0 runs`; `things` for a plural that is not `thing` + s."""
+    return f"{n} {thing if n == 1 else (things or thing + 's')}"

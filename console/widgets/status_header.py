@@ -1,9 +1,14 @@
 """The one-line header on every screen: screen title, queue depth, engine liveness, mode, clock.
 
-It never vouches for what it could not check: "engine alive" only from a fresh arq health
+It never vouches for what it could not check: "engine: alive" only from a fresh arq health
 check read from Redis just now (the key expires when no engine writes it); when Redis cannot be
-read it says "redis down" and "engine ?" instead of last figures, and "db down" when Postgres does
-not answer. An app that supervises background processes (the demo) reports their deaths here.
+read it says "redis down" and "engine: unknown" instead of last figures, and "db down" when
+Postgres does not answer. An app that supervises background processes (the demo) reports their
+deaths here.
+
+Layout: title, what is down, the engine, the alerts, the queue; the clock (and READ-ONLY) at the
+right end always show. Where the line does not fit, the queue gives way first (fewer words, then
+left out), then the alerts (to their firing count); it reads as words at 80 columns.
 
 Cost per refresh (every 2 s on the screen on top, backing off on errors): three Redis reads and
 one `SELECT 1`.
@@ -117,62 +122,72 @@ class StatusHeader(Widget):
         else:
             self.backoff.succeeded()
 
-    def _figures(self, compact: bool) -> Text:
-        out = Text(no_wrap=True)
-        engine = self.engine
-        if engine is None:
-            if self.error is None:
-                out.append("  queue …", style="dim")
-            return out
-        alive = Text("alive", style="bold green") if engine.alive else Text("no report", "bold red")
-        if compact:
-            out.append("  queue ")
-            out.append(f"{engine.ready}/{engine.deferred}/{engine.running}", style="bold")
-            out.append(" r/d/run", style="dim")
-            out.append("  engine ")
-            out.append_text(alive)
-            return out
-        out.append("  queue ")
-        out.append(f"{engine.ready}", style="bold")
-        out.append(" ready ")
-        out.append(f"{engine.deferred}", style="bold")
-        out.append(" deferred ")
-        out.append(f"{engine.running}", style="bold")
-        out.append(" running")
-        out.append("  engine ")
-        out.append_text(alive)
+    def _engine(self) -> Text:
+        out = Text("  engine: ", no_wrap=True)
+        if self.engine is None:
+            out.append("unknown" if self.error is not None else "…", style="bold yellow")
+        elif self.engine.alive:
+            out.append("alive", style="bold green")
+        else:
+            out.append("no report", style="bold red")
         return out
 
-    def render(self) -> Text:
+    def _queue(self, level: int) -> Text:
+        """The queue at `level` 0 (all in words) to 3 (left out): what gives way first at 80."""
+        out = Text(no_wrap=True)
+        engine = self.engine
+        if engine is None or level >= 3:  # unknown figures are not shown; "engine: …" says why
+            return out
+        parts = [
+            (engine.ready, "ready"),
+            (engine.deferred, "deferred"),
+            (engine.running, "running"),
+        ]
+        if level == 2:
+            parts = [parts[0], parts[2]]  # deferred jobs wait on purpose: they matter least
+        out.append("  queue: " if level == 0 else "  ")
+        for i, (count, word) in enumerate(parts):
+            if i:
+                out.append(", ")
+            out.append(str(count), style="bold")
+            out.append(f" {word}")
+        return out
+
+    def _line(self, queue_level: int, alerts_full: bool) -> Text:
         line = Text(no_wrap=True, overflow="ellipsis")
         line.append(f" {self.title} ", style="bold reverse")
-        # What is down first (short), then what died, then the figures: at 80 columns the
-        # line is cut from the right, and the figures matter least when something is wrong.
+        # What is down first (short), then what died, then the engine, the alerts and the queue:
+        # the segments to the right give way first (shorter forms, then left out).
         if self.error is not None:
             line.append("  redis down", style="bold red")
-            line.append("  engine ?", style="bold yellow")
         if self.db_error is not None:
             line.append("  db down", style="bold red")
         if self.background:
             line.append(f"  {'; '.join(self.background)}", style="bold red")
+        line.append_text(self._engine())
+        if self.alerts is not None:
+            line.append_text(self.alerts.full if alerts_full else self.alerts.compact)
+        line.append_text(self._queue(queue_level))
+        return line
+
+    def render(self) -> Text:
         right = Text(no_wrap=True)
         if self.deck.read_only:
             right.append(" READ-ONLY ", style="bold black on yellow")
             right.append(" ")
         right.append(self.clock + " ")
-        # The figures in words where they fit, else the queue as r/d/run.
-        figures = self._figures(compact=False)
-        if line.cell_len + figures.cell_len + right.cell_len > self.size.width:
-            figures = self._figures(compact=True)
-        line.append_text(figures)
-        if self.alerts is not None:  # the full words where they fit, else `!N` firing
-            line.append_text(self.alerts.fit(self.size.width - line.cell_len - right.cell_len - 1))
-        # The mode and the clock always show: what does not fit is cut from the figures.
-        room = self.size.width - right.cell_len
-        if line.cell_len > room:
-            line.truncate(max(room - 1, 0), overflow="ellipsis")
-            line.append(" ")
-        line.append(" " * (room - line.cell_len))
+        # The mode and the clock always show, two cells clear of the rest.
+        room = self.size.width - right.cell_len - 2
+        forms = [(0, True), (1, True), (2, True), (3, True), (3, False)]
+        line = self._line(*forms[-1])
+        for queue_level, alerts_full in forms:
+            candidate = self._line(queue_level, alerts_full)
+            if candidate.cell_len <= room:
+                line = candidate
+                break
+        if line.cell_len > room:  # only a long list of dead processes gets here
+            line.truncate(max(room, 1), overflow="ellipsis")
+        line.append(" " * (self.size.width - right.cell_len - line.cell_len))
         line.append_text(right)
         line.truncate(max(self.size.width, 1))
         return line

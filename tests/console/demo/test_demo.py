@@ -139,11 +139,11 @@ async def test_a_background_process_that_dies_is_shown_in_the_console(
             )
             note = next(n.message for n in app._notifications if "api exited" in n.message)
             assert note == f"api exited (code 3) — see {tmp_path / 'logs' / 'api.log'}"
-            # The header's one line at 80 columns: the log under DATA_DIR, then the figures
-            # (cut with an ellipsis where they meet the clock, which always shows).
+            # The header's one line at 80 columns: the log under DATA_DIR, then the engine
+            # (cut with an ellipsis where it meets the clock, which always shows).
             header = _header(app)
             assert header.startswith(
-                " Overview   api exited (code 3) — see DATA_DIR/logs/api.log  queu"
+                " Overview   api exited (code 3) — see DATA_DIR/logs/api.log  eng"
             )
             assert header.rstrip().endswith(" UTC")
             assert app.sub_title == test_settings.redis_prefix  # CreatordeckApp.on_mount ran too

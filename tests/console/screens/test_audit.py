@@ -13,8 +13,10 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 
 from console.app import CreatordeckApp
-from console.data.audit import AuditFilterError, change_lines, parse_filter
-from console.screens.audit import AuditScreen
+from console.data.audit import AuditFilterError, AuditRow, change_lines, parse_filter
+from console.screens.audit import SCROLLBAR, AuditScreen, audit_cells, columns_for
+from console.widgets.filter_bar import FilterBar
+from console.widgets.virtual_table import CELL_PADDING
 from storage.database import Database
 from storage.models import AuditEntry
 from storage.queries.audit_log import AuditFilter
@@ -23,6 +25,22 @@ from tests.console.screens.test_snapshots import settled
 from tests.console.test_app import FROZEN, SIZE, frozen_clock, type_text, wait_until
 
 ENTRIES: list[dict[str, Any]] = [
+    {  # the longest actions and entity: they must show whole at 80 columns
+        "actor": "dana",
+        "action": "tracking_credential.delete",
+        "entity": "tracking_credential",
+        "entity_id": "youtube_api_key",
+        "before": {"set": True},
+        "after": None,
+    },
+    {
+        "actor": "dana",
+        "action": "status:running",
+        "entity": "experiment",
+        "entity_id": "checkout_flow",
+        "before": {"status": "draft"},
+        "after": {"status": "running"},
+    },
     {
         "actor": "alice",
         "action": "create",
@@ -119,6 +137,31 @@ def test_change_lines_say_what_changed_and_nothing_else() -> None:
     assert len(long) < 120 and "…" in long
 
 
+@pytest.mark.parametrize("width", [80, 120])
+def test_columns_fit_the_width_and_the_longest_actions_whole(width: int) -> None:
+    columns = columns_for(width)
+    assert sum(c.width + 2 * CELL_PADDING for c in columns) + SCROLLBAR <= width
+    assert ("Change" in [c.label for c in columns]) == (width >= 120)
+    widths = {c.key: c.width for c in columns}
+    for entry in ENTRIES:
+        row = AuditRow(
+            0,
+            FROZEN,
+            entry["actor"],
+            entry["action"],
+            entry["entity"],
+            entry["entity_id"],
+            entry["before"],
+            entry["after"],
+        )
+        _, _, action, entity, entity_id, _ = audit_cells(row)
+        assert len(str(action)) <= widths["action"], action
+        assert len(str(entity)) <= widths["entity"], entity
+        assert len(str(entity_id)) <= widths["entity_id"], entity_id
+    for action in ("status:running", "status:stopped", "backfill_cancel", "edit_schedule"):
+        assert len(action) <= widths["action"]
+
+
 async def test_lists_newest_first_with_before_and_after_and_filters(
     test_settings: Settings, db: Database
 ) -> None:
@@ -145,7 +188,9 @@ async def test_lists_newest_first_with_before_and_after_and_filters(
         await wait_until(
             pilot, lambda: shown(screen) == [("carol", "experiment", "onboarding")], ""
         )
-        await type_text(pilot, " colour:red")
+        # In one edit: typed key by key on a loaded machine, the debounce may apply "… col".
+        bar = screen.query_one(FilterBar)
+        bar.value += " colour:red"
         await wait_until(pilot, lambda: screen.filter_error is not None, "the refusal")
         status = str(screen.query_one("#status-line", Static).render())
         assert "colour:red" in status

@@ -16,7 +16,7 @@ from textual.widgets import Sparkline, Static
 from console.app import CreatordeckApp
 from console.data import ops as data_ops
 from console.screens.help import HelpModal
-from console.screens.overview import OverviewScreen, size_text
+from console.screens.overview import OverviewScreen, events_label, size_text
 from console.screens.queues import QueuesScreen
 from engine import heartbeat, queues, redis_keys, tick_queue
 from engine.tick_queue import TickRequest, enqueue_ticks
@@ -109,7 +109,7 @@ async def test_overview_is_the_landing_screen_and_shows_the_figures(
     async with app.run_test(size=SIZE) as pilot:
         screen = await overview(pilot)
         engine = text_of(screen, "#ov-engine")
-        assert "1 replica(s) alive" in engine and "host-a:101 (all, up 5m00s)" in engine
+        assert "1 replica alive" in engine and "host-a:101 (all, up 5m00s)" in engine
         ticks = next(line for line in engine.splitlines() if line.startswith("ticks"))
         # ready 1 (the manual tick), deferred 1, running 0; then arq's health-check figures
         assert ticks.split()[:9] == ["ticks", "1", "1", "0", "12", "2", "3", "1", "alive"]
@@ -237,3 +237,12 @@ async def test_heartbeat_lists_live_replicas_and_forgets_stopped_ones(
         await arq.aclose()
     # A clean stop says goodbye at once.
     assert await heartbeat.replicas(redis, test_settings) == ()
+
+
+def test_the_events_title_fits_a_third_of_80_columns_and_says_unknown() -> None:
+    busy = (1200,) * 29 + (1234, 50)  # the last whole minute is the one before the current
+    assert events_label(busy, 80) == "events/min: 1234 (30 min: 36084)"
+    assert events_label(busy, 26) == "events/min: 1234 (36k/30m)"
+    assert events_label((12,) * 30, 24) == "events/min: 12 (360/30m)"  # a third of 80 columns
+    assert events_label(busy, 16) == "events/min: 1234"
+    assert events_label(None, 24) == "events/min: unknown"

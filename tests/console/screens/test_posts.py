@@ -206,7 +206,7 @@ async def test_connections_screen_shows_reauth_and_expiry(
         assert rows[ok.id].status == "ok" and rows[bad.id].status == "needs_reauth"
         assert rows[ok.id].breaker == "closed"
         status = str(screen.query_one("#status-line", Static).render())
-        assert "1 need re-authorisation" in status
+        assert "1 needs re-authorisation" in status  # one: singular
         assert str(screen.table.get_row_at(1)[4]) == "expired"
         async with db.session() as session:
             assert (await session.get(Connection, ok.id)) is not None
