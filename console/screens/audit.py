@@ -18,7 +18,6 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.timer import Timer
 from textual.widgets import Static
 
 from console.data import audit as data
@@ -35,7 +34,6 @@ from console.widgets.virtual_table import (
     window_offset,
 )
 
-FILTER_DEBOUNCE_S = 0.3
 DETAIL_SHARE = 5  # a fifth of the screen's rows show the change under the table (then "+N more")
 # Most telling first: at 80 columns when, who, what and which fit whole (the pane under the
 # table shows the change); wider, a Change column takes the rest of the width. The Id column
@@ -143,7 +141,6 @@ class AuditScreen(LiveScreen):
         self.where = AuditFilter()
         self.view: AuditView | None = None
         self.filter_error: str | None = None
-        self._filter_timer: Timer | None = None
 
     def compose_body(self) -> ComposeResult:
         yield VirtualTable(columns_for(self.app.size.width), audit_cells, audit_key, id="audit")
@@ -219,14 +216,8 @@ class AuditScreen(LiveScreen):
     def action_filter(self) -> None:
         self.query_one(FilterBar).open()
 
-    @on(FilterBar.Changed)
-    def _filter_changed(self) -> None:
-        if self._filter_timer is not None:
-            self._filter_timer.stop()
-        self._filter_timer = self.set_timer(FILTER_DEBOUNCE_S, self._apply_filter)
-
+    @on(FilterBar.Settled)
     def _apply_filter(self) -> None:
-        self._filter_timer = None
         try:
             where = data.parse_filter(self.query_one(FilterBar).value)
         except AuditFilterError as exc:

@@ -23,6 +23,7 @@ from console.data.creators import CreatorRow, CreatorStatus, TrackedPlatform
 from console.screens.live import LiveScreen, describe
 from console.widgets.deck_footer import DeckFooter
 from console.widgets.filter_bar import FilterBar
+from console.widgets.formatting import count as plural
 from console.widgets.formatting import when
 from console.widgets.status_header import StatusHeader
 from console.widgets.virtual_table import (
@@ -375,7 +376,7 @@ class CreatorDetailScreen(Screen[None]):
         contact = f" · {escape(c.contact_url)}" if c.contact_url else ""
         error = f"\n[red]last error: {escape(c.last_error[:200])}[/]" if c.last_error else ""
         letters = (
-            f"\n[yellow]{len(detail.letters)} dead letter(s): see :deadletters[/]"
+            f"\n[yellow]{plural(len(detail.letters), 'dead letter')}: see :deadletters[/]"
             if detail.letters
             else ""
         )

@@ -17,7 +17,6 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.timer import Timer
 from textual.widgets import Static
 from textual.worker import Worker
 
@@ -44,7 +43,6 @@ from console.widgets.virtual_table import Column, VirtualTable
 WINDOW_SCREENS = 1
 FILTER_DEBOUNCE_ROWS = 1000
 UNKNOWN = Text("…", style="dim")  # a latest run not read (the region was off screen)
-FILTER_DEBOUNCE_S = 0.3
 
 # Most telling first: at 80 columns code, state, last run, cron and the next runs show; at 120
 # the name too (before the timezone, which the detail line shows). The detail line under the
@@ -156,7 +154,6 @@ class RegionsScreen(LiveScreen):
         self.window: frozenset[str] = frozenset()
         self._counts = (0, 0)  # active, invalid
         self._regions = RegionTable()
-        self._filter_timer: Timer | None = None
 
     def compose_body(self) -> ComposeResult:
         yield VirtualTable(COLUMNS, region_cells, region_key, id="regions")
@@ -258,16 +255,15 @@ class RegionsScreen(LiveScreen):
 
     @on(FilterBar.Changed)
     def _filter_changed(self) -> None:
-        if self._filter_timer is not None:
-            self._filter_timer.stop()
-        if len(self.rows) > FILTER_DEBOUNCE_ROWS:
-            # Thousands of rows: rebuild once typing pauses, not on every keystroke.
-            self._filter_timer = self.set_timer(FILTER_DEBOUNCE_S, self._apply_filter)
-        else:
+        if len(self.rows) <= FILTER_DEBOUNCE_ROWS:  # few rows: at every key
+            self._apply_filter()
+
+    @on(FilterBar.Settled)
+    def _filter_settled(self) -> None:
+        if len(self.rows) > FILTER_DEBOUNCE_ROWS:  # thousands: once typing pauses
             self._apply_filter()
 
     def _apply_filter(self) -> Worker[None]:
-        self._filter_timer = None
         return self._refilter(self.rows, self.filter_text)
 
     @work(group="filter", exclusive=True, exit_on_error=False)
