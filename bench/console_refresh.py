@@ -187,9 +187,9 @@ async def measure(settings: Settings, count: int, rounds: int) -> None:
         bar = screen.query_one(FilterBar)
         for n in range(rounds):
             bar.value = f"REGION_{n:03d}"
-            await pilot.pause()  # the bar's Changed message arms the typing debounce: stop it,
-            if screen._filter_timer is not None:  # the bench applies the filter itself
-                screen._filter_timer.stop()
+            await pilot.pause()  # the bar's Changed message arms its settle timer: stop it,
+            if bar._settle is not None:  # the bench applies the filter itself
+                bar._settle.stop()
             t0 = time.perf_counter()
             await screen._apply_filter().wait()  # searched in a thread, then swapped in
             filters.append(time.perf_counter() - t0)
@@ -197,8 +197,8 @@ async def measure(settings: Settings, count: int, rounds: int) -> None:
             await pilot.pause()
         bar.value = ""
         await pilot.pause()
-        if screen._filter_timer is not None:
-            screen._filter_timer.stop()
+        if bar._settle is not None:
+            bar._settle.stop()
         await screen._apply_filter().wait()
 
         # End to end through the worker, as the 2 s timer does it.
