@@ -20,11 +20,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncssh
-
 from console.data.acting import Identity, acting
-from console.ssh.authorized_keys import OPERATOR_OPTION, READ_ONLY_OPTION, option_problem
-from console.ssh.server import DEFAULT_AUTHORIZED_KEYS
 from storage.database import Database
 from storage.models import Role
 from storage.permissions import require
@@ -62,6 +58,8 @@ ROLES = tuple(role.value for role in Role)  # viewer, editor, admin
 def authorized_keys_path() -> Path:
     """The file `console --serve-ssh` reads (its `--authorized-keys` is passed on in the
     environment to the consoles it starts)."""
+    from console.ssh.server import DEFAULT_AUTHORIZED_KEYS  # asyncssh: see _key_row
+
     explicit = os.environ.get(AUTHORIZED_KEYS_ENV)
     return Path(explicit).expanduser() if explicit else DEFAULT_AUTHORIZED_KEYS
 
@@ -130,6 +128,12 @@ def _options(prefix: str) -> dict[str, object]:
 
 
 def _key_row(line_no: int, line: str) -> KeyRow:
+    # Imported here, when the keys are read: asyncssh (and the crypto it loads) is ~24 MB of a
+    # console's RSS that only the Operators screen's keys view needs (measured).
+    import asyncssh
+
+    from console.ssh.authorized_keys import OPERATOR_OPTION, READ_ONLY_OPTION, option_problem
+
     words = line.split()
     for i in range(len(words) - 1):
         try:
