@@ -30,6 +30,7 @@ COLUMNS = (
     ("Last failed", "last", 11),
     ("Error", "error", 40),
 )
+ERROR_MIN_WIDTH = 10
 
 
 def letter_what(letter: DeadLetter) -> str:
@@ -97,7 +98,12 @@ class DeadLettersScreen(LiveScreen):
         table: DataTable[Text | str] = DataTable(
             id="dead-letters", cursor_type="row", zebra_stripes=True
         )
+        # The error takes the width left (the line under the table shows it whole): no column
+        # runs off a 80-column terminal.
+        fixed = sum(width + 2 for _, key, width in COLUMNS if key != "error")
         for label, key, width in COLUMNS:
+            if key == "error":
+                width = max(ERROR_MIN_WIDTH, self.app.size.width - fixed - 4)
             table.add_column(label, key=key, width=width)
         yield table
         yield Static(" ", id="detail")
