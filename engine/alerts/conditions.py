@@ -34,7 +34,15 @@ class Condition:
     summary: str
     runbook: str  # one line: what to look at and what to do first
     expr: str  # PromQL, with {threshold} filled in from `threshold`
-    unit: str = ""  # "s", "ratio", "count": how the console prints value and threshold
+    unit: str = ""  # "s", "ratio", "count": the threshold's unit, and the value's unless below
+    # The value's unit where it differs from the threshold's: RegionFireTimeMissed's threshold is
+    # an age (120 s) but what it observes, here and in Prometheus, is how many regions are late.
+    value_unit: str | None = None
+
+    @property
+    def observed_unit(self) -> str:
+        """The unit of the observed value (notices carry it beside `unit`)."""
+        return self.unit if self.value_unit is None else self.value_unit
 
     def promql(self) -> str:
         return self.expr.format(threshold=_number(self.threshold))
@@ -55,6 +63,7 @@ CONDITIONS: tuple[Condition, ...] = (
         threshold=120,
         for_s=0,
         unit="s",
+        value_unit="count",
         summary="a region's fire time passed {threshold} s ago and the ledger has no row for it",
         runbook="no scheduler is ticking: check `creatordeck engine --check`, the engine's logs "
         "(scheduler.reconcile_failed), then Redis; fire times come back per the catch-up policy",

@@ -44,6 +44,11 @@ def _hhmm(when: datetime) -> str:
     return when.strftime("%m-%d %H:%M")
 
 
+def _seconds(value: float) -> str:
+    # A healthy lag is tens of milliseconds: "0.0 s" would read as "no lag measured".
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
+
+
 def _ratio(part: int, whole: int, what: str) -> tuple[float | None, str]:
     if not whole:
         return None, f"no {what} in 15 min"
@@ -78,7 +83,7 @@ def _tick_lag(c: Condition, f: Facts) -> Observation:
     if f.ticks.lag_p99_ms is None:
         return Observation(False, None, None, "no tick in 15 min")
     p99 = f.ticks.lag_p99_ms / 1000
-    return Observation(p99 > c.threshold, p99, None, f"p99 {p99:.1f} s")
+    return Observation(p99 > c.threshold, p99, None, f"p99 {_seconds(p99)}")
 
 
 def _tick_long(c: Condition, f: Facts) -> Observation:

@@ -111,7 +111,8 @@ class Notice:
             "runbook": c.runbook,
             "value": self.status.value,
             "threshold": c.threshold,
-            "unit": c.unit,
+            "unit": c.unit,  # the threshold's
+            "value_unit": c.observed_unit,
             "detail": self.status.detail,
         }
 

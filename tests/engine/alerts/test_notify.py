@@ -135,6 +135,7 @@ async def test_one_call_per_change_with_the_payload(
         "value": 2,
         "threshold": 0,
         "unit": "count",
+        "value_unit": "count",
         "detail": "2 waiting",
     }
     assert resolved["state"] == "resolved" and resolved["value"] == 0
