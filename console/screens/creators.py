@@ -264,7 +264,8 @@ class CreatorsScreen(LiveScreen):
         error = f" · [red]{escape(row.last_error[:80])}[/]" if row.last_error else ""
         detail.update(
             f"[b]{escape(row.display_name or row.handle)}[/] @{escape(row.handle)} "
-            f"({row.platform}) · {followers_text(row.followers)}{error}"
+            f"({row.platform}) · region {escape(row.region_code or '-')}"
+            f" · {followers_text(row.followers)}{error}"
         )
 
     def _refilter(self, **changes: str | None) -> None:
