@@ -347,8 +347,7 @@ class CreatorDetailScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(f"Creator @{self.handle}")
-        yield Static("loading…", id="creator-facts")
-        yield Static(" ", id="creator-chart")
+        yield Static("loading…", id="creator-body")
         yield Static(" ", id="status-line")
         yield DeckFooter()
 
@@ -369,9 +368,9 @@ class CreatorDetailScreen(Screen[None]):
         self.loads += 1
 
     def draw(self, detail: data.CreatorDetail | None) -> None:
-        facts = self.query_one("#creator-facts", Static)
+        body = self.query_one("#creator-body", Static)
         if detail is None:
-            facts.update("this creator no longer exists")
+            body.update("this creator no longer exists")
             return
         c = detail.creator
         contact = f" · {escape(c.contact_url)}" if c.contact_url else ""
@@ -381,30 +380,36 @@ class CreatorDetailScreen(Screen[None]):
             if detail.letters
             else ""
         )
-        facts.update(
+        text = Text.from_markup(
             f"[b]{escape(c.display_name or c.handle)}[/] @{escape(c.handle)} · {c.platform} "
             f"{escape(c.external_id)} · region {c.region_code or '-'} · {c.status}{contact}\n"
             f"{followers_text(c.followers)} · following {count(c.following)} · "
             f"posts {count(c.posts)} · views {count(c.views)}\n"  # a line each: no time cut in two
-            f"fetched {when(c.last_fetched_at)} · etag {escape(c.etag or '-')}{error}{letters}"
+            f"fetched {when(c.last_fetched_at)} · etag {escape(c.etag or '-')}{error}{letters}\n"
         )
-        values = [s.followers for s in detail.samples if s.followers is not None]
-        chart = self.query_one("#creator-chart", Static)
-        if len(values) < 2:
-            chart.update(f"{len(values)} sample(s) so far: the chart needs two")
-        else:
-            width = max(self.size.width - 14, 10)
-            lines = data.chart(values, width, self.CHART_HEIGHT)
-            high, low = compact(max(values)), compact(min(values))
-            body = Text()
-            for index, line in enumerate(lines):
-                label = high if index == 0 else low if index == len(lines) - 1 else ""
-                body.append(f"{label:>10} ", style="dim")
-                body.append(line + "\n", style="cyan")
-            first, last = detail.samples[0].at, detail.samples[-1].at
-            body.append(f"{'':>11}{when(first)} … {when(last)} UTC", style="dim")
-            chart.update(body)
+        # Facts and chart are one widget of a fixed (1fr) height: two auto-height widgets that
+        # change height together could be left at their old height by Textual 8.2 on a busy
+        # machine (the facts cut to one line), and a fixed height has no such layout to lose.
+        text.append_text(self._chart(detail))
+        body.update(text)
+
         self.query_one("#status-line", Static).update(
             f"{series_label(len(detail.samples), detail.resolution)} (last 30 days)"
             " · esc back · r reload"
         )
+
+    def _chart(self, detail: data.CreatorDetail) -> Text:
+        values = [s.followers for s in detail.samples if s.followers is not None]
+        if len(values) < 2:
+            return Text(f"{len(values)} sample(s) so far: the chart needs two")
+        width = max(self.size.width - 14, 10)
+        lines = data.chart(values, width, self.CHART_HEIGHT)
+        high, low = compact(max(values)), compact(min(values))
+        body = Text()
+        for index, line in enumerate(lines):
+            label = high if index == 0 else low if index == len(lines) - 1 else ""
+            body.append(f"{label:>10} ", style="dim")
+            body.append(line + "\n", style="cyan")
+        first, last = detail.samples[0].at, detail.samples[-1].at
+        body.append(f"{'':>11}{when(first)} … {when(last)} UTC", style="dim")
+        return body

@@ -175,13 +175,6 @@ def test_creator_detail(snap_compare: Any, test_settings: Settings, size: Any) -
             ),
             "the creator detail",
         )
-        # The facts grow from one line ("loading…") to four; on a busy machine the layout pass
-        # that gives them their height can come later than any fixed pause.
-        await _until(
-            pilot,
-            lambda: pilot.app.screen.query_one("#creator-facts").size.height >= 4,
-            "the creator's facts laid out",
-        )
         await pilot.pause(0.2)  # the footer fits itself after the first layout
 
     assert snap_compare(detail_app(test_settings), terminal_size=size, run_before=open_creator)

@@ -82,7 +82,7 @@ async def test_creators_screen_shows_change_growth_and_opens_the_chart(
             lambda: isinstance(app.screen, CreatorDetailScreen) and app.screen.loads >= 1,
             "the creator detail",
         )
-        chart_text = str(app.screen.query_one("#creator-chart", Static).render())
+        chart_text = str(app.screen.query_one("#creator-body", Static).render())
         assert "█" in chart_text and "3,080" in chart_text
         await pilot.press("escape")
         await wait_until(pilot, lambda: isinstance(app.screen, CreatorsScreen), "back")
