@@ -181,7 +181,11 @@ async def ingest(ctx: ApiContext, raw: bytes, received_at: datetime) -> tuple[in
     if valid:
         async with ctx.pool.acquire() as conn:
             stored = await insert_events(
-                conn, orjson.dumps(valid), skew.total_seconds(), received_at
+                conn,
+                orjson.dumps(valid),
+                skew.total_seconds(),
+                received_at,
+                session_pinned=ctx.session_pinned,
             )
     body = {
         "received": len(items),
