@@ -6,12 +6,12 @@ An assignment is one self-contained statement, and so is an event batch: one rou
 
 The pool's invariant, and what it buys: code on `pool` leaves no session state behind (no
 plain SET, LISTEN, session advisory lock or open cursor; SET LOCAL and transactions only). So a
-released connection is not reset (asyncpg's default sends `RESET ALL; UNLISTEN *; …`, one more
-round trip per request: measured, a fifth of Postgres' CPU per assignment); asyncpg still rolls
-back a transaction left open. Its sessions pin the planner to index probes
-(`INDEX_PROBES_ONLY`), which the event batch needs and the assignment statement uses anyway,
-so a batch needs no transaction of its own. Behind PgBouncer (transaction mode) a session is
-not ours to configure: a batch sets them locally in a transaction instead.
+released connection is not reset (asyncpg's default sends `RESET ALL; UNLISTEN *; …`: one more
+round trip per request); asyncpg still rolls back a transaction left open. Its sessions pin
+the planner to index probes (`INDEX_PROBES_ONLY`), which the event batch needs and the
+assignment statement uses anyway, so a batch needs no transaction of its own. Behind
+PgBouncer (transaction mode) a session is not ours to configure: a batch sets them locally in
+a transaction instead.
 Everything else goes through `db` like the rest of the code.
 """
 
