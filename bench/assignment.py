@@ -25,6 +25,7 @@ from bench.support import (
     bench_settings,
     children,
     cpu_seconds,
+    database_backends,
     exchange,
     percentile,
     postgres_cpu,
@@ -128,11 +129,16 @@ def main() -> None:
             asyncio.run(drive(port, warm, args.connections))
             pids = [api.pid, *children(api.pid)]
             api_before = sum(cpu_seconds(p) for p in pids)
+            backends = database_backends(settings)
+            own_pg_before = sum(cpu_seconds(p) for p in backends)
             pg_before = postgres_cpu()
+            own_before = time.process_time()
             load_before = os.getloadavg()[0]
             elapsed, latencies, new = asyncio.run(drive(port, measured, args.connections))
             api_cpu = sum(cpu_seconds(p) for p in pids) - api_before
             pg_cpu = postgres_cpu() - pg_before
+            own_pg_cpu = sum(cpu_seconds(p) for p in backends) - own_pg_before
+            own_cpu = time.process_time() - own_before
             load_after = os.getloadavg()[0]
         finally:
             api.terminate()
@@ -153,6 +159,12 @@ def main() -> None:
     print(
         f"cpu                api {api_cpu / elapsed:.2f} cores, "
         f"postgres {pg_cpu / elapsed:.2f} cores (all clients)"
+    )
+    n = len(latencies)
+    print(
+        f"cpu per request    api {api_cpu / n * 1e6:.0f} us, "
+        f"api's postgres backends {own_pg_cpu / n * 1e6:.0f} us ({len(backends)} backends; "
+        f"all postgres {pg_cpu / n * 1e6:.0f} us), load generator {own_cpu / n * 1e6:.0f} us"
     )
     print(f"loadavg            before {load_before:.2f}, after {load_after:.2f} (2 cores, shared)")
     print(f"connections        {args.connections}, api workers {args.workers}")

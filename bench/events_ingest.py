@@ -28,6 +28,7 @@ from bench.support import (
     bench_settings,
     children,
     cpu_seconds,
+    database_backends,
     exchange,
     percentile,
     postgres_cpu,
@@ -153,6 +154,8 @@ def main() -> None:
             asyncio.run(drive(port, warm, args.connections))
             api_pids = [api.pid, *children(api.pid)]
             cpu_before = sum(cpu_seconds(p) for p in api_pids)
+            backends = database_backends(settings)
+            own_pg_before = sum(cpu_seconds(p) for p in backends)
             pg_before = postgres_cpu()
             load_before = os.getloadavg()
             own_before = time.process_time()
@@ -160,6 +163,7 @@ def main() -> None:
             own_cpu = time.process_time() - own_before
             api_cpu = sum(cpu_seconds(p) for p in api_pids) - cpu_before
             pg_cpu = postgres_cpu() - pg_before
+            own_pg_cpu = sum(cpu_seconds(p) for p in backends) - own_pg_before
             load_after = os.getloadavg()
             rows = asyncio.run(count_rows(settings))
         finally:
@@ -180,6 +184,10 @@ def main() -> None:
     print(f"cpu                api {api_cpu / elapsed:.2f} cores, "
           f"postgres {pg_cpu / elapsed:.2f} cores (all clients), "
           f"load generator {own_cpu / elapsed:.2f} cores")  # fmt: skip
+    print(f"cpu per event      api {api_cpu / stored * 1e6:.1f} us, "
+          f"api's postgres backends {own_pg_cpu / stored * 1e6:.1f} us "
+          f"({len(backends)} backends; all postgres {pg_cpu / stored * 1e6:.1f} us), "
+          f"load generator {own_cpu / stored * 1e6:.1f} us")  # fmt: skip
     print(f"loadavg            before {load_before[0]:.2f}, after {load_after[0]:.2f} "
           f"(2 cores; other work on the machine included)")  # fmt: skip
     print(f"connections        {args.connections}, api workers {args.workers}, "

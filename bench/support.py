@@ -297,3 +297,20 @@ def arq_noop_ceiling(settings: Settings, jobs: int = 3000) -> float:
     """Jobs/s arq's own worker runs in this process, no-op jobs: the baseline every engine
     bench prints beside its figure (a job carrying many items must beat it by that many)."""
     return asyncio.run(_arq_noop_rate(settings, jobs))
+
+
+def database_backends(settings: Settings) -> list[int]:
+    """Pids of the Postgres backends connected to the bench's own database (its api's pool)."""
+
+    async def pids() -> list[int]:
+        conn = await asyncpg.connect(plain_dsn(settings.database_url or ""))
+        try:
+            rows = await conn.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await conn.close()
+        return [int(r[0]) for r in rows]
+
+    return asyncio.run(pids())

@@ -60,6 +60,7 @@ input is echoed as a short prefix at most.
 """
 
 
+RETRY_SOON = ((b"retry-after", b"1"),)
 # Route labels for metrics: known paths as they are, anything else as "other" (bounded labels).
 ROUTES = frozenset(
     {
@@ -125,7 +126,32 @@ class FastPath:
         if body is None:
             await limits.send_json(send, 413, orjson.dumps({"detail": too_large}))
             return
+        if path == "/v1/assignment" and await self._fast_assignment(scope, body, send):
+            return
         await self.app(scope, limits.replay(body, receive), send)
+
+    async def _fast_assignment(self, scope: Any, body: bytes, send: Any) -> bool:
+        """Answer a valid JSON assignment request (routes_assignment.fast_answer); False when
+        it is not one and FastAPI must answer it. Errors are answered as the app's handlers
+        answer them on the FastAPI path."""
+        content_type = next((v for k, v in scope["headers"] if k == b"content-type"), None)
+        if not routes_assignment.is_json(content_type):
+            return False
+        extra: tuple[tuple[bytes, bytes], ...] = ()
+        try:
+            answer = await routes_assignment.fast_answer(self.app.state.ctx, body)
+        except DB_DOWN_ERRORS as exc:
+            log.warning("api.database_unavailable", path=scope["path"], error=repr(exc))
+            status, answer, extra = 503, orjson.dumps({"detail": DB_DOWN_DETAIL}), RETRY_SOON
+        except Exception as exc:
+            log.error("api.unexpected", path=scope["path"], error=repr(exc), exc_info=exc)
+            status, answer = 500, orjson.dumps({"detail": "internal error; see the api's log"})
+        else:
+            if answer is None:
+                return False
+            status = 200
+        await limits.send_json(send, status, answer, extra)
+        return True
 
 
 async def _metrics(send: Any) -> None:

@@ -40,6 +40,9 @@ router = APIRouter(tags=["app"])
 log = logs.get("engine.api.events")
 
 _SENT_AT = TypeAdapter(AwareDatetime)
+# A batch's events in one validation call (measured: ~1 us less CPU per event than one call
+# per event); when any is invalid, they are validated one by one for their refusals.
+_EVENTS = TypeAdapter(list[EventIn])
 _BATCH_FIELDS = frozenset({"sent_at", "events"})
 
 
@@ -153,14 +156,21 @@ async def ingest(ctx: ApiContext, raw: bytes, received_at: datetime) -> tuple[in
 
     valid: list[dict[str, Any]] = []
     refused: list[dict[str, Any]] = []
+    try:
+        all_valid: list[EventIn] | None = _EVENTS.validate_python(items)
+    except ValidationError:
+        all_valid = None
     for index, item in enumerate(items):
         event_id = item.get("event_id") if isinstance(item, dict) else None
         shown_id = safe_text(event_id) if isinstance(event_id, str) else None
-        try:
-            event = EventIn.model_validate(item)
-        except ValidationError as exc:
-            refused.append({"index": index, "event_id": shown_id, "reason": _reason(exc)})
-            continue
+        if all_valid is not None:
+            event = all_valid[index]
+        else:
+            try:
+                event = EventIn.model_validate(item)
+            except ValidationError as exc:
+                refused.append({"index": index, "event_id": shown_id, "reason": _reason(exc)})
+                continue
         checked = _check(event, skew, earliest, latest)
         if isinstance(checked, str):
             refused.append({"index": index, "event_id": shown_id, "reason": checked})
@@ -181,7 +191,11 @@ async def ingest(ctx: ApiContext, raw: bytes, received_at: datetime) -> tuple[in
     if valid:
         async with ctx.pool.acquire() as conn:
             stored = await insert_events(
-                conn, orjson.dumps(valid), skew.total_seconds(), received_at
+                conn,
+                orjson.dumps(valid),
+                skew.total_seconds(),
+                received_at,
+                session_pinned=ctx.session_pinned,
             )
     body = {
         "received": len(items),

@@ -41,6 +41,7 @@ from storage.queries.experiments.definitions import (
 )
 from storage.queries.experiments.events import (
     DEDUPE_WINDOW,
+    INDEX_PROBES_ONLY,
     insert_events,
 )
 from storage.queries.experiments.funnels import (
@@ -78,6 +79,7 @@ from storage.queries.experiments.rollups import (
 __all__ = [
     "DEDUPE_WINDOW",
     "EVENT_NAME_PATTERN",
+    "INDEX_PROBES_ONLY",
     "KEY_PATTERN",
     "ROLLUP_LOCK",
     "ROLLUP_TABLES",

@@ -31,7 +31,7 @@ from tests.conftest import engine_env
 from tests.support.experiments import TOKEN, make_experiment
 
 ROOT = Path(__file__).resolve().parents[3]
-STARTUP_DEADLINE_S = 30
+STARTUP_DEADLINE_S = 60
 
 
 def _free_port() -> int:
@@ -113,8 +113,11 @@ def api_base(test_settings: Settings) -> Iterator[str]:
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
+                # A slow start is still running: stop it first, or reading its stderr to the
+                # end would wait for ever (seen under load average 9).
+                proc.kill()
                 detail = proc.stderr.read() if proc.stderr else b""
-                raise RuntimeError(f"api did not start: {detail!r}")
+                raise RuntimeError(f"api did not start within {STARTUP_DEADLINE_S} s: {detail!r}")
             time.sleep(0.1)
         yield base
     finally:
