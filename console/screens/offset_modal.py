@@ -39,6 +39,7 @@ class OffsetModal(CheckedModal[list[OffsetChange]]):
     def __init__(self, minute: Minute, timeline: Timeline) -> None:
         super().__init__()
         self.minute, self.timeline = minute, timeline
+        self.changes: list[OffsetChange] = []  # the last changes that passed `check`
 
     def compose(self) -> ComposeResult:
         total = len(self.minute.regions)
@@ -58,7 +59,7 @@ class OffsetModal(CheckedModal[list[OffsetChange]]):
                 classes="hint",
             )
 
-    def check(self) -> list[OffsetChange] | str:
+    def check(self) -> str | None:
         count_text = self.query_one("#count", Input).value.strip()
         offset_text = self.query_one("#offset", Input).value.strip()
         total = len(self.minute.regions)
@@ -68,11 +69,16 @@ class OffsetModal(CheckedModal[list[OffsetChange]]):
             return "by: a number of minutes from 1 to 59"
         codes = self.minute.regions[total - int(count_text) :]
         try:
-            return plan_offset(self.timeline, codes, int(offset_text))
+            self.changes = plan_offset(self.timeline, codes, int(offset_text))
         except OffsetError as exc:
             return str(exc)
+        return None
 
-    def describe(self, value: list[OffsetChange]) -> str:
+    def result(self) -> list[OffsetChange]:
+        return self.changes
+
+    def describe(self) -> str:
+        value = self.changes
         lines = [
             f"{escape(c.code)}: {escape(self.timeline.schedules[c.code][0])} → {escape(c.cron)}"
             for c in value[:PREVIEW_LINES]
