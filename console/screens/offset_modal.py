@@ -21,12 +21,9 @@ from console.data.timeline import (
     plan_offset,
 )
 from console.screens.checked_modal import CheckedModal
+from console.widgets.formatting import count
 
 PREVIEW_LINES = 5
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 class OffsetModal(CheckedModal[list[OffsetChange]]):
@@ -44,7 +41,7 @@ class OffsetModal(CheckedModal[list[OffsetChange]]):
     def compose(self) -> ComposeResult:
         total = len(self.minute.regions)
         with Vertical(classes="dialog", id="offset-dialog"):
-            yield Label(f"[b]Spread {self.minute.at:%H:%M} UTC[/] ({plural(total, 'region')})")
+            yield Label(f"[b]Spread {self.minute.at:%H:%M} UTC[/] ({count(total, 'region')})")
             with Horizontal(classes="field"):
                 yield Label("move", classes="field-label")
                 yield Input(
