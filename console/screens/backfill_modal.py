@@ -33,6 +33,7 @@ class BackfillModal(CheckedModal[BackfillPlan]):
     def __init__(self, code: str, cron: str, timezone: str, now: Callable[[], datetime]) -> None:
         super().__init__()
         self.code, self.cron, self.timezone, self.now = code, cron, timezone, now
+        self.planned: BackfillPlan | None = None  # the last range that passed `check`
 
     def compose(self) -> ComposeResult:
         end = self.now().replace(second=0, microsecond=0)
@@ -51,13 +52,21 @@ class BackfillModal(CheckedModal[BackfillPlan]):
                 classes="hint",
             )
 
-    def check(self) -> BackfillPlan | str:
+    def check(self) -> str | None:
         start = self.query_one("#from", Input).value
         end = self.query_one("#to", Input).value
-        return plan(self.cron, self.timezone, start, end, self.now())
+        outcome = plan(self.cron, self.timezone, start, end, self.now())
+        if isinstance(outcome, str):
+            return outcome
+        self.planned = outcome
+        return None
 
-    def describe(self, value: BackfillPlan) -> str:
-        fires = value.fires
+    def result(self) -> BackfillPlan:
+        assert self.planned is not None  # result follows a check that passed
+        return self.planned
+
+    def describe(self) -> str:
+        fires = self.result().fires
         span = (
             f"1 fire time: {when(fires[0])}"
             if len(fires) == 1

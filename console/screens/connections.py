@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import ClassVar
 
@@ -16,31 +17,40 @@ from console.data import publishing as data
 from console.data.common import STORE_ERRORS
 from console.screens.live import LiveScreen, row_at_cursor
 from console.widgets.formatting import count, millis, when
+from console.widgets.virtual_table import Column, fit_columns
 
-COLUMNS = (  # label, key, width
-    ("#", "id", 4),
-    ("Platform", "platform", 9),
-    ("Name", "name", 18),
-    ("Status", "status", 12),
-    ("Expires", "expires", 19),
-    ("Breaker", "breaker", 9),
-    ("Account id", "account", 20),
+# The name is as wide as the columns beside it leave, up to its width (the line under the
+# table shows a longer one whole); the others keep theirs.
+COLUMNS = (
+    Column("#", "id", 4),
+    Column("Platform", "platform", 9),
+    Column("Name", "name", 40, shrink_to=10),
+    Column("Status", "status", 12),
+    Column("Expires", "expires", 19),
+    Column("Breaker", "breaker", 9),
+    Column("Account id", "account", 20),
 )
 # Below this width the account id gives way (the line under the table shows it) and Expires
 # keeps only the time left ("in 6d23h"; the line under the table gives the date).
 WIDE = 110
 NARROW_EXPIRES = 10
+SCROLLBAR = 2  # kept free: a vertical scrollbar appears when the accounts outgrow the screen
 EXPIRY_WARNING = timedelta(days=7)
 
 
 def columns_for(width: int) -> list[tuple[str, str, int]]:
+    """(label, key, width) of the columns shown in a screen `width` cells wide."""
     if width >= WIDE:
-        return list(COLUMNS)
-    return [
-        (label, key, NARROW_EXPIRES if key == "expires" else w)
-        for label, key, w in COLUMNS
-        if key != "account"
-    ]
+        chosen = list(COLUMNS)
+    else:
+        chosen = [
+            replace(c, width=NARROW_EXPIRES) if c.key == "expires" else c
+            for c in COLUMNS
+            if c.key != "account"
+        ]
+    # Only the name shrinks, so the name gets what the others leave.
+    fitted = fit_columns(chosen, width - SCROLLBAR)
+    return [(chosen[i].label, chosen[i].key, w) for i, w in fitted]
 
 
 def expiry(moment: datetime | None, now: datetime, short: bool = False) -> Text:

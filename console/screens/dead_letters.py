@@ -3,6 +3,10 @@
 Requeue sends a fetch back to the queue (the creator becomes active again); success removes
 the letter, a new failure makes it pending again with one more attempt. Drop deletes it (the
 audit log keeps a copy).
+
+The table is a VirtualTable: it fits its columns to its own width on every resize, the error
+taking what the others leave (down to 10 cells), so a terminal widened or narrowed after the
+screen opened still shows every column; the line under the table shows the error whole.
 """
 
 from __future__ import annotations
@@ -14,23 +18,25 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from console.data import creators as data
 from console.data.creators import DeadLetter
 from console.screens.live import LiveScreen
 from console.widgets.formatting import when
+from console.widgets.virtual_table import Column, VirtualTable
 
+ERROR_CUT = 120  # the cell holds the error's first line up to this; the detail line the rest
 COLUMNS = (
-    ("#", "id", 5),
-    ("Kind", "kind", 6),
-    ("What", "what", 18),
-    ("Tries", "attempts", 5),
-    ("State", "status", 8),
-    ("Last failed", "last", 11),
-    ("Error", "error", 40),
+    Column("#", "id", 5),
+    Column("Kind", "kind", 6),
+    Column("What", "what", 18, shrink_to=12),
+    Column("Tries", "attempts", 5),
+    Column("State", "status", 8),
+    Column("Last failed", "last", 11),
+    # As wide as the cell can be; narrowed (first, being last) to what the others leave.
+    Column("Error", "error", ERROR_CUT, shrink_to=10),
 )
-ERROR_MIN_WIDTH = 10
 
 
 def letter_what(letter: DeadLetter) -> str:
@@ -42,6 +48,10 @@ def letter_what(letter: DeadLetter) -> str:
     return letter.dedupe_key
 
 
+def letter_key(letter: DeadLetter) -> int:
+    return letter.id
+
+
 def letter_cells(letter: DeadLetter) -> tuple[Text | str, ...]:
     return (
         str(letter.id),
@@ -50,7 +60,7 @@ def letter_cells(letter: DeadLetter) -> tuple[Text | str, ...]:
         str(letter.attempts),
         Text(letter.status, style="yellow" if letter.status == "requeued" else "red"),
         when(letter.last_failed_at),
-        letter.error.splitlines()[0][:120] if letter.error else "",
+        letter.error.splitlines()[0][:ERROR_CUT] if letter.error else "",
     )
 
 
@@ -95,17 +105,7 @@ class DeadLettersScreen(LiveScreen):
         self._signature: tuple[tuple[int, int, str], ...] = ()
 
     def compose_body(self) -> ComposeResult:
-        table: DataTable[Text | str] = DataTable(
-            id="dead-letters", cursor_type="row", zebra_stripes=True
-        )
-        # The error takes the width left (the line under the table shows it whole): no column
-        # runs off a 80-column terminal.
-        fixed = sum(width + 2 for _, key, width in COLUMNS if key != "error")
-        for label, key, width in COLUMNS:
-            if key == "error":
-                width = max(ERROR_MIN_WIDTH, self.app.size.width - fixed - 4)
-            table.add_column(label, key=key, width=width)
-        yield table
+        yield VirtualTable(COLUMNS, letter_cells, letter_key, id="dead-letters")
         yield Static(" ", id="detail")
 
     async def fetch(self) -> tuple[DeadLetter, ...]:
@@ -116,10 +116,7 @@ class DeadLettersScreen(LiveScreen):
         if signature != self._signature:
             self._signature = signature
             self.letters = letters
-            table = self.table
-            table.clear()
-            for letter in letters:
-                table.add_row(*letter_cells(letter), key=str(letter.id))
+            self.table.set_rows(letters)
         pending = sum(1 for x in letters if x.status == "pending")
         self.set_status(
             f"{len(letters)} letters, {pending} pending, {len(letters) - pending} requeued · "
@@ -128,16 +125,13 @@ class DeadLettersScreen(LiveScreen):
         self._show_detail()
 
     @property
-    def table(self) -> DataTable[Text | str]:
-        return self.query_one("#dead-letters", DataTable)
+    def table(self) -> VirtualTable[DeadLetter]:
+        return self.query_one("#dead-letters", VirtualTable)
 
     def selected(self) -> DeadLetter | None:
-        table = self.table
-        if not self.letters or not 0 <= table.cursor_row < len(self.letters):
-            return None
-        return self.letters[table.cursor_row]
+        return self.table.row_at_cursor()
 
-    @on(DataTable.RowHighlighted)
+    @on(VirtualTable.RowHighlighted)
     def _show_detail(self) -> None:
         letter = self.selected()
         detail = self.query_one("#detail", Static)

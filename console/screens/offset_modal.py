@@ -21,12 +21,9 @@ from console.data.timeline import (
     plan_offset,
 )
 from console.screens.checked_modal import CheckedModal
+from console.widgets.formatting import count
 
 PREVIEW_LINES = 5
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 class OffsetModal(CheckedModal[list[OffsetChange]]):
@@ -39,11 +36,12 @@ class OffsetModal(CheckedModal[list[OffsetChange]]):
     def __init__(self, minute: Minute, timeline: Timeline) -> None:
         super().__init__()
         self.minute, self.timeline = minute, timeline
+        self.changes: list[OffsetChange] = []  # the last changes that passed `check`
 
     def compose(self) -> ComposeResult:
         total = len(self.minute.regions)
         with Vertical(classes="dialog", id="offset-dialog"):
-            yield Label(f"[b]Spread {self.minute.at:%H:%M} UTC[/] ({plural(total, 'region')})")
+            yield Label(f"[b]Spread {self.minute.at:%H:%M} UTC[/] ({count(total, 'region')})")
             with Horizontal(classes="field"):
                 yield Label("move", classes="field-label")
                 yield Input(
@@ -58,7 +56,7 @@ class OffsetModal(CheckedModal[list[OffsetChange]]):
                 classes="hint",
             )
 
-    def check(self) -> list[OffsetChange] | str:
+    def check(self) -> str | None:
         count_text = self.query_one("#count", Input).value.strip()
         offset_text = self.query_one("#offset", Input).value.strip()
         total = len(self.minute.regions)
@@ -68,11 +66,16 @@ class OffsetModal(CheckedModal[list[OffsetChange]]):
             return "by: a number of minutes from 1 to 59"
         codes = self.minute.regions[total - int(count_text) :]
         try:
-            return plan_offset(self.timeline, codes, int(offset_text))
+            self.changes = plan_offset(self.timeline, codes, int(offset_text))
         except OffsetError as exc:
             return str(exc)
+        return None
 
-    def describe(self, value: list[OffsetChange]) -> str:
+    def result(self) -> list[OffsetChange]:
+        return self.changes
+
+    def describe(self) -> str:
+        value = self.changes
         lines = [
             f"{escape(c.code)}: {escape(self.timeline.schedules[c.code][0])} → {escape(c.cron)}"
             for c in value[:PREVIEW_LINES]

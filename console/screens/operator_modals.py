@@ -16,13 +16,12 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Input, Label, Static
+from textual.widgets import DataTable, Label, Static
 
 from console.data import operators as data
-
-HINT = "[b]enter[/] save   [b]tab[/] next field   [b]esc[/] cancel"
+from console.screens.checked_modal import CheckedModal
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,86 +37,13 @@ class Assignment:
     team: str | None  # None: no team (admins only)
 
 
-class FormModal(ModalScreen[object]):
-    """Fields, an error line under them, enter to save when the check passes, esc to cancel."""
-
-    DEFAULT_CSS = """
-    FormModal .form-error { margin-top: 1; height: auto; }
-    FormModal .form-error.-invalid { color: $error; }
-    FormModal .choices { margin-top: 1; height: auto; max-height: 8; color: $text-muted; }
-    """
-    HEADING = ""
-    FIELDS: tuple[tuple[str, str, str], ...] = ()  # id, label, placeholder
-
-    def __init__(self, values: dict[str, str] | None = None, choices: str = "") -> None:
-        super().__init__()
-        self.start = values or {}
-        self.choices = choices
-        self.error: str | None = "not checked"
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog", id=f"{self.dialog_id}-dialog"):
-            yield Label(f"[b]{escape(self.HEADING)}[/]")
-            for field, label, placeholder in self.FIELDS:
-                with Horizontal(classes="field"):
-                    yield Label(label, classes="field-label")
-                    value = self.start.get(field, "")
-                    yield Input(value, placeholder=placeholder, id=field, compact=True)
-            if self.choices:
-                yield Static(self.choices, classes="choices", markup=False)
-            yield Static(classes="form-error")
-            yield Label(HINT, classes="hint")
-
-    @property
-    def dialog_id(self) -> str:
-        return type(self).__name__.removesuffix("Modal").lower()
-
-    def on_mount(self) -> None:
-        self.query(Input).first().focus()
-        self.validate_input()
-
-    def on_input_changed(self, _event: Input.Changed) -> None:
-        self.validate_input()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        last = self.FIELDS[-1][0]
-        if event.input.id == last:
-            self.action_save()
-        else:
-            self.focus_next()
-
-    def value(self, field: str) -> str:
-        return self.query_one(f"#{field}", Input).value.strip()
-
-    def check(self) -> str | None:
-        raise NotImplementedError
-
-    def result(self) -> object:
-        raise NotImplementedError
-
-    def validate_input(self) -> None:
-        self.error = self.check()
-        out = self.query_one(".form-error", Static)
-        out.set_class(self.error is not None, "-invalid")
-        out.update("[green]ok[/]" if self.error is None else f"cannot save: {escape(self.error)}")
-
-    def action_save(self) -> None:
-        self.validate_input()
-        if self.error is not None:
-            self.notify(f"not saved: {self.error}", severity="error")
-            return
-        self.dismiss(self.result())
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-
-class OperatorFormModal(FormModal):
+class OperatorFormModal(CheckedModal[NewOperator]):
     BINDINGS = [
         Binding("escape", "cancel", "cancel", id="operator_form.cancel"),
         Binding("ctrl+s", "save", "save", id="operator_form.save"),
     ]
     HEADING = "New operator"
+    ENTER_MOVES_ON = True
     FIELDS = (
         ("name", "name", "e.g. ada (what the audit log shows)"),
         ("role", "role", "viewer, editor or admin"),
@@ -137,12 +63,13 @@ class OperatorFormModal(FormModal):
         return NewOperator(self.value("name"), self.value("role"), self.value("os_user") or None)
 
 
-class TeamFormModal(FormModal):
+class TeamFormModal(CheckedModal[str]):
     BINDINGS = [
         Binding("escape", "cancel", "cancel", id="team_form.cancel"),
         Binding("ctrl+s", "save", "save", id="team_form.save"),
     ]
     HEADING = "New team"
+    ENTER_MOVES_ON = True
     FIELDS = (("team", "team", "e.g. detroit"),)
 
     def __init__(self, known: set[str]) -> None:
@@ -156,13 +83,14 @@ class TeamFormModal(FormModal):
         return self.value("team")
 
 
-class PickTeamModal(FormModal):
+class PickTeamModal(CheckedModal[str]):
     """One team out of a list (to join, or to leave)."""
 
     BINDINGS = [
         Binding("escape", "cancel", "cancel", id="pick_team.cancel"),
         Binding("ctrl+s", "save", "save", id="pick_team.save"),
     ]
+    ENTER_MOVES_ON = True
     FIELDS = (("team", "team", "one of the teams listed below"),)
 
     def __init__(self, title: str, teams: list[str]) -> None:
@@ -181,7 +109,7 @@ class PickTeamModal(FormModal):
         return self.value("team")
 
 
-class AssignModal(FormModal):
+class AssignModal(CheckedModal[Assignment]):
     """Give an account (a connection, by id) to a team, or to no team."""
 
     BINDINGS = [
@@ -189,6 +117,7 @@ class AssignModal(FormModal):
         Binding("ctrl+s", "save", "save", id="assign.save"),
     ]
     HEADING = "Account's team"
+    ENTER_MOVES_ON = True
     FIELDS = (
         ("account", "account #", "an account id listed below"),
         ("team", "team", "a team, or - for no team (admins only)"),

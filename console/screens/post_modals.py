@@ -86,6 +86,7 @@ class ScheduleModal(CheckedModal[WhenChoice]):
         self.start = start
         self.timezone = timezone
         self.now = now
+        self.choice: WhenChoice | None = None  # the last wall time that passed `check`
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -99,13 +100,21 @@ class ScheduleModal(CheckedModal[WhenChoice]):
             yield Static(id="preview")
             yield Label("[b]enter[/]/[b]ctrl+s[/] save   [b]esc[/] cancel", classes="hint")
 
-    def check(self) -> WhenChoice | str:
+    def check(self) -> str | None:
         text = self.query_one("#when", Input).value
         tz = self.query_one("#tz", Input).value.strip()
-        return check_when(text, tz, self.now)
+        outcome = check_when(text, tz, self.now)
+        if isinstance(outcome, str):
+            return outcome
+        self.choice = outcome
+        return None
 
-    def describe(self, value: WhenChoice) -> str:
-        return describe_when(value, self.now)
+    def result(self) -> WhenChoice:
+        assert self.choice is not None  # result follows a check that passed
+        return self.choice
+
+    def describe(self) -> str:
+        return describe_when(self.result(), self.now)
 
 
 class ComposeModal(ModalScreen[data.PostInput | None]):

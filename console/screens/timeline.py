@@ -23,8 +23,8 @@ from console.data import timeline as data
 from console.data.common import current_actor
 from console.data.timeline import Minute, OffsetChange, Timeline
 from console.screens.live import LiveScreen, row_at_cursor
-from console.screens.offset_modal import OffsetModal, plural
-from console.widgets.formatting import when
+from console.screens.offset_modal import OffsetModal
+from console.widgets.formatting import count, when
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 HEAT_STYLES = ("green", "green", "green", "yellow", "yellow", "dark_orange", "red", "bold red")
@@ -42,13 +42,13 @@ def heat_strip(timeline: Timeline, width: int) -> Text:
     cell = max(2, min(4, width // buckets))
     peak = max(timeline.per_hour) or 1
     hours, blocks = Text(), Text()
-    for index, count in enumerate(timeline.per_hour):
+    for index, fires in enumerate(timeline.per_hour):
         hour = (timeline.hour0.hour + index) % 24
         hours.append(f"{hour:02d}".ljust(cell), style="dim")
-        if count == 0:
+        if fires == 0:
             blocks.append("·".ljust(cell), style="dim")
             continue
-        level = min(len(BLOCKS) - 1, (count * len(BLOCKS) - 1) // peak)
+        level = min(len(BLOCKS) - 1, (fires * len(BLOCKS) - 1) // peak)
         blocks.append(BLOCKS[level] * (cell - 1) + " ", style=HEAT_STYLES[level])
     return Text("\n").join([hours, blocks])
 
@@ -135,11 +135,9 @@ class TimelineScreen(LiveScreen):
         peak = max(range(len(timeline.per_hour)), key=lambda i: timeline.per_hour[i])
         busiest = timeline.busiest[0] if timeline.busiest else None
         legend = f"UTC hours · peak {(timeline.hour0.hour + peak) % 24:02d}:00"
-        legend += f" ({plural(timeline.per_hour[peak], 'fire')})"
+        legend += f" ({count(timeline.per_hour[peak], 'fire')})"
         if busiest is not None:
-            legend += (
-                f" · peak minute {busiest.at:%H:%M} ({plural(len(busiest.regions), 'region')})"
-            )
+            legend += f" · peak minute {busiest.at:%H:%M} ({count(len(busiest.regions), 'region')})"
         self.query_one("#heat-legend", Static).update(legend)
 
     def on_resize(self, _event: Resize) -> None:
@@ -153,8 +151,8 @@ class TimelineScreen(LiveScreen):
             detail.update("no fire time in the next 24 hours")
             return
         head = (
-            f"{minute.at:%H:%M} {plural(len(minute.regions), 'region')}, "
-            f"{plural(minute.creators, 'creator')} due: "
+            f"{minute.at:%H:%M} {count(len(minute.regions), 'region')}, "
+            f"{count(minute.creators, 'creator')} due: "
         )
         # Two lines of the screen's width, less padding: the rest is counted, not cut.
         budget = 2 * max(self.size.width - 2, 20) - len(head) - 12  # slack: words wrap

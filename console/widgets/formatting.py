@@ -58,5 +58,8 @@ def status(value: str | None) -> Text:
 
 
 def count(n: int, thing: str, things: str | None = None) -> str:
-    """`1 account`, `2 accounts`, `0 runs`; `things` for a plural that is not `thing` + s."""
-    return f"{n} {thing if n == 1 else (things or thing + 's')}"
+    """`1 account`, `2 accounts`, `12,000 regions`; `things` for a plural that is not `thing` + s.
+
+    Thousands separated: a person reads these counts, and 12000 is read slower than 12,000.
+    """
+    return f"{n:,} {thing if n == 1 else (things or thing + 's')}"

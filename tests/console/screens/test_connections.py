@@ -43,3 +43,21 @@ async def test_one_account_at_each_size(
             assert row[4] == f"{when(expires)} (in 3d2h)" and row[6] == conn.account_id
         detail = str(screen.query_one("#detail", Static).render())
         assert conn.account_id in detail and f"expires {when(expires)}" in detail
+
+
+def test_the_name_takes_the_width_the_other_columns_leave() -> None:
+    for width in (80, 120):
+        widths = {key: w for _, key, w in columns_for(width)}
+        others = sum(w + 2 for key, w in widths.items() if key != "name")
+        assert widths["name"] + 2 + others + 2 == width  # the name fills the row, scrollbar kept
+    assert dict((k, w) for _, k, w in columns_for(60))["name"] == 10  # narrowed, not hidden
+    assert dict((k, w) for _, k, w in columns_for(200))["name"] == 40  # and no wider than 40
+
+
+async def test_a_long_name_shows_whole_at_80_columns(test_settings: Settings, db: Database) -> None:
+    await add_connection(db, "creatordeck_demo_team")  # "@creatordeck_demo_team": 22 cells
+    app = make_app(test_settings)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_screen(pilot, "connections", ConnectionsScreen)
+        line = screen.table.render_line(1).text  # line 0 is the header
+        assert "@creatordeck_demo_team " in line and "…" not in line, line
