@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from sqlalchemy import text, update
 from textual.pilot import Pilot
-from textual.widgets import Input
 from textual.widgets._footer import FooterKey
 
 from console.app import CreatordeckApp
@@ -115,11 +114,6 @@ def test_posts_week(snap_compare: Any, test_settings: Settings, size: Any) -> No
     assert snap_compare(app_for(test_settings), terminal_size=size, run_before=week)
 
 
-def _no_blink(pilot: Pilot[Any]) -> None:
-    for field in pilot.app.screen.query(Input):
-        field.cursor_blink = False
-
-
 MODALS = {  # what opens it from Regions, and a widget id it shows
     "command": ((":",), "#command"),
     "help": (("question_mark",), "#help-dialog"),
@@ -139,7 +133,6 @@ def test_modal(snap_compare: Any, test_settings: Settings, modal: str, size: Any
         await settled(pilot)
         await pilot.press(*keys)
         await _until(pilot, lambda: bool(pilot.app.screen.query(shows)), modal)
-        _no_blink(pilot)
         await pilot.pause(0.1)
 
     assert snap_compare(app_for(test_settings), terminal_size=size, run_before=open_modal)
@@ -151,7 +144,6 @@ def test_timeline_offset_modal(snap_compare: Any, test_settings: Settings, size:
         await on_screen("timeline")(pilot)
         await pilot.press("o")
         await _until(pilot, lambda: bool(pilot.app.screen.query("#offset-dialog")), "offset")
-        _no_blink(pilot)
         await pilot.pause(0.1)
 
     assert snap_compare(app_for(test_settings), terminal_size=size, run_before=open_modal)
@@ -244,7 +236,6 @@ def test_work_modal(snap_compare: Any, test_settings: Settings, modal: str, size
         await on_screen(screen)(pilot)
         await pilot.press(*keys)
         await _until(pilot, lambda: _on_top(pilot, shows), modal)
-        _no_blink(pilot)
         await pilot.pause(0.2)
 
     assert snap_compare(work_app(test_settings), terminal_size=size, run_before=open_modal)

@@ -302,11 +302,6 @@ def snapshot_app(settings: Settings) -> CreatordeckApp:
     return CreatordeckApp(settings, clock=frozen_clock, landing="operators")
 
 
-def _no_blink(pilot: Pilot[Any]) -> None:
-    for field in pilot.app.screen.query(Input):
-        field.cursor_blink = False
-
-
 MODALS = {  # keys from the screen (the third operator, "me", selected), a widget it shows
     "add_operator": (("a",), "#operatorform-dialog"),
     "role": (("r",), "#role-dialog"),
@@ -335,7 +330,6 @@ def test_modal_snapshot(snap_compare: Any, test_settings: Settings, modal: str, 
         await settled(pilot)
         await pilot.press("down", "down", *keys)
         await _until(pilot, lambda: bool(pilot.app.screen.query(shows)), modal)
-        _no_blink(pilot)
         await pilot.pause(0.1)
 
     assert snap_compare(snapshot_app(test_settings), terminal_size=size, run_before=open_modal)

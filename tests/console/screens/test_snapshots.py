@@ -14,7 +14,6 @@ from datetime import timedelta
 from typing import Any
 
 from textual.pilot import Pilot
-from textual.widgets import Input
 
 from console.app import CreatordeckApp
 from console.screens.live import LiveScreen
@@ -138,8 +137,6 @@ def test_edit_cron_modal(snap_compare: Any, test_settings: Settings) -> None:
         await settled(pilot)
         await pilot.press("down", "e")
         await _until(pilot, lambda: bool(pilot.app.screen.query("#cron")), "the edit modal")
-        for field in pilot.app.screen.query(Input):
-            field.cursor_blink = False
 
     assert snap_compare(seeded_app(test_settings), terminal_size=SIZE, run_before=edit)
 
