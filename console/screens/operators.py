@@ -31,16 +31,13 @@ from console.screens.operator_modals import (
     RoleModal,
     TeamFormModal,
 )
+from console.widgets.formatting import count
 
 # Fixed widths that fit 80 columns (an auto-width column re-measured after `clear()` can lose
 # its last character); a longer value is cut, and the detail line under the tables shows it.
 OPERATOR_COLUMNS = (("Name", 12), ("Role", 7), ("Teams", 16), ("OS user", 10), ("SSH keys", 24))
 TEAM_COLUMNS = (("Team", 14), ("Members", 28), ("Accounts", 30))
 ROLE_STYLE = {"admin": "bold magenta", "editor": "cyan", "viewer": "dim"}
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _listed(items: tuple[str, ...] | list[str], empty: str = "-") -> Text:
@@ -123,10 +120,10 @@ class OperatorsScreen(LiveScreen):
             if view.is_admin and not self.deck.read_only
             else "[yellow]read-only: only admins edit[/]"
         )
-        keys = "[b red]keys unreadable[/]" if view.keys_error else plural(len(view.keys), "key")
+        keys = "[b red]keys unreadable[/]" if view.keys_error else count(len(view.keys), "key")
         self.set_status(
-            f"{plural(len(view.operators), 'operator')} ({admins} admin) · "
-            f"{plural(len(view.teams), 'team')} · {keys} · {escape(view.me)} {mode} · "
+            f"{count(len(view.operators), 'operator')} ({admins} admin) · "
+            f"{count(len(view.teams), 'team')} · {keys} · {escape(view.me)} {mode} · "
             f"{self.deck.now():%H:%M:%S}"
         )
         self._show_detail()
@@ -175,8 +172,8 @@ class OperatorsScreen(LiveScreen):
             return
         if op is None:
             detail.update(
-                "no operators: everyone acts as admin until the first one "
-                "(a: add one, an admin, with your OS user)"
+                "no operators yet, so everyone acts as admin; `a` adds the first one "
+                "(an admin, with your OS user)"
             )
             return
         keys = view.keys_of(op.name)
@@ -186,7 +183,7 @@ class OperatorsScreen(LiveScreen):
         detail.update(
             f"[b]{escape(op.name)}[/] {escape(op.role)} · teams {escape(teams)}"
             f" · OS user {escape(op.os_user or '-')} · "
-            f"{plural(len(keys), 'SSH key')}{f' ({ro} read-only)' if ro else ''}{escape(names)}"
+            f"{count(len(keys), 'SSH key')}{f' ({ro} read-only)' if ro else ''}{escape(names)}"
         )
 
     # Edits: refused for a read-only console first, then by storage for a non-admin.
