@@ -30,6 +30,7 @@ from storage.database import Database
 from storage.models import RollupRun
 from storage.queries import experiments as q
 from storage.queries import rollup_days
+from storage.queries.experiments import funnel_units
 from storage.queries.partitions import horizon
 
 log = logs.get("engine.rollups")
@@ -63,7 +64,7 @@ class JobResult:
     rows_written: int
     duration_ms: int
     checksum: str
-    units_of_work: int  # days, experiment-days or funnels recomputed
+    units_of_work: int  # days, experiment-days or funnel units re-chained
 
 
 @dataclass(slots=True)
@@ -164,45 +165,88 @@ async def _compute(
         label = f"daily {days[0].isoformat()} … {days[-1].isoformat()}" if days else "daily"
         progress(label if days else "daily: nothing new", 1, 1)
         return rows, len(days)
+    if job == Job.FUNNELS:
+        return await _funnels(session, window, since, progress)
     experiments = await q.rollup_experiments_list(session)
     if since is not None:
         touched = await q.touched_experiments(session, since)
         experiments = [e for e in experiments if e.key in touched]
-    if job == Job.EXPERIMENTS:
-        # Day-grained: a full run rebuilds every day of the window, an incremental one only the
-        # days that received events; the figures are then summed from that state.
-        if since is None:
-            days = [window.start + timedelta(days=i) for i in range(window.days)]
-        else:
-            days = await q.touched_days(session, window, since)
-        window_params = {
-            "wd": window.days,
-            "first": window.start,
-            "last": window.end,
-            "start": window.start_ts,
-            "end": window.end_ts,
-        }
-        targets = [rollup_days.PatchTarget(e.id, e.key, e.primary_metric) for e in experiments]
-        # One pass over the days' events for every experiment, then per-experiment sums.
-        rows = await rollup_days.patch_days(
-            session, window_params, targets, days, full=since is None
-        )
-        for index, exp in enumerate(experiments):
-            rows += await rollup_days.write_experiment(
-                session, window_params, exp.id, exp.variant_keys
-            )
-            progress(f"experiment {exp.key}", index + 1, len(experiments))
-        if not experiments:
-            progress("experiments: nothing new", 1, 1)
-        return rows, len(experiments) * len(days)
-    work = [(exp, name, steps) for exp in experiments for name, steps in exp.funnels]
+    # Day-grained: a full run rebuilds every day of the window, an incremental one only the
+    # days that received events; the figures are then summed from that state.
+    if since is None:
+        days = [window.start + timedelta(days=i) for i in range(window.days)]
+    else:
+        days = await q.touched_days(session, window, since)
+    window_params = {
+        "wd": window.days,
+        "first": window.start,
+        "last": window.end,
+        "start": window.start_ts,
+        "end": window.end_ts,
+    }
+    targets = [rollup_days.PatchTarget(e.id, e.key, e.primary_metric) for e in experiments]
+    # One pass over the days' events for every experiment, then per-experiment sums.
+    rows = await rollup_days.patch_days(session, window_params, targets, days, full=since is None)
+    for index, exp in enumerate(experiments):
+        rows += await rollup_days.write_experiment(session, window_params, exp.id, exp.variant_keys)
+        progress(f"experiment {exp.key}", index + 1, len(experiments))
+    if not experiments:
+        progress("experiments: nothing new", 1, 1)
+    return rows, len(experiments) * len(days)
+
+
+async def _funnels(
+    session: AsyncSession, window: q.Window, since: datetime | None, progress: Progress
+) -> tuple[int, int]:
+    """Funnel state patched by unit where it belongs to this window, rebuilt where it does not
+    (a full run, a new funnel, a moved window); counts then summed from the state."""
+    experiments = await q.rollup_experiments_list(session)
+    defs = [
+        (exp, funnel_units.FunnelDef(exp.id, exp.key, name, steps))
+        for exp in experiments
+        for name, steps in exp.funnels
+    ]
+    stored = await q.stored_funnels(session, window.days)
+    current = [f for _, f in defs if stored.get((f.experiment_id, f.name)) == (window.end, f.steps)]
+    start = window.start_ts
+    gone = await horizon(session, partitions.EVENTS)
+    if since is None and gone is not None and gone > start:
+        # Retention dropped days of this window: what was computed from them is kept, and the
+        # remaining days are folded in (a set union, so this re-run changes nothing).
+        start = gone
+        since_for_merge: datetime | None = None
+    elif since is None:
+        current = []
+        since_for_merge = None
+    else:
+        since_for_merge = since
+    rebuilt = [f for _, f in defs if f not in current]
     rows = await q.prune_funnels(session, window.days)
-    for index, (exp, name, steps) in enumerate(work):
-        rows += await q.rollup_funnel(session, exp, name, steps, window)
-        progress(f"funnel {exp.key}/{name}", index + 1, len(work))
-    if not work:
-        progress("funnels: nothing new", 1, 1)
-    return rows, len(work)
+    rows += await funnel_units.prune(session, window.days, [f for _, f in defs])
+    fresh = await funnel_units.rebuild(
+        session, window.days, rebuilt, window.start_ts, window.end_ts
+    )
+    merged = await funnel_units.merge(
+        session, window.days, current, start, window.end_ts, since_for_merge
+    )
+    rows += fresh.written + merged.written
+    progress(f"funnels: {fresh.units + merged.units} units re-chained", 1, 2)
+    # Counts change only with the state (or when a funnel has none yet).
+    changed = [
+        (exp, f)
+        for exp, f in defs
+        if f in rebuilt or merged.written or (f.experiment_id, f.name) not in stored
+    ]
+    if changed:
+        reached = await funnel_units.reached_counts(
+            session, window.days, sorted({f.experiment_id for _, f in changed})
+        )
+        for exp, f in changed:
+            rows += await q.write_funnel(
+                session, exp, f.name, f.steps, window, reached.get((f.experiment_id, f.name), {})
+            )
+    progress("funnels: counts written" if changed else "funnels: nothing new", 2, 2)
+    return rows, fresh.units + merged.units
 
 
 async def run_rollups(
