@@ -4,8 +4,8 @@
 unit reached in order and the step events that can still change that when late events arrive
 (storage/queries/experiments/funnel_units.py). Funnel counts are summed from it; an incremental
 run reads the late events and the state of their units, never the window's raw events.
-Unit and variant compare bytewise (collation "C"): the rollup groups and joins them by
-hash and sort, never shows them in order, and a locale comparison costs several times more.
+Unit and variant compare bytewise (collation "C", whatever the database's locale): the rollup
+groups and joins them, never shows them in order, so locale-aware comparison buys nothing.
 Derived state: the upgrade creates an empty table and the next rollup (full, or incremental
 finding a funnel without state) builds it from the event log.
 

@@ -65,7 +65,7 @@ class FunnelUnitRollup(Base):
         ForeignKey("experiment.id", ondelete="CASCADE"), primary_key=True
     )
     funnel_name: Mapped[str] = mapped_column(String(100), primary_key=True)
-    # Bytewise ("C"): grouped and joined, never shown in order; locale comparisons cost more.
+    # Bytewise ("C") whatever the database locale: grouped and joined, never shown in order.
     unit_id: Mapped[str] = mapped_column(String(200, collation="C"), primary_key=True)
     variant_key: Mapped[str] = mapped_column(String(100, collation="C"), primary_key=True)
     reached: Mapped[int] = mapped_column(SmallInteger)

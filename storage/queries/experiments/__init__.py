@@ -46,6 +46,7 @@ from storage.queries.experiments.events import (
 )
 from storage.queries.experiments.funnels import (
     prune_funnels,
+    stored_counts,
     stored_funnels,
     write_funnel,
 )
@@ -124,6 +125,7 @@ __all__ = [
     "set_weights",
     "snapshot",
     "start_run",
+    "stored_counts",
     "stored_funnels",
     "touched_days",
     "touched_experiments",

@@ -22,6 +22,7 @@ write only rows that change (a re-run writes nothing); neither commits.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -101,7 +102,7 @@ _DIFF = """
     FROM rollup_funnel_unit r JOIN fl USING (experiment_id, funnel_name)
     WHERE r.window_days = :wd {cur_filter}
 ), diff AS (
-    SELECT n.* FROM fresh n LEFT JOIN cur c
+    SELECT n.*, COALESCE(c.reached, 0) AS was FROM fresh n LEFT JOIN cur c
         USING (experiment_id, funnel_name, unit_id, variant_key)
     WHERE c.unit_id IS NULL OR (c.reached, c.steps, c.times) IS DISTINCT FROM
                                (n.reached, n.steps, n.times)
@@ -143,8 +144,15 @@ _MERGE_SOURCE = """
     SELECT * FROM new UNION ALL SELECT * FROM old
 )"""
 
+# Progress only grows when events are added: each changed unit moves from `was` steps to
+# `reached`, which is all the funnel's counts need to know (no recount of the state).
 _MERGE_TAIL = """
-SELECT (SELECT count(*) FROM up) AS written, (SELECT count(*) FROM fresh) AS units
+, moved AS (
+    SELECT experiment_id, funnel_name, variant_key, was, reached, count(*) AS n
+    FROM diff WHERE reached <> was GROUP BY 1, 2, 3, 4, 5
+)
+SELECT (SELECT count(*) FROM up) AS written, (SELECT count(*) FROM fresh) AS units,
+       (SELECT COALESCE(json_agg(m), '[]') FROM moved m)::text AS moved
 """
 
 
@@ -159,9 +167,22 @@ class FunnelDef:
 
 
 @dataclass(frozen=True, slots=True)
+class Move:
+    """`units` of one funnel and variant went from `was` steps reached to `reached`."""
+
+    experiment_id: int
+    funnel_name: str
+    variant_key: str
+    was: int
+    reached: int
+    units: int
+
+
+@dataclass(frozen=True, slots=True)
 class Patched:
     written: int  # state rows inserted, changed or deleted
     units: int  # (funnel, unit) chains computed
+    moves: tuple[Move, ...] = ()
 
 
 async def _hash_joins_only(session: AsyncSession) -> None:
@@ -237,7 +258,11 @@ async def merge(
         params["since"] = since
     await _hash_joins_only(session)
     row = (await session.execute(text(sql), params)).one()
-    return Patched(int(row.written), int(row.units))
+    moves = tuple(
+        Move(m["experiment_id"], m["funnel_name"], m["variant_key"], m["was"], m["reached"], m["n"])
+        for m in json.loads(row.moved)
+    )
+    return Patched(int(row.written), int(row.units), moves)
 
 
 async def reached_counts(
@@ -260,19 +285,19 @@ async def reached_counts(
     return out
 
 
-async def prune(session: AsyncSession, window_days: int, keep: Sequence[FunnelDef]) -> int:
-    """Drop the state of funnels not in `keep` (removed funnels, experiments back out of scope)."""
+async def prune(session: AsyncSession, window_days: int, gone: Sequence[tuple[int, str]]) -> int:
+    """Drop the state of the given (experiment id, funnel name) pairs: funnels removed, or
+    experiments out of scope (a deleted experiment's rows go with it, ON DELETE CASCADE).
+    By primary-key prefix: the rows of the other funnels are not read."""
+    if not gone:
+        return 0
     result = await session.execute(
         text(
-            "DELETE FROM rollup_funnel_unit r WHERE r.window_days = :wd AND NOT EXISTS ("
-            "SELECT 1 FROM unnest(CAST(:exps AS bigint[]), CAST(:names AS text[])) "
-            "AS k(experiment_id, funnel_name) "
-            "WHERE k.experiment_id = r.experiment_id AND k.funnel_name = r.funnel_name)"
+            "DELETE FROM rollup_funnel_unit r USING unnest(CAST(:exps AS bigint[]), "
+            "CAST(:names AS text[])) AS k(experiment_id, funnel_name) "
+            "WHERE r.window_days = :wd AND r.experiment_id = k.experiment_id "
+            "AND r.funnel_name = k.funnel_name"
         ),
-        {
-            "wd": window_days,
-            "exps": [f.experiment_id for f in keep],
-            "names": [f.name for f in keep],
-        },
+        {"wd": window_days, "exps": [g[0] for g in gone], "names": [g[1] for g in gone]},
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

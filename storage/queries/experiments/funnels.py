@@ -81,21 +81,34 @@ async def stored_funnels(
     return out
 
 
+async def stored_counts(
+    session: AsyncSession, window_days: int, experiment_ids: Sequence[int]
+) -> dict[tuple[int, str], dict[tuple[str, int], int]]:
+    """Per (experiment, funnel): the units per (variant, step) as stored."""
+    rows = await session.execute(
+        text(
+            "SELECT experiment_id, funnel_name, variant_key, step, units FROM rollup_funnel "
+            "WHERE window_days = :days AND experiment_id = ANY(CAST(:ids AS bigint[]))"
+        ),
+        {"days": window_days, "ids": list(experiment_ids)},
+    )
+    out: dict[tuple[int, str], dict[tuple[str, int], int]] = {}
+    for r in rows:
+        out.setdefault((r.experiment_id, r.funnel_name), {})[(r.variant_key, r.step)] = int(r.units)
+    return out
+
+
 async def write_funnel(
     session: AsyncSession,
     exp: RollupExperiment,
     funnel: str,
     steps: Sequence[str],
     window: Window,
-    reached: dict[tuple[str, int], int],
+    units: dict[tuple[str, int], int],
 ) -> int:
-    """Write one funnel's rows from the units per (variant, steps reached): step k counts the
-    units that reached k or further. Returns rows inserted, changed or deleted."""
-    counted = [
-        (variant, k, sum(n for (v, r), n in reached.items() if v == variant and r >= k))
-        for variant in {v for v, _ in reached}
-        for k in range(1, len(steps) + 1)
-    ]
+    """Write one funnel's rows from the units per (variant, step): the units that reached the
+    step or further. Returns rows inserted, changed or deleted."""
+    counted = [(v, k, n) for (v, k), n in units.items()]
     params: dict[str, Any] = {
         "id": exp.id,
         "funnel": funnel,
