@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("reached", sa.SmallInteger(), nullable=False),
         sa.Column("steps", postgresql.ARRAY(sa.SmallInteger()), nullable=False),
         sa.Column("times", postgresql.ARRAY(sa.DateTime(timezone=True)), nullable=False),
+        sa.Column("reached_at", postgresql.ARRAY(sa.DateTime(timezone=True)), nullable=False),
         sa.PrimaryKeyConstraint(
             "window_days",
             "experiment_id",

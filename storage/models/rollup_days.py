@@ -71,3 +71,5 @@ class FunnelUnitRollup(Base):
     reached: Mapped[int] = mapped_column(SmallInteger)
     steps: Mapped[list[int]] = mapped_column(ARRAY(SmallInteger))
     times: Mapped[list[datetime]] = mapped_column(ARRAY(DateTime(timezone=True)))
+    # t_1 … t_reached: a new event of a reached step at or after its time changes nothing.
+    reached_at: Mapped[list[datetime]] = mapped_column(ARRAY(DateTime(timezone=True)))

@@ -52,6 +52,7 @@ def test_upgrade_creates_the_state_table_and_downgrade_drops_it(scratch_url: str
         "reached",
         "steps",
         "times",
+        "reached_at",
     }
     assert columns["unit_id"] == columns["variant_key"] == "C"
     _outside_loop(lambda: migrations.downgrade(scratch_url, "0015_post_experiment_versions"))

@@ -77,18 +77,21 @@ def _chain(steps: int) -> str:
     # A step's times after its reached time can never matter again: not kept. Step 1 keeps its
     # time alone (min), so its other events are not even joined.
     parts.append(
-        ", kept AS (SELECT fid, unit_id, variant_key, 1 AS step, t, true AS on_chain FROM s1 "
+        ", kept AS (SELECT fid, unit_id, variant_key, 1 AS step, t, true AS on_chain, "
+        "true AS at_step FROM s1 "
         "UNION ALL SELECT DISTINCT e.fid, e.unit_id, e.variant_key, e.step, e.t, "
-        "r.t IS NOT NULL AS on_chain FROM ev e LEFT JOIN reach r ON r.fid = e.fid "
+        "r.t IS NOT NULL AS on_chain, e.t = r.t AS at_step "
+        "FROM ev e LEFT JOIN reach r ON r.fid = e.fid "
         "AND r.unit_id = e.unit_id AND r.variant_key = e.variant_key AND r.step = e.step "
         "WHERE e.step > 1 AND (r.t IS NULL OR e.t <= r.t))"
         ", units AS (SELECT fid, unit_id, variant_key, "
         "CAST(COALESCE(max(step) FILTER (WHERE on_chain), 0) AS smallint) AS reached, "
         "array_agg(CAST(step AS smallint) ORDER BY step, t) AS steps, "
-        "array_agg(t ORDER BY step, t) AS times FROM kept "
-        "GROUP BY fid, unit_id, variant_key)"
+        "array_agg(t ORDER BY step, t) AS times, "
+        "COALESCE(array_agg(t ORDER BY step) FILTER (WHERE at_step), '{}') AS reached_at "
+        "FROM kept GROUP BY fid, unit_id, variant_key)"
         ", fresh AS (SELECT fl.experiment_id, fl.funnel_name, u.unit_id, u.variant_key, "
-        "u.reached, u.steps, u.times FROM units u JOIN fl ON fl.fid = u.fid)"
+        "u.reached, u.steps, u.times, u.reached_at FROM units u JOIN fl ON fl.fid = u.fid)"
     )
     return "\n".join(parts)
 
@@ -108,11 +111,14 @@ _DIFF = """
                                (n.reached, n.steps, n.times)
 ), up AS (
     INSERT INTO rollup_funnel_unit AS r
-        (window_days, experiment_id, funnel_name, unit_id, variant_key, reached, steps, times)
-    SELECT :wd, experiment_id, funnel_name, unit_id, variant_key, reached, steps, times
+        (window_days, experiment_id, funnel_name, unit_id, variant_key, reached, steps, times,
+         reached_at)
+    SELECT :wd, experiment_id, funnel_name, unit_id, variant_key, reached, steps, times,
+           reached_at
     FROM diff
     ON CONFLICT (window_days, experiment_id, funnel_name, unit_id, variant_key) DO UPDATE
-        SET reached = EXCLUDED.reached, steps = EXCLUDED.steps, times = EXCLUDED.times
+        SET reached = EXCLUDED.reached, steps = EXCLUDED.steps, times = EXCLUDED.times,
+            reached_at = EXCLUDED.reached_at
     RETURNING 1
 )"""
 
@@ -131,8 +137,20 @@ SELECT (SELECT count(*) FROM up) + (SELECT count(*) FROM gone) AS written,
        (SELECT count(*) FROM fresh) AS units
 """
 
+# A new step-k event at or after the unit's stored step-k time changes nothing (t_k stays the
+# least qualifying time, and later times are not kept): only units with another kind of new
+# event are re-chained, and most late events of a busy window are of that first kind.
 _MERGE_SOURCE = """
-, new AS MATERIALIZED ({events}
+, arrived AS MATERIALIZED ({events}
+), new AS MATERIALIZED (
+    SELECT a.* FROM arrived a
+    WHERE (a.fid, a.unit_id, a.variant_key) IN (
+        SELECT n.fid, n.unit_id, n.variant_key FROM arrived n
+        JOIN fl ON fl.fid = n.fid
+        LEFT JOIN rollup_funnel_unit u ON u.window_days = :wd
+             AND u.experiment_id = fl.experiment_id AND u.funnel_name = fl.funnel_name
+             AND u.unit_id = n.unit_id AND u.variant_key = n.variant_key
+        WHERE u.unit_id IS NULL OR n.step > u.reached OR n.t < u.reached_at[n.step])
 ), old AS (
     SELECT fl.fid, u.unit_id, u.variant_key, CAST(x.step AS integer) AS step, x.t
     FROM rollup_funnel_unit u

@@ -87,10 +87,12 @@ async def test_a_late_event_rechains_its_unit_only(client: httpx.AsyncClient, db
     # The raw events vanish behind the rollup's back: an incremental run must not need them.
     async with db.transaction() as session:
         await session.execute(text("DELETE FROM event_log"))
-    # u0 buys after its form, u1 "buys" before opening (out of order: not step 3).
+    # u0 buys after its form, u1 "buys" before opening (out of order: not step 3); u2 opens
+    # again after its first open, which cannot change its progress (not re-chained at all).
     late = [
         event("u0", "purchase", base + timedelta(minutes=5)),
         event("u1", "purchase", base - timedelta(minutes=5)),
+        event("u2", "open", base + timedelta(minutes=30)),
     ]
     await _post(client, late)
 
