@@ -104,6 +104,30 @@ async def generate(
     return time.perf_counter() - started
 
 
+async def backend_cpu_s(settings: Settings) -> float:
+    """CPU seconds used so far by the server processes of the bench database (user + system,
+    from /proc: the server runs on this machine). Unlike wall time, it does not grow with the
+    load other processes put on the shared cores. Pooled connections stay open between runs,
+    so a difference of two readings is the work of the runs in between."""
+    conn = await asyncpg.connect(plain_dsn(settings.database_url or ""))
+    try:
+        pids = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    ticks = 0
+    for row in pids:
+        try:
+            with open(f"/proc/{row['pid']}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a connection that closed in between
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 async def run(args: argparse.Namespace, settings: Settings) -> None:
     print(f"generating {args.events:,} events for {args.units:,} units …", flush=True)
     gen_s = await generate(settings, args.events, args.units)
@@ -121,16 +145,22 @@ async def run(args: argparse.Namespace, settings: Settings) -> None:
             if late:
                 await generate(settings, late, args.units, late=True, late_days=args.late_days)
             load = os.getloadavg()[0]
+            cpu_before = await backend_cpu_s(settings)
             started = time.perf_counter()
             report = await run_rollups(db, window, incremental=incremental, trigger="bench")
             elapsed = time.perf_counter() - started
+            cpu = await backend_cpu_s(settings) - cpu_before
             parts = ", ".join(
                 f"{r.job.value} {r.duration_ms / 1000:.2f} s ({r.units_of_work} recomputed, "
                 f"{r.rows_written} rows)"
                 for r in report.results
             )
             results.append((label, elapsed, load, report.checksums))
-            print(f"{label:<38} {elapsed:7.2f} s   loadavg {load:.2f}   [{parts}]", flush=True)
+            print(
+                f"{label:<38} {elapsed:7.2f} s   server CPU {cpu:6.2f} s   loadavg {load:.2f}   "
+                f"[{parts}]",
+                flush=True,
+            )
     finally:
         await db.dispose()
     same = results[2][3] == results[3][3]

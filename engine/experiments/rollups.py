@@ -3,14 +3,20 @@
 Each job runs in one transaction under an advisory lock (CLI and engine never interleave),
 recomputes its window from the event log and writes only rows that changed; each run is
 recorded in rollup_runs with the tables' checksum. An incremental run (same window as the last
-successful run) recomputes only the days and experiments that received events since that run's
-watermark; late events inside the window are therefore picked up by the next run. Daily rows
-and experiment figures are recomputed for the touched days only (experiments from day-grained
-state, storage/queries/rollup_days.py); a touched experiment's funnels still scan the whole
-window, since a unit's progress depends on the order of its events across days.
+successful run) recomputes only what received events since that run's watermark; late events
+inside the window are therefore picked up by the next run. Daily rows and experiment figures
+are recomputed for the touched days only (experiments from day-grained state,
+storage/queries/rollup_days.py); funnels for the touched units only (per-unit progress,
+storage/queries/experiments/funnel_units.py), their counts then summed from that state.
+
+Costs: a full run reads the window's events once per job (funnels: once for all funnels); an
+incremental run reads the events received since the watermark (BRIN on received_at), the
+touched days' partitions (daily, experiments) and the state of the touched units (funnels).
 
 Retention (engine/jobs/maintenance.py) drops whole days of raw events: daily rows of days
-before `retention_horizon` are never recomputed, so they outlive the raw data.
+before `retention_horizon` are never recomputed, so they outlive the raw data; a full funnel
+run whose window the horizon cuts folds the remaining days into the stored per-unit progress
+instead of rebuilding it, so progress made on dropped days is kept.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from storage.database import Database
 from storage.models import RollupRun
 from storage.queries import experiments as q
 from storage.queries import rollup_days
+from storage.queries.experiments import funnel_units
 from storage.queries.partitions import horizon
 
 log = logs.get("engine.rollups")
@@ -63,7 +70,7 @@ class JobResult:
     rows_written: int
     duration_ms: int
     checksum: str
-    units_of_work: int  # days, experiment-days or funnels recomputed
+    units_of_work: int  # days, experiment-days or funnel units re-chained
 
 
 @dataclass(slots=True)
@@ -164,45 +171,126 @@ async def _compute(
         label = f"daily {days[0].isoformat()} … {days[-1].isoformat()}" if days else "daily"
         progress(label if days else "daily: nothing new", 1, 1)
         return rows, len(days)
+    if job == Job.FUNNELS:
+        return await _funnels(session, window, since, progress)
     experiments = await q.rollup_experiments_list(session)
     if since is not None:
         touched = await q.touched_experiments(session, since)
         experiments = [e for e in experiments if e.key in touched]
-    if job == Job.EXPERIMENTS:
-        # Day-grained: a full run rebuilds every day of the window, an incremental one only the
-        # days that received events; the figures are then summed from that state.
-        if since is None:
-            days = [window.start + timedelta(days=i) for i in range(window.days)]
-        else:
-            days = await q.touched_days(session, window, since)
-        window_params = {
-            "wd": window.days,
-            "first": window.start,
-            "last": window.end,
-            "start": window.start_ts,
-            "end": window.end_ts,
-        }
-        targets = [rollup_days.PatchTarget(e.id, e.key, e.primary_metric) for e in experiments]
-        # One pass over the days' events for every experiment, then per-experiment sums.
-        rows = await rollup_days.patch_days(
-            session, window_params, targets, days, full=since is None
-        )
-        for index, exp in enumerate(experiments):
-            rows += await rollup_days.write_experiment(
-                session, window_params, exp.id, exp.variant_keys
-            )
-            progress(f"experiment {exp.key}", index + 1, len(experiments))
-        if not experiments:
-            progress("experiments: nothing new", 1, 1)
-        return rows, len(experiments) * len(days)
-    work = [(exp, name, steps) for exp in experiments for name, steps in exp.funnels]
+    # Day-grained: a full run rebuilds every day of the window, an incremental one only the
+    # days that received events; the figures are then summed from that state.
+    if since is None:
+        days = [window.start + timedelta(days=i) for i in range(window.days)]
+    else:
+        days = await q.touched_days(session, window, since)
+    window_params = {
+        "wd": window.days,
+        "first": window.start,
+        "last": window.end,
+        "start": window.start_ts,
+        "end": window.end_ts,
+    }
+    targets = [rollup_days.PatchTarget(e.id, e.key, e.primary_metric) for e in experiments]
+    # One pass over the days' events for every experiment, then per-experiment sums.
+    rows = await rollup_days.patch_days(session, window_params, targets, days, full=since is None)
+    for index, exp in enumerate(experiments):
+        rows += await rollup_days.write_experiment(session, window_params, exp.id, exp.variant_keys)
+        progress(f"experiment {exp.key}", index + 1, len(experiments))
+    if not experiments:
+        progress("experiments: nothing new", 1, 1)
+    return rows, len(experiments) * len(days)
+
+
+async def _funnels(
+    session: AsyncSession, window: q.Window, since: datetime | None, progress: Progress
+) -> tuple[int, int]:
+    """Funnel state patched by unit where it belongs to this window, rebuilt where it does not
+    (a full run, a new funnel, a moved window); counts then summed from the state."""
+    experiments = await q.rollup_experiments_list(session)
+    defs = [
+        (exp, funnel_units.FunnelDef(exp.id, exp.key, name, steps))
+        for exp in experiments
+        for name, steps in exp.funnels
+    ]
+    stored = await q.stored_funnels(session, window.days)
+    current = [f for _, f in defs if stored.get((f.experiment_id, f.name)) == (window.end, f.steps)]
+    start = window.start_ts
+    gone = await horizon(session, partitions.EVENTS)
+    if since is None and gone is not None and gone > start:
+        # Retention dropped days of this window: what was computed from them is kept, and the
+        # remaining days are folded in (a set union, so this re-run changes nothing).
+        start = gone
+        since_for_merge: datetime | None = None
+    elif since is None:
+        current = []
+        since_for_merge = None
+    else:
+        since_for_merge = since
+    rebuilt = [f for _, f in defs if f not in current]
     rows = await q.prune_funnels(session, window.days)
-    for index, (exp, name, steps) in enumerate(work):
-        rows += await q.rollup_funnel(session, exp, name, steps, window)
-        progress(f"funnel {exp.key}/{name}", index + 1, len(work))
-    if not work:
-        progress("funnels: nothing new", 1, 1)
-    return rows, len(work)
+    defined = {(f.experiment_id, f.name) for _, f in defs}
+    # State goes with its funnel's rows (written together): funnels with rows but no definition.
+    rows += await funnel_units.prune(session, window.days, sorted(set(stored) - defined))
+    fresh = await funnel_units.rebuild(
+        session, window.days, rebuilt, window.start_ts, window.end_ts
+    )
+    merged = await funnel_units.merge(
+        session, window.days, current, start, window.end_ts, since_for_merge
+    )
+    rows += fresh.written + merged.written
+    progress(f"funnels: {fresh.units + merged.units} units re-chained", 1, 2)
+    # Rebuilt funnels are counted from their state; patched ones move their stored counts by
+    # the units whose progress changed (a funnel without rows yet is always rebuilt).
+    counts: dict[tuple[int, str], dict[tuple[str, int], int]] = {}
+    if rebuilt:
+        exact = await funnel_units.reached_counts(
+            session, window.days, sorted({f.experiment_id for f in rebuilt})
+        )
+        for f in rebuilt:
+            counts[(f.experiment_id, f.name)] = _at_least(
+                exact.get((f.experiment_id, f.name), {}), f
+            )
+    if merged.moves:
+        moved = {(m.experiment_id, m.funnel_name) for m in merged.moves}
+        stored_counts = await q.stored_counts(session, window.days, sorted({e for e, _ in moved}))
+        for f in current:
+            if (f.experiment_id, f.name) in moved:
+                counts[(f.experiment_id, f.name)] = _moved(
+                    stored_counts.get((f.experiment_id, f.name), {}), merged.moves, f
+                )
+    changed = [(exp, f) for exp, f in defs if (f.experiment_id, f.name) in counts]
+    for exp, f in changed:
+        rows += await q.write_funnel(
+            session, exp, f.name, f.steps, window, counts[(f.experiment_id, f.name)]
+        )
+    progress("funnels: counts written" if changed else "funnels: nothing new", 2, 2)
+    return rows, fresh.units + merged.units
+
+
+def _at_least(
+    exact: dict[tuple[str, int], int], funnel: funnel_units.FunnelDef
+) -> dict[tuple[str, int], int]:
+    """Units per (variant, step) from units per (variant, steps reached): k or further."""
+    out: dict[tuple[str, int], int] = {}
+    for (variant, reached), n in exact.items():
+        for k in range(1, min(reached, len(funnel.steps)) + 1):
+            out[(variant, k)] = out.get((variant, k), 0) + n
+    return out
+
+
+def _moved(
+    stored: dict[tuple[str, int], int],
+    moves: Sequence[funnel_units.Move],
+    funnel: funnel_units.FunnelDef,
+) -> dict[tuple[str, int], int]:
+    """Stored units per (variant, step), plus the units that moved past each step."""
+    out = {key: n for key, n in stored.items() if n}
+    for m in moves:
+        if (m.experiment_id, m.funnel_name) != (funnel.experiment_id, funnel.name):
+            continue
+        for k in range(m.was + 1, min(m.reached, len(funnel.steps)) + 1):
+            out[(m.variant_key, k)] = out.get((m.variant_key, k), 0) + m.units
+    return out
 
 
 async def run_rollups(

@@ -40,7 +40,11 @@ from storage.models.publishing import (
 )
 from storage.models.regions import CatchupPolicy, OverlapPolicy, Region
 from storage.models.retention import RetentionHorizon
-from storage.models.rollup_days import ExperimentDayRollup, ExperimentFirstsRollup
+from storage.models.rollup_days import (
+    ExperimentDayRollup,
+    ExperimentFirstsRollup,
+    FunnelUnitRollup,
+)
 from storage.models.runs import JobRun, RunStatus
 from storage.models.series import DownsampleState, FollowerSeries
 
@@ -72,6 +76,7 @@ __all__ = [
     "FollowerSample",
     "FollowerSeries",
     "FunnelRollup",
+    "FunnelUnitRollup",
     "JobRun",
     "KeyCheck",
     "Operator",

@@ -1,14 +1,16 @@
-"""Day-grained state behind the experiment rollups (storage/queries/rollup_days.py).
+"""Derived state behind the experiment and funnel rollups.
 
-Both are keyed by the rollup window (`window_days`) so a window's state is self-contained; both
-are derived, rebuilt by a full run and patched day by day by incremental runs.
+The day-grained experiment state (storage/queries/rollup_days.py) and the per-unit funnel
+progress (storage/queries/experiments/funnel_units.py). All are keyed by the rollup window
+(`window_days`) so a window's state is self-contained; all are derived, rebuilt by a full run
+and patched by incremental runs (by touched day, or by touched unit for funnels).
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, Date, DateTime, ForeignKey, Integer, SmallInteger, String, Text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -46,3 +48,28 @@ class ExperimentFirstsRollup(Base):
     first_day: Mapped[date] = mapped_column(Date, primary_key=True)
     variant_key: Mapped[str] = mapped_column(String(100), primary_key=True)
     units: Mapped[list[str]] = mapped_column(ARRAY(Text))
+
+
+class FunnelUnitRollup(Base):
+    """One unit's progress through one funnel in the window: `reached` steps in order, and the
+    events that can still matter when late events arrive (parallel arrays, ordered by step and
+    time): for each step k, its event times up to the unit's step-k time (all of them while the
+    step is not reached). Later events of a reached step can never become its time, since a
+    late event only moves earlier steps earlier; so the arrays stay short (about one time per
+    step for a unit that goes through in order), and a late event re-chains its unit alone."""
+
+    __tablename__ = "rollup_funnel_unit"
+
+    window_days: Mapped[int] = mapped_column(Integer, primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiment.id", ondelete="CASCADE"), primary_key=True
+    )
+    funnel_name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    # Bytewise ("C") whatever the database locale: grouped and joined, never shown in order.
+    unit_id: Mapped[str] = mapped_column(String(200, collation="C"), primary_key=True)
+    variant_key: Mapped[str] = mapped_column(String(100, collation="C"), primary_key=True)
+    reached: Mapped[int] = mapped_column(SmallInteger)
+    steps: Mapped[list[int]] = mapped_column(ARRAY(SmallInteger))
+    times: Mapped[list[datetime]] = mapped_column(ARRAY(DateTime(timezone=True)))
+    # t_1 … t_reached: a new event of a reached step at or after its time changes nothing.
+    reached_at: Mapped[list[datetime]] = mapped_column(ARRAY(DateTime(timezone=True)))

@@ -4,7 +4,8 @@
 - `assignment`: sticky assignments (the api's hot path, one statement).
 - `events`: event batches into the day-partitioned event_log (one statement, deduplicated).
 - `rollups`: the rollup window, lock, touched days/experiments, daily rows, checksums, run ledger.
-- `funnels`: funnel rollups.
+- `funnels`: funnel rollups, summed from `funnel_units` (per-unit funnel progress, imported
+  as a module).
 - `reads`: what the api and console read (rollup tables only, never raw events).
 
 No function here commits: the caller owns the transaction (`insert_events` runs its one
@@ -46,7 +47,9 @@ from storage.queries.experiments.events import (
 )
 from storage.queries.experiments.funnels import (
     prune_funnels,
-    rollup_funnel,
+    stored_counts,
+    stored_funnels,
+    write_funnel,
 )
 from storage.queries.experiments.reads import (
     DailyRow,
@@ -120,11 +123,13 @@ __all__ = [
     "recent_runs",
     "rollup_daily_days",
     "rollup_experiments_list",
-    "rollup_funnel",
     "set_status",
     "set_weights",
     "snapshot",
     "start_run",
+    "stored_counts",
+    "stored_funnels",
     "touched_days",
     "touched_experiments",
+    "write_funnel",
 ]

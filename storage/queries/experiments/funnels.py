@@ -1,8 +1,14 @@
-"""Funnel rollups: per variant, how many units reached each step in order, over a window."""
+"""Funnel rollups: per variant, how many units reached each step in order, over a window.
+
+The counts are summed from the per-unit progress of `funnel_units` (never from raw events) and
+written only where they change; `stored_funnels` tells which funnels' state belongs to the
+window being computed (same end, same steps), so that only those are patched by unit.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 from sqlalchemy import text
@@ -10,9 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.queries.experiments.rollups import RollupExperiment, Window
 
-# The counts are read by a plain SELECT and written by a second statement: a statement that
-# writes (an INSERT in a CTE) never runs in parallel, a SELECT scans the window with parallel
-# workers when the planner finds it worth it (both cores of a quiet machine).
+# The counts come from the per-unit state (funnel_units.py), summed per variant and step.
 _FUNNEL_WRITE_SQL = """
 WITH counted AS (
     SELECT * FROM unnest(CAST(:counted_variants AS text[]), CAST(:counted_steps AS integer[]),
@@ -51,61 +55,75 @@ SELECT (SELECT count(*) FROM up) + (SELECT count(*) FROM gone) AS n
 """
 
 
-def _funnel_sql(steps: int) -> str:
-    """Step k counts units whose first step-k event comes at or after their step k-1."""
-    parts = [
-        "WITH ev AS (SELECT unit_id, assignments ->> :key AS variant_key, name, occurred_at "
-        "FROM event_log WHERE occurred_at >= :start AND occurred_at < :end "
-        "AND assignments ? :key AND name = ANY(CAST(:steps AS text[])))",
-        ", s1 AS (SELECT unit_id, variant_key, min(occurred_at) AS t FROM ev "
-        "WHERE name = :step1 GROUP BY unit_id, variant_key)",
-    ]
-    for k in range(2, steps + 1):
-        parts.append(
-            f", s{k} AS (SELECT e.unit_id, e.variant_key, min(e.occurred_at) AS t FROM ev e "  # noqa: S608
-            f"JOIN s{k - 1} p ON p.unit_id = e.unit_id AND p.variant_key = e.variant_key "
-            f"WHERE e.name = :step{k} AND e.occurred_at >= p.t "
-            "GROUP BY e.unit_id, e.variant_key)"
-        )
-    # Only step numbers are formatted in; every value is a bound parameter.
-    parts.append(
-        " UNION ALL ".join(
-            f"SELECT variant_key, {k} AS step, count(*) AS units FROM s{k} GROUP BY variant_key"  # noqa: S608
-            for k in range(1, steps + 1)
-        )
+async def stored_funnels(
+    session: AsyncSession, window_days: int
+) -> dict[tuple[int, str], tuple[date, tuple[str, ...]]]:
+    """Per (experiment, funnel) of the window: the end and the step names its rows were
+    computed for (a funnel whose state belongs to another window end must be rebuilt)."""
+    rows = await session.execute(
+        text(
+            "SELECT experiment_id, funnel_name, min(window_end) AS lo, max(window_end) AS hi, "
+            "array_agg(DISTINCT step::text || ':' || step_name) AS steps "
+            "FROM rollup_funnel WHERE window_days = :days GROUP BY 1, 2"
+        ),
+        {"days": window_days},
     )
-    return "\n".join(parts)
+    out: dict[tuple[int, str], tuple[date, tuple[str, ...]]] = {}
+    for r in rows:
+        named = sorted((int(s.split(":", 1)[0]), s.split(":", 1)[1]) for s in r.steps)
+        # Rows of two ends, or a step numbered twice, match no definition: rebuilt.
+        steps = (
+            tuple(n for _, n in named)
+            if [k for k, _ in named] == list(range(1, len(named) + 1))
+            else ()
+        )
+        out[(r.experiment_id, r.funnel_name)] = (r.lo if r.lo == r.hi else date.min, steps)
+    return out
 
 
-async def rollup_funnel(
+async def stored_counts(
+    session: AsyncSession, window_days: int, experiment_ids: Sequence[int]
+) -> dict[tuple[int, str], dict[tuple[str, int], int]]:
+    """Per (experiment, funnel): the units per (variant, step) as stored."""
+    rows = await session.execute(
+        text(
+            "SELECT experiment_id, funnel_name, variant_key, step, units FROM rollup_funnel "
+            "WHERE window_days = :days AND experiment_id = ANY(CAST(:ids AS bigint[]))"
+        ),
+        {"days": window_days, "ids": list(experiment_ids)},
+    )
+    out: dict[tuple[int, str], dict[tuple[str, int], int]] = {}
+    for r in rows:
+        out.setdefault((r.experiment_id, r.funnel_name), {})[(r.variant_key, r.step)] = int(r.units)
+    return out
+
+
+async def write_funnel(
     session: AsyncSession,
     exp: RollupExperiment,
     funnel: str,
     steps: Sequence[str],
     window: Window,
+    units: dict[tuple[str, int], int],
 ) -> int:
+    """Write one funnel's rows from the units per (variant, step): the units that reached the
+    step or further. Returns rows inserted, changed or deleted."""
+    counted = [(v, k, n) for (v, k), n in units.items()]
     params: dict[str, Any] = {
         "id": exp.id,
-        "key": exp.key,
         "funnel": funnel,
         "steps": list(steps),
         "variants": list(exp.variant_keys),
         "days": window.days,
         "window_end": window.end,
-        "start": window.start_ts,
-        "end": window.end_ts,
     }
-    steps_params = {f"step{k}": name for k, name in enumerate(steps, start=1)}
-    counted = (
-        await session.execute(text(_funnel_sql(len(steps))), {**params, **steps_params})
-    ).all()
     result = await session.execute(
         text(_FUNNEL_WRITE_SQL),
         {
             **params,
-            "counted_variants": [r.variant_key for r in counted],
-            "counted_steps": [r.step for r in counted],
-            "counted_units": [r.units for r in counted],
+            "counted_variants": [c[0] for c in counted],
+            "counted_steps": [c[1] for c in counted],
+            "counted_units": [c[2] for c in counted],
         },
     )
     return int(result.scalar_one())

@@ -3,7 +3,8 @@ checksums and the run ledger.
 
 Rollups upsert only the rows that changed and delete the ones that vanished, so a re-run of an
 unchanged window writes nothing and leaves the rollup tables byte-identical. Funnels are in
-`funnels`, the day-grained experiment state in `storage/queries/rollup_days.py`.
+`funnels` (counts) and `funnel_units` (per-unit progress), the day-grained experiment state in
+`storage/queries/rollup_days.py`.
 """
 
 from __future__ import annotations

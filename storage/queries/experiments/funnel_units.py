@@ -1,0 +1,321 @@
+"""Per-unit funnel progress (`rollup_funnel_unit`): built from a window's events, patched by unit.
+
+A funnel is ordered steps. For one (unit, variant) of an experiment — the variant is the one the
+event carries in its `assignments` — with E_k its step-k event times in the window:
+t_1 = min E_1 and t_k = min { e in E_k : e >= t_(k-1) }; the unit reached step k when t_k
+exists. A row keeps `reached` and, per step k, the times of E_k up to t_k (all of E_k while
+step k is not reached), as parallel arrays `steps`/`times` ordered by step and time.
+
+Invariant: within one window events are only added (late ones). Then t_(k-1) can only move
+earlier, so the new t_k is the least kept step-k time at or after it: a time of E_k after the
+old t_k can never become t_k (the old t_k still qualifies and is smaller). Hence a unit's new
+progress is a function of its row and its new events alone (`merge`): a late event re-chains
+only its unit, and the result equals a chain over all the window's raw events (`rebuild`).
+Times are kept as a set (duplicates collapse): only minimums are ever read.
+
+Costs: `rebuild` is one scan of the window's events for every funnel at once (a hash join of
+event names on the funnels' step names, one JSONB lookup per candidate pair), a hash
+aggregate per step over the candidates and one row per (funnel, unit). `merge` reads the
+events received since a watermark (BRIN on received_at) and the rows of their units. Both
+write only rows that change (a re-run writes nothing); neither commits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+# The funnels of one statement, one row per step (fid numbers the funnels of the statement).
+_FUNNELS_CTE = """
+f AS (
+    SELECT * FROM unnest(CAST(:f_ids AS integer[]), CAST(:f_exps AS bigint[]),
+                         CAST(:f_funnels AS text[]), CAST(:f_keys AS text[]),
+                         CAST(:f_steps AS integer[]), CAST(:f_names AS text[]))
+        AS f(fid, experiment_id, funnel_name, key, step, name)
+), fl AS (
+    SELECT DISTINCT fid, experiment_id, funnel_name FROM f
+)"""
+
+# Candidate events: a step's name, and the funnel's experiment in the event's assignments (a
+# JSON null variant is no variant: it never matched a variant row of the counts).
+_EVENTS = """
+    SELECT f.fid, e.unit_id COLLATE "C" AS unit_id,
+           (e.assignments ->> f.key) COLLATE "C" AS variant_key, f.step, e.occurred_at AS t
+    FROM event_log e JOIN f ON f.name = e.name
+    WHERE {where} AND e.name = ANY(CAST(:names AS text[]))
+      AND e.assignments ->> f.key IS NOT NULL"""
+
+
+def _chain(steps: int) -> str:
+    """CTEs from `ev` (fid, unit_id, variant_key, step, t) to `fresh`, the rows to store.
+
+    Hash joins and hash aggregates only (no sort of the window's events): step 1's time per
+    unit, then each step's from the previous one's, then the events kept, grouped by unit."""
+    parts = [
+        ", s1 AS (SELECT fid, unit_id, variant_key, min(t) AS t FROM ev WHERE step = 1 "
+        "GROUP BY 1, 2, 3)"
+    ]
+    for k in range(2, steps + 1):
+        # Only step numbers are formatted in; every value is a bound parameter.
+        parts.append(
+            f", s{k} AS (SELECT e.fid, e.unit_id, e.variant_key, min(e.t) AS t FROM ev e "  # noqa: S608
+            f"JOIN s{k - 1} p ON p.fid = e.fid AND p.unit_id = e.unit_id "
+            f"AND p.variant_key = e.variant_key WHERE e.step = {k} AND e.t >= p.t "
+            "GROUP BY 1, 2, 3)"
+        )
+    reach = " UNION ALL ".join(
+        f"SELECT fid, unit_id, variant_key, {k} AS step, t FROM s{k}"  # noqa: S608
+        for k in range(1, steps + 1)
+    )
+    parts.append(f", reach AS ({reach})")
+    # A step's times after its reached time can never matter again: not kept. Step 1 keeps its
+    # time alone (min), so its other events are not even joined.
+    parts.append(
+        ", kept AS (SELECT fid, unit_id, variant_key, 1 AS step, t, true AS on_chain, "
+        "true AS at_step FROM s1 "
+        "UNION ALL SELECT DISTINCT e.fid, e.unit_id, e.variant_key, e.step, e.t, "
+        "r.t IS NOT NULL AS on_chain, e.t = r.t AS at_step "
+        "FROM ev e LEFT JOIN reach r ON r.fid = e.fid "
+        "AND r.unit_id = e.unit_id AND r.variant_key = e.variant_key AND r.step = e.step "
+        "WHERE e.step > 1 AND (r.t IS NULL OR e.t <= r.t))"
+        ", units AS (SELECT fid, unit_id, variant_key, "
+        "CAST(COALESCE(max(step) FILTER (WHERE on_chain), 0) AS smallint) AS reached, "
+        "array_agg(CAST(step AS smallint) ORDER BY step, t) AS steps, "
+        "array_agg(t ORDER BY step, t) AS times, "
+        "COALESCE(array_agg(t ORDER BY step) FILTER (WHERE at_step), '{}') AS reached_at "
+        "FROM kept GROUP BY fid, unit_id, variant_key)"
+        ", fresh AS (SELECT fl.experiment_id, fl.funnel_name, u.unit_id, u.variant_key, "
+        "u.reached, u.steps, u.times, u.reached_at FROM units u JOIN fl ON fl.fid = u.fid)"
+    )
+    return "\n".join(parts)
+
+
+# Compared with the stored rows by one hash join, then only the differences are written (an
+# ON CONFLICT probe per unit cost 10 s of a 1M-event full run that changed nothing).
+_DIFF = """
+, cur AS (
+    SELECT r.experiment_id, r.funnel_name, r.unit_id, r.variant_key, r.reached, r.steps,
+           r.times
+    FROM rollup_funnel_unit r JOIN fl USING (experiment_id, funnel_name)
+    WHERE r.window_days = :wd {cur_filter}
+), diff AS (
+    SELECT n.*, COALESCE(c.reached, 0) AS was FROM fresh n LEFT JOIN cur c
+        USING (experiment_id, funnel_name, unit_id, variant_key)
+    WHERE c.unit_id IS NULL OR (c.reached, c.steps, c.times) IS DISTINCT FROM
+                               (n.reached, n.steps, n.times)
+), up AS (
+    INSERT INTO rollup_funnel_unit AS r
+        (window_days, experiment_id, funnel_name, unit_id, variant_key, reached, steps, times,
+         reached_at)
+    SELECT :wd, experiment_id, funnel_name, unit_id, variant_key, reached, steps, times,
+           reached_at
+    FROM diff
+    ON CONFLICT (window_days, experiment_id, funnel_name, unit_id, variant_key) DO UPDATE
+        SET reached = EXCLUDED.reached, steps = EXCLUDED.steps, times = EXCLUDED.times,
+            reached_at = EXCLUDED.reached_at
+    RETURNING 1
+)"""
+
+_REBUILD_TAIL = """
+, gone AS (
+    DELETE FROM rollup_funnel_unit r
+    USING (SELECT c.* FROM cur c LEFT JOIN fresh n
+               USING (experiment_id, funnel_name, unit_id, variant_key)
+           WHERE n.unit_id IS NULL) g
+    WHERE r.window_days = :wd AND r.experiment_id = g.experiment_id
+      AND r.funnel_name = g.funnel_name AND r.unit_id = g.unit_id
+      AND r.variant_key = g.variant_key
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM up) + (SELECT count(*) FROM gone) AS written,
+       (SELECT count(*) FROM fresh) AS units
+"""
+
+# A new step-k event at or after the unit's stored step-k time changes nothing (t_k stays the
+# least qualifying time, and later times are not kept): only units with another kind of new
+# event are re-chained, and most late events of a busy window are of that first kind.
+_MERGE_SOURCE = """
+, arrived AS MATERIALIZED ({events}
+), new AS MATERIALIZED (
+    SELECT a.* FROM arrived a
+    WHERE (a.fid, a.unit_id, a.variant_key) IN (
+        SELECT n.fid, n.unit_id, n.variant_key FROM arrived n
+        JOIN fl ON fl.fid = n.fid
+        LEFT JOIN rollup_funnel_unit u ON u.window_days = :wd
+             AND u.experiment_id = fl.experiment_id AND u.funnel_name = fl.funnel_name
+             AND u.unit_id = n.unit_id AND u.variant_key = n.variant_key
+        WHERE u.unit_id IS NULL OR n.step > u.reached OR n.t < u.reached_at[n.step])
+), old AS (
+    SELECT fl.fid, u.unit_id, u.variant_key, CAST(x.step AS integer) AS step, x.t
+    FROM rollup_funnel_unit u
+    JOIN fl ON fl.experiment_id = u.experiment_id AND fl.funnel_name = u.funnel_name
+    CROSS JOIN LATERAL unnest(u.steps, u.times) AS x(step, t)
+    WHERE u.window_days = :wd
+      AND (fl.fid, u.unit_id, u.variant_key) IN (SELECT fid, unit_id, variant_key FROM new)
+), ev AS (
+    SELECT * FROM new UNION ALL SELECT * FROM old
+)"""
+
+# Progress only grows when events are added: each changed unit moves from `was` steps to
+# `reached`, which is all the funnel's counts need to know (no recount of the state).
+_MERGE_TAIL = """
+, moved AS (
+    SELECT experiment_id, funnel_name, variant_key, was, reached, count(*) AS n
+    FROM diff WHERE reached <> was GROUP BY 1, 2, 3, 4, 5
+)
+SELECT (SELECT count(*) FROM up) AS written, (SELECT count(*) FROM fresh) AS units,
+       (SELECT COALESCE(json_agg(m), '[]') FROM moved m)::text AS moved
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class FunnelDef:
+    """A funnel as the state statements read it."""
+
+    experiment_id: int
+    key: str  # the experiment's key, as in events' `assignments`
+    name: str
+    steps: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """`units` of one funnel and variant went from `was` steps reached to `reached`."""
+
+    experiment_id: int
+    funnel_name: str
+    variant_key: str
+    was: int
+    reached: int
+    units: int
+
+
+@dataclass(frozen=True, slots=True)
+class Patched:
+    written: int  # state rows inserted, changed or deleted
+    units: int  # (funnel, unit) chains computed
+    moves: tuple[Move, ...] = ()
+
+
+async def _hash_joins_only(session: AsyncSession) -> None:
+    # The chain joins CTEs the planner estimates at one row: it then picks merge joins that
+    # sort the window's events by text keys (measured 36 s against 13 s at 1M events).
+    await session.execute(text("SET LOCAL enable_mergejoin = off"))
+
+
+def _funnel_params(funnels: Sequence[FunnelDef]) -> dict[str, Any]:
+    rows = [
+        (fid, f.experiment_id, f.name, f.key, step, name)
+        for fid, f in enumerate(funnels)
+        for step, name in enumerate(f.steps, start=1)
+    ]
+    return {
+        "f_ids": [r[0] for r in rows],
+        "f_exps": [r[1] for r in rows],
+        "f_funnels": [r[2] for r in rows],
+        "f_keys": [r[3] for r in rows],
+        "f_steps": [r[4] for r in rows],
+        "f_names": [r[5] for r in rows],
+        "names": sorted({r[5] for r in rows}),
+    }
+
+
+async def rebuild(
+    session: AsyncSession,
+    window_days: int,
+    funnels: Sequence[FunnelDef],
+    start: datetime,
+    end: datetime,
+) -> Patched:
+    """Recompute the state of `funnels` from the raw events in [start, end), in one scan."""
+    if not funnels:
+        return Patched(0, 0)
+    steps = max(len(f.steps) for f in funnels)
+    where = "e.occurred_at >= :start AND e.occurred_at < :end"
+    sql = (
+        f"WITH {_FUNNELS_CTE}, ev AS ({_EVENTS.format(where=where)})"
+        f"{_chain(steps)}{_DIFF.format(cur_filter='')}{_REBUILD_TAIL}"
+    )
+    params = {**_funnel_params(funnels), "wd": window_days, "start": start, "end": end}
+    await _hash_joins_only(session)
+    row = (await session.execute(text(sql), params)).one()
+    return Patched(int(row.written), int(row.units))
+
+
+async def merge(
+    session: AsyncSession,
+    window_days: int,
+    funnels: Sequence[FunnelDef],
+    start: datetime,
+    end: datetime,
+    since: datetime | None,
+) -> Patched:
+    """Fold into the state of `funnels` the window's events received after `since` (or, with
+    `since` None, every event in [start, end)): only the units those events belong to are
+    re-chained, from their stored rows and their new events."""
+    if not funnels:
+        return Patched(0, 0)
+    steps = max(len(f.steps) for f in funnels)
+    where = "e.occurred_at >= :start AND e.occurred_at < :end"
+    if since is not None:
+        where = f"e.received_at > :since AND {where}"
+    source = _MERGE_SOURCE.format(events=_EVENTS.format(where=where))
+    diff = _DIFF.format(
+        cur_filter="AND (fl.fid, r.unit_id, r.variant_key) IN "
+        "(SELECT fid, unit_id, variant_key FROM new)"
+    )
+    sql = f"WITH {_FUNNELS_CTE}{source}{_chain(steps)}{diff}{_MERGE_TAIL}"
+    params = {**_funnel_params(funnels), "wd": window_days, "start": start, "end": end}
+    if since is not None:
+        params["since"] = since
+    await _hash_joins_only(session)
+    row = (await session.execute(text(sql), params)).one()
+    moves = tuple(
+        Move(m["experiment_id"], m["funnel_name"], m["variant_key"], m["was"], m["reached"], m["n"])
+        for m in json.loads(row.moved)
+    )
+    return Patched(int(row.written), int(row.units), moves)
+
+
+async def reached_counts(
+    session: AsyncSession, window_days: int, experiment_ids: Sequence[int]
+) -> dict[tuple[int, str], dict[tuple[str, int], int]]:
+    """Per (experiment, funnel): units per (variant, step reached), from the state alone."""
+    rows = await session.execute(
+        text(
+            "SELECT experiment_id, funnel_name, variant_key, reached, count(*) AS units "
+            "FROM rollup_funnel_unit WHERE window_days = :wd AND reached > 0 "
+            "AND experiment_id = ANY(CAST(:ids AS bigint[])) GROUP BY 1, 2, 3, 4"
+        ),
+        {"wd": window_days, "ids": list(experiment_ids)},
+    )
+    out: dict[tuple[int, str], dict[tuple[str, int], int]] = {}
+    for r in rows:
+        out.setdefault((r.experiment_id, r.funnel_name), {})[(r.variant_key, r.reached)] = int(
+            r.units
+        )
+    return out
+
+
+async def prune(session: AsyncSession, window_days: int, gone: Sequence[tuple[int, str]]) -> int:
+    """Drop the state of the given (experiment id, funnel name) pairs: funnels removed, or
+    experiments out of scope (a deleted experiment's rows go with it, ON DELETE CASCADE).
+    By primary-key prefix: the rows of the other funnels are not read."""
+    if not gone:
+        return 0
+    result = await session.execute(
+        text(
+            "DELETE FROM rollup_funnel_unit r USING unnest(CAST(:exps AS bigint[]), "
+            "CAST(:names AS text[])) AS k(experiment_id, funnel_name) "
+            "WHERE r.window_days = :wd AND r.experiment_id = k.experiment_id "
+            "AND r.funnel_name = k.funnel_name"
+        ),
+        {"wd": window_days, "exps": [g[0] for g in gone], "names": [g[1] for g in gone]},
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,198 @@
+"""Funnels from per-unit progress: a late event re-chains only its unit, incremental runs equal a
+full recomputation and the funnel semantics, re-runs write nothing, retention keeps the counts."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from sqlalchemy import select, text
+
+from engine.experiments.rollups import Job, run_rollups, window_for
+from storage.database import Database
+from storage.models import FunnelRollup
+from tests.support.experiments import api_ctx, client, event, make_experiment
+
+__all__ = ["api_ctx", "client"]
+
+STEPS = ["open", "form", "purchase"]
+FUNNEL = [{"name": "buy", "steps": STEPS}]
+
+
+async def _counts(db: Database) -> dict[tuple[str, int], int]:
+    async with db.session() as session:
+        rows = await session.scalars(select(FunnelRollup).where(FunnelRollup.window_days == 7))
+        return {(r.variant_key, r.step): r.units for r in rows}
+
+
+def _expected(events: list[dict[str, str]], variants: dict[str, str]) -> dict[tuple[str, int], int]:
+    """The funnel's definition, straight: t1 = first step-1 time, t_k = first step-k time at or
+    after t_(k-1); a unit reached step k when t_k exists."""
+    times: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+    for e in events:
+        times[(e["unit_id"], e["name"])].append(datetime.fromisoformat(e["timestamp"]))
+    out = {(v, k): 0 for v in ("control", "v1") for k in range(1, len(STEPS) + 1)}
+    for unit, variant in variants.items():
+        at: datetime | None = None
+        for k, name in enumerate(STEPS, start=1):
+            later = [t for t in times[(unit, name)] if at is None or t >= at]
+            if not later:
+                break
+            at = min(later)
+            out[(variant, k)] += 1
+    return out
+
+
+async def _received_earlier(db: Database) -> None:
+    """What is stored so far arrived well before the next run's watermark grace."""
+    async with db.transaction() as session:
+        await session.execute(
+            text("UPDATE event_log SET received_at = received_at - interval '1 hour'")
+        )
+
+
+async def _units(client: httpx.AsyncClient, n: int) -> dict[str, str]:
+    variants = {}
+    for i in range(n):
+        body = (await client.post("/v1/assignment", json={"unit_id": f"u{i}"})).json()
+        variants[f"u{i}"] = body["assignments"][0]["variant"]
+    return variants
+
+
+async def _post(client: httpx.AsyncClient, events: list[dict[str, str]]) -> None:
+    for start in range(0, len(events), 100):
+        body = await client.post("/v1/events", json={"events": events[start : start + 100]})
+        assert body.json()["refused"] == []
+
+
+async def test_a_late_event_rechains_its_unit_only(client: httpx.AsyncClient, db: Database) -> None:
+    await make_experiment(db, "flow", funnels=FUNNEL)
+    now = datetime.now(UTC).replace(microsecond=0)
+    variants = await _units(client, 12)
+    # Every unit opens and fills the form two days ago; none buys.
+    base = now - timedelta(days=2)
+    events = [
+        event(u, n, base + timedelta(minutes=k))
+        for u in variants
+        for k, n in [(0, "open"), (1, "form")]
+    ]
+    await _post(client, events)
+    await _received_earlier(db)
+    window = window_for(7, now.date())
+    await run_rollups(db, window, [Job.FUNNELS])
+    assert sum(n for (_, k), n in (await _counts(db)).items() if k == 3) == 0
+
+    # The raw events vanish behind the rollup's back: an incremental run must not need them.
+    async with db.transaction() as session:
+        await session.execute(text("DELETE FROM event_log"))
+    # u0 buys after its form, u1 "buys" before opening (out of order: not step 3); u2 opens
+    # again after its first open, which cannot change its progress (not re-chained at all).
+    late = [
+        event("u0", "purchase", base + timedelta(minutes=5)),
+        event("u1", "purchase", base - timedelta(minutes=5)),
+        event("u2", "open", base + timedelta(minutes=30)),
+    ]
+    await _post(client, late)
+
+    report = await run_rollups(db, window, [Job.FUNNELS], incremental=True)
+
+    [result] = report.results
+    assert result.incremental and result.units_of_work == 2  # u0 and u1, not the other ten
+    counts = await _counts(db)
+    assert counts == _expected(events + late, variants)
+    assert sum(n for (_, k), n in counts.items() if k == 3) == 1
+    assert sum(n for (_, k), n in counts.items() if k == 2) == 12
+
+
+async def test_incremental_equals_full_and_the_definition(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    """Random late batches, anywhere in the window and in any order (repeats, ties, events
+    before earlier steps): after each, the incremental result equals the full one."""
+    await make_experiment(db, "rand", funnels=FUNNEL)
+    rng = random.Random(13)
+    now = datetime.now(UTC).replace(microsecond=0)
+    variants = await _units(client, 30)
+    window = window_for(7, now.date())
+    names = [*STEPS, "other"]
+
+    def batch(size: int) -> list[dict[str, str]]:
+        return [
+            event(
+                f"u{rng.randrange(30)}",
+                rng.choice(names),
+                # whole minutes: ties between steps happen
+                now - timedelta(minutes=rng.randrange(60, 6 * 24 * 60, 7)),
+            )
+            for _ in range(size)
+        ]
+
+    events = batch(150)
+    await _post(client, events)
+    await run_rollups(db, window, [Job.FUNNELS])
+    for size in (1, 5, 20, 60):
+        await _received_earlier(db)  # so that a run's units of work are the batch's alone
+        late = batch(size)
+        await _post(client, late)
+        events += late
+        incremental = await run_rollups(db, window, [Job.FUNNELS], incremental=True)
+        assert incremental.results[0].units_of_work <= size
+        after_incremental = await _counts(db)
+        full = await run_rollups(db, window, [Job.FUNNELS])
+        assert full.results[0].rows_written == 0  # the state was already what a rebuild gives
+        assert full.checksums == incremental.checksums
+        assert after_incremental == _expected(events, variants)
+
+
+async def test_rerun_writes_nothing(client: httpx.AsyncClient, db: Database) -> None:
+    await make_experiment(db, "again", funnels=FUNNEL)
+    now = datetime.now(UTC).replace(microsecond=0)
+    variants = await _units(client, 10)
+    await _post(client, [event(u, n, now - timedelta(hours=3)) for u in variants for n in STEPS])
+    await _received_earlier(db)
+    window = window_for(7, now.date())
+    first = await run_rollups(db, window, [Job.FUNNELS])
+    assert first.results[0].rows_written > 0
+    full = await run_rollups(db, window, [Job.FUNNELS])
+    incremental = await run_rollups(db, window, [Job.FUNNELS], incremental=True)
+    assert full.results[0].rows_written == 0
+    assert incremental.results[0].rows_written == 0
+    assert incremental.results[0].units_of_work == 0  # nothing arrived: nothing re-chained
+    assert full.checksums == incremental.checksums == first.checksums
+
+
+async def test_retention_keeps_funnels_computed_from_dropped_days(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    await make_experiment(db, "kept", funnels=FUNNEL)
+    now = datetime.now(UTC).replace(microsecond=0)
+    variants = await _units(client, 8)
+    old = now - timedelta(days=5)
+    # Steps 1-2 five days ago, step 3 yesterday: the funnel needs both ends.
+    events = [
+        event(u, n, old + timedelta(minutes=k)) for u in variants for k, n in enumerate(STEPS[:2])
+    ]
+    events += [event(u, "purchase", now - timedelta(days=1)) for u in variants]
+    await _post(client, events)
+    window = window_for(7, now.date())
+    first = await run_rollups(db, window, [Job.FUNNELS])
+    before = await _counts(db)
+    assert sum(n for (_, k), n in before.items() if k == 3) == 8
+
+    # Retention drops the days before three days ago (as engine maintenance records it).
+    cut = now - timedelta(days=3)
+    async with db.transaction() as session:
+        await session.execute(text("DELETE FROM event_log WHERE occurred_at < :t"), {"t": cut})
+        await session.execute(
+            text(
+                "INSERT INTO retention_horizon (table_name, dropped_before) "
+                "VALUES ('event_log', :t)"
+            ),
+            {"t": cut},
+        )
+    full = await run_rollups(db, window, [Job.FUNNELS])
+    assert full.results[0].rows_written == 0
+    assert full.checksums == first.checksums
+    assert await _counts(db) == before == _expected(events, variants)
