@@ -40,7 +40,7 @@ from engine.jobs.send_slots import SendSlots
 from engine.oauth.publish_gate import token_for_publish
 from engine.publishers import build_publishers
 from engine.publishers.base import Published, Publisher, PublishRequest
-from engine.publishers.transport import AiohttpTransport
+from engine.publishers.transport import AiohttpTransport, LeanClient
 from engine.resilience import (
     BreakerOpen,
     CircuitBreaker,
@@ -93,12 +93,11 @@ class PublishContext:
     ) -> None:
         self.rt = rt
         self.policy = policy or PublishPolicy.for_settings(rt.settings)
-        self.client = client or httpx.AsyncClient(
-            timeout=httpx.Timeout(self.policy.request_timeout_s, connect=5.0),
-            # aiohttp's pool under httpx's API: a third of the CPU per request (transport.py).
-            transport=AiohttpTransport(
-                httpx.Limits(max_connections=200, max_keepalive_connections=100)
-            ),
+        # aiohttp's pool under httpx's API: a third of the CPU per request, and plain requests
+        # skip httpx's own request path (transport.py).
+        self.client = client or LeanClient(
+            AiohttpTransport(httpx.Limits(max_connections=200, max_keepalive_connections=100)),
+            httpx.Timeout(self.policy.request_timeout_s, connect=5.0),
         )
         self.publishers = build_publishers(self.client, rt.settings.tracking, base_urls)
         self.limiter = RateLimiter(rt.redis, rt.settings)

@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     bindparam,
     func,
+    inspect,
     select,
     true,
     update,
@@ -44,6 +45,8 @@ from storage.models import (
     PublicationAttempt,
     PublicationStatus,
 )
+
+_M = TypeVar("_M", Publication, Post, Connection)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,17 +192,26 @@ def _claimed(row: Any, c: Any, accounts: dict[int, Connection] | None = None) ->
     already built by this claim, shared by the rows of one account (a batch is mostly one
     account: building each row's Connection again was a third of the claim's CPU)."""
     values = row._mapping
-    pub = Publication(**{col.name: values[c.c[col.name]] for col in Publication.__table__.c})
-    pub.attempts -= 1
-    post = Post(**{col.name: values[Post.__table__.c[col.name]] for col in Post.__table__.c})
+    pub_values = {col.name: values[c.c[col.name]] for col in Publication.__table__.c}
+    pub_values["attempts"] -= 1
+    pub = _loaded(Publication, pub_values)
+    post = _loaded(Post, {col.name: values[col] for col in Post.__table__.c})
     account = None if accounts is None else accounts.get(pub.connection_id)
     if account is None:
-        account = Connection(
-            **{col.name: values[Connection.__table__.c[col.name]] for col in Connection.__table__.c}
-        )
+        account = _loaded(Connection, {col.name: values[col] for col in Connection.__table__.c})
         if accounts is not None:
             accounts[account.id] = account
     return Claimed(Work(pub, post, account, row[-1] == 1), int(values["attempt_id"]))
+
+
+def _loaded(model: type[_M], values: dict[str, Any]) -> _M:
+    """A detached instance holding `values`, made the way the ORM loads a row: its attribute
+    dict filled at once. The mapped class's constructor sets each column through the
+    instrumentation (and records it as a change): 30-40 µs a row against ~3 µs, ~4% of an
+    engine's CPU in a publish burst."""
+    obj = inspect(model).class_manager.new_instance()
+    obj.__dict__.update(values)
+    return obj
 
 
 @cache

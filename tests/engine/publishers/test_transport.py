@@ -8,11 +8,12 @@ import asyncio
 import gzip
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import httpx
 import pytest
 
-from engine.publishers.transport import AiohttpTransport
+from engine.publishers.transport import AiohttpTransport, LeanClient
 from engine.resilience import OutcomeUnknown, TransientFailure, classify_exception
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -53,10 +54,23 @@ async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
         server.close()
 
 
+def make_client(kind: str, max_connections: int, timeout: float) -> httpx.AsyncClient:
+    """httpx's own client on the transport, or the engine's LeanClient (its plain requests
+    skip httpx's request path): every test here holds for both."""
+    transport = AiohttpTransport(httpx.Limits(max_connections=max_connections))
+    if kind == "lean":
+        return LeanClient(transport, httpx.Timeout(timeout))
+    return httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(timeout))
+
+
+@pytest.fixture(params=["httpx", "lean"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    transport = AiohttpTransport(httpx.Limits(max_connections=10))
-    async with httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(2.0)) as c:
+async def client(kind: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with make_client(kind, 10, 2.0) as c:
         yield c
 
 
@@ -142,14 +156,13 @@ async def test_a_connection_dropped_after_the_request_is_an_unknown_outcome(
 
 
 async def test_no_answer_in_time_is_an_unknown_outcome(
-    serve: Callable[[Handler], Awaitable[str]],
+    serve: Callable[[Handler], Awaitable[str]], kind: str
 ) -> None:
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
         await asyncio.sleep(5)
 
-    transport = AiohttpTransport(httpx.Limits(max_connections=1))
-    async with httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(0.2)) as client:
+    async with make_client(kind, 1, 0.2) as client:
         with pytest.raises(httpx.ReadTimeout) as caught:
             await client.post(await serve(silent), json={"text": "once"})
     assert isinstance(classify_exception(caught.value), OutcomeUnknown)
@@ -167,3 +180,45 @@ async def test_a_garbled_answer_is_an_unknown_outcome(
     with pytest.raises(httpx.RemoteProtocolError) as caught:
         await client.post(await serve(garbled), json={})
     assert isinstance(classify_exception(caught.value), OutcomeUnknown)
+
+
+async def test_the_lean_path_sends_what_httpx_sends(
+    serve: Callable[[Handler], Awaitable[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[bytes, dict[str, str], bytes]] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while not reader.at_eof():
+            try:
+                seen.append(await read_request(reader))
+            except asyncio.IncompleteReadError:
+                break
+            writer.write(answer(200, b'{"data": []}', "set-cookie: session=acct1; Path=/"))
+            await writer.drain()
+        writer.close()
+
+    # A host name, not an address: aiohttp's own cookie jar ignores cookies from addresses.
+    url = (await serve(record)).replace("127.0.0.1", "localhost")
+    calls: list[tuple[str, str, dict[str, Any]]] = [
+        ("POST", f"{url}/v1/a/posts", {"json": {"text": "hé", "media": []}}),
+        ("GET", f"{url}/v1/a/posts?idempotency_key=k1", {}),
+        ("POST", f"{url}/v1/a/media", {"content": b"\x89PNG"}),
+    ]
+    for kind in ("httpx", "lean"):
+        async with make_client(kind, 10, 2.0) as client:
+            if kind == "lean":  # every call here must take the lean path, not httpx's send
+                monkeypatch.setattr(httpx.AsyncClient, "send", None)
+            for method, target, kwargs in calls:
+                headers = {"Authorization": "Bearer t", "Content-Type": "image/png"}
+                if "json" in kwargs:
+                    del headers["Content-Type"]
+                response = await client.request(method, target, headers=headers, **kwargs)
+                assert response.status_code == 200 and response.json() == {"data": []}
+                assert response.request.method == method
+    half = len(calls)
+    assert len(seen) == 2 * half
+    assert "cookie" in seen[half - 1][1]  # httpx's own client keeps the answers' cookies
+    for ours, theirs in zip(seen[half:], seen[:half], strict=True):
+        assert "cookie" not in ours[1]  # the engine's client keeps none
+        theirs[1].pop("cookie", None)
+        assert ours == theirs  # request line, every other header, body
