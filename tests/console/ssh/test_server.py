@@ -4,7 +4,10 @@ client), each with its own console process on a pseudo-terminal."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -286,3 +289,22 @@ def test_loopback_by_default_and_config_errors(tmp_path: Path) -> None:
     missing = ssh.ServeOptions(authorized_keys=tmp_path / "nope")
     with pytest.raises(ssh.SSHConfigError, match="no authorised keys file"):
         asyncio.run(ssh.start_server(Settings(), "127.0.0.1", 0, missing, tmp_path / "hk"))
+
+
+async def test_a_console_whose_server_died_is_hung_up_not_left_spinning() -> None:
+    """The pty is the console's controlling terminal: when the master end closes without the
+    server stopping the console (the server SIGKILLed), the kernel sends it SIGHUP. A process
+    that merely has the pty as stdin would sleep on (and a Textual console would spin on EIO)."""
+    master, slave = os.openpty()
+    child = await ssh.spawn_on_pty(
+        [sys.executable, "-c", "import time; time.sleep(60)"], dict(os.environ), slave
+    )
+    os.close(slave)
+    try:
+        os.close(master)  # what the kernel does to a SIGKILLed server's fds
+        code = await asyncio.wait_for(child.wait(), 10)
+        assert code == -signal.SIGHUP
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
