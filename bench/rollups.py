@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from bench.support import bench_settings
+from bench.support import bench_settings, cpu_seconds, database_backend_pids
 from engine.experiments.rollups import run_rollups, window_for
 from storage import partitions as p
 from storage.database import Database, plain_dsn
@@ -109,23 +109,7 @@ async def backend_cpu_s(settings: Settings) -> float:
     from /proc: the server runs on this machine). Unlike wall time, it does not grow with the
     load other processes put on the shared cores. Pooled connections stay open between runs,
     so a difference of two readings is the work of the runs in between."""
-    conn = await asyncpg.connect(plain_dsn(settings.database_url or ""))
-    try:
-        pids = await conn.fetch(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid()"
-        )
-    finally:
-        await conn.close()
-    ticks = 0
-    for row in pids:
-        try:
-            with open(f"/proc/{row['pid']}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # a connection that closed in between
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return sum(cpu_seconds(pid) for pid in await database_backend_pids(settings))
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> None:

@@ -299,18 +299,19 @@ def arq_noop_ceiling(settings: Settings, jobs: int = 3000) -> float:
     return asyncio.run(_arq_noop_rate(settings, jobs))
 
 
+async def database_backend_pids(settings: Settings) -> list[int]:
+    """Pids of the Postgres backends connected to the bench's own database (its pools)."""
+    conn = await asyncpg.connect(plain_dsn(settings.database_url or ""))
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    return [int(r[0]) for r in rows]
+
+
 def database_backends(settings: Settings) -> list[int]:
-    """Pids of the Postgres backends connected to the bench's own database (its api's pool)."""
-
-    async def pids() -> list[int]:
-        conn = await asyncpg.connect(plain_dsn(settings.database_url or ""))
-        try:
-            rows = await conn.fetch(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid()"
-            )
-        finally:
-            await conn.close()
-        return [int(r[0]) for r in rows]
-
-    return asyncio.run(pids())
+    """`database_backend_pids` from outside an event loop."""
+    return asyncio.run(database_backend_pids(settings))

@@ -5,33 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import pytest
-from sqlalchemy.engine import make_url
 
 import migrations
 from storage import partitions as p
 from storage.database import plain_dsn
 from storage.queries.experiments import insert_events
-from tests.conftest import RUN_ID, _admin, _outside_loop
+from tests.conftest import _outside_loop
 
 BEFORE = ("0002_creators", "0005_key_check", "0006_alert_silences")  # the heads before 0007
-
-
-@pytest.fixture
-def scratch_url(server_urls: tuple[str, str]) -> Iterator[str]:
-    admin_url = server_urls[0]
-    name = f"creatordeck_migr_{RUN_ID}"
-    _outside_loop(lambda: asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"')))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        _outside_loop(
-            lambda: asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        )
 
 
 def _migrate(url: str, *targets: str, down: bool = False) -> None:

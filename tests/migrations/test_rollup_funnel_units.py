@@ -3,28 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import asyncpg
-import pytest
-from sqlalchemy.engine import make_url
 
 import migrations
 from storage.database import plain_dsn
-from tests.conftest import RUN_ID, _admin, _outside_loop
-
-
-@pytest.fixture
-def scratch_url(server_urls: tuple[str, str]) -> Iterator[str]:
-    admin_url = server_urls[0]
-    name = f"creatordeck_migr16_{RUN_ID}"
-    _outside_loop(lambda: asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"')))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        _outside_loop(
-            lambda: asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        )
+from tests.conftest import _outside_loop
 
 
 async def _collations(url: str) -> dict[str, str | None]:
