@@ -27,7 +27,7 @@ from storage.models import ExperimentStatus, Publication
 from storage.queries import publishing
 from storage.settings import Settings
 from tests.console.screens.test_overview import seeded_landing
-from tests.console.screens.test_snapshots import _seed, _until, settled
+from tests.console.screens.test_snapshots import _seed, _until, laid_out, settled
 from tests.console.test_app import FROZEN, frozen_clock
 from tests.support.experiments import make_experiment
 from tests.support.publishing import add_connection
@@ -69,7 +69,7 @@ def on_screen(name: str) -> Any:
         await settled(pilot)
         await pilot.app.open_screen(name)  # type: ignore[attr-defined]
         await settled(pilot)
-        await pilot.pause(0.1)  # the footer fits itself after the first layout
+        await laid_out(pilot)
         assert_essentials(pilot)
 
     return run_before

@@ -36,7 +36,7 @@ from engine import redis_keys, tick_queue
 from storage.database import Database
 from storage.models import Creator, DeadLetter, FollowerSample
 from storage.settings import Settings
-from tests.console.screens.test_snapshots import _seed, _until
+from tests.console.screens.test_snapshots import _seed, _until, laid_out
 from tests.console.test_app import FROZEN, frozen_clock
 from tests.console.test_layouts import SIZES, on_screen
 
@@ -175,6 +175,6 @@ def test_creator_detail(snap_compare: Any, test_settings: Settings, size: Any) -
             ),
             "the creator detail",
         )
-        await pilot.pause(0.2)  # the footer fits itself after the first layout
+        await laid_out(pilot)
 
     assert snap_compare(detail_app(test_settings), terminal_size=size, run_before=open_creator)

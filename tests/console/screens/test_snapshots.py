@@ -13,10 +13,13 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from textual.app import App
 from textual.pilot import Pilot
+from textual.widgets._footer import FooterKey
 
 from console.app import CreatordeckApp
 from console.screens.live import LiveScreen
+from console.widgets.deck_footer import DeckFooter
 from console.widgets.status_header import StatusHeader
 from storage.database import Database
 from storage.models import JobRun, Region
@@ -107,6 +110,26 @@ async def settled(pilot: Pilot[Any]) -> None:
         ),
         "the screen and its header to load",
     )
+
+
+def _footer_fits(app: App[Any]) -> bool:
+    """The footer of the top screen that has one is laid out and its keys fit its width: it
+    composes every key before its first layout, then drops what does not fit (DeckFooter)."""
+    for screen in reversed(app.screen_stack):
+        footers = screen.query(DeckFooter)
+        if footers:
+            footer = footers.first()
+            widths = [key.size.width for key in footer.query(FooterKey)]
+            return bool(footer.size.width and widths and all(widths)) and (
+                sum(widths) <= footer.size.width
+            )
+    return True
+
+
+async def laid_out(pilot: Pilot[Any]) -> None:
+    """The footer has fitted itself (a condition, not a pause: a busy machine lays out late)."""
+    await _until(pilot, lambda: _footer_fits(pilot.app), "the footer to fit its width")
+    await pilot.pause(0.05)
 
 
 def test_regions_screen(snap_compare: Any, test_settings: Settings) -> None:
