@@ -11,7 +11,6 @@ import io
 import json
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -19,18 +18,17 @@ import respx
 import structlog
 from redis.asyncio import Redis
 
-from engine import logs, publish_queue
+from engine import logs
 from engine.jobs.fetch import run_fetch
 from engine.jobs.publish import PublishContext
 from engine.platforms.caller import PlatformCaller
 from engine.runtime import Runtime
 from storage.database import Database
 from storage.models import Platform
-from storage.queries import publishing
 from tests.support import creators as creators_support
 from tests.support.creators import MOCK_URL, add_creators, add_region, tracking
 from tests.support.publishing import *  # noqa: F403  (fixtures)
-from tests.support.publishing import MockPlatform, add_connection, drain
+from tests.support.publishing import MockPlatform, add_connection, add_post, drain
 
 
 @pytest.fixture
@@ -245,21 +243,6 @@ def publish_routes(router: respx.MockRouter, mock_url: str) -> None:
     )
 
 
-async def add_post(pc: PublishContext, connection_id: int, body: str, media: list[str]) -> None:
-    async with pc.rt.db.transaction() as session:
-        _, change = await publishing.create_post(
-            session,
-            publishing.PostInput(
-                body=body,
-                media=media,
-                connection_ids=[connection_id],
-                scheduled_at=datetime.now(UTC),
-            ),
-            actor="test",
-        )
-    await publish_queue.apply(pc.rt.redis, pc.rt.settings, change)
-
-
 @pytest.mark.parametrize("level", ["INFO", "DEBUG"])
 async def test_a_publish_through_every_publisher_logs_no_credential(
     engine_logs: EngineLogs,
@@ -278,7 +261,7 @@ async def test_a_publish_through_every_publisher_logs_no_credential(
     }
     for name, (account, media) in posts.items():
         conn = await add_connection(db, account, PUBLISH_TOKENS[name], platform=name)
-        await add_post(pc, conn.id, f"hello from {name.value}", media)
+        await add_post(pc.rt, [conn.id], body=f"hello from {name.value}", media=media)
     engine_logs.install(level)
     with respx.mock(assert_all_called=True) as router:
         publish_routes(router, platform.url)

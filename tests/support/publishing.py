@@ -149,12 +149,15 @@ async def add_post(
     connection_ids: list[int],
     when: datetime | None = None,
     body: str = "hello world",
+    media: list[str] | None = None,
 ) -> tuple[Post, publishing.JobChange]:
     when = when or datetime.now(UTC)
     async with rt.db.transaction() as session:
         post, change = await publishing.create_post(
             session,
-            publishing.PostInput(body=body, connection_ids=connection_ids, scheduled_at=when),
+            publishing.PostInput(
+                body=body, media=media or [], connection_ids=connection_ids, scheduled_at=when
+            ),
             actor="test",
         )
     await publish_queue.apply(rt.redis, rt.settings, change)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +24,11 @@ from engine.publishers.youtube import YouTubePublisher
 from engine.runtime import Runtime
 from storage.database import Database
 from storage.models import Platform, Post, Publication
-from storage.queries import publishing
 from tests.support.publishing import *  # noqa: F403  (fixtures)
 from tests.support.publishing import (
     FAST,
     add_connection,
+    add_post,
     drain,
     publications,
     run_queued,
@@ -112,18 +111,7 @@ def media_file(folder: Path, name: str, head: bytes, size: int) -> Path:
 async def add_media_post(
     rt: Runtime, connection_id: int, media: list[str], body: str = "with media"
 ) -> Post:
-    async with rt.db.transaction() as session:
-        post, change = await publishing.create_post(
-            session,
-            publishing.PostInput(
-                body=body,
-                media=media,
-                connection_ids=[connection_id],
-                scheduled_at=datetime.now(UTC),
-            ),
-            actor="test",
-        )
-    await publish_queue.apply(rt.redis, rt.settings, change)
+    post, _ = await add_post(rt, [connection_id], body=body, media=media)
     return post
 
 
