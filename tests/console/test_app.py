@@ -57,12 +57,22 @@ def make_app(
 
 
 async def wait_until(
-    pilot: Pilot[Any], condition: Callable[[], bool], what: str, timeout: float = DEADLINE_S
+    pilot: Pilot[Any],
+    condition: Callable[[], bool],
+    what: str,
+    timeout: float = DEADLINE_S,
+    state: Callable[[], object] | None = None,
 ) -> None:
+    """Pause until `condition()` holds. A timeout names what was awaited, the screen and focus,
+    and `state()` if given: a flake under load must say what it saw."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            app = pilot.app
+            seen = f"; {state()}" if state is not None else ""
+            raise AssertionError(
+                f"timed out waiting for {what} (screen {app.screen!r}, focus {app.focused!r}{seen})"
+            )
         await pilot.pause(0.02)
 
 

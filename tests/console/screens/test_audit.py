@@ -226,12 +226,19 @@ async def test_thousands_of_entries_never_cap_and_the_end_is_reachable(
     app = audit_app(test_settings)
     async with app.run_test(size=SIZE) as pilot:
         screen = await audit_screen(pilot)
-        assert screen.table.row_count == 2500
+        table = screen.table
+        assert table.row_count == 2500
+        await wait_until(pilot, lambda: app.focused is table, "the table to have the keys")
         await pilot.press("end")
         await wait_until(
             pilot,
             lambda: (row := screen.selected()) is not None and row.entity_id == "R00000",
             "the oldest change read at the end",
+            state=lambda: (
+                f"cursor {table.cursor_row}, scroll {table.scroll_y}/{table.max_scroll_y}, "
+                f"size {table.size}, window at {getattr(table.rows, 'offset', None)} "
+                f"of {len(table.rows)}, loads {screen.loads}, loading {screen._loading}"
+            ),
         )
 
 
