@@ -53,7 +53,7 @@ def seed(demo: bool) -> None:
 @click.option("--check", is_flag=True, help="health check for containers: exit 0 when healthy")
 def engine(role: str, check: bool) -> None:
     """Run the headless engine (arq worker + region scheduler); JSON logs on stdout."""
-    from engine import logs
+    from engine import gc_policy, logs
     from engine.runner import Role, run_engine
     from engine.runner import check as check_engine
 
@@ -65,6 +65,7 @@ def engine(role: str, check: bool) -> None:
     logs.configure(settings.log_level)
     from storage.queries.key_check import KeyCheckFailed
 
+    gc_policy.apply()  # this process is an engine from here on: its start-up heap is frozen
     try:
         sys.exit(asyncio.run(run_engine(settings, Role(role))))
     except KeyCheckFailed as exc:
