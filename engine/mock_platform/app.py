@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 
 from engine.mock_platform import growth, media, media_graph, metrics, oauth, publish
 from engine.mock_platform.config import MockConfig
+from engine.mock_platform.fast_posts import FastPosts
 from engine.mock_platform.faults import MockState, inject, state_of
 
 
@@ -145,6 +146,7 @@ def create_app(config: MockConfig | None = None, clock: Callable[[], float] = ti
     publishing = publish.PublishState(refuses=app.state.oauth.refuses)
     app.state.publishing = publishing
     app.include_router(publish.build_router(publishing))
+    app.add_middleware(FastPosts, state=publishing)  # the posts route, before the router
     app.include_router(metrics.build_router(metrics.MetricsState(publishing, clock=clock)))
     app.state.media = media.MediaState()
     app.include_router(media.build_router())

@@ -127,67 +127,81 @@ def _check_token(state: PublishState, authorization: str | None) -> None:
             raise HTTPException(401, detail="token revoked or expired")
 
 
+Answer = tuple[int, Any, dict[str, str]]  # status, JSON body, extra headers
+
+
+async def answer_post(
+    st: PublishState,
+    account: str,
+    raw_body: bytes,
+    authorization: str | None,
+    idempotency_key: str | None,
+    base: str,
+) -> Answer:
+    """POST /publishing/v1/{account}/posts, the one implementation: FastAPI's route and the
+    mock server's fast path (engine.mock_platform.fast_posts) both answer with it."""
+    try:
+        body = PostIn.model_validate_json(raw_body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        detail = [{**e, "loc": ["body", *e["loc"]]} for e in errors]  # as FastAPI says it
+        return 422, {"detail": detail}, {}
+    st.requests += 1
+    if st.config.latency_s:
+        await asyncio.sleep(st.config.latency_s)
+    try:
+        _check_token(st, authorization)
+    except HTTPException as exc:
+        return exc.status_code, {"detail": exc.detail}, {}
+    if idempotency_key and st.config.honour_idempotency:
+        seen = st.by_key.get((account, idempotency_key))
+        if seen is not None:
+            st.replayed += 1
+            return 200, seen.public(base), {"Idempotent-Replayed": "true"}
+    fault = st.draw_fault()
+    if fault:
+        st.faults[fault] += 1
+    if fault == "unavailable":
+        return 503, {"error": "service unavailable"}, {}
+    if fault == "rate_limited":
+        return 429, {"error": "too many requests"}, {"Retry-After": str(st.config.retry_after_s)}
+    if fault == "unauthorized":
+        return 401, {"error": "token expired"}, {}
+    if fault == "rejected":
+        return 400, {"error": "media type not supported: use JPEG, PNG or MP4"}, {}
+    post = MockPost(
+        id=uuid.uuid4().hex[:16],
+        account=account,
+        text=body.text,
+        media=body.media,
+        idempotency_key=idempotency_key,
+        created_at=datetime.now(UTC).isoformat(),
+    )
+    st.posts.append(post)
+    if idempotency_key:
+        st.by_key.setdefault((account, idempotency_key), post)
+    if fault == "server_error":
+        return 500, {"error": "internal error"}, {}
+    if fault == "lost":
+        await asyncio.sleep(st.config.lost_delay_s)
+    return 201, post.public(base), {}
+
+
 def build_router(state: PublishState | None = None) -> APIRouter:
     """The publishing routes; one `PublishState` per mock platform (tests pass their own)."""
     st = state or PublishState()
     router = APIRouter(prefix="/publishing", tags=["publishing"])
 
     async def create_post(request: Request) -> JSONResponse:
-        """A plain Starlette route: FastAPI's per-request dependency injection (body model,
-        headers) was half of the mock's CPU per post, and the bench counts the mock's CPU."""
-        account = request.path_params["account"]
-        try:
-            body = PostIn.model_validate_json(await request.body())
-        except ValidationError as exc:
-            errors = exc.errors(include_url=False, include_context=False, include_input=False)
-            detail = [{**e, "loc": ["body", *e["loc"]]} for e in errors]  # as FastAPI says it
-            return JSONResponse({"detail": detail}, status_code=422)
-        authorization = request.headers.get("authorization")
-        idempotency_key = request.headers.get("idempotency-key")
-        st.requests += 1
-        if st.config.latency_s:
-            await asyncio.sleep(st.config.latency_s)
-        _check_token(st, authorization)
-        base = str(request.base_url)
-        if idempotency_key and st.config.honour_idempotency:
-            seen = st.by_key.get((account, idempotency_key))
-            if seen is not None:
-                st.replayed += 1
-                return JSONResponse(
-                    seen.public(base), status_code=200, headers={"Idempotent-Replayed": "true"}
-                )
-        fault = st.draw_fault()
-        if fault:
-            st.faults[fault] += 1
-        if fault == "unavailable":
-            return JSONResponse({"error": "service unavailable"}, status_code=503)
-        if fault == "rate_limited":
-            return JSONResponse(
-                {"error": "too many requests"},
-                status_code=429,
-                headers={"Retry-After": str(st.config.retry_after_s)},
-            )
-        if fault == "unauthorized":
-            return JSONResponse({"error": "token expired"}, status_code=401)
-        if fault == "rejected":
-            message = "media type not supported: use JPEG, PNG or MP4"
-            return JSONResponse({"error": message}, status_code=400)
-        post = MockPost(
-            id=uuid.uuid4().hex[:16],
-            account=account,
-            text=body.text,
-            media=body.media,
-            idempotency_key=idempotency_key,
-            created_at=datetime.now(UTC).isoformat(),
+        status, payload, headers = await answer_post(
+            st,
+            request.path_params["account"],
+            await request.body(),
+            request.headers.get("authorization"),
+            request.headers.get("idempotency-key"),
+            str(request.base_url),
         )
-        st.posts.append(post)
-        if idempotency_key:
-            st.by_key.setdefault((account, idempotency_key), post)
-        if fault == "server_error":
-            return JSONResponse({"error": "internal error"}, status_code=500)
-        if fault == "lost":
-            await asyncio.sleep(st.config.lost_delay_s)
-        return JSONResponse(post.public(base), status_code=201)
+        return JSONResponse(payload, status_code=status, headers=headers)
 
     router.add_route(f"{router.prefix}/v1/{{account}}/posts", create_post, methods=["POST"])
 

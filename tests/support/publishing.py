@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from engine import publish_queue, queues
 from engine.jobs.publish import PublishContext, PublishPolicy, run_publication
 from engine.jobs.publish_batch import run_batch
+from engine.mock_platform.fast_posts import FastPosts
 from engine.mock_platform.publish import FaultConfig, PublishState, build_router
 from engine.runtime import Runtime
 from storage.crypto import TokenCipher
@@ -79,6 +80,7 @@ async def mock_platform() -> AsyncIterator[MockPlatform]:
     state = PublishState()
     app = FastAPI()
     app.include_router(build_router(state))
+    app.add_middleware(FastPosts, state=state)  # as the mock server answers posts
     server, task, url = await start_server(app)
     yield MockPlatform(url, state)
     server.should_exit = True
