@@ -1,4 +1,4 @@
-"""The engine process's garbage-collector policy: fewer, cheaper collections in a burst.
+"""The server processes' garbage-collector policy: fewer, cheaper collections in a burst.
 
 A publish burst allocates heavily and briefly: each publication's claim rows, ORM objects,
 request and response, most of them freed by reference counting the moment a send ends. With
@@ -6,13 +6,16 @@ CPython's default thresholds (700, 10, 10) those allocations start a young colle
 700 net container allocations, and each full collection walks the whole start-up heap (the
 imports of SQLAlchemy, pydantic, aiohttp, arq: ~200,000 objects) though none of it is garbage.
 
-`apply()` runs once, when a process becomes an engine (`creatordeck engine`, after its imports
-and before its event loop starts; never in a test process or the console): one full collection, then
-`gc.freeze()` moves what is left to the permanent generation (full collections skip it), and
-the young threshold goes to 10,000. Measured with `python -m bench.publish_burst --faults none`
-(10,000 publications, 2 engines, this 2-core machine; the mock's CPU, whose work is the same in
-every run, as the yardstick of the machine's speed): the engines spent 2.5x the mock's CPU with
-the defaults and 2.1-2.3x with this policy, about 10-15% less engine CPU per publication.
+`apply()` runs once, when a process becomes an engine (`creatordeck engine`, after its imports,
+before its event loop starts) or an api worker (`creatordeck api`, once its app is built);
+never in a test process or the console (console.heap holds the console's own policy). It runs
+one full collection, `gc.freeze()`s what is left (full collections skip the permanent
+generation), and raises the young threshold to 10,000.
+
+Measured with `python -m bench.publish_burst --faults none` (10,000 publications, 2 engines,
+this 2-core machine; the mock's CPU, the same work in every run, as the yardstick of the
+machine's speed): the engines spent 2.5x the mock's CPU with the defaults and 2.1-2.3x with
+this policy, about 10-15% less engine CPU per publication.
 
 Cost: cyclic garbage made in a burst waits for a larger young generation (kilobytes, not
 megabytes: the work's objects are acyclic and die by reference counting); frozen start-up

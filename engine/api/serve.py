@@ -12,7 +12,7 @@ import os
 
 import uvicorn
 
-from engine import logs
+from engine import gc_policy, logs
 from engine.api.app import create_app
 from storage.settings import Settings
 
@@ -45,8 +45,10 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
             http="auto",
         )
         return
+    app = create_app(settings)
+    gc_policy.apply()  # the app is built: its start-up heap is frozen before the first request
     uvicorn.run(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         log_config=None,  # keep the JSON logging configured above
@@ -62,4 +64,6 @@ def app_from_env():  # type: ignore[no-untyped-def]
 
     settings = get_settings()
     logs.configure(settings.log_level)
-    return create_app(settings)
+    app = create_app(settings)
+    gc_policy.apply()  # in each worker process, as `serve` does in its one
+    return app
