@@ -316,16 +316,22 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
         top = round(self.scroll_y)
         height = self._body_height
         if self.cursor_row < top:
-            self.scroll_to(y=self.cursor_row, animate=False, immediate=True)
+            self._scroll_rows(self.cursor_row)
         elif self.cursor_row >= top + height:
-            self.scroll_to(y=self.cursor_row - height + 1, animate=False, immediate=True)
+            self._scroll_rows(self.cursor_row - height + 1)
+
+    def _scroll_rows(self, y: float) -> None:
+        # Forced: Textual drops an unforced scroll while the widget shows no scrollbar, and the
+        # scrollbar appears only at the next layout. Rows just set and End acted on in the same
+        # frame (a busy machine) left the cursor on the last row and the screen on the first.
+        self.scroll_to(y=y, animate=False, immediate=True, force=True)
 
     def action_cursor(self, step: int) -> None:
         self._set_cursor(self.cursor_row + step)
 
     def action_page(self, step: int) -> None:
         height = self._body_height
-        self.scroll_to(y=self.scroll_y + step * height, animate=False, immediate=True)
+        self._scroll_rows(self.scroll_y + step * height)
         self._set_cursor(self.cursor_row + step * height)
 
     def action_first(self) -> None:

@@ -89,3 +89,21 @@ async def test_enter_selects_the_row_under_the_cursor() -> None:
         await pilot.press("down", "enter")
         await pilot.pause()
         assert selected == [1]
+
+
+async def test_end_right_after_new_rows_scrolls_to_the_last_row() -> None:
+    """Rows arrive and End is acted on before the next layout (a busy machine: CI saw it):
+    the table has no scrollbar yet, and an unforced scroll was dropped, leaving the cursor on
+    the last row and the screen on the first ones for good."""
+    app = TableApp()
+    async with app.run_test(size=(40, 12)) as pilot:
+        table = app.query_one(VirtualTable)
+        table.focus()
+        await pilot.pause()
+        assert not table.show_vertical_scrollbar  # no rows yet
+        table.set_rows(rows(2500))
+        table.action_last()  # in the same frame: no layout has run since set_rows
+        assert table.cursor_row == 2499
+        assert round(table.scroll_y) == 2499 - 11 + 1
+        await pilot.pause()
+        assert table.render_line(11).text.split()[0] == "R002499"
