@@ -171,6 +171,9 @@ def _take_terminal() -> None:
     # hangs the terminal up and the console gets SIGHUP; without a controlling terminal it
     # read EIO for ever, an orphan spinning at most of a core (seen: 49 minutes at 53%).
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    # A server started under nohup ignores SIGHUP, and an ignored signal stays ignored across
+    # exec: the console must take the hang-up whatever its server was started with.
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 async def spawn_on_pty(
@@ -185,7 +188,8 @@ async def spawn_on_pty(
         stderr=slave,
         env=env,
         start_new_session=True,
-        # Runs between fork and exec: one ioctl, no import, no lock (safe beside threads).
+        # Runs between fork and exec: one ioctl and one signal reset, no import, no lock
+        # (safe beside threads).
         preexec_fn=_take_terminal,
     )
 

@@ -291,14 +291,22 @@ def test_loopback_by_default_and_config_errors(tmp_path: Path) -> None:
         asyncio.run(ssh.start_server(Settings(), "127.0.0.1", 0, missing, tmp_path / "hk"))
 
 
-async def test_a_console_whose_server_died_is_hung_up_not_left_spinning() -> None:
+@pytest.mark.parametrize("server_hup", ["default", "ignored"], ids=["plain", "under-nohup"])
+async def test_a_console_whose_server_died_is_hung_up_not_left_spinning(server_hup: str) -> None:
     """The pty is the console's controlling terminal: when the master end closes without the
     server stopping the console (the server SIGKILLed), the kernel sends it SIGHUP. A process
-    that merely has the pty as stdin would sleep on (and a Textual console would spin on EIO)."""
+    that merely has the pty as stdin would sleep on (and a Textual console would spin on EIO).
+    A server started under nohup ignores SIGHUP; its consoles must not inherit that."""
     master, slave = os.openpty()
-    child = await ssh.spawn_on_pty(
-        [sys.executable, "-c", "import time; time.sleep(60)"], dict(os.environ), slave
+    before = signal.signal(
+        signal.SIGHUP, signal.SIG_IGN if server_hup == "ignored" else signal.SIG_DFL
     )
+    try:
+        child = await ssh.spawn_on_pty(
+            [sys.executable, "-c", "import time; time.sleep(60)"], dict(os.environ), slave
+        )
+    finally:
+        signal.signal(signal.SIGHUP, before)
     os.close(slave)
     try:
         os.close(master)  # what the kernel does to a SIGKILLed server's fds
