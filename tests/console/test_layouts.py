@@ -11,6 +11,7 @@ and review the SVGs (pytest writes snapshot_report.html on a mismatch).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -53,11 +54,22 @@ def app_for(settings: Settings, read_only: bool = False) -> CreatordeckApp:
     return CreatordeckApp(settings, clock=frozen_clock, landing="regions", read_only=read_only)
 
 
-def assert_essentials(pilot: Pilot[Any]) -> None:
-    """`q quit` is in the footer and the clock at the header's right end, whatever the width."""
-    screen = pilot.app.screen
-    keys = [key.action for key in screen.query_one(DeckFooter).query(FooterKey)]
+def footer_actions(pilot: Pilot[Any]) -> list[str]:
+    return [key.action for key in pilot.app.screen.query_one(DeckFooter).query(FooterKey)]
+
+
+async def assert_essentials(pilot: Pilot[Any]) -> None:
+    """`q quit` is in the footer and the clock at the header's right end, whatever the width.
+
+    Waited for, then asserted: the footer recomposes (all its keys removed, then mounted
+    again) when the screen's bindings change, say as its table takes the focus on first data;
+    a look in that moment sees no keys at all. A footer that never shows `quit` still fails."""
+    with contextlib.suppress(AssertionError):
+        await _until(pilot, lambda: "quit" in footer_actions(pilot), "q quit in the footer")
+    keys = footer_actions(pilot)
     assert "quit" in keys, keys
+    await laid_out(pilot)  # the keys mounted again are fitted to the width
+    screen = pilot.app.screen
     header = screen.query_one(StatusHeader).render().plain
     assert header.rstrip().endswith("UTC"), header
     if pilot.app.read_only:  # type: ignore[attr-defined]
@@ -70,7 +82,7 @@ def on_screen(name: str) -> Any:
         await pilot.app.open_screen(name)  # type: ignore[attr-defined]
         await settled(pilot)
         await laid_out(pilot)
-        assert_essentials(pilot)
+        await assert_essentials(pilot)
 
     return run_before
 
@@ -156,7 +168,7 @@ async def _seed_work(settings: Settings) -> None:
     db = Database(settings)
     try:
         conn = await add_connection(db, "alice")
-        posts = []
+        posts: list[int] = []
         for body in ("Launch day: the new studio opens at 9", "Behind the scenes, part 2"):
             async with db.transaction() as session:
                 post, _ = await publishing.create_post(
