@@ -8,21 +8,21 @@ implementation (`publish.answer_post`), so a post is answered the same way on ei
 Anything else goes on to FastAPI untouched.
 
 Measured (this 2-core machine, a loopback aiohttp client, 20,000 posts, 64 in flight): the
-mock's CPU per post went from 0.205 ms through FastAPI's route to 0.10 ms on this path.
+mock's CPU per post went from 0.205 ms through FastAPI's route to 0.10-0.11 ms on this path
+(Starlette's own Request and JSONResponse, as the route uses them).
 """
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engine.mock_platform.publish import PublishState, answer_post
 
 POSTS_PATH = re.compile(r"/publishing/v1/([^/]+)/posts")
-DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class FastPosts:
@@ -41,52 +41,13 @@ class FastPosts:
         if found is None:
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        request = Request(scope, receive)
         status, payload, extra = await answer_post(
             self.state,
             found.group(1),
-            await _body(receive),
-            headers.get("authorization"),
-            headers.get("idempotency-key"),
-            _base_url(scope, headers.get("host")),
+            await request.body(),
+            request.headers.get("authorization"),
+            request.headers.get("idempotency-key"),
+            str(request.base_url),
         )
-        data = _json(payload)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-length", str(len(data)).encode()),
-                    (b"content-type", b"application/json"),
-                    *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": data})
-
-
-async def _body(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def _base_url(scope: Scope, host: str | None) -> str:
-    """What Starlette's `request.base_url` says for this scope."""
-    scheme = scope.get("scheme", "http")
-    if host is None:
-        name, port = scope["server"]
-        host = name if port == DEFAULT_PORTS.get(scheme) else f"{name}:{port}"
-    return f"{scheme}://{host}{scope.get('root_path', '')}/"
-
-
-def _json(payload: Any) -> bytes:
-    """As Starlette's JSONResponse renders it."""
-    text = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return text.encode("utf-8")
+        await JSONResponse(payload, status, extra)(scope, receive, send)
