@@ -11,7 +11,6 @@ and review the SVGs (pytest writes snapshot_report.html on a mismatch).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -64,10 +63,12 @@ async def assert_essentials(pilot: Pilot[Any]) -> None:
     Waited for, then asserted: the footer recomposes (all its keys removed, then mounted
     again) when the screen's bindings change, say as its table takes the focus on first data;
     a look in that moment sees no keys at all. A footer that never shows `quit` still fails."""
-    with contextlib.suppress(AssertionError):
-        await _until(pilot, lambda: "quit" in footer_actions(pilot), "q quit in the footer")
-    keys = footer_actions(pilot)
-    assert "quit" in keys, keys
+    await _until(
+        pilot,
+        lambda: "quit" in footer_actions(pilot),
+        "q quit in the footer",
+        state=lambda: f"footer keys {footer_actions(pilot)}",
+    )
     await laid_out(pilot)  # the keys mounted again are fitted to the width
     screen = pilot.app.screen
     header = screen.query_one(StatusHeader).render().plain
@@ -81,8 +82,7 @@ def on_screen(name: str) -> Any:
         await settled(pilot)
         await pilot.app.open_screen(name)  # type: ignore[attr-defined]
         await settled(pilot)
-        await laid_out(pilot)
-        await assert_essentials(pilot)
+        await assert_essentials(pilot)  # waits for the footer to be laid out
 
     return run_before
 

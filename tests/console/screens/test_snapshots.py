@@ -8,7 +8,6 @@ and review the SVGs (pytest writes snapshot_report.html on a mismatch).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -24,7 +23,7 @@ from console.widgets.status_header import StatusHeader
 from storage.database import Database
 from storage.models import JobRun, Region
 from storage.settings import Settings
-from tests.console.test_app import FROZEN, SIZE, frozen_clock
+from tests.console.test_app import FROZEN, SIZE, frozen_clock, wait_until
 
 DEADLINE_S = 15.0
 
@@ -89,12 +88,14 @@ def seeded_app(settings: Settings) -> CreatordeckApp:
     return CreatordeckApp(settings, clock=frozen_clock, landing="regions")
 
 
-async def _until(pilot: Pilot[Any], condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.02)
+async def _until(
+    pilot: Pilot[Any],
+    condition: Callable[[], bool],
+    what: str,
+    state: Callable[[], object] | None = None,
+) -> None:
+    """`wait_until` with the snapshot tests' shorter deadline (a timeout says what it saw)."""
+    await wait_until(pilot, condition, what, timeout=DEADLINE_S, state=state)
 
 
 async def settled(pilot: Pilot[Any]) -> None:
