@@ -17,12 +17,13 @@ Everything else goes through `db` like the rest of the code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 from redis.asyncio import Redis
 from starlette.requests import Request
 
+from engine.alerts.event_counts import Tally
 from engine.experiments.assignment import DefinitionCache
 from storage.database import Database, plain_dsn
 from storage.queries.experiments import INDEX_PROBES_ONLY
@@ -40,6 +41,11 @@ class ApiContext:
     # The pool's sessions have INDEX_PROBES_ONLY set (see the module's docstring); a pool
     # made elsewhere (tests) is not assumed to.
     session_pinned: bool = False
+    # The event batches' accepted/refused figures for the console, written once a second.
+    tally: Tally = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tally = Tally(self.redis, self.settings)
 
     @classmethod
     async def open(cls, settings: Settings) -> ApiContext:
@@ -67,6 +73,7 @@ class ApiContext:
         )
 
     async def close(self) -> None:
+        await self.tally.close()
         await self.pool.close()
         await self.db.dispose()
         await self.redis.aclose()

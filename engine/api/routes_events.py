@@ -8,8 +8,6 @@ it is read (`limits.read_body`); reasons quote client input only as a short pref
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,7 +18,6 @@ from pydantic import AwareDatetime, TypeAdapter, ValidationError
 from starlette.requests import ClientDisconnect
 
 from engine import logs, metrics
-from engine.alerts import event_counts
 from engine.api.context import ApiContext
 from engine.api.limits import read_body, safe_text, send_json, too_large
 from engine.api.schemas import (
@@ -209,13 +206,7 @@ async def ingest(ctx: ApiContext, raw: bytes, received_at: datetime) -> tuple[in
     if refused:
         metrics.EVENTS.labels("refused").inc(len(refused))
         log.info("events.refused", received=len(items), refused=len(refused))
-    with contextlib.suppress(Exception):  # the console's rejection rate; never fails a batch
-        await asyncio.wait_for(
-            event_counts.record(
-                ctx.redis, ctx.settings, accepted=len(valid), refused=len(refused), now=received_at
-            ),
-            timeout=event_counts.RECORD_TIMEOUT_S,
-        )
+    ctx.tally.add(accepted=len(valid), refused=len(refused), now=received_at)
     return (200 if valid else 422), orjson.dumps(body)
 
 

@@ -104,6 +104,29 @@ async def test_a_resend_with_another_skew_is_stored_once(conn: asyncpg.Connectio
     assert await conn.fetchval("SELECT count(*) FROM event_log") == 1
 
 
+async def test_resends_across_partitions_are_stored_once_within_a_day(
+    conn: asyncpg.Connection,
+) -> None:
+    midnight = datetime.combine(_now().date(), datetime.min.time(), UTC)
+    for day in (midnight - timedelta(days=3), midnight - timedelta(days=1), midnight):
+        await conn.execute(p.create_sql(p.EVENTS, day))
+
+    def sent(at: datetime) -> dict[str, str | dict[str, str]]:
+        return {"event_id": str(uuid.uuid4()), "unit_id": "u1", "name": "open",
+                "ts": at.isoformat(), "properties": {}}  # fmt: skip
+
+    # One batch over three days' partitions: the last event is 2 s before midnight.
+    batch = [sent(midnight - timedelta(hours=h)) for h in (50, 20)]
+    batch.append(sent(midnight - timedelta(seconds=2)))
+    assert await insert_events(conn, json.dumps(batch), 0.0, midnight) == 3
+    # Resent with another skew, the last one now falls in today's partition: all caught.
+    assert await insert_events(conn, json.dumps(batch), 5.0, midnight) == 0
+    assert await insert_events(conn, json.dumps(batch), -86_000.0, midnight) == 0
+    # A clock that jumped by more than DEDUPE_WINDOW between sends: stored again, as documented.
+    assert await insert_events(conn, json.dumps(batch[:1]), 90_000.0, midnight) == 1
+    assert await conn.fetchval("SELECT count(*) FROM event_log") == 4
+
+
 async def test_retention_drops_old_partitions_and_rollups_outlive_them(
     db: Database, conn: asyncpg.Connection, test_settings: Settings
 ) -> None:

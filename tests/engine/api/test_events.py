@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import orjson
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import select
+from structlog.testing import capture_logs
 
+from engine.alerts import event_counts
+from engine.api.context import ApiContext
 from engine.api.schemas import MAX_BATCH_EVENTS, MAX_EVENT_BYTES
 from storage.database import Database
 from storage.models import Event
+from storage.settings import Settings
 from tests.support.experiments import api_ctx, client, event, make_experiment
+from tests.support.process import free_port
 
 __all__ = ["api_ctx", "client"]
 
@@ -106,6 +114,37 @@ async def test_partial_invalid_batch_stores_the_valid_events(
     [stored] = await _stored(db)
     assert stored.event_id == uuid.UUID(good["event_id"])
     assert stored.properties == {"plan": "pro"}
+
+
+async def test_batches_figures_reach_the_console_within_a_second(
+    api_ctx: ApiContext, client: httpx.AsyncClient
+) -> None:
+    """Accepted and refused counts are added up in the process and written by a timer, so
+    the alerts' rejection rate sees them without a Redis round trip per batch."""
+    redis, settings = api_ctx.redis, api_ctx.settings
+    await api_ctx.tally.close()  # what earlier tests left pending is written
+    before = await event_counts.window(redis, settings, datetime.now(UTC), 180)
+    for _ in range(3):
+        batch = {"events": [event("d1", "open"), event("d1", "tap"), {"name": "no id"}]}
+        assert (await client.post("/v1/events", json=batch)).status_code == 200
+    deadline = time.monotonic() + 10 * event_counts.FLUSH_S
+    while True:
+        now = await event_counts.window(redis, settings, datetime.now(UTC), 180)
+        if (now.accepted, now.refused) == (before.accepted + 6, before.refused + 3):
+            break
+        assert time.monotonic() < deadline, f"figures never written: {before} then {now}"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_dead_redis_drops_the_figures_and_never_raises(test_settings: Settings) -> None:
+    dead = Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2)
+    tally = event_counts.Tally(dead, test_settings, flush_s=0.01)
+    with capture_logs() as logged:
+        tally.add(accepted=5, refused=1, now=datetime.now(UTC))
+        await asyncio.sleep(0.1)  # the timer's write fails
+        await tally.close()  # nothing is left to write, and nothing raised
+    assert [e["event"] for e in logged] == ["event_counts.dropped"]
+    await dead.aclose()
 
 
 async def test_all_invalid_batch_answers_422(client: httpx.AsyncClient) -> None:
