@@ -58,10 +58,17 @@ async def _run(
                 progress.update(task, description=label, completed=done, total=total)
 
             if check:
-                result = await check_idempotency(db, window, jobs, progress=report)
+                result = await check_idempotency(
+                    db, window, jobs, progress=report, readers=settings.engine.rollup_readers
+                )
             else:
                 single = await run_rollups(
-                    db, window, jobs, incremental=incremental, progress=report
+                    db,
+                    window,
+                    jobs,
+                    incremental=incremental,
+                    progress=report,
+                    readers=settings.engine.rollup_readers,
                 )
         if not check:
             _print_report(out, single, "rollup")

@@ -12,6 +12,8 @@ storage/queries/experiments/funnel_units.py), their counts then summed from that
 Costs: a full run reads the window's events once per job (funnels: once for all funnels); an
 incremental run reads the events received since the watermark (BRIN on received_at), the
 touched days' partitions (daily, experiments) and the state of the touched units (funnels).
+Daily rows are read a day (a partition) at a time on `readers` sessions at once, so both of
+Postgres' cores work (`read_days`); the other jobs run one statement each.
 
 Retention (engine/jobs/maintenance.py) drops whole days of raw events: daily rows of days
 before `retention_horizon` are never recomputed, so they outlive the raw data; a full funnel
@@ -21,12 +23,14 @@ instead of rebuilding it, so progress made on dropped days is kept.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,6 +49,9 @@ log = logs.get("engine.rollups")
 # watermark so a batch in flight during the previous run is not missed.
 WATERMARK_GRACE = timedelta(minutes=2)
 MAX_WINDOW_DAYS = 366
+DEFAULT_READERS = 2  # EngineSettings.rollup_readers' default
+
+T = TypeVar("T")
 
 
 class Job(StrEnum):
@@ -94,6 +101,7 @@ async def run_job(
     incremental: bool = False,
     trigger: str = "cli",
     progress: Progress = _no_progress,
+    readers: int = DEFAULT_READERS,
 ) -> JobResult:
     started = time.perf_counter()
     async with db.transaction() as session:
@@ -110,7 +118,7 @@ async def run_job(
                 previous = await q.previous_run(session, job.value, window)
                 if previous is not None and previous.watermark is not None:
                     since = previous.watermark - WATERMARK_GRACE
-            rows, units = await _compute(session, job, window, since, progress)
+            rows, units = await _compute(db, session, job, window, since, progress, readers)
             sums = await q.checksums(session)
         duration_ms = round((time.perf_counter() - started) * 1000)
         checksum = _digest(sums)
@@ -150,12 +158,43 @@ def _digest(sums: dict[str, str]) -> str:
     return hashlib.md5(joined.encode(), usedforsecurity=False).hexdigest()
 
 
+async def read_days(
+    db: Database,
+    days: Sequence[date],
+    read: Callable[[AsyncSession, date], Awaitable[list[T]]],
+    readers: int,
+) -> list[list[T]]:
+    """`read(session, day)` for every day, on up to `readers` sessions at once, in day order.
+
+    A statement runs on one core of Postgres and a day is one partition: days read on two
+    sessions use two cores (measured at 10M events, the daily rows of 14 days: 14.5 s in one
+    statement, 7.8 s a day at a time on one session, 4 s on two). The readers are not the job's
+    transaction: they may also see events committed after its watermark, which were received
+    after it, so the next incremental run recomputes their days (always whole) anyway."""
+    pending = list(days)
+    found: dict[date, list[T]] = {}
+
+    async def reader() -> None:
+        async with db.session() as session:
+            await q.read_settings(session)
+            while pending:
+                day = pending.pop(0)
+                found[day] = await read(session, day)
+
+    async with asyncio.TaskGroup() as group:  # one failure cancels the other readers
+        for _ in range(min(readers, len(pending))):
+            group.create_task(reader())
+    return [found[day] for day in days]
+
+
 async def _compute(
+    db: Database,
     session: AsyncSession,
     job: Job,
     window: q.Window,
     since: datetime | None,
     progress: Progress,
+    readers: int,
 ) -> tuple[int, int]:
     if job == Job.DAILY:
         if since is None:
@@ -166,8 +205,8 @@ async def _compute(
         gone = await horizon(session, partitions.EVENTS)
         if gone is not None:
             days = [d for d in days if d >= gone.date()]
-        # One statement (one scan of the window) for all the days to recompute.
-        rows = await q.rollup_daily_days(session, days)
+        fresh = await read_days(db, days, q.compute_daily, readers)
+        rows = await q.write_daily(session, days, [row for day in fresh for row in day])
         label = f"daily {days[0].isoformat()} … {days[-1].isoformat()}" if days else "daily"
         progress(label if days else "daily: nothing new", 1, 1)
         return rows, len(days)
@@ -301,12 +340,21 @@ async def run_rollups(
     incremental: bool = False,
     trigger: str = "cli",
     progress: Progress = _no_progress,
+    readers: int = DEFAULT_READERS,
 ) -> RollupReport:
+    """Run `jobs` over `window` in turn; `readers`: sessions that read raw days at once
+    (ROLLUP_READERS, one per core of the database machine)."""
     report = RollupReport(window)
     for job in jobs:
         report.results.append(
             await run_job(
-                db, job, window, incremental=incremental, trigger=trigger, progress=progress
+                db,
+                job,
+                window,
+                incremental=incremental,
+                trigger=trigger,
+                progress=progress,
+                readers=readers,
             )
         )
     async with db.session() as session:
@@ -336,8 +384,11 @@ async def check_idempotency(
     jobs: Sequence[Job] = ALL_JOBS,
     *,
     progress: Progress = _no_progress,
+    readers: int = DEFAULT_READERS,
 ) -> IdempotencyCheck:
     """Run the window twice in full; the second run must leave every rollup byte identical."""
-    first = await run_rollups(db, window, jobs, progress=progress, trigger="check")
-    second = await run_rollups(db, window, jobs, progress=progress, trigger="check")
+    first = await run_rollups(db, window, jobs, progress=progress, trigger="check", readers=readers)
+    second = await run_rollups(
+        db, window, jobs, progress=progress, trigger="check", readers=readers
+    )
     return IdempotencyCheck(first, second)

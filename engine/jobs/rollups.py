@@ -38,7 +38,11 @@ async def rollup(
     """Run the three rollup jobs over the window; idempotent, so an arq retry is harmless."""
     rt: Runtime = ctx["runtime"]
     report = await run_rollups(
-        rt.db, window_for(window_days), incremental=incremental, trigger="engine"
+        rt.db,
+        window_for(window_days),
+        incremental=incremental,
+        trigger="engine",
+        readers=rt.settings.engine.rollup_readers,
     )
     return {
         r.job.value: {"rows_written": r.rows_written, "incremental": r.incremental}

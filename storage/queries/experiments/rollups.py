@@ -21,6 +21,7 @@ from storage.models import (
     ExperimentStatus,
     RollupRun,
 )
+from storage.queries.experiments.reads import DailyRow
 
 ROLLUP_TABLES = ("rollup_daily", "rollup_experiment", "rollup_funnel")
 ROLLUP_LOCK = 0x6364_726F  # advisory lock id: one rollup job at a time, whoever starts it
@@ -48,6 +49,11 @@ class Window:
 async def lock_rollups(session: AsyncSession) -> None:
     """Serialise rollup jobs (CLI and engine) for the rest of the transaction."""
     await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": ROLLUP_LOCK})
+    await read_settings(session)
+
+
+async def read_settings(session: AsyncSession) -> None:
+    """How a rollup's statements are planned, for the rest of the transaction."""
     # Rollups scan and join whole windows; the planner's guess for JSONB `?` filters is tiny and
     # a nested loop over two large sides then costs minutes. Hash and merge joins only.
     await session.execute(text("SET LOCAL enable_nestloop = off"))
@@ -84,14 +90,17 @@ async def touched_experiments(session: AsyncSession, since: datetime) -> set[str
     return {r.key for r in rows}
 
 
+# One day: one partition. Units are counted by a hash aggregate on (name, unit): measured
+# 0.56 s per 760,000 events where count(DISTINCT) sorts each name's events (0.64 s), and far
+# from the spilled sort or aggregate of a whole window in one statement (14.5 s for 14 days).
 _DAILY_READ_SQL = """
-SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, name AS event_name,
-       count(*) AS events, count(DISTINCT unit_id) AS units
-FROM event_log
-WHERE occurred_at >= (SELECT min(d) FROM unnest(CAST(:days AS date[])) d)
-  AND occurred_at < (SELECT max(d) + 1 FROM unnest(CAST(:days AS date[])) d)
-  AND (occurred_at AT TIME ZONE 'UTC')::date = ANY(CAST(:days AS date[]))
-GROUP BY 1, 2
+SELECT name AS event_name, sum(n) AS events, count(*) AS units
+FROM (
+    SELECT name, unit_id, count(*) AS n FROM event_log
+    WHERE occurred_at >= :start AND occurred_at < :end
+    GROUP BY 1, 2
+) u
+GROUP BY 1
 """
 
 _DAILY_WRITE_SQL = """
@@ -118,22 +127,29 @@ SELECT (SELECT count(*) FROM up) + (SELECT count(*) FROM gone) AS n
 """
 
 
-async def rollup_daily_days(session: AsyncSession, days: Sequence[date]) -> int:
-    """Recompute the daily rows of the given days. Returns rows inserted, changed or deleted.
+async def compute_daily(session: AsyncSession, day: date) -> list[DailyRow]:
+    """One day's events and units per event name, from the raw events (one partition)."""
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    rows = await session.execute(
+        text(_DAILY_READ_SQL), {"start": start, "end": start + timedelta(days=1)}
+    )
+    return [DailyRow(day, r.event_name, int(r.events), int(r.units)) for r in rows]
 
-    Read by a plain SELECT (one scan of the days' partitions; a statement that writes never
-    runs in parallel, a SELECT may use both cores), then written in one small statement."""
+
+async def write_daily(
+    session: AsyncSession, days: Sequence[date], fresh: Sequence[DailyRow]
+) -> int:
+    """Make the daily rows of `days` exactly `fresh`: rows upserted where they differ, rows of
+    those days not in `fresh` deleted. Returns rows inserted, changed or deleted."""
     if not days:
         return 0
-    params = {"days": list(days)}
-    fresh = (await session.execute(text(_DAILY_READ_SQL), params)).all()
     written = await session.execute(
         text(_DAILY_WRITE_SQL),
         {
-            **params,
+            "days": list(days),
             "f_days": [r.day for r in fresh],
             "f_names": [r.event_name for r in fresh],
-            "f_events": [int(r.events) for r in fresh],
+            "f_events": [r.events for r in fresh],
             "f_units": [r.units for r in fresh],
         },
     )
