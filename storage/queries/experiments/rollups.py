@@ -24,7 +24,9 @@ from storage.models import (
 from storage.queries.experiments.reads import DailyRow
 
 ROLLUP_TABLES = ("rollup_daily", "rollup_experiment", "rollup_funnel")
-ROLLUP_LOCK = 0x6364_726F  # advisory lock id: one rollup job at a time, whoever starts it
+# Advisory lock ids, one per job (ROLLUP_LOCK + the job's index): runs of one job never
+# interleave, whoever starts them; different jobs write different tables and run side by side.
+ROLLUP_LOCK = 0x6364_726F
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +48,11 @@ class Window:
         return datetime(nxt.year, nxt.month, nxt.day, tzinfo=UTC)
 
 
-async def lock_rollups(session: AsyncSession) -> None:
-    """Serialise rollup jobs (CLI and engine) for the rest of the transaction."""
-    await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": ROLLUP_LOCK})
+async def lock_rollups(session: AsyncSession, job_index: int = 0) -> None:
+    """Serialise the runs of one rollup job (CLI and engine) for the rest of the transaction."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(:id)"), {"id": ROLLUP_LOCK + job_index}
+    )
     await read_settings(session)
 
 
