@@ -103,13 +103,13 @@ async def run_job(
     trigger: str = "cli",
     progress: Progress = _no_progress,
     readers: int = DEFAULT_READERS,
+    run_id: int | None = None,
 ) -> JobResult:
+    """Run one job in its transaction and record it; `run_id`: its rollup_runs row, already
+    written (`run_rollups` writes a run's rows in job order before the jobs start)."""
     started = time.perf_counter()
-    async with db.transaction() as session:
-        run = await q.start_run(
-            session, job.value, window, incremental=incremental, trigger=trigger
-        )
-        run_id = run.id
+    if run_id is None:
+        [run_id] = await _start_runs(db, [job], window, incremental=incremental, trigger=trigger)
     try:
         async with db.transaction() as session:
             await q.lock_rollups(session, ALL_JOBS.index(job))
@@ -152,6 +152,21 @@ async def run_job(
             run.duration_ms = round((time.perf_counter() - started) * 1000)
         log.error("rollup.failed", job=job.value, window_days=window.days, error=repr(exc))
         raise
+
+
+async def _start_runs(
+    db: Database, jobs: Sequence[Job], window: q.Window, *, incremental: bool, trigger: str
+) -> list[int]:
+    """The jobs' rollup_runs rows, in job order, in one transaction."""
+    async with db.transaction() as session:
+        return [
+            (
+                await q.start_run(
+                    session, job.value, window, incremental=incremental, trigger=trigger
+                )
+            ).id
+            for job in jobs
+        ]
 
 
 def _digest(sums: dict[str, str]) -> str:
@@ -346,6 +361,7 @@ async def run_rollups(
     """Run `jobs` over `window` in turn; `readers`: sessions that read raw days at once
     (ROLLUP_READERS, one per core of the database machine)."""
     report = RollupReport(window)
+    run_ids = await _start_runs(db, jobs, window, incremental=incremental, trigger=trigger)
     # The jobs run side by side (each in its own transaction, on its own tables): a run takes
     # as long as its slowest job, not the sum (measured at 10M events, 100,000 late: ...).
     # Every job ends, recorded ok or failed, before the first failure is raised.
@@ -359,8 +375,9 @@ async def run_rollups(
                 trigger=trigger,
                 progress=progress,
                 readers=readers,
+                run_id=run_id,
             )
-            for job in jobs
+            for job, run_id in zip(jobs, run_ids, strict=True)
         ),
         return_exceptions=True,
     )
