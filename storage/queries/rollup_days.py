@@ -80,9 +80,10 @@ WITH x AS (
              AND g.assigned_day = r.assigned_day AND g.event_day = r.event_day)
     RETURNING 1
 ), late AS (
-    -- each unit's first primary-metric day among the days read
-    SELECT experiment_id, unit_id, min(variant_key) AS variant_key, min(event_day) AS first_day
-    FROM ev GROUP BY 1, 2
+    -- each unit's first primary-metric day among the days read (a unit has one variant per
+    -- experiment, its assignment's: grouping by it is free, a min() of text is not)
+    SELECT experiment_id, unit_id, variant_key, min(event_day) AS first_day
+    FROM ev GROUP BY 1, 2, 3
 ), scope AS (
     -- a full run rewrites every experiment's sets; an incremental one only those with news
     SELECT experiment_id FROM x
