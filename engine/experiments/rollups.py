@@ -197,9 +197,13 @@ async def read_days(
                 day = pending.pop(0)
                 found[day] = await read(session, day)
 
-    async with asyncio.TaskGroup() as group:  # one failure cancels the other readers
-        for _ in range(min(readers, len(pending))):
-            group.create_task(reader())
+    try:
+        async with asyncio.TaskGroup() as group:  # one failure cancels the other readers
+            for _ in range(min(readers, len(pending))):
+                group.create_task(reader())
+    except BaseExceptionGroup as failed:
+        # The first failure as itself, not wrapped: callers map database errors by type.
+        raise failed.exceptions[0] from None
     return [found[day] for day in days]
 
 

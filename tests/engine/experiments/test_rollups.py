@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from engine.experiments.rollups import Job, check_idempotency, run_rollups, window_for
@@ -172,3 +173,31 @@ def test_cli_check_idempotency_exits_zero(test_settings: Settings) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "idempotent" in result.stderr
+
+
+async def test_a_failed_job_is_recorded_and_the_others_still_finish(
+    client: httpx.AsyncClient, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The jobs of a run go side by side: one that fails is recorded failed with its error,
+    the others end and are recorded ok, and the run raises the failure."""
+    from storage.queries import experiments as q
+
+    await _scenario(client, db)
+
+    async def broken(*_: object) -> list[object]:
+        raise RuntimeError("daily read failed")
+
+    monkeypatch.setattr(q, "compute_daily", broken)
+    with pytest.raises(RuntimeError, match="daily read failed"):
+        await run_rollups(db, window_for(14))
+    async with db.session() as session:
+        runs = list(await session.scalars(select(RollupRun).order_by(RollupRun.id)))
+    assert [(r.job, r.status) for r in runs] == [
+        ("daily", "failed"),
+        ("experiments", "ok"),
+        ("funnels", "ok"),
+    ]
+    assert "daily read failed" in (runs[0].error or "")
+    async with db.session() as session:
+        assert list(await session.scalars(select(DailyRollup))) == []  # rolled back whole
+        assert list(await session.scalars(select(ExperimentRollup))) != []
