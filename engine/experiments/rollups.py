@@ -14,7 +14,8 @@ Costs: a full run reads the window's events once per job (funnels: once for all 
 incremental run reads the events received since the watermark (BRIN on received_at), the
 touched days' partitions (daily, experiments) and the state of the touched units (funnels).
 Daily rows are read a day (a partition) at a time on `readers` sessions at once, so both of
-Postgres' cores work (`read_days`); the other jobs run one statement each.
+Postgres' cores work (`read_days`); experiments read their days with a statement Postgres may
+run on its parallel workers; funnels run one statement.
 
 Retention (engine/jobs/maintenance.py) drops whole days of raw events: daily rows of days
 before `retention_horizon` are never recomputed, so they outlive the raw data; a full funnel
@@ -362,12 +363,13 @@ async def run_rollups(
     progress: Progress = _no_progress,
     readers: int = DEFAULT_READERS,
 ) -> RollupReport:
-    """Run `jobs` over `window` in turn; `readers`: sessions that read raw days at once
+    """Run `jobs` over `window`, side by side; `readers`: sessions that read raw days at once
     (ROLLUP_READERS, one per core of the database machine)."""
     report = RollupReport(window)
     run_ids = await _start_runs(db, jobs, window, incremental=incremental, trigger=trigger)
     # The jobs run side by side (each in its own transaction, on its own tables): a run takes
-    # as long as its slowest job, not the sum (measured at 10M events, 100,000 late: ...).
+    # as long as its slowest job, not the sum (measured at 10M events: a full run 47.2 s, its
+    # jobs 12.4, 13.6 and 47.2 s beside each other; 65.6 s one after the other before).
     # Every job ends, recorded ok or failed, before the first failure is raised.
     outcomes = await asyncio.gather(
         *(
