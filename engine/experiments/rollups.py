@@ -44,6 +44,7 @@ from storage.queries import experiments as q
 from storage.queries import rollup_days
 from storage.queries.experiments import funnel_units
 from storage.queries.partitions import horizon
+from storage.settings import EngineSettings
 
 log = logs.get("engine.rollups")
 
@@ -51,7 +52,7 @@ log = logs.get("engine.rollups")
 # watermark so a batch in flight during the previous run is not missed.
 WATERMARK_GRACE = timedelta(minutes=2)
 MAX_WINDOW_DAYS = 366
-DEFAULT_READERS = 2  # EngineSettings.rollup_readers' default
+DEFAULT_READERS: int = EngineSettings.model_fields["rollup_readers"].default
 
 T = TypeVar("T")
 

@@ -48,7 +48,7 @@ class Window:
         return datetime(nxt.year, nxt.month, nxt.day, tzinfo=UTC)
 
 
-async def lock_rollups(session: AsyncSession, job_index: int = 0) -> None:
+async def lock_rollups(session: AsyncSession, job_index: int) -> None:
     """Serialise the runs of one rollup job (CLI and engine) for the rest of the transaction."""
     await session.execute(
         text("SELECT pg_advisory_xact_lock(:id)"), {"id": ROLLUP_LOCK + job_index}
