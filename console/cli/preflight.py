@@ -24,8 +24,9 @@ if TYPE_CHECKING:  # the CLI imports cryptography only when a command needs it
 def settings_or_exit(start_embedded: bool = True):  # type: ignore[no-untyped-def]
     from storage.embedded.environment import EnvironmentError_, resolve
 
+    settings = plain_settings()  # a bad value is a one-line error here too, not a traceback
     try:
-        return resolve() if start_embedded else get_settings()
+        return resolve(settings) if start_embedded else settings
     except EnvironmentError_ as exc:
         raise click.ClickException(str(exc)) from exc
 

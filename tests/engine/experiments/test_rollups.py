@@ -175,6 +175,29 @@ def test_cli_check_idempotency_exits_zero(test_settings: Settings) -> None:
     assert "idempotent" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ROLLUP_READERS": "0"}, "bad setting: ROLLUP_READERS: Input should be greater than"),
+        ({"CONCURRENCY": "many"}, "bad setting: CONCURRENCY: Input should be a valid integer"),
+    ],
+)
+def test_cli_bad_setting_is_one_line_not_a_traceback(
+    test_settings: Settings, env: dict[str, str], message: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "console.cli", "rollup", "--window-days", "7"],
+        env=engine_env(test_settings, **env),
+        cwd=Path(__file__).resolve().parents[3],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 async def test_a_failed_job_is_recorded_and_the_others_still_finish(
     client: httpx.AsyncClient, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
