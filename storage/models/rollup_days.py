@@ -51,12 +51,10 @@ class ExperimentFirstsRollup(Base):
 
 
 class FunnelUnitRollup(Base):
-    """One unit's progress through one funnel in the window: `reached` steps in order, and the
-    events that can still matter when late events arrive (parallel arrays, ordered by step and
-    time): for each step k, its event times up to the unit's step-k time (all of them while the
-    step is not reached). Later events of a reached step can never become its time, since a
-    late event only moves earlier steps earlier; so the arrays stay short (about one time per
-    step for a unit that goes through in order), and a late event re-chains its unit alone."""
+    """One unit's progress through one funnel in the window: `reached` steps in order and their
+    times. A late event cannot move the chain times before its own, so its unit is re-chained
+    from those and the raw events at and after it, alone (storage/queries/experiments/
+    funnel_units.py)."""
 
     __tablename__ = "rollup_funnel_unit"
 
@@ -69,7 +67,5 @@ class FunnelUnitRollup(Base):
     unit_id: Mapped[str] = mapped_column(String(200, collation="C"), primary_key=True)
     variant_key: Mapped[str] = mapped_column(String(100, collation="C"), primary_key=True)
     reached: Mapped[int] = mapped_column(SmallInteger)
-    steps: Mapped[list[int]] = mapped_column(ARRAY(SmallInteger))
-    times: Mapped[list[datetime]] = mapped_column(ARRAY(DateTime(timezone=True)))
     # t_1 … t_reached: a new event of a reached step at or after its time changes nothing.
     reached_at: Mapped[list[datetime]] = mapped_column(ARRAY(DateTime(timezone=True)))

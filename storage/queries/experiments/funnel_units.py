@@ -3,21 +3,24 @@
 A funnel is ordered steps. For one (unit, variant) of an experiment — the variant is the one the
 event carries in its `assignments` — with E_k its step-k event times in the window:
 t_1 = min E_1 and t_k = min { e in E_k : e >= t_(k-1) }; the unit reached step k when t_k
-exists. A row keeps `reached` and, per step k, the times of E_k up to t_k (all of E_k while
-step k is not reached), as parallel arrays `steps`/`times` ordered by step and time.
+exists. A row keeps `reached` and the chain times `reached_at` = t_1 … t_reached; a unit that
+never reached step 1 has no row.
 
-Invariant: within one window events are only added (late ones). Then t_(k-1) can only move
-earlier, so the new t_k is the least kept step-k time at or after it: a time of E_k after the
-old t_k can never become t_k (the old t_k still qualifies and is smaller). Hence a unit's new
-progress is a function of its row and its new events alone (`merge`): a late event re-chains
-only its unit, and the result equals a chain over all the window's raw events (`rebuild`).
-Times are kept as a set (duplicates collapse): only minimums are ever read.
+Invariant: within one window events are only added (late ones). Then every t_k can only move
+earlier, so with t0 a unit's earliest new event: its chain times before t0 stay, and the step
+after them has no event between its previous time and t0 (else that event would have been its
+time already). Hence a unit's new progress is its stored prefix before t0, chained on over its
+raw events at and after t0 (`merge`): a late event re-chains only its unit, and the result
+equals a chain over all the window's raw events (`rebuild`). A new event of a reached step at
+or after that step's time changes nothing; it re-chains nothing.
 
 Costs: `rebuild` is one scan of the window's events for every funnel at once (a hash join of
 event names on the funnels' step names, one JSONB lookup per candidate pair), a hash
 aggregate per step over the candidates and one row per (funnel, unit). `merge` reads the
-events received since a watermark (BRIN on received_at) and the rows of their units. Both
-write only rows that change (a re-run writes nothing); neither commits.
+events received since a watermark (BRIN on received_at), the rows of their units, and the
+raw events of the units it re-chains from their earliest new event's day on (one scan of
+those days' partitions). Both write only rows that change (a re-run writes nothing); neither
+commits.
 """
 
 from __future__ import annotations
@@ -52,46 +55,39 @@ _EVENTS = """
       AND e.assignments ->> f.key IS NOT NULL"""
 
 
-def _chain(steps: int) -> str:
+def _chain(steps: int, *, seeded: bool) -> str:
     """CTEs from `ev` (fid, unit_id, variant_key, step, t) to `fresh`, the rows to store.
 
     Hash joins and hash aggregates only (no sort of the window's events): step 1's time per
-    unit, then each step's from the previous one's, then the events kept, grouped by unit."""
-    parts = [
-        ", s1 AS (SELECT fid, unit_id, variant_key, min(t) AS t FROM ev WHERE step = 1 "
-        "GROUP BY 1, 2, 3)"
-    ]
-    for k in range(2, steps + 1):
+    unit, then each step's from the previous one's. `seeded`: units in `st` keep their first
+    `pre` chain times (`at`), and `ev` holds only their later steps' events."""
+    parts = []
+    for k in range(1, steps + 1):
         # Only step numbers are formatted in; every value is a bound parameter.
-        parts.append(
-            f", s{k} AS (SELECT e.fid, e.unit_id, e.variant_key, min(e.t) AS t FROM ev e "  # noqa: S608
+        seed = (
+            f"SELECT fid, unit_id, variant_key, at[{k}] AS t FROM st WHERE pre >= {k} UNION ALL "  # noqa: S608
+            if seeded
+            else ""
+        )
+        chained = (
+            "SELECT fid, unit_id, variant_key, min(t) AS t FROM ev WHERE step = 1 GROUP BY 1, 2, 3"
+            if k == 1
+            else f"SELECT e.fid, e.unit_id, e.variant_key, min(e.t) AS t FROM ev e "  # noqa: S608
             f"JOIN s{k - 1} p ON p.fid = e.fid AND p.unit_id = e.unit_id "
             f"AND p.variant_key = e.variant_key WHERE e.step = {k} AND e.t >= p.t "
-            "GROUP BY 1, 2, 3)"
+            "GROUP BY 1, 2, 3"
         )
-    reach = " UNION ALL ".join(
-        f"SELECT fid, unit_id, variant_key, {k} AS step, t FROM s{k}"  # noqa: S608
-        for k in range(1, steps + 1)
+        parts.append(f", s{k} AS ({seed}{chained})")
+    times = ", ".join(f"s{k}.t" for k in range(1, steps + 1))
+    joins = " ".join(
+        f"LEFT JOIN s{k} USING (fid, unit_id, variant_key)" for k in range(2, steps + 1)
     )
-    parts.append(f", reach AS ({reach})")
-    # A step's times after its reached time can never matter again: not kept. Step 1 keeps its
-    # time alone (min), so its other events are not even joined.
+    # Chain times only grow along the steps, so the times that exist are a prefix.
     parts.append(
-        ", kept AS (SELECT fid, unit_id, variant_key, 1 AS step, t, true AS on_chain, "
-        "true AS at_step FROM s1 "
-        "UNION ALL SELECT DISTINCT e.fid, e.unit_id, e.variant_key, e.step, e.t, "
-        "r.t IS NOT NULL AS on_chain, e.t = r.t AS at_step "
-        "FROM ev e LEFT JOIN reach r ON r.fid = e.fid "
-        "AND r.unit_id = e.unit_id AND r.variant_key = e.variant_key AND r.step = e.step "
-        "WHERE e.step > 1 AND (r.t IS NULL OR e.t <= r.t))"
-        ", units AS (SELECT fid, unit_id, variant_key, "
-        "CAST(COALESCE(max(step) FILTER (WHERE on_chain), 0) AS smallint) AS reached, "
-        "array_agg(CAST(step AS smallint) ORDER BY step, t) AS steps, "
-        "array_agg(t ORDER BY step, t) AS times, "
-        "COALESCE(array_agg(t ORDER BY step) FILTER (WHERE at_step), '{}') AS reached_at "
-        "FROM kept GROUP BY fid, unit_id, variant_key)"
-        ", fresh AS (SELECT fl.experiment_id, fl.funnel_name, u.unit_id, u.variant_key, "
-        "u.reached, u.steps, u.times, u.reached_at FROM units u JOIN fl ON fl.fid = u.fid)"
+        ", fresh AS (SELECT fl.experiment_id, fl.funnel_name, unit_id, variant_key, "  # noqa: S608
+        f"CAST(num_nonnulls({times}) AS smallint) AS reached, "
+        f"array_remove(ARRAY[{times}], NULL) AS reached_at "
+        f"FROM s1 {joins} JOIN fl USING (fid))"
     )
     return "\n".join(parts)
 
@@ -100,25 +96,21 @@ def _chain(steps: int) -> str:
 # ON CONFLICT probe per unit cost 10 s of a 1M-event full run that changed nothing).
 _DIFF = """
 , cur AS (
-    SELECT r.experiment_id, r.funnel_name, r.unit_id, r.variant_key, r.reached, r.steps,
-           r.times
+    SELECT r.experiment_id, r.funnel_name, r.unit_id, r.variant_key, r.reached, r.reached_at
     FROM rollup_funnel_unit r JOIN fl USING (experiment_id, funnel_name)
     WHERE r.window_days = :wd {cur_filter}
 ), diff AS (
     SELECT n.*, COALESCE(c.reached, 0) AS was FROM fresh n LEFT JOIN cur c
         USING (experiment_id, funnel_name, unit_id, variant_key)
-    WHERE c.unit_id IS NULL OR (c.reached, c.steps, c.times) IS DISTINCT FROM
-                               (n.reached, n.steps, n.times)
+    WHERE c.unit_id IS NULL OR (c.reached, c.reached_at) IS DISTINCT FROM
+                               (n.reached, n.reached_at)
 ), up AS (
     INSERT INTO rollup_funnel_unit AS r
-        (window_days, experiment_id, funnel_name, unit_id, variant_key, reached, steps, times,
-         reached_at)
-    SELECT :wd, experiment_id, funnel_name, unit_id, variant_key, reached, steps, times,
-           reached_at
+        (window_days, experiment_id, funnel_name, unit_id, variant_key, reached, reached_at)
+    SELECT :wd, experiment_id, funnel_name, unit_id, variant_key, reached, reached_at
     FROM diff
     ON CONFLICT (window_days, experiment_id, funnel_name, unit_id, variant_key) DO UPDATE
-        SET reached = EXCLUDED.reached, steps = EXCLUDED.steps, times = EXCLUDED.times,
-            reached_at = EXCLUDED.reached_at
+        SET reached = EXCLUDED.reached, reached_at = EXCLUDED.reached_at
     RETURNING 1
 )"""
 
@@ -138,28 +130,35 @@ SELECT (SELECT count(*) FROM up) + (SELECT count(*) FROM gone) AS written,
 """
 
 # A new step-k event at or after the unit's stored step-k time changes nothing (t_k stays the
-# least qualifying time, and later times are not kept): only units with another kind of new
-# event are re-chained, and most late events of a busy window are of that first kind.
+# least qualifying time): only units with another kind of new event are re-chained (`st`), and
+# most late events of a busy window are of that first kind. A re-chained unit keeps its chain
+# times before its earliest such event (t0) and goes on from the raw events at and after t0:
+# an event before t0 of the step after that prefix would have been its time already.
 _MERGE_SOURCE = """
 , arrived AS MATERIALIZED ({events}
-), new AS MATERIALIZED (
-    SELECT a.* FROM arrived a
-    WHERE (a.fid, a.unit_id, a.variant_key) IN (
-        SELECT n.fid, n.unit_id, n.variant_key FROM arrived n
-        JOIN fl ON fl.fid = n.fid
-        LEFT JOIN rollup_funnel_unit u ON u.window_days = :wd
-             AND u.experiment_id = fl.experiment_id AND u.funnel_name = fl.funnel_name
-             AND u.unit_id = n.unit_id AND u.variant_key = n.variant_key
-        WHERE u.unit_id IS NULL OR n.step > u.reached OR n.t < u.reached_at[n.step])
-), old AS (
-    SELECT fl.fid, u.unit_id, u.variant_key, CAST(x.step AS integer) AS step, x.t
-    FROM rollup_funnel_unit u
-    JOIN fl ON fl.experiment_id = u.experiment_id AND fl.funnel_name = u.funnel_name
-    CROSS JOIN LATERAL unnest(u.steps, u.times) AS x(step, t)
-    WHERE u.window_days = :wd
-      AND (fl.fid, u.unit_id, u.variant_key) IN (SELECT fid, unit_id, variant_key FROM new)
+), touched AS MATERIALIZED (
+    SELECT n.fid, n.unit_id, n.variant_key, min(n.t) AS t0,
+           COALESCE(u.reached_at, '{{}}') AS at
+    FROM arrived n
+    JOIN fl ON fl.fid = n.fid
+    LEFT JOIN rollup_funnel_unit u ON u.window_days = :wd
+         AND u.experiment_id = fl.experiment_id AND u.funnel_name = fl.funnel_name
+         AND u.unit_id = n.unit_id AND u.variant_key = n.variant_key
+    WHERE u.unit_id IS NULL OR n.step > u.reached OR n.t < u.reached_at[n.step]
+    GROUP BY n.fid, n.unit_id, n.variant_key, u.reached_at
+), st AS MATERIALIZED (
+    SELECT u.*, CAST((SELECT count(*) FROM unnest(u.at) AS x(t) WHERE x.t < u.t0) AS integer)
+           AS pre
+    FROM touched u
 ), ev AS (
-    SELECT * FROM new UNION ALL SELECT * FROM old
+    SELECT f.fid, e.unit_id COLLATE "C" AS unit_id,
+           (e.assignments ->> f.key) COLLATE "C" AS variant_key, f.step, e.occurred_at AS t
+    FROM event_log e JOIN f ON f.name = e.name
+    JOIN st s ON s.fid = f.fid AND s.unit_id = e.unit_id COLLATE "C"
+         AND s.variant_key = (e.assignments ->> f.key) COLLATE "C"
+    WHERE e.occurred_at >= (SELECT min(t0) FROM st) AND e.occurred_at < :end
+      AND e.name = ANY(CAST(:names AS text[]))
+      AND e.occurred_at >= s.t0 AND f.step > s.pre
 )"""
 
 # Progress only grows when events are added: each changed unit moves from `was` steps to
@@ -169,7 +168,7 @@ _MERGE_TAIL = """
     SELECT experiment_id, funnel_name, variant_key, was, reached, count(*) AS n
     FROM diff WHERE reached <> was GROUP BY 1, 2, 3, 4, 5
 )
-SELECT (SELECT count(*) FROM up) AS written, (SELECT count(*) FROM fresh) AS units,
+SELECT (SELECT count(*) FROM up) AS written, (SELECT count(*) FROM st) AS units,
        (SELECT COALESCE(json_agg(m), '[]') FROM moved m)::text AS moved
 """
 
@@ -243,7 +242,7 @@ async def rebuild(
     where = "e.occurred_at >= :start AND e.occurred_at < :end"
     sql = (
         f"WITH {_FUNNELS_CTE}, ev AS ({_EVENTS.format(where=where)})"
-        f"{_chain(steps)}{_DIFF.format(cur_filter='')}{_REBUILD_TAIL}"
+        f"{_chain(steps, seeded=False)}{_DIFF.format(cur_filter='')}{_REBUILD_TAIL}"
     )
     params = {**_funnel_params(funnels), "wd": window_days, "start": start, "end": end}
     await _hash_joins_only(session)
@@ -260,8 +259,8 @@ async def merge(
     since: datetime | None,
 ) -> Patched:
     """Fold into the state of `funnels` the window's events received after `since` (or, with
-    `since` None, every event in [start, end)): only the units those events belong to are
-    re-chained, from their stored rows and their new events."""
+    `since` None, every event in [start, end)): only the units those events can move are
+    re-chained, from their stored chain times and their raw events from the new ones on."""
     if not funnels:
         return Patched(0, 0)
     steps = max(len(f.steps) for f in funnels)
@@ -271,9 +270,9 @@ async def merge(
     source = _MERGE_SOURCE.format(events=_EVENTS.format(where=where))
     diff = _DIFF.format(
         cur_filter="AND (fl.fid, r.unit_id, r.variant_key) IN "
-        "(SELECT fid, unit_id, variant_key FROM new)"
+        "(SELECT fid, unit_id, variant_key FROM st)"
     )
-    sql = f"WITH {_FUNNELS_CTE}{source}{_chain(steps)}{diff}{_MERGE_TAIL}"
+    sql = f"WITH {_FUNNELS_CTE}{source}{_chain(steps, seeded=True)}{diff}{_MERGE_TAIL}"
     params = {**_funnel_params(funnels), "wd": window_days, "start": start, "end": end}
     if since is not None:
         params["since"] = since
