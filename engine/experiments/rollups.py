@@ -28,7 +28,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -55,6 +56,7 @@ MAX_WINDOW_DAYS = 366
 DEFAULT_READERS: int = EngineSettings.model_fields["rollup_readers"].default
 
 T = TypeVar("T")
+K = TypeVar("K")
 
 
 class Job(StrEnum):
@@ -121,7 +123,7 @@ async def run_job(
                 previous = await q.previous_run(session, job.value, window)
                 if previous is not None and previous.watermark is not None:
                     since = previous.watermark - WATERMARK_GRACE
-            rows, units = await _compute(db, session, job, window, since, progress, readers)
+            rows, units = await _compute(db, session, job, window, since, progress, readers, run_id)
             sums = await q.checksums(session)
         duration_ms = round((time.perf_counter() - started) * 1000)
         checksum = _digest(sums)
@@ -189,24 +191,44 @@ async def read_days(
     statement, 7.8 s a day at a time on one session, 4 s on two). The readers are not the job's
     transaction: they may also see events committed after its watermark, which were received
     after it, so the next incremental run recomputes their days (always whole) anyway."""
-    pending = list(days)
-    found: dict[date, list[T]] = {}
+    return await _on_sessions(db, days, read, readers, commit=False)
 
-    async def reader() -> None:
-        async with db.session() as session:
+
+async def _on_sessions(
+    db: Database,
+    items: Sequence[K],
+    work: Callable[[AsyncSession, K], Awaitable[T]],
+    sessions: int,
+    *,
+    commit: bool,
+) -> list[T]:
+    """`work(session, item)` for every item, on up to `sessions` sessions at once, results in
+    item order; `commit`: each session is a transaction, committed when its items are done."""
+    pending = list(range(len(items)))
+    found: dict[int, T] = {}
+
+    async def worker() -> None:
+        opened = db.transaction() if commit else _read_only(db)
+        async with opened as session:
             await q.read_settings(session)
             while pending:
-                day = pending.pop(0)
-                found[day] = await read(session, day)
+                index = pending.pop(0)
+                found[index] = await work(session, items[index])
 
     try:
-        async with asyncio.TaskGroup() as group:  # one failure cancels the other readers
-            for _ in range(min(readers, len(pending))):
-                group.create_task(reader())
+        async with asyncio.TaskGroup() as group:  # one failure cancels the other sessions
+            for _ in range(min(sessions, len(pending))):
+                group.create_task(worker())
     except BaseExceptionGroup as failed:
         # The first failure as itself, not wrapped: callers map database errors by type.
         raise failed.exceptions[0] from None
-    return [found[day] for day in days]
+    return [found[index] for index in range(len(items))]
+
+
+@asynccontextmanager
+async def _read_only(db: Database) -> AsyncIterator[AsyncSession]:
+    async with db.session() as session:
+        yield session
 
 
 async def _compute(
@@ -217,6 +239,7 @@ async def _compute(
     since: datetime | None,
     progress: Progress,
     readers: int,
+    run_id: int,
 ) -> tuple[int, int]:
     if job == Job.DAILY:
         if since is None:
@@ -233,7 +256,7 @@ async def _compute(
         progress(label if days else "daily: nothing new", 1, 1)
         return rows, len(days)
     if job == Job.FUNNELS:
-        return await _funnels(session, window, since, progress)
+        return await _funnels(db, session, window, since, progress, readers, run_id)
     experiments = await q.rollup_experiments_list(session)
     if since is not None:
         touched = await q.touched_experiments(session, since)
@@ -263,7 +286,13 @@ async def _compute(
 
 
 async def _funnels(
-    session: AsyncSession, window: q.Window, since: datetime | None, progress: Progress
+    db: Database,
+    session: AsyncSession,
+    window: q.Window,
+    since: datetime | None,
+    progress: Progress,
+    readers: int,
+    run_id: int,
 ) -> tuple[int, int]:
     """Funnel state patched by unit where it belongs to this window, rebuilt where it does not
     (a full run, a new funnel, a moved window); counts then summed from the state."""
@@ -292,9 +321,7 @@ async def _funnels(
     defined = {(f.experiment_id, f.name) for _, f in defs}
     # State goes with its funnel's rows (written together): funnels with rows but no definition.
     rows += await funnel_units.prune(session, window.days, sorted(set(stored) - defined))
-    fresh = await funnel_units.rebuild(
-        session, window.days, rebuilt, window.start_ts, window.end_ts
-    )
+    fresh = await _rebuild(db, session, window, rebuilt, readers, run_id)
     merged = await funnel_units.merge(
         session, window.days, current, start, window.end_ts, since_for_merge
     )
@@ -326,6 +353,31 @@ async def _funnels(
         )
     progress("funnels: counts written" if changed else "funnels: nothing new", 2, 2)
     return rows, fresh.units + merged.units
+
+
+async def _rebuild(
+    db: Database,
+    session: AsyncSession,
+    window: q.Window,
+    funnels: Sequence[funnel_units.FunnelDef],
+    readers: int,
+    run_id: int,
+) -> funnel_units.Patched:
+    """The state of `funnels` rebuilt from the window's raw events: `readers` sessions each
+    chain a share of the units and stage (committed) where it differs from the state, then the
+    job's transaction writes those differences. Measured at 10M events: the funnels job alone
+    9.x s on two sessions, against 17.7 s in one statement."""
+    if not funnels:
+        return funnel_units.Patched(0, 0)
+
+    async def chain(reader: AsyncSession, share: tuple[int, int]) -> funnel_units.Patched:
+        span = (window.start_ts, window.end_ts)
+        return await funnel_units.stage(reader, run_id, window.days, funnels, span, share)
+
+    shares = [(k, readers) for k in range(readers)]
+    staged = await _on_sessions(db, shares, chain, readers, commit=True)
+    written = await funnel_units.apply_stage(session, window.days, run_id)
+    return funnel_units.Patched(written, sum(s.units for s in staged))
 
 
 def _at_least(

@@ -1,4 +1,4 @@
-"""Funnel state keeps the chain times only: a late event re-chains its unit from the raw events.
+"""Funnel state keeps the chain times only, and a full run builds it on several sessions.
 
 `rollup_funnel_unit` drops `steps` and `times` (every step event that could still matter, per
 unit): building them was most of a full funnel run (at 10M events, 15 of 34 s in one
@@ -8,6 +8,10 @@ cannot change, and the chain goes on from the raw events at and after it
 (storage/queries/experiments/funnel_units.py). The upgrade keeps every row (`reached` and
 `reached_at` mean what they meant). Derived state: the downgrade empties the table and the
 funnel counts, so the next run rebuilds both from the event log.
+
+`rollup_funnel_stage` is where a full run's sessions (one per share of the units) put the
+rebuilt rows that differ from the state, for the run's own transaction to write. Unlogged,
+with no index: rows live for one run (a crash empties it, which loses nothing), read whole.
 
 Revision ID: 0017_slim_funnel_units
 Revises: 0016_rollup_funnel_units
@@ -29,9 +33,22 @@ depends_on = None
 def upgrade() -> None:
     op.drop_column("rollup_funnel_unit", "steps")
     op.drop_column("rollup_funnel_unit", "times")
+    op.create_table(
+        "rollup_funnel_stage",
+        sa.Column("run_id", sa.BigInteger(), nullable=False),
+        sa.Column("experiment_id", sa.BigInteger(), nullable=False),
+        sa.Column("funnel_name", sa.String(100), nullable=False),
+        sa.Column("unit_id", sa.String(200, collation="C"), nullable=False),
+        sa.Column("variant_key", sa.String(100, collation="C"), nullable=False),
+        # NULL: the row is to be deleted from the state.
+        sa.Column("reached", sa.SmallInteger(), nullable=True),
+        sa.Column("reached_at", postgresql.ARRAY(sa.DateTime(timezone=True)), nullable=True),
+        prefixes=["UNLOGGED"],
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("rollup_funnel_stage")
     # The older code needs every step time: state without them would patch counts wrongly, so
     # both go and the next run rebuilds them (a funnel without rows is always rebuilt).
     op.execute("DELETE FROM rollup_funnel_unit")

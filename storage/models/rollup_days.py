@@ -10,7 +10,18 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, DateTime, ForeignKey, Integer, SmallInteger, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -69,3 +80,21 @@ class FunnelUnitRollup(Base):
     reached: Mapped[int] = mapped_column(SmallInteger)
     # t_1 … t_reached: a new event of a reached step at or after its time changes nothing.
     reached_at: Mapped[list[datetime]] = mapped_column(ARRAY(DateTime(timezone=True)))
+
+
+# Rows of `FunnelUnitRollup` rebuilt by a full run's sessions (each a share of the units) that
+# differ from the state, for the run's transaction to write; `reached` NULL: a row to delete.
+# Unlogged, no key, no index: a run's rows are read whole and deleted with it (a plain table,
+# not a mapped class: nothing ever loads one row).
+funnel_unit_stage = Table(
+    "rollup_funnel_stage",
+    Base.metadata,
+    Column("run_id", BigInteger, nullable=False),
+    Column("experiment_id", BigInteger, nullable=False),
+    Column("funnel_name", String(100), nullable=False),
+    Column("unit_id", String(200, collation="C"), nullable=False),
+    Column("variant_key", String(100, collation="C"), nullable=False),
+    Column("reached", SmallInteger),
+    Column("reached_at", ARRAY(DateTime(timezone=True))),
+    prefixes=["UNLOGGED"],
+)

@@ -197,3 +197,79 @@ async def test_retention_keeps_funnels_computed_from_dropped_days(
     assert full.results[0].rows_written == 0
     assert full.checksums == first.checksums
     assert await _counts(db) == before == _expected(events, variants)
+
+
+async def _state(db: Database) -> list[tuple[str, int, int]]:
+    async with db.session() as session:
+        rows = await session.execute(
+            text(
+                "SELECT unit_id, reached, cardinality(reached_at) FROM rollup_funnel_unit "
+                "WHERE window_days = 7 ORDER BY unit_id"
+            )
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def test_the_shares_of_units_give_one_state_whatever_their_number(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    """A full run chains the units in shares on several sessions: one share, two or five give
+    the same state and counts, and a moved window deletes the units whose events left it."""
+    await make_experiment(db, "shares", funnels=FUNNEL)
+    rng = random.Random(5)
+    now = datetime.now(UTC).replace(microsecond=0)
+    variants = await _units(client, 40)
+    events = [
+        event(f"u{rng.randrange(1, 40)}", rng.choice(STEPS), now - timedelta(minutes=m))
+        for m in rng.sample(range(60, 6 * 24 * 60), 300)
+    ]
+    # u0 goes through, but only five to six days ago: out of a window that ends two days later.
+    events += [event("u0", n, now - timedelta(days=5, hours=20 - k)) for k, n in enumerate(STEPS)]
+    await _post(client, events)
+    window = window_for(7, now.date())
+    states = []
+    for readers in (1, 2, 5):
+        report = await run_rollups(db, window, [Job.FUNNELS], readers=readers)
+        states.append((await _state(db), await _counts(db), report.checksums))
+        assert report.results[0].units_of_work == len(states[0][0])
+    assert states[0] == states[1] == states[2]
+    assert states[0][1] == _expected(events, variants)
+    assert ("u0", 3, 3) in states[0][0]
+
+    moved = window_for(7, now.date() + timedelta(days=2))
+    await run_rollups(db, moved, [Job.FUNNELS], readers=2)
+    after = await _state(db)
+    assert [u for u, _, _ in after if u == "u0"] == []
+    start = datetime.combine(moved.start, datetime.min.time(), UTC)
+    assert await _counts(db) == _expected(
+        [e for e in events if datetime.fromisoformat(e["timestamp"]) >= start], variants
+    )
+
+
+async def test_rows_a_failed_run_staged_never_reach_the_state(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    await make_experiment(db, "stale", funnels=FUNNEL)
+    now = datetime.now(UTC).replace(microsecond=0)
+    variants = await _units(client, 6)
+    events = [event(u, n, now - timedelta(hours=3)) for u in variants for n in STEPS[:2]]
+    await _post(client, events)
+    window = window_for(7, now.date())
+    # An earlier run (ids start at 1) whose sessions staged rows, then failed before writing
+    # them: a unit that does not exist, and u1 with more steps than it reached.
+    async with db.transaction() as session:
+        exp_id = await session.scalar(text("SELECT id FROM experiment WHERE key = 'stale'"))
+        await session.execute(
+            text(
+                "INSERT INTO rollup_funnel_stage (run_id, experiment_id, funnel_name, unit_id, "
+                "variant_key, reached, reached_at) VALUES "
+                "(0, :e, 'buy', 'ghost', 'control', 3, ARRAY[now(), now(), now()]), "
+                "(0, :e, 'buy', 'u1', 'control', 3, ARRAY[now(), now(), now()])"
+            ),
+            {"e": exp_id},
+        )
+    await run_rollups(db, window, [Job.FUNNELS])
+    assert await _counts(db) == _expected(events, variants)
+    assert {u for u, _, _ in await _state(db)} == set(variants)
+    async with db.session() as session:
+        assert await session.scalar(text("SELECT count(*) FROM rollup_funnel_stage")) == 0
