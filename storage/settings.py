@@ -68,8 +68,9 @@ class EngineSettings(BaseSettings):
     shutdown_grace_s: float = Field(default=25.0, ge=0)
     """On SIGTERM, how long running jobs may finish before they are cancelled and requeued."""
     rollup_readers: int = Field(default=2, ge=1, le=32)
-    """Sessions a rollup reads raw days of events with at once: one per core of the database
-    machine (Postgres runs each statement on one core)."""
+    """Sessions a rollup reads raw events with at once (daily rows a day each, a full funnel
+    run a share of the units each): one per core of the database machine (Postgres runs each
+    statement on one core)."""
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     """The engine's Prometheus /metrics port; 0 = off."""
     metrics_host: str = "127.0.0.1"

@@ -43,6 +43,8 @@ def upgrade() -> None:
         # NULL: the row is to be deleted from the state.
         sa.Column("reached", sa.SmallInteger(), nullable=True),
         sa.Column("reached_at", postgresql.ARRAY(sa.DateTime(timezone=True)), nullable=True),
+        # The state's `reached` before the run; NULL: the state has no row for the unit.
+        sa.Column("was", sa.SmallInteger(), nullable=True),
         prefixes=["UNLOGGED"],
     )
 

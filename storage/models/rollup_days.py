@@ -96,5 +96,6 @@ funnel_unit_stage = Table(
     Column("variant_key", String(100, collation="C"), nullable=False),
     Column("reached", SmallInteger),
     Column("reached_at", ARRAY(DateTime(timezone=True))),
+    Column("was", SmallInteger),  # the state's `reached` before the run; NULL: no row yet
     prefixes=["UNLOGGED"],
 )

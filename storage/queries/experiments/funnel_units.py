@@ -118,7 +118,8 @@ _MERGE_DIFF = """
 )"""
 
 # A rebuild compares each share's rows with the state in its own session (one hash full join)
-# and stages the differences: a row to write, or (reached NULL) a row to delete. The job's
+# and stages the differences: a row to add (`was` NULL), to change, or (reached NULL) to
+# delete. The job's
 # transaction then only writes them (at 10M events the comparison is 1.5 s of one core).
 _STAGE_DIFF = """
 , cur AS (
@@ -131,25 +132,34 @@ _STAGE_DIFF = """
     FROM fresh n FULL JOIN cur c USING (experiment_id, funnel_name, unit_id, variant_key)
 ), staged AS (
     INSERT INTO rollup_funnel_stage
-        (run_id, experiment_id, funnel_name, unit_id, variant_key, reached, reached_at)
-    SELECT :run, experiment_id, funnel_name, unit_id, variant_key, reached, reached_at
+        (run_id, experiment_id, funnel_name, unit_id, variant_key, reached, reached_at, was)
+    SELECT :run, experiment_id, funnel_name, unit_id, variant_key, reached, reached_at, was
     FROM pair WHERE (reached, reached_at) IS DISTINCT FROM (was, was_at)
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM staged) AS staged, (SELECT count(*) FROM fresh) AS units
 """
 
+# New rows are plain inserts in key order (the readers saw no row, and no one else writes the
+# state while the job's lock is held): at 10M events a first build's 400,000 rows took 6.1 s
+# as ON CONFLICT upserts in hash order.
 _APPLY_SQL = """
 WITH staged AS (
-    SELECT experiment_id, funnel_name, unit_id, variant_key, reached, reached_at
+    SELECT experiment_id, funnel_name, unit_id, variant_key, reached, reached_at, was
     FROM rollup_funnel_stage WHERE run_id = :run
-), up AS (
-    INSERT INTO rollup_funnel_unit AS r
+), added AS (
+    INSERT INTO rollup_funnel_unit
         (window_days, experiment_id, funnel_name, unit_id, variant_key, reached, reached_at)
     SELECT :wd, experiment_id, funnel_name, unit_id, variant_key, reached, reached_at
-    FROM staged WHERE reached IS NOT NULL
-    ON CONFLICT (window_days, experiment_id, funnel_name, unit_id, variant_key) DO UPDATE
-        SET reached = EXCLUDED.reached, reached_at = EXCLUDED.reached_at
+    FROM staged WHERE was IS NULL
+    ORDER BY experiment_id, funnel_name, unit_id, variant_key
+    RETURNING 1
+), changed AS (
+    UPDATE rollup_funnel_unit r SET reached = g.reached, reached_at = g.reached_at
+    FROM staged g
+    WHERE g.was IS NOT NULL AND g.reached IS NOT NULL AND r.window_days = :wd
+      AND r.experiment_id = g.experiment_id AND r.funnel_name = g.funnel_name
+      AND r.unit_id = g.unit_id AND r.variant_key = g.variant_key
     RETURNING 1
 ), gone AS (
     DELETE FROM rollup_funnel_unit r USING staged g
@@ -158,7 +168,8 @@ WITH staged AS (
       AND r.variant_key = g.variant_key
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM up) + (SELECT count(*) FROM gone) AS written
+SELECT (SELECT count(*) FROM added) + (SELECT count(*) FROM changed)
+     + (SELECT count(*) FROM gone) AS written
 """
 
 # A new step-k event at or after the unit's stored step-k time changes nothing (t_k stays the
