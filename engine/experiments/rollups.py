@@ -10,12 +10,13 @@ are recomputed for the touched days only (experiments from day-grained state,
 storage/queries/rollup_days.py); funnels for the touched units only (per-unit progress,
 storage/queries/experiments/funnel_units.py), their counts then summed from that state.
 
-Costs: a full run reads the window's events once per job (funnels: once for all funnels); an
-incremental run reads the events received since the watermark (BRIN on received_at), the
-touched days' partitions (daily, experiments) and the state of the touched units (funnels).
-Daily rows are read a day (a partition) at a time on `readers` sessions at once, so both of
-Postgres' cores work (`read_days`); experiments read their days with a statement Postgres may
-run on its parallel workers; funnels run one statement.
+Costs: a full run reads the window's events once per job (funnels: once per share of the
+units, for all funnels); an incremental run reads the events received since the watermark
+(BRIN on received_at), the touched days' partitions (daily, experiments) and the state of the
+touched units and their raw events from the earliest new one on (funnels). Postgres runs a
+statement on one core, so the heavy reads go on `readers` sessions at once: daily rows a day
+(a partition) each (`read_days`), a full funnel run a share of the units each (`_rebuild`);
+experiments read their days with a statement Postgres may run on its parallel workers.
 
 Retention (engine/jobs/maintenance.py) drops whole days of raw events: daily rows of days
 before `retention_horizon` are never recomputed, so they outlive the raw data; a full funnel
@@ -28,22 +29,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine import logs
+from engine.experiments.funnel_job import run_funnels
+from engine.experiments.rollup_sessions import Progress, read_days
+from engine.experiments.rollup_sessions import no_progress as _no_progress
 from storage import partitions
 from storage.database import Database
 from storage.models import RollupRun
 from storage.queries import experiments as q
 from storage.queries import rollup_days
-from storage.queries.experiments import funnel_units
 from storage.queries.partitions import horizon
 from storage.settings import EngineSettings
 
@@ -55,9 +56,6 @@ WATERMARK_GRACE = timedelta(minutes=2)
 MAX_WINDOW_DAYS = 366
 DEFAULT_READERS: int = EngineSettings.model_fields["rollup_readers"].default
 
-T = TypeVar("T")
-K = TypeVar("K")
-
 
 class Job(StrEnum):
     DAILY = "daily"
@@ -66,12 +64,6 @@ class Job(StrEnum):
 
 
 ALL_JOBS: tuple[Job, ...] = (Job.DAILY, Job.EXPERIMENTS, Job.FUNNELS)
-
-Progress = Callable[[str, int, int], None]
-
-
-def _no_progress(_label: str, _done: int, _total: int) -> None:
-    return None
 
 
 @dataclass(slots=True)
@@ -178,59 +170,6 @@ def _digest(sums: dict[str, str]) -> str:
     return hashlib.md5(joined.encode(), usedforsecurity=False).hexdigest()
 
 
-async def read_days(
-    db: Database,
-    days: Sequence[date],
-    read: Callable[[AsyncSession, date], Awaitable[list[T]]],
-    readers: int,
-) -> list[list[T]]:
-    """`read(session, day)` for every day, on up to `readers` sessions at once, in day order.
-
-    A statement runs on one core of Postgres and a day is one partition: days read on two
-    sessions use two cores (measured at 10M events, the daily rows of 14 days: 14.5 s in one
-    statement, 7.8 s a day at a time on one session, 4 s on two). The readers are not the job's
-    transaction: they may also see events committed after its watermark, which were received
-    after it, so the next incremental run recomputes their days (always whole) anyway."""
-    return await _on_sessions(db, days, read, readers, commit=False)
-
-
-async def _on_sessions(
-    db: Database,
-    items: Sequence[K],
-    work: Callable[[AsyncSession, K], Awaitable[T]],
-    sessions: int,
-    *,
-    commit: bool,
-) -> list[T]:
-    """`work(session, item)` for every item, on up to `sessions` sessions at once, results in
-    item order; `commit`: each session is a transaction, committed when its items are done."""
-    pending = list(range(len(items)))
-    found: dict[int, T] = {}
-
-    async def worker() -> None:
-        opened = db.transaction() if commit else _read_only(db)
-        async with opened as session:
-            await q.read_settings(session)
-            while pending:
-                index = pending.pop(0)
-                found[index] = await work(session, items[index])
-
-    try:
-        async with asyncio.TaskGroup() as group:  # one failure cancels the other sessions
-            for _ in range(min(sessions, len(pending))):
-                group.create_task(worker())
-    except BaseExceptionGroup as failed:
-        # The first failure as itself, not wrapped: callers map database errors by type.
-        raise failed.exceptions[0] from None
-    return [found[index] for index in range(len(items))]
-
-
-@asynccontextmanager
-async def _read_only(db: Database) -> AsyncIterator[AsyncSession]:
-    async with db.session() as session:
-        yield session
-
-
 async def _compute(
     db: Database,
     session: AsyncSession,
@@ -256,7 +195,7 @@ async def _compute(
         progress(label if days else "daily: nothing new", 1, 1)
         return rows, len(days)
     if job == Job.FUNNELS:
-        return await _funnels(db, session, window, since, progress, readers, run_id)
+        return await run_funnels(db, session, window, since, progress, readers, run_id)
     experiments = await q.rollup_experiments_list(session)
     if since is not None:
         touched = await q.touched_experiments(session, since)
@@ -283,127 +222,6 @@ async def _compute(
     if not experiments:
         progress("experiments: nothing new", 1, 1)
     return rows, len(experiments) * len(days)
-
-
-async def _funnels(
-    db: Database,
-    session: AsyncSession,
-    window: q.Window,
-    since: datetime | None,
-    progress: Progress,
-    readers: int,
-    run_id: int,
-) -> tuple[int, int]:
-    """Funnel state patched by unit where it belongs to this window, rebuilt where it does not
-    (a full run, a new funnel, a moved window); counts then summed from the state."""
-    experiments = await q.rollup_experiments_list(session)
-    defs = [
-        (exp, funnel_units.FunnelDef(exp.id, exp.key, name, steps))
-        for exp in experiments
-        for name, steps in exp.funnels
-    ]
-    stored = await q.stored_funnels(session, window.days)
-    current = [f for _, f in defs if stored.get((f.experiment_id, f.name)) == (window.end, f.steps)]
-    start = window.start_ts
-    gone = await horizon(session, partitions.EVENTS)
-    if since is None and gone is not None and gone > start:
-        # Retention dropped days of this window: what was computed from them is kept, and the
-        # remaining days are folded in (a set union, so this re-run changes nothing).
-        start = gone
-        since_for_merge: datetime | None = None
-    elif since is None:
-        current = []
-        since_for_merge = None
-    else:
-        since_for_merge = since
-    rebuilt = [f for _, f in defs if f not in current]
-    rows = await q.prune_funnels(session, window.days)
-    defined = {(f.experiment_id, f.name) for _, f in defs}
-    # State goes with its funnel's rows (written together): funnels with rows but no definition.
-    rows += await funnel_units.prune(session, window.days, sorted(set(stored) - defined))
-    fresh = await _rebuild(db, session, window, rebuilt, readers, run_id)
-    merged = await funnel_units.merge(
-        session, window.days, current, start, window.end_ts, since_for_merge
-    )
-    rows += fresh.written + merged.written
-    progress(f"funnels: {fresh.units + merged.units} units re-chained", 1, 2)
-    # Rebuilt funnels are counted from their state; patched ones move their stored counts by
-    # the units whose progress changed (a funnel without rows yet is always rebuilt).
-    counts: dict[tuple[int, str], dict[tuple[str, int], int]] = {}
-    if rebuilt:
-        exact = await funnel_units.reached_counts(
-            session, window.days, sorted({f.experiment_id for f in rebuilt})
-        )
-        for f in rebuilt:
-            counts[(f.experiment_id, f.name)] = _at_least(
-                exact.get((f.experiment_id, f.name), {}), f
-            )
-    if merged.moves:
-        moved = {(m.experiment_id, m.funnel_name) for m in merged.moves}
-        stored_counts = await q.stored_counts(session, window.days, sorted({e for e, _ in moved}))
-        for f in current:
-            if (f.experiment_id, f.name) in moved:
-                counts[(f.experiment_id, f.name)] = _moved(
-                    stored_counts.get((f.experiment_id, f.name), {}), merged.moves, f
-                )
-    changed = [(exp, f) for exp, f in defs if (f.experiment_id, f.name) in counts]
-    for exp, f in changed:
-        rows += await q.write_funnel(
-            session, exp, f.name, f.steps, window, counts[(f.experiment_id, f.name)]
-        )
-    progress("funnels: counts written" if changed else "funnels: nothing new", 2, 2)
-    return rows, fresh.units + merged.units
-
-
-async def _rebuild(
-    db: Database,
-    session: AsyncSession,
-    window: q.Window,
-    funnels: Sequence[funnel_units.FunnelDef],
-    readers: int,
-    run_id: int,
-) -> funnel_units.Patched:
-    """The state of `funnels` rebuilt from the window's raw events: `readers` sessions each
-    chain a share of the units and stage (committed) where it differs from the state, then the
-    job's transaction writes those differences. Measured at 10M events: the funnels job alone
-    9.x s on two sessions, against 17.7 s in one statement."""
-    if not funnels:
-        return funnel_units.Patched(0, 0)
-
-    async def chain(reader: AsyncSession, share: tuple[int, int]) -> funnel_units.Patched:
-        span = (window.start_ts, window.end_ts)
-        return await funnel_units.stage(reader, run_id, window.days, funnels, span, share)
-
-    shares = [(k, readers) for k in range(readers)]
-    staged = await _on_sessions(db, shares, chain, readers, commit=True)
-    written = await funnel_units.apply_stage(session, window.days, run_id)
-    return funnel_units.Patched(written, sum(s.units for s in staged))
-
-
-def _at_least(
-    exact: dict[tuple[str, int], int], funnel: funnel_units.FunnelDef
-) -> dict[tuple[str, int], int]:
-    """Units per (variant, step) from units per (variant, steps reached): k or further."""
-    out: dict[tuple[str, int], int] = {}
-    for (variant, reached), n in exact.items():
-        for k in range(1, min(reached, len(funnel.steps)) + 1):
-            out[(variant, k)] = out.get((variant, k), 0) + n
-    return out
-
-
-def _moved(
-    stored: dict[tuple[str, int], int],
-    moves: Sequence[funnel_units.Move],
-    funnel: funnel_units.FunnelDef,
-) -> dict[tuple[str, int], int]:
-    """Stored units per (variant, step), plus the units that moved past each step."""
-    out = {key: n for key, n in stored.items() if n}
-    for m in moves:
-        if (m.experiment_id, m.funnel_name) != (funnel.experiment_id, funnel.name):
-            continue
-        for k in range(m.was + 1, min(m.reached, len(funnel.steps)) + 1):
-            out[(m.variant_key, k)] = out.get((m.variant_key, k), 0) + m.units
-    return out
 
 
 async def run_rollups(
