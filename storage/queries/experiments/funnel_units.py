@@ -140,9 +140,12 @@ _STAGE_DIFF = """
 SELECT (SELECT count(*) FROM staged) AS staged, (SELECT count(*) FROM fresh) AS units
 """
 
-# New rows are plain inserts in key order (the readers saw no row, and no one else writes the
-# state while the job's lock is held): at 10M events a first build's 400,000 rows took 6.1 s
-# as ON CONFLICT upserts in hash order.
+# New rows are plain inserts (the readers saw no row, and no one else writes the state while
+# the job's lock is held), in the index's key order (funnel names compared bytewise: cheaper,
+# and only whole funnels' blocks can come out in another order). At 10M events a first build's
+# 400,000 rows take 2.8 s: 1.0 s of it the experiment foreign key's checks, 0.9 s the sort,
+# which the index then repays (unsorted, the inserts take as long); as ON CONFLICT upserts in
+# hash order they took 6.1 s.
 _APPLY_SQL = """
 WITH staged AS (
     SELECT experiment_id, funnel_name, unit_id, variant_key, reached, reached_at, was
@@ -152,7 +155,7 @@ WITH staged AS (
         (window_days, experiment_id, funnel_name, unit_id, variant_key, reached, reached_at)
     SELECT :wd, experiment_id, funnel_name, unit_id, variant_key, reached, reached_at
     FROM staged WHERE was IS NULL
-    ORDER BY experiment_id, funnel_name, unit_id, variant_key
+    ORDER BY experiment_id, funnel_name COLLATE "C", unit_id, variant_key
     RETURNING 1
 ), changed AS (
     UPDATE rollup_funnel_unit r SET reached = g.reached, reached_at = g.reached_at
