@@ -70,7 +70,8 @@ class EngineSettings(BaseSettings):
     rollup_readers: int = Field(default=2, ge=1, le=32)
     """Sessions a rollup reads raw events with at once (daily rows a day each, a full funnel
     run a share of the units each): one per core of the database machine (Postgres runs each
-    statement on one core)."""
+    statement on one core). A full run holds up to 3 + 2 * this many of the process's pooled
+    connections (DB_POOL_SIZE, twice that with overflow)."""
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     """The engine's Prometheus /metrics port; 0 = off."""
     metrics_host: str = "127.0.0.1"

@@ -5,7 +5,11 @@ events that arrived (`funnel_units.merge`); any other (a full run, a new funnel,
 is rebuilt from the window's raw events, its units in shares on several sessions
 (`funnel_units.stage`, then `apply_stage` in the job's transaction). Rebuilt funnels are
 counted from their state; patched ones move their stored counts by the units whose progress
-changed. Everything written goes through the job's transaction (the caller's).
+changed. The state and the counts are written in the job's transaction (the caller's); only
+the stage is written by the reader sessions, each committing its own rows, which the job's
+transaction then reads (a failed job leaves them to be ignored and deleted by the next run).
+Readers may see events committed after the job's watermark: they were received after it, so
+the next incremental run reads them again, and a re-chain that includes them changes nothing.
 """
 
 from __future__ import annotations
@@ -42,12 +46,17 @@ async def run_funnels(
     ]
     stored = await q.stored_funnels(session, window.days)
     current = [f for _, f in defs if stored.get((f.experiment_id, f.name)) == (window.end, f.steps)]
+    # Retention dropped the days before `gone`: what was computed from them is kept, and a
+    # patch never reads before it (a re-chain reads its unit's raw events from its earliest new
+    # one on, and a late event dated in a dropped day, parked in the DEFAULT partition until
+    # maintenance, would re-chain its unit over days that are gone).
     start = window.start_ts
     gone = await horizon(session, partitions.EVENTS)
-    if since is None and gone is not None and gone > start:
-        # Retention dropped days of this window: what was computed from them is kept, and the
-        # remaining days are folded in (a set union, so this re-run changes nothing).
+    if gone is not None and gone > start:
         start = gone
+    if since is None and start > window.start_ts:
+        # A full run whose window retention cut: the remaining days are folded into the
+        # stored progress (a re-run changes nothing).
         since_for_merge: datetime | None = None
     elif since is None:
         current = []

@@ -5,8 +5,9 @@ unit): building them was most of a full funnel run (at 10M events, 15 of 34 s in
 statement: a join of every step event with its unit's chain, a DISTINCT and a sort per unit).
 `reached_at` (t_1 … t_reached) is all a late event needs: chain times before its own time
 cannot change, and the chain goes on from the raw events at and after it
-(storage/queries/experiments/funnel_units.py). The upgrade keeps every row (`reached` and
-`reached_at` mean what they meant). Derived state: the downgrade empties the table and the
+(storage/queries/experiments/funnel_units.py). The upgrade keeps every row of a unit that
+reached step 1 (`reached` and `reached_at` mean what they meant); units that did not have no
+row now. Derived state: the downgrade empties the table and the
 funnel counts, so the next run rebuilds both from the event log.
 
 `rollup_funnel_stage` is where a full run's sessions (one per share of the units) put the
@@ -31,6 +32,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # Units with step events but no step 1 had a row (reached 0, every time kept); now they
+    # have none, and a step-1 event of a unit without a row re-chains it.
+    op.execute("DELETE FROM rollup_funnel_unit WHERE reached = 0")
     op.drop_column("rollup_funnel_unit", "steps")
     op.drop_column("rollup_funnel_unit", "times")
     op.create_table(

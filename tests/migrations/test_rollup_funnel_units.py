@@ -60,11 +60,30 @@ async def _seed_state(url: str) -> None:
             "ARRAY[now() - interval '2 hours', now() - interval '1 hour'])",
             exp,
         )
+        # A unit with a later step's event but no step 1: 0016 kept a row, 0017 keeps none.
+        await conn.execute(
+            "INSERT INTO rollup_funnel_unit (window_days, experiment_id, funnel_name, unit_id, "
+            "variant_key, reached, steps, times, reached_at) VALUES (7, $1, 'f', 'u2', 'v1', 0, "
+            "'{2}', ARRAY[now()], '{}')",
+            exp,
+        )
         await conn.execute(
             "INSERT INTO rollup_funnel (window_days, experiment_id, funnel_name, variant_key, "
             "step, window_end, step_name, units) VALUES (7, $1, 'f', 'v1', 1, current_date, "
             "'open', 1)",
             exp,
+        )
+    finally:
+        await conn.close()
+
+
+async def _persistence(url: str) -> str:
+    conn = await asyncpg.connect(plain_dsn(url))
+    try:
+        return str(
+            await conn.fetchval(
+                "SELECT relpersistence::text FROM pg_class WHERE relname = 'rollup_funnel_stage'"
+            )
         )
     finally:
         await conn.close()
@@ -92,6 +111,9 @@ def test_0017_keeps_the_chain_times_and_its_downgrade_empties_the_derived_state(
     columns: dict[str, str | None] = {}
     _outside_loop(lambda: columns.update(asyncio.run(_collations(scratch_url))))
     assert "steps" not in columns and "times" not in columns
+    persistence: list[str] = []
+    _outside_loop(lambda: persistence.append(asyncio.run(_persistence(scratch_url))))
+    assert persistence == ["u"]  # the stage is unlogged
     state: list[tuple[int, int]] = []
     _outside_loop(lambda: state.extend(asyncio.run(_state(scratch_url))))
     assert state == [(2, 2), (-1, 1)]

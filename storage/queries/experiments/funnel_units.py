@@ -6,13 +6,17 @@ t_1 = min E_1 and t_k = min { e in E_k : e >= t_(k-1) }; the unit reached step k
 exists. A row keeps `reached` and the chain times `reached_at` = t_1 … t_reached; a unit that
 never reached step 1 has no row.
 
-Invariant: within one window events are only added (late ones). Then every t_k can only move
-earlier, so with t0 a unit's earliest new event: its chain times before t0 stay, and the step
-after them has no event between its previous time and t0 (else that event would have been its
-time already). Hence a unit's new progress is its stored prefix before t0, chained on over its
-raw events at and after t0 (`merge`): a late event re-chains only its unit, and the result
-equals a chain over all the window's raw events (`stage`). A new event of a reached step at
-or after that step's time changes nothing; it re-chains nothing.
+Invariant: within one window events are only added (late ones), and the raw events from the
+retention horizon on stay (the caller never patches from before it). Then every t_k can only
+move earlier, so with t0 a unit's earliest new event: its chain times before t0 stay, and the
+step after them has no event between its previous time and t0 (else that event would have been
+its time already). Hence a unit's new progress is its stored prefix before t0, chained on over
+its raw events at and after t0 (`merge`): a late event re-chains only its unit, and the result
+equals a chain over all the window's raw events (`stage`). Only a new event that can move the
+chain alone re-chains its unit: a step-1 event of a unit without progress, an event of a
+reached step before that step's time, one of the next step at or after the last chain time.
+Any other can only matter once one of those moved the chain to at or before it, and it is
+then among the raw events read from t0 on.
 
 Costs: a rebuild (`stage` on a share of the units, on several sessions at once, then
 `apply_stage`) is one scan of the window's events per share for every funnel at once (a hash
@@ -119,8 +123,8 @@ _MERGE_DIFF = """
 
 # A rebuild compares each share's rows with the state in its own session (one hash full join)
 # and stages the differences: a row to add (`was` NULL), to change, or (reached NULL) to
-# delete. The job's
-# transaction then only writes them (at 10M events the comparison is 1.5 s of one core).
+# delete. The job's transaction then only writes them (at 10M events the comparison is 1.5 s
+# of one core).
 _STAGE_DIFF = """
 , cur AS (
     SELECT r.experiment_id, r.funnel_name, r.unit_id, r.variant_key, r.reached, r.reached_at
@@ -175,11 +179,10 @@ SELECT (SELECT count(*) FROM added) + (SELECT count(*) FROM changed)
      + (SELECT count(*) FROM gone) AS written
 """
 
-# A new step-k event at or after the unit's stored step-k time changes nothing (t_k stays the
-# least qualifying time): only units with another kind of new event are re-chained (`st`), and
-# most late events of a busy window are of that first kind. A re-chained unit keeps its chain
-# times before its earliest such event (t0) and goes on from the raw events at and after t0:
-# an event before t0 of the step after that prefix would have been its time already.
+# Most late events of a busy window cannot move their unit's chain alone (a step already
+# reached, at or after its time, say): only units with one that can are re-chained (`st`; see
+# the module's docstring), keeping their chain times before its time (t0) and going on from
+# the raw events at and after t0.
 _MERGE_SOURCE = """
 , arrived AS MATERIALIZED ({events}
 ), touched AS MATERIALIZED (
@@ -190,7 +193,9 @@ _MERGE_SOURCE = """
     LEFT JOIN rollup_funnel_unit u ON u.window_days = :wd
          AND u.experiment_id = fl.experiment_id AND u.funnel_name = fl.funnel_name
          AND u.unit_id = n.unit_id AND u.variant_key = n.variant_key
-    WHERE u.unit_id IS NULL OR n.step > u.reached OR n.t < u.reached_at[n.step]
+    WHERE (u.unit_id IS NULL AND n.step = 1)
+       OR (n.step <= u.reached AND n.t < u.reached_at[n.step])
+       OR (n.step = u.reached + 1 AND (u.reached = 0 OR n.t >= u.reached_at[u.reached]))
     GROUP BY n.fid, n.unit_id, n.variant_key, u.reached_at
 ), st AS MATERIALIZED (
     SELECT u.*, CAST((SELECT count(*) FROM unnest(u.at) AS x(t) WHERE x.t < u.t0) AS integer)
@@ -315,11 +320,14 @@ async def stage(
 
 
 async def apply_stage(session: AsyncSession, window_days: int, run_id: int) -> int:
-    """Write the differences staged under `run_id` into the state, then empty the stage: this
-    run's rows, and any that a failed run's sessions committed before it failed (one funnels
-    run at a time: the caller holds the job's lock). Returns the state rows written."""
+    """Write the differences staged under `run_id` into the state, then drop this run's rows
+    and any that an earlier, failed run's sessions committed before it failed (run ids grow;
+    one funnels run at a time, whatever its window: the caller holds the job's lock, taken
+    before its readers start). Returns the state rows written."""
     written = await session.scalar(text(_APPLY_SQL), {"wd": window_days, "run": run_id})
-    await session.execute(text("DELETE FROM rollup_funnel_stage"))
+    await session.execute(
+        text("DELETE FROM rollup_funnel_stage WHERE run_id <= :run"), {"run": run_id}
+    )
     return int(written or 0)
 
 
