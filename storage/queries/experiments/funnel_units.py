@@ -125,23 +125,27 @@ _MERGE_DIFF = """
 # and stages the differences: a row to add (`was` NULL), to change, or (reached NULL) to
 # delete. The job's transaction then only writes them (at 10M events the comparison is 1.5 s
 # of one core).
-_STAGE_DIFF = """
+_PAIRS = """
 , cur AS (
     SELECT r.experiment_id, r.funnel_name, r.unit_id, r.variant_key, r.reached, r.reached_at
     FROM rollup_funnel_unit r JOIN fl USING (experiment_id, funnel_name)
     WHERE r.window_days = :wd AND (hashtext(r.unit_id) & 2147483647) % :shares = :share
-), pair AS (
+), pair AS MATERIALIZED (
     SELECT experiment_id, funnel_name, unit_id, variant_key, n.reached, n.reached_at,
            c.reached AS was, c.reached_at AS was_at
     FROM fresh n FULL JOIN cur c USING (experiment_id, funnel_name, unit_id, variant_key)
-), staged AS (
+    WHERE (n.reached, n.reached_at) IS DISTINCT FROM (c.reached, c.reached_at)
+)"""
+
+_STAGE_TAIL = """
+, staged AS (
     INSERT INTO rollup_funnel_stage
         (run_id, experiment_id, funnel_name, unit_id, variant_key, reached, reached_at, was)
     SELECT :run, experiment_id, funnel_name, unit_id, variant_key, reached, reached_at, was
-    FROM pair WHERE (reached, reached_at) IS DISTINCT FROM (was, was_at)
+    FROM pair
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM staged) AS staged, (SELECT count(*) FROM fresh) AS units
+SELECT (SELECT count(*) FROM staged) AS written, (SELECT count(*) FROM fresh) AS units
 """
 
 # New rows are plain inserts (the readers saw no row, and no one else writes the state while
@@ -150,34 +154,41 @@ SELECT (SELECT count(*) FROM staged) AS staged, (SELECT count(*) FROM fresh) AS 
 # 400,000 rows take 2.8 s: 1.0 s of it the experiment foreign key's checks, 0.9 s the sort,
 # which the index then repays (unsorted, the inserts take as long); as ON CONFLICT upserts in
 # hash order they took 6.1 s.
-_APPLY_SQL = """
-WITH staged AS (
-    SELECT experiment_id, funnel_name, unit_id, variant_key, reached, reached_at, was
-    FROM rollup_funnel_stage WHERE run_id = :run
-), added AS (
+_WRITES = """
+, added AS (
     INSERT INTO rollup_funnel_unit
         (window_days, experiment_id, funnel_name, unit_id, variant_key, reached, reached_at)
     SELECT :wd, experiment_id, funnel_name, unit_id, variant_key, reached, reached_at
-    FROM staged WHERE was IS NULL
+    FROM {source} WHERE was IS NULL
     ORDER BY experiment_id, funnel_name COLLATE "C", unit_id, variant_key
     RETURNING 1
 ), changed AS (
     UPDATE rollup_funnel_unit r SET reached = g.reached, reached_at = g.reached_at
-    FROM staged g
+    FROM {source} g
     WHERE g.was IS NOT NULL AND g.reached IS NOT NULL AND r.window_days = :wd
       AND r.experiment_id = g.experiment_id AND r.funnel_name = g.funnel_name
       AND r.unit_id = g.unit_id AND r.variant_key = g.variant_key
     RETURNING 1
 ), gone AS (
-    DELETE FROM rollup_funnel_unit r USING staged g
+    DELETE FROM rollup_funnel_unit r USING {source} g
     WHERE g.reached IS NULL AND r.window_days = :wd AND r.experiment_id = g.experiment_id
       AND r.funnel_name = g.funnel_name AND r.unit_id = g.unit_id
       AND r.variant_key = g.variant_key
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM added) + (SELECT count(*) FROM changed)
-     + (SELECT count(*) FROM gone) AS written
+     + (SELECT count(*) FROM gone) AS written{units}
 """
+
+_STAGED = """
+WITH staged AS (
+    SELECT experiment_id, funnel_name, unit_id, variant_key, reached, reached_at, was
+    FROM rollup_funnel_stage WHERE run_id = :run
+)"""
+_APPLY_SQL = _STAGED + _WRITES.format(source="staged", units="")
+
+# A funnel never counted for this window: its share's rows go straight into the state.
+_DIRECT_TAIL = _WRITES.format(source="pair", units=", (SELECT count(*) FROM fresh) AS units")
 
 # Most late events of a busy window cannot move their unit's chain alone (a step already
 # reached, at or after its time, say): only units with one that can are re-chained (`st`; see
@@ -286,14 +297,17 @@ async def stage(
     funnels: Sequence[FunnelDef],
     span: tuple[datetime, datetime],
     share: tuple[int, int],
+    *,
+    direct: bool = False,
 ) -> Patched:
     """Chain the units of `share` = (k, n), the k-th of n by a hash of the unit id, over the
     raw events in `span` = [start, end), for every funnel at once, and stage under `run_id`
-    the rows that differ from the state (`apply_stage` writes them).
+    the rows that differ from the state (`apply_stage` writes them). `direct`: write them into
+    the state instead, for funnels never counted for this window (see `_rebuild`).
 
     The shares go on n sessions at once: a statement runs on one core of Postgres, and the
     chain's joins and aggregates are most of the funnels' cost (each share scans the window's
-    events: 1.6 s of its 8 s at 10M events). Returns the rows staged and the units chained."""
+    events: 1.6 s of its 8 s at 10M events). Returns the rows written and units chained."""
     if not funnels:
         return Patched(0, 0)
     steps = max(len(f.steps) for f in funnels)
@@ -301,34 +315,41 @@ async def stage(
         "e.occurred_at >= :start AND e.occurred_at < :end "
         "AND (hashtext(e.unit_id) & 2147483647) % :shares = :share"
     )
+    tail = _DIRECT_TAIL if direct else _STAGE_TAIL
     sql = (
         f"WITH {_FUNNELS_CTE}, ev AS ({_EVENTS.format(where=where)})"
-        f"{_chain(steps, seeded=False)}{_STAGE_DIFF}"
+        f"{_chain(steps, seeded=False)}{_PAIRS}{tail}"
     )
     params = {
         **_funnel_params(funnels),
         "wd": window_days,
         "start": span[0],
         "end": span[1],
-        "run": run_id,
         "share": share[0],
         "shares": share[1],
     }
+    if not direct:
+        params["run"] = run_id
     await _hash_joins_only(session)
     row = (await session.execute(text(sql), params)).one()
-    return Patched(int(row.staged), int(row.units))
+    return Patched(int(row.written), int(row.units))
 
 
 async def apply_stage(session: AsyncSession, window_days: int, run_id: int) -> int:
-    """Write the differences staged under `run_id` into the state, then drop this run's rows
-    and any that an earlier, failed run's sessions committed before it failed (run ids grow;
-    one funnels run at a time, whatever its window: the caller holds the job's lock, taken
-    before its readers start). Returns the state rows written."""
+    """Write the differences staged under `run_id` into the state (then `drop_staged`).
+    Returns the state rows written."""
     written = await session.scalar(text(_APPLY_SQL), {"wd": window_days, "run": run_id})
+    await drop_staged(session, run_id)
+    return int(written or 0)
+
+
+async def drop_staged(session: AsyncSession, run_id: int) -> None:
+    """Drop this run's staged rows and any that an earlier, failed run's sessions committed
+    before it failed (run ids grow; one funnels run at a time, whatever its window: the caller
+    holds the job's lock, taken before its readers start)."""
     await session.execute(
         text("DELETE FROM rollup_funnel_stage WHERE run_id <= :run"), {"run": run_id}
     )
-    return int(written or 0)
 
 
 async def merge(

@@ -337,6 +337,7 @@ async def test_rows_a_failed_run_staged_never_reach_the_state(
     events = [event(u, n, now - timedelta(hours=3)) for u in variants for n in STEPS[:2]]
     await _post(client, events)
     window = window_for(7, now.date())
+    await run_rollups(db, window, [Job.FUNNELS])  # counted: the next full run goes by the stage
     # An earlier run (ids start at 1) whose sessions staged rows, then failed before writing
     # them: a unit that does not exist, and u1 with more steps than it reached.
     async with db.transaction() as session:
@@ -344,14 +345,44 @@ async def test_rows_a_failed_run_staged_never_reach_the_state(
         await session.execute(
             text(
                 "INSERT INTO rollup_funnel_stage (run_id, experiment_id, funnel_name, unit_id, "
-                "variant_key, reached, reached_at) VALUES "
-                "(0, :e, 'buy', 'ghost', 'control', 3, ARRAY[now(), now(), now()]), "
-                "(0, :e, 'buy', 'u1', 'control', 3, ARRAY[now(), now(), now()])"
+                "variant_key, reached, reached_at, was) VALUES "
+                "(0, :e, 'buy', 'ghost', 'control', 3, ARRAY[now(), now(), now()], NULL), "
+                "(0, :e, 'buy', 'u1', 'control', 3, ARRAY[now(), now(), now()], 2)"
             ),
             {"e": exp_id},
         )
-    await run_rollups(db, window, [Job.FUNNELS])
+    full = await run_rollups(db, window, [Job.FUNNELS])
+    assert full.results[0].rows_written == 0
     assert await _counts(db) == _expected(events, variants)
     assert {u for u, _, _ in await _state(db)} == set(variants)
     async with db.session() as session:
         assert await session.scalar(text("SELECT count(*) FROM rollup_funnel_stage")) == 0
+
+
+async def test_a_first_build_that_failed_after_writing_the_state_is_rebuilt_against_it(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    """A first build's sessions write the state themselves: if its job then failed, the funnel
+    has no counts, so the next run, even incremental, rebuilds it against that state."""
+    await make_experiment(db, "first", funnels=FUNNEL)
+    now = datetime.now(UTC).replace(microsecond=0)
+    variants = await _units(client, 5)
+    events = [event(u, n, now - timedelta(hours=2)) for u in variants for n in STEPS]
+    await _post(client, events)
+    window = window_for(7, now.date())
+    # What the failed build left: a unit that never was, and u1 with less than it reached.
+    async with db.transaction() as session:
+        exp_id = await session.scalar(text("SELECT id FROM experiment WHERE key = 'first'"))
+        await session.execute(
+            text(
+                "INSERT INTO rollup_funnel_unit (window_days, experiment_id, funnel_name, "
+                "unit_id, variant_key, reached, reached_at) VALUES "
+                "(7, :e, 'buy', 'ghost', 'control', 1, ARRAY[now()]), "
+                "(7, :e, 'buy', 'u1', :v, 1, ARRAY[now()])"
+            ),
+            {"e": exp_id, "v": variants["u1"]},
+        )
+    report = await run_rollups(db, window, [Job.FUNNELS], incremental=True)
+    assert report.results[0].units_of_work == 5
+    assert await _counts(db) == _expected(events, variants)
+    assert await _state(db) == [(u, 3, 3) for u in sorted(variants)]
