@@ -59,6 +59,19 @@ async def _received_earlier(db: Database) -> None:
         )
 
 
+async def _retention_drops_before(db: Database, cut: datetime) -> None:
+    """The raw events before `cut` go, as engine maintenance records it."""
+    async with db.transaction() as session:
+        await session.execute(text("DELETE FROM event_log WHERE occurred_at < :t"), {"t": cut})
+        await session.execute(
+            text(
+                "INSERT INTO retention_horizon (table_name, dropped_before) "
+                "VALUES ('event_log', :t)"
+            ),
+            {"t": cut},
+        )
+
+
 async def _units(client: httpx.AsyncClient, n: int) -> dict[str, str]:
     variants = {}
     for i in range(n):
@@ -190,15 +203,7 @@ async def test_retention_keeps_funnels_computed_from_dropped_days(
 
     # Retention drops the days before three days ago (as engine maintenance records it).
     cut = now - timedelta(days=3)
-    async with db.transaction() as session:
-        await session.execute(text("DELETE FROM event_log WHERE occurred_at < :t"), {"t": cut})
-        await session.execute(
-            text(
-                "INSERT INTO retention_horizon (table_name, dropped_before) "
-                "VALUES ('event_log', :t)"
-            ),
-            {"t": cut},
-        )
+    await _retention_drops_before(db, cut)
     full = await run_rollups(db, window, [Job.FUNNELS])
     assert full.results[0].rows_written == 0
     assert full.checksums == first.checksums
@@ -312,15 +317,7 @@ async def test_a_late_event_dated_before_the_retention_horizon_keeps_the_progres
     assert sum(n for (_, k), n in before.items() if k == 2) == 4
 
     cut = now - timedelta(days=3)
-    async with db.transaction() as session:
-        await session.execute(text("DELETE FROM event_log WHERE occurred_at < :t"), {"t": cut})
-        await session.execute(
-            text(
-                "INSERT INTO retention_horizon (table_name, dropped_before) "
-                "VALUES ('event_log', :t)"
-            ),
-            {"t": cut},
-        )
+    await _retention_drops_before(db, cut)
     # A step-1 event a minute before u0's first: it would move u0's t1, and its form is gone.
     await _post(client, [event("u0", "open", old - timedelta(minutes=1))])
     await run_rollups(db, window, [Job.FUNNELS], incremental=True)
