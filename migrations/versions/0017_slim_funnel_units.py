@@ -7,8 +7,8 @@ statement: a join of every step event with its unit's chain, a DISTINCT and a so
 cannot change, and the chain goes on from the raw events at and after it
 (storage/queries/experiments/funnel_units.py). The upgrade keeps every row of a unit that
 reached step 1 (`reached` and `reached_at` mean what they meant); units that did not have no
-row now. Derived state: the downgrade empties the table and the
-funnel counts, so the next run rebuilds both from the event log.
+row now. Derived state: the downgrade empties the table and the funnel counts, so the next
+run rebuilds both from the event log.
 
 `rollup_funnel_stage` is where a full run's sessions (one per share of the units) put the
 rebuilt rows that differ from the state, for the run's own transaction to write. Unlogged,

@@ -8,24 +8,24 @@ never reached step 1 has no row.
 
 Invariant: within one window events are only added (late ones), and the raw events from the
 retention horizon on stay (the caller never patches from before it). Then every t_k can only
-move earlier, so with t0 a unit's earliest new event: its chain times before t0 stay, and the
-step after them has no event between its previous time and t0 (else that event would have been
-its time already). Hence a unit's new progress is its stored prefix before t0, chained on over
-its raw events at and after t0 (`merge`): a late event re-chains only its unit, and the result
-equals a chain over all the window's raw events (`stage`). Only a new event that can move the
-chain alone re-chains its unit: a step-1 event of a unit without progress, an event of a
-reached step before that step's time, one of the next step at or after the last chain time.
-Any other can only matter once one of those moved the chain to at or before it, and it is
-then among the raw events read from t0 on.
+move earlier, so with t0 the earliest of a unit's new events that can move its chain (below):
+its chain times before t0 stay, and the step after them has no event between its previous time
+and t0 (else that event would have been its time already). Hence a unit's new progress is its
+stored prefix before t0, chained on over its raw events at and after t0 (`merge`): a late event
+re-chains only its unit, and the result equals a chain over all the window's raw events
+(`stage`). Only a new event that can move the chain alone re-chains its unit: a step-1 event of
+a unit without progress, an event of a reached step before that step's time, one of the next
+step at or after the last chain time. Any other can only matter once one of those moved the
+chain to at or before it, and it is then among the raw events read from t0 on.
 
 Costs: a rebuild (`stage` on a share of the units, on several sessions at once, then
-`apply_stage`) is one scan of the window's events per share for every funnel at once (a hash
-join of event names on the funnels' step names, one JSONB lookup per candidate pair), a hash
-aggregate per step over the candidates and one row per (funnel, unit). `merge` reads the
-events received since a watermark (BRIN on received_at), the rows of their units, and the
-raw events of the units it re-chains from their earliest new event's day on (one scan of
-those days' partitions). Both write only rows that change (a re-run writes nothing); neither
-commits.
+`apply_stage`; a first build writes from the sessions directly) is one scan of the window's
+events per share for every funnel at once (a hash join of event names on the funnels' step
+names, one JSONB lookup per candidate pair), a hash aggregate per step over the candidates and
+one row per (funnel, unit). `merge` reads the events received since a watermark (BRIN on
+received_at), the rows of their units, and the raw events of the units it re-chains from their
+earliest new event's day on (one scan of those days' partitions). Both write only rows that
+change (a re-run writes nothing); neither commits.
 """
 
 from __future__ import annotations
