@@ -136,12 +136,13 @@ async def _rebuild(
 
     shares = [(k, readers) for k in range(readers)]
     done = await on_sessions(db, shares, chain, readers, commit=True)
-    units = sum(d.units for d in done)
     if direct:
-        await funnel_units.drop_staged(session, run_id)
-        return funnel_units.Patched(sum(d.written for d in done), units)
-    written = await funnel_units.apply_stage(session, window.days, run_id)
-    return funnel_units.Patched(written, units)
+        written = sum(d.written for d in done)
+    else:
+        written = await funnel_units.apply_stage(session, window.days, run_id)
+    # Either way, what this run or a failed earlier one left in the stage goes.
+    await funnel_units.drop_staged(session, run_id)
+    return funnel_units.Patched(written, sum(d.units for d in done))
 
 
 def _at_least(

@@ -336,10 +336,9 @@ async def stage(
 
 
 async def apply_stage(session: AsyncSession, window_days: int, run_id: int) -> int:
-    """Write the differences staged under `run_id` into the state (then `drop_staged`).
-    Returns the state rows written."""
+    """Write the differences staged under `run_id` into the state. Returns the state rows
+    written."""
     written = await session.scalar(text(_APPLY_SQL), {"wd": window_days, "run": run_id})
-    await drop_staged(session, run_id)
     return int(written or 0)
 
 
